@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Talking-face videos -> 96x96 gray mouth ROIs (25 fps) + 16 kHz wavs, Kaldi-style lists.
+
+Examples::
+
+    # everything here, 4 jobs at 2 processes, then merge:
+    python -m espnet_usr2.bin.usr2_prepare_roi --input data/train/video_src.scp \\
+        --outdir dump/roi/train --text data/train/text --nj 4 --nproc 2
+
+    # one job of a cluster array (JOB = 1..N), then merge once all are done:
+    python -m espnet_usr2.bin.usr2_prepare_roi --input list --outdir D --nj N --job JOB
+    python -m espnet_usr2.bin.usr2_prepare_roi --input list --outdir D --nj N --merge
+
+Outputs in ``--outdir``: ``video.scp``, ``wav.scp``, ``utt2num_frames``, ``text`` (with
+``--text``) and ``skipped.tsv`` (uttid, path, reason, detail), all sorted by uttid.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from typing import List, Optional
+
+from espnet_usr2.prep.roi_pipeline import RoiConfig, merge, prepare_all, run_job, run_shard_list
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`RoiConfig` field, with its default and documented meaning."""
+    group = parser.add_argument_group("extraction")
+    helps = {
+        "crop_size": "side of the square mouth crop (pixels)",
+        "eye_span_px": "outer-eye-corner distance of the canonical face in crop pixels (sets the zoom)",
+        "smooth_window": "frames in the centred moving average over landmarks",
+        "center_window": "frames over which the crop centre is averaged",
+        "max_gap": "longest run of frames without a face that is interpolated; longer runs skip the file",
+        "max_av_mismatch": "seconds audio and video lengths may differ before the file is skipped",
+        "max_truncation": "seconds of the declared video duration that may fail to decode",
+        "landmark_tolerance": "frames precomputed landmarks may differ from the video by",
+        "roi_format": "ROI file format: mkv (lossless FFV1), npz or npy",
+        "min_detection_confidence": "MediaPipe face detection threshold",
+        "decoder_threads": "video decoder threads per job",
+        "frame_cache_mb": "decoded frames kept in memory per job; longer clips are decoded twice",
+    }
+    for field in dataclasses.fields(RoiConfig):
+        group.add_argument(f"--{field.name}", type=type(field.default), default=field.default, help=helps[field.name])
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="Kaldi-style list: 'uttid path-to-video' per line")
+    parser.add_argument("--outdir", required=True, help="output directory (lists, roi/, wav/, split*/)")
+    parser.add_argument("--landmarks", default=None, help="optional 'uttid path-to-landmarks' list (pickle/npy/npz); "
+                        "without it MediaPipe face mesh runs on every frame")
+    parser.add_argument("--text", default=None, help="optional Kaldi text; utterances missing from it or with an "
+                        "empty transcript are skipped")
+    parser.add_argument("--nj", type=int, default=1, help="number of jobs the sorted input is split into")
+    parser.add_argument("--job", type=int, default=None, help="run only this job (1-based) and do not merge")
+    parser.add_argument("--shard_list", nargs="+", default=None, help="explicit shard(s): files of uttids; "
+                        "each is processed into outdir/split_lists/<name> (or merged with --merge)")
+    parser.add_argument("--merge", action="store_true", help="only merge finished jobs / shard lists into outdir")
+    parser.add_argument("--nproc", type=int, default=1, help="processes when running all jobs here")
+    parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _config_arguments(parser)
+    return parser
+
+
+def main(cmd: Optional[List[str]] = None) -> int:
+    args = get_parser().parse_args(cmd)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = RoiConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RoiConfig)}).validate()
+    if args.job is not None and not 1 <= args.job <= args.nj:
+        raise SystemExit(f"--job must be in 1..{args.nj}")
+    if args.merge:
+        summary = merge(args.input, args.outdir, nj=args.nj, shard_lists=args.shard_list)
+    elif args.shard_list:
+        for shard_list in args.shard_list:
+            processed, skipped = run_shard_list(args.input, args.outdir, cfg, shard_list, args.landmarks, args.text)
+            print(f"shard {shard_list}: {len(processed)} processed, {len(skipped)} skipped")
+        return 0
+    elif args.job is not None:
+        processed, skipped = run_job(args.input, args.outdir, cfg, args.nj, args.job, args.landmarks, args.text)
+        print(f"job {args.job}/{args.nj}: {len(processed)} processed, {len(skipped)} skipped")
+        return 0
+    else:
+        summary = prepare_all(args.input, args.outdir, cfg, args.nj, args.nproc, args.landmarks, args.text)
+    print(summary.format())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The shared attention decoder with per-modality (or shared) output projections.
+
+ESPnet's ``TransformerDecoder`` (absolute positions, pre-LN) computes the hidden states;
+this subclass replaces its single output layer by one projection per modality when
+``per_modality_output`` is true (USR keeps modality-specific heads), or one shared head.
+
+``modality`` selects the head in :meth:`forward` and :meth:`forward_one_step`. It may also
+be a sequence of modality names when the batch is the concatenation of equally sized
+chunks, one per modality (the model runs the three streams through the decoder at once).
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
+from torch import nn
+
+from espnet_usr2.model.modalities import AUDIOVISUAL, MODALITIES, canonical_modality
+
+ModalitySpec = Union[str, Sequence[str]]
+SHARED_HEAD = "shared"
+
+
+class USR2TransformerDecoder(TransformerDecoder):
+    def __init__(
+        self,
+        vocab_size: int,
+        encoder_output_size: int,
+        attention_heads: int = 8,
+        linear_units: int = 2048,
+        num_blocks: int = 6,
+        dropout_rate: float = 0.1,
+        positional_dropout_rate: float = 0.1,
+        self_attention_dropout_rate: float = 0.1,
+        src_attention_dropout_rate: float = 0.1,
+        layer_drop_rate: float = 0.0,
+        per_modality_output: bool = True,
+        default_modality: str = AUDIOVISUAL,
+    ):
+        super().__init__(
+            vocab_size=vocab_size,
+            encoder_output_size=encoder_output_size,
+            attention_heads=attention_heads,
+            linear_units=linear_units,
+            num_blocks=num_blocks,
+            dropout_rate=dropout_rate,
+            positional_dropout_rate=positional_dropout_rate,
+            self_attention_dropout_rate=self_attention_dropout_rate,
+            src_attention_dropout_rate=src_attention_dropout_rate,
+            use_output_layer=False,
+            layer_drop_rate=layer_drop_rate,
+            use_flash_attn=False,
+        )
+        self.vocab_size = vocab_size
+        self.per_modality_output = per_modality_output
+        head_names = MODALITIES if per_modality_output else (SHARED_HEAD,)
+        self.output_layers = nn.ModuleDict({m: nn.Linear(encoder_output_size, vocab_size) for m in head_names})
+        # the head that ESPnet's scorer interface (score / batch_score) uses
+        self.default_modality = canonical_modality(default_modality)
+
+    def output_head(self, modality: Optional[str]) -> nn.Linear:
+        """The output projection used for ``modality`` (None: ``default_modality``)."""
+        if not self.per_modality_output:
+            return self.output_layers[SHARED_HEAD]
+        return self.output_layers[canonical_modality(modality or self.default_modality)]
+
+    def project(self, hidden: torch.Tensor, modality: Optional[ModalitySpec]) -> torch.Tensor:
+        """Hidden states -> logits; a sequence of modalities splits the batch into chunks."""
+        if modality is None or isinstance(modality, str):
+            return self.output_head(modality)(hidden)
+        chunks = hidden.chunk(len(modality), dim=0)
+        if len(chunks) != len(modality) or any(c.size(0) != chunks[0].size(0) for c in chunks):
+            raise ValueError(f"batch of {hidden.size(0)} cannot be split into {len(modality)} equal modality chunks")
+        return torch.cat([self.output_head(m)(c) for m, c in zip(modality, chunks)], dim=0)
+
+    def forward(
+        self,
+        hs_pad: torch.Tensor,
+        hlens: torch.Tensor,
+        ys_in_pad: torch.Tensor,
+        ys_in_lens: torch.Tensor,
+        return_hs: bool = False,
+        return_all_hs: bool = False,
+        modality: Optional[ModalitySpec] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced pass: logits (B, L, V) and output lengths."""
+        hidden, olens = super().forward(hs_pad, hlens, ys_in_pad, ys_in_lens, return_all_hs=return_all_hs)
+        if return_all_hs:
+            hidden, intermediate = hidden
+            return (self.project(hidden, modality), intermediate), olens
+        logits = self.project(hidden, modality)
+        if return_hs:
+            return (logits, hidden), olens
+        return logits, olens
+
+    def forward_one_step(
+        self,
+        tgt: torch.Tensor,
+        tgt_mask: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor = None,
+        *,
+        cache: List[torch.Tensor] = None,
+        return_hs: bool = False,
+        modality: Optional[ModalitySpec] = None,
+    ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """One incremental step with key/value cache: log-probabilities (B, V) of the next token."""
+        hidden, new_cache = super().forward_one_step(tgt, tgt_mask, memory, memory_mask, cache=cache)
+        logp = torch.log_softmax(self.project(hidden, modality), dim=-1)
+        if return_hs:
+            return (logp, hidden), new_cache
+        return logp, new_cache

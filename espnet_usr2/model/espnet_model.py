@@ -1,0 +1,246 @@
+"""ESPnetUSR2Model: one network for visual, auditory and audio-visual speech recognition.
+
+method.md §1-2. Frontends (video ResNet-18 with a 3-D stem, audio 1-D ResNet-18) feed
+three projections (v, a, concat-av) into one shared encoder; CTC heads and one attention
+decoder (heads per modality, or shared) sit on top. On labelled data the loss is
+
+    L_lab = sum_m w_m * (lambda * CTC_m(y) + (1 - lambda) * CE_ls_m([sos] + y -> y + [eos]))
+
+with lambda = ``ctc_weight`` (0.1), label smoothing 0.1 and w_v = 0.3, w_a = w_av = 0.7.
+The three streams are stacked along the batch dimension and go through the encoder and
+the decoder in one pass each.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+from espnet.nets.e2e_asr_common import ErrorCalculator
+from espnet.nets.pytorch_backend.nets_utils import th_accuracy
+from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
+from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import LabelSmoothingLoss
+from espnet2.asr.ctc import CTC
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from torch import nn
+
+from espnet_usr2.data.av_sync import check_batch_frame_agreement
+from espnet_usr2.model.augmentation import StudentAugmentation
+from espnet_usr2.model.decoder import USR2TransformerDecoder
+from espnet_usr2.model.frontends import AbsModalityFrontend
+from espnet_usr2.model.fusion import ConcatProjectionFusion
+from espnet_usr2.model.modalities import (
+    AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modalities, canonical_modality, needs_audio, needs_video,
+)
+
+Encoded = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
+DEFAULT_MODALITY_WEIGHTS = {VIDEO: 0.3, AUDIO: 0.7, AUDIOVISUAL: 0.7}
+SHARED_CTC = "shared"
+
+
+class ESPnetUSR2Model(AbsESPnetModel):
+    def __init__(
+        self,
+        vocab_size: int,
+        token_list: Union[Tuple[str, ...], List[str]],
+        audio_frontend: AbsModalityFrontend,
+        video_frontend: AbsModalityFrontend,
+        fusion: ConcatProjectionFusion,
+        encoder: AbsEncoder,
+        decoder: USR2TransformerDecoder,
+        augmentation: StudentAugmentation,
+        modalities: Sequence[str] = MODALITIES,
+        modality_weights: Optional[Mapping[str, float]] = None,
+        ctc_weight: float = 0.1,
+        lsm_weight: float = 0.1,
+        length_normalized_loss: bool = False,
+        per_modality_ctc: bool = True,
+        ctc_conf: Optional[dict] = None,
+        av_length_tolerance: float = 2.0,
+        ignore_id: int = -1,
+        sym_space: str = "<space>",
+        sym_blank: str = "<blank>",
+        report_cer: bool = True,
+        report_wer: bool = True,
+    ):
+        super().__init__()
+        if not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        if not 0.0 <= lsm_weight < 1.0:
+            raise ValueError(f"lsm_weight must be in [0, 1), got {lsm_weight}")
+        self.vocab_size = vocab_size
+        self.token_list = list(token_list)
+        self.blank_id = 0
+        self.sos = self.eos = vocab_size - 1  # ESPnet convention: <sos/eos> is the last token
+        self.ignore_id = ignore_id
+        self.modalities = canonical_modalities(modalities)
+        self.modality_weights = _modality_weights(modality_weights, self.modalities)
+        self.ctc_weight = ctc_weight
+        self.av_length_tolerance = av_length_tolerance
+
+        self.audio_frontend = audio_frontend
+        self.video_frontend = video_frontend
+        self.fusion = fusion
+        self.encoder = encoder
+        self.decoder = decoder
+        self.augmentation = augmentation
+        d_model = encoder.output_size()
+        ctc_names = MODALITIES if per_modality_ctc else (SHARED_CTC,)
+        self.per_modality_ctc = per_modality_ctc
+        self.ctc = nn.ModuleDict({m: CTC(vocab_size, d_model, **(ctc_conf or {})) for m in ctc_names})
+        self.criterion_att = LabelSmoothingLoss(vocab_size, ignore_id, lsm_weight, length_normalized_loss)
+        self.error_calculator = (
+            ErrorCalculator(self.token_list, sym_space, sym_blank, report_cer, report_wer)
+            if report_cer or report_wer else None
+        )
+
+    # ------------------------------------------------------------------ heads
+    def ctc_head(self, modality: str) -> CTC:
+        """The CTC module (linear + loss) of ``modality``."""
+        return self.ctc[canonical_modality(modality) if self.per_modality_ctc else SHARED_CTC]
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.audio_frontend.samples_per_frame
+
+    # ------------------------------------------------------------------ encoding
+    def encode(
+        self,
+        speech: Optional[torch.Tensor] = None,
+        speech_lengths: Optional[torch.Tensor] = None,
+        video: Optional[torch.Tensor] = None,
+        video_lengths: Optional[torch.Tensor] = None,
+        modalities: Optional[Sequence[str]] = None,
+        augment: Optional[bool] = None,
+    ) -> Encoded:
+        """Encode each requested modality: {m: (enc (B, T, d), enc_lengths (B,))}.
+
+        ``augment`` defaults to ``self.training``: the student view (random crop, flip,
+        time masks) while training, the clean centre-cropped view otherwise.
+        """
+        modalities = canonical_modalities(modalities or self.modalities)
+        augment = self.training if augment is None else augment
+        video_feats, audio_feats, lengths = self._frontend_features(
+            speech, speech_lengths, video, video_lengths, modalities, augment
+        )
+        projected = self.fusion(video_feats, audio_feats, modalities)
+        stacked = torch.cat([projected[m] for m in modalities], dim=0)
+        enc, _, _ = self.encoder(stacked, lengths.repeat(len(modalities)))
+        return {m: (chunk, lengths) for m, chunk in zip(modalities, enc.chunk(len(modalities), dim=0))}
+
+    def _frontend_features(self, speech, speech_lengths, video, video_lengths, modalities, augment):
+        video_feats = audio_feats = None
+        if needs_video(modalities):
+            _require(video, video_lengths, "video", modalities)
+            video = self.augmentation.video_view(video, video_lengths, augment)
+            video_feats, lengths = self.video_frontend(video, video_lengths)
+        if needs_audio(modalities):
+            _require(speech, speech_lengths, "speech", modalities)
+            speech = self.augmentation.audio_view(speech, speech_lengths, augment)
+            audio_feats, lengths = self.audio_frontend(speech, speech_lengths)
+        if video_feats is not None and audio_feats is not None:
+            lengths = check_batch_frame_agreement(lengths, video_lengths, self.av_length_tolerance)
+            n_frames = min(video_feats.size(1), audio_feats.size(1))
+            video_feats, audio_feats = video_feats[:, :n_frames], audio_feats[:, :n_frames]
+        return video_feats, audio_feats, lengths
+
+    # ------------------------------------------------------------------ losses
+    def forward(
+        self,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        speech: Optional[torch.Tensor] = None,
+        speech_lengths: Optional[torch.Tensor] = None,
+        video: Optional[torch.Tensor] = None,
+        video_lengths: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        """Supervised loss over all configured modalities (method.md §2)."""
+        text = text[:, : int(text_lengths.max())]
+        encoded = self.encode(speech, speech_lengths, video, video_lengths)
+        loss, stats = self.supervised_loss(encoded, text, text_lengths)
+        stats["loss"] = loss.detach()
+        return force_gatherable((loss, stats, text.size(0)), loss.device)
+
+    def supervised_loss(self, encoded: Encoded, text: torch.Tensor,
+                        text_lengths: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """sum_m w_m (lambda CTC_m + (1 - lambda) CE_m) and per-modality statistics."""
+        modalities = list(encoded)
+        att_logits = self._decoder_logits(encoded, text, text_lengths)
+        _, ys_out = add_sos_eos(text, self.sos, self.eos, self.ignore_id)
+        total = 0.0
+        stats: Dict[str, torch.Tensor] = {}
+        for m, logits in zip(modalities, att_logits):
+            enc, enc_lens = encoded[m]
+            loss_ctc = self.ctc_head(m)(enc, enc_lens, text, text_lengths)
+            loss_att = self.criterion_att(logits, ys_out)
+            loss_m = self.ctc_weight * loss_ctc + (1.0 - self.ctc_weight) * loss_att
+            total = total + self.modality_weights[m] * loss_m
+            stats[f"loss_ctc_{m}"] = loss_ctc.detach()
+            stats[f"loss_att_{m}"] = loss_att.detach()
+            stats[f"acc_{m}"] = torch.tensor(th_accuracy(logits.reshape(-1, self.vocab_size), ys_out, self.ignore_id))
+            if not self.training and self.error_calculator is not None:
+                stats.update(self._error_rates(m, enc, logits, text))
+        return total, stats
+
+    def _decoder_logits(self, encoded: Encoded, text: torch.Tensor, text_lengths: torch.Tensor) -> List[torch.Tensor]:
+        """Teacher-forced decoder logits of every modality from one stacked decoder pass."""
+        modalities = list(encoded)
+        ys_in, _ = add_sos_eos(text, self.sos, self.eos, self.ignore_id)
+        memory = torch.cat([encoded[m][0] for m in modalities], dim=0)
+        memory_lens = torch.cat([encoded[m][1] for m in modalities], dim=0)
+        n = len(modalities)
+        logits, _ = self.decoder(memory, memory_lens, ys_in.repeat(n, 1), (text_lengths + 1).repeat(n),
+                                 modality=modalities)
+        return list(logits.chunk(n, dim=0))
+
+    def _error_rates(self, m: str, enc: torch.Tensor, logits: torch.Tensor, text: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Greedy CER of the CTC head and CER / WER of the decoder argmax (validation only)."""
+        ctc_hyp = self.ctc_head(m).argmax(enc).cpu()
+        cer_ctc = self.error_calculator(ctc_hyp, text.cpu(), is_ctc=True)
+        cer, wer = self.error_calculator(logits.argmax(-1).cpu(), text.cpu())
+        out = {}
+        for name, value in ((f"cer_ctc_{m}", cer_ctc), (f"cer_{m}", cer), (f"wer_{m}", wer)):
+            if value is not None:
+                out[name] = torch.tensor(float(value))
+        return out
+
+    def collect_feats(self, text: torch.Tensor, text_lengths: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
+        """Nothing to collect: both frontends normalise their input themselves.
+
+        ``--collect_stats`` still writes the shape files (speech, video, text) that the
+        batch samplers use.
+        """
+        return {}
+
+    # ------------------------------------------------------------------ helpers
+    @contextmanager
+    def using_modalities(self, modalities: Sequence[str]):
+        """Temporarily restrict the modalities that :meth:`forward` trains/evaluates."""
+        saved = self.modalities
+        self.modalities = canonical_modalities(modalities)
+        try:
+            yield self
+        finally:
+            self.modalities = saved
+
+
+def _require(x, lengths, name: str, modalities) -> None:
+    if x is None or lengths is None:
+        raise ValueError(
+            f"modalities {list(modalities)} need '{name}' input, but the batch has none; "
+            f"add a {name} file to the data (e.g. --train_data_path_and_name_and_type ...,{name},...) "
+            f"or restrict model_conf.modalities"
+        )
+
+
+def _modality_weights(weights: Optional[Mapping[str, float]], modalities: Sequence[str]) -> Dict[str, float]:
+    merged = dict(DEFAULT_MODALITY_WEIGHTS)
+    for name, value in (weights or {}).items():
+        merged[canonical_modality(name)] = float(value)
+    for m in modalities:
+        if merged[m] < 0:
+            raise ValueError(f"modality weight of {m!r} must be >= 0, got {merged[m]}")
+    return {m: merged[m] for m in modalities}

@@ -1,0 +1,133 @@
+"""Modality frontends of the unified model (method.md §1).
+
+* audio: 1-D ResNet-18 on the raw 16 kHz waveform. Stem conv k=80 / stride 4, four stages
+  (strides 1, 2, 2, 2), average pooling over 20 -> total stride 640 samples, i.e. one
+  feature vector per 25 fps video frame.
+* video: grayscale 88x88 mouth crops. A 3-D convolutional stem (k=(5,7,7), s=(1,2,2)) with
+  max pooling, then a 2-D ResNet-18 trunk applied to every frame, global average pooling.
+
+Both map a padded batch to ``(B, T, 512)`` features at 25 fps plus lengths.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Sequence, Tuple
+
+import torch
+from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
+from torch import nn
+
+from espnet_usr2.model.resnet import ResNetTrunk, ceil_div, make_activation, zero_padding
+
+
+class AbsModalityFrontend(nn.Module, ABC):
+    """Maps raw input of one modality to (B, T, D) features at the video frame rate."""
+
+    @abstractmethod
+    def output_size(self) -> int:
+        raise NotImplementedError
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+def standardize_waveform(wav: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Zero mean, unit variance per utterance over its valid samples; padding stays 0.
+
+    Recordings differ in gain by orders of magnitude; per-utterance normalisation makes
+    the raw-waveform frontend insensitive to that (as USR does).
+    """
+    valid = (~make_pad_mask(lengths, wav, 1)).to(wav.dtype)
+    count = valid.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = (wav * valid).sum(dim=1, keepdim=True) / count
+    var = (((wav - mean) * valid) ** 2).sum(dim=1, keepdim=True) / count
+    return (wav - mean) / torch.sqrt(var + eps) * valid
+
+
+class ResNet1DAudioFrontend(AbsModalityFrontend):
+    """1-D ResNet-18 over the raw waveform; ``samples_per_frame`` samples -> one frame."""
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (64, 128, 256, 512),
+        stem_kernel: int = 80,
+        stem_stride: int = 4,
+        pool_size: int = 20,
+        activation: str = "swish",
+        normalize_waveform: bool = True,
+    ):
+        super().__init__()
+        # padding (k - s) / 2 keeps exactly len / stride outputs for len divisible by stride
+        if (stem_kernel - stem_stride) % 2:
+            raise ValueError("stem_kernel - stem_stride must be even")
+        self.stem = nn.Sequential(
+            nn.Conv1d(1, channels[0], stem_kernel, stride=stem_stride,
+                      padding=(stem_kernel - stem_stride) // 2, bias=False),
+            nn.BatchNorm1d(channels[0]),
+            make_activation(activation, channels[0]),
+        )
+        self.trunk = ResNetTrunk(dims=1, in_channels=channels[0], channels=channels, act=activation)
+        self.pool = nn.AvgPool1d(pool_size, stride=pool_size)
+        self.stem_stride = stem_stride
+        self.samples_per_frame = stem_stride * self.trunk.total_stride * pool_size
+        self.normalize_waveform = normalize_waveform
+        self._output_size = channels[-1]
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """speech: (B, S) float waveform -> (B, S // samples_per_frame, D)."""
+        if speech.dim() != 2:
+            raise ValueError(f"audio frontend expects (batch, samples), got shape {tuple(speech.shape)}")
+        n_frames = speech.size(1) // self.samples_per_frame
+        speech = speech[:, : n_frames * self.samples_per_frame]
+        speech_lengths = speech_lengths.clamp(max=speech.size(1))
+        if self.normalize_waveform:
+            speech = standardize_waveform(speech, speech_lengths)
+        stem_lengths = ceil_div(speech_lengths, self.stem_stride)
+        x = zero_padding(self.stem(speech.unsqueeze(1)), stem_lengths)
+        x = self.pool(self.trunk(x, stem_lengths))
+        return x.transpose(1, 2), torch.div(speech_lengths, self.samples_per_frame, rounding_mode="floor")
+
+
+class ResNet3DVideoFrontend(AbsModalityFrontend):
+    """3-D conv stem + per-frame 2-D ResNet-18 over grayscale mouth crops (B, T, H, W)."""
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (64, 128, 256, 512),
+        activation: str = "swish",
+        pixel_mean: float = 0.421,
+        pixel_std: float = 0.165,
+    ):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv3d(1, channels[0], (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
+            nn.BatchNorm3d(channels[0]),
+            make_activation(activation, channels[0]),
+            nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+        )
+        self.trunk = ResNetTrunk(dims=2, in_channels=channels[0], channels=channels, act=activation)
+        # pixels arrive as 0..255; statistics of grayscale mouth crops (LRW/LRS convention)
+        self.pixel_mean = pixel_mean
+        self.pixel_std = pixel_std
+        self._output_size = channels[-1]
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(self, video: torch.Tensor, video_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """video: (B, T, H, W) pixels in [0, 255] -> (B, T, D)."""
+        if video.dim() != 4:
+            raise ValueError(f"video frontend expects (batch, frames, height, width), got {tuple(video.shape)}")
+        batch, frames = video.shape[:2]
+        x = (video / 255.0 - self.pixel_mean) / self.pixel_std
+        # zero the padded frames so the temporal kernel of the stem sees silence, not noise
+        padded = make_pad_mask(video_lengths, maxlen=frames).to(x.device)[:, :, None, None]
+        x = x.masked_fill(padded, 0.0)
+        x = self.stem(x.unsqueeze(1))  # (B, C, T, H', W')
+        x = x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H', W')
+        x = self.trunk(x).mean(dim=(2, 3))
+        return x.view(batch, frames, -1), video_lengths

@@ -1,0 +1,471 @@
+"""Mouth-ROI preparation: talking-face videos -> 96x96 gray mouth crops at 25 fps + 16 kHz audio.
+
+Per utterance (:func:`prepare_utterance`):
+
+1. check the transcript (when a ``text`` file is given) and decode the audio (16 kHz mono);
+2. decode the video at 25 fps, running MediaPipe face mesh on each frame unless
+   precomputed landmarks are given (then they are mapped through the same frame-rate
+   conversion);
+3. fill short face gaps, smooth the landmarks over time, align the stable points to the
+   canonical face and cut the crop around the mouth (:mod:`espnet_usr2.prep.align`);
+4. put the audio on the video clock, check the lengths agree, trim/pad to 640 samples
+   per frame, and write the ROI (``roi_io.save_roi``) and the wav.
+
+Over a list (:func:`run_shard`, :func:`prepare_all`, :func:`merge`): every input line is
+processed or skipped with a reason; a bad file never stops the run.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from espnet_usr2.prep import roi_errors as E
+from espnet_usr2.prep import roi_lists as L
+from espnet_usr2.prep.align import crop_transforms, fill_gaps, smooth, warp_crop
+from espnet_usr2.prep.landmark_sets import landmark_set_for
+from espnet_usr2.prep.landmarks import MediaPipeFaceMesh, load_landmarks
+from espnet_usr2.prep.media import (
+    VideoReader,
+    align_audio_to_video,
+    check_not_truncated,
+    read_audio,
+    require_streams,
+    write_wav,
+)
+from espnet_usr2.prep.roi_errors import SkipUtterance
+
+PathLike = Union[str, Path]
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RoiConfig:
+    """Settings of ROI extraction (CLI flags of the same names)."""
+
+    crop_size: int = 96  # output crop side in pixels
+    eye_span_px: float = 80.0  # outer-eye-corner distance of the canonical face, in crop pixels
+    smooth_window: int = 5  # frames in the centred moving average over landmarks
+    center_window: int = 25  # frames over which the crop centre (mouth centre) is averaged
+    max_gap: int = 12  # longest run of frames without a face that is interpolated
+    max_av_mismatch: float = 0.2  # seconds audio and video may differ before a skip
+    max_truncation: float = 0.2  # seconds of the declared video duration that may fail to decode
+    landmark_tolerance: int = 2  # precomputed landmark frames may differ from the video by this
+    roi_format: str = "mkv"  # mkv (lossless FFV1), npz or npy -- see espnet_usr2.data.roi_io
+    min_detection_confidence: float = 0.5  # MediaPipe face detection threshold
+    decoder_threads: int = 1  # video decoder threads per job
+    frame_cache_mb: float = 1024.0  # decoded gray frames kept in memory; above it, decode twice
+
+    def validate(self) -> "RoiConfig":
+        if self.crop_size < 8 or self.eye_span_px <= 0:
+            raise ValueError("crop_size must be >= 8 and eye_span_px > 0")
+        if self.smooth_window < 1 or self.center_window < 1 or self.max_gap < 0:
+            raise ValueError("smooth_window and center_window must be >= 1, max_gap >= 0")
+        if self.roi_format not in ("mkv", "npz", "npy"):
+            raise ValueError(f"roi_format must be mkv, npz or npy, got {self.roi_format!r}")
+        return self
+
+
+@dataclass
+class RoiResult:
+    """Crops of one clip and what produced them."""
+
+    frames: np.ndarray  # uint8 (T, crop, crop)
+    video_start: Fraction  # container time of the first video frame (s)
+    landmarks: np.ndarray  # (T, K, 2) gap-filled, smoothed landmarks used for the crops
+    transforms: np.ndarray  # (T, 2, 3) affines from source-frame pixels to crop pixels
+    faces_found: int  # frames with a detected / given face before gap filling
+
+
+# ----------------------------------------------------------------------------- one clip
+
+
+def _frames_and_landmarks(
+    video_path: PathLike, cfg: RoiConfig, landmarks: Optional[np.ndarray]
+) -> Tuple[Optional[List[np.ndarray]], np.ndarray, VideoReader]:
+    """First decoding pass: 25 fps gray frames (if they fit the cache) and per-frame landmarks."""
+    detect = landmarks is None
+    reader = VideoReader(video_path, ("gray", "rgb24") if detect else ("gray",), threads=cfg.decoder_threads)
+    budget = cfg.frame_cache_mb * 2**20
+    cache: Optional[List[np.ndarray]] = []
+    cached_bytes = 0
+    per_frame: List[Optional[np.ndarray]] = []
+    sources: List[int] = []
+    detector = MediaPipeFaceMesh(cfg.min_detection_confidence) if detect else None
+    try:
+        for _, src_index, images in reader.frames():
+            sources.append(src_index)
+            if detector is not None:
+                per_frame.append(detector(images[1]))
+            if cache is not None:
+                cache.append(images[0])
+                cached_bytes += images[0].nbytes
+                if cached_bytes > budget:  # long/high-resolution clip: decode again later
+                    cache = None
+    finally:
+        if detector is not None:
+            detector.close()
+    if detect:
+        points = _stack_detections(per_frame)
+    else:
+        points = _landmarks_at(landmarks, sources, reader.info.num_source_frames, cfg.landmark_tolerance)
+    return cache, points, reader
+
+
+def _stack_detections(per_frame: Sequence[Optional[np.ndarray]]) -> np.ndarray:
+    found = next((p for p in per_frame if p is not None), None)
+    if found is None:
+        raise SkipUtterance(E.NO_FACE, f"no face detected in any of {len(per_frame)} frames")
+    empty = np.full_like(found, np.nan)
+    return np.stack([empty if p is None else p for p in per_frame])
+
+
+def _landmarks_at(landmarks: np.ndarray, sources: Sequence[int], num_source: int, tolerance: int) -> np.ndarray:
+    """Precomputed per-source-frame landmarks -> landmarks of the 25 fps frames."""
+    if abs(len(landmarks) - num_source) > tolerance:
+        raise SkipUtterance(
+            E.LANDMARK_COUNT_MISMATCH,
+            f"{len(landmarks)} landmark frames for {num_source} video frames (tolerance {tolerance})",
+        )
+    index = np.asarray(sources)
+    out = np.full((len(index),) + landmarks.shape[1:], np.nan)
+    inside = index < len(landmarks)  # a few missing trailing frames count as "no face"
+    out[inside] = landmarks[index[inside]]
+    return out
+
+
+def _warp_all(
+    video_path: PathLike, cache: Optional[List[np.ndarray]], transforms: np.ndarray, cfg: RoiConfig
+) -> np.ndarray:
+    """Second step: one affine warp per frame, from the cache or a fresh decoding pass."""
+    out = np.empty((len(transforms), cfg.crop_size, cfg.crop_size), np.uint8)
+    if cache is not None:
+        for k, gray in enumerate(cache):
+            out[k] = warp_crop(gray, transforms[k], cfg.crop_size)
+        return out
+    count = 0
+    for k, _, (gray,) in VideoReader(video_path, ("gray",), threads=cfg.decoder_threads).frames():
+        if k < len(out):
+            out[k] = warp_crop(gray, transforms[k], cfg.crop_size)
+        count = k + 1
+    if count != len(out):
+        raise SkipUtterance(E.DECODE_ERROR, f"second decoding pass gave {count} frames, first {len(out)}")
+    return out
+
+
+def extract_roi(
+    video_path: PathLike, cfg: Optional[RoiConfig] = None, landmarks: Optional[np.ndarray] = None
+) -> RoiResult:
+    """Mouth crops of one video at 25 fps.
+
+    Args:
+        video_path: any video PyAV decodes.
+        cfg: extraction settings (defaults when None).
+        landmarks: precomputed ``(S, K, 2)`` landmarks per *source* frame (NaN rows = no
+            face), 68 or 468 points; None runs MediaPipe face mesh.
+    Raises:
+        SkipUtterance: unreadable video, no / too little face.
+    """
+    cfg = (cfg or RoiConfig()).validate()
+    cache, points, reader = _frames_and_landmarks(video_path, cfg, landmarks)
+    check_not_truncated(reader.info, cfg.max_truncation)
+    faces_found = int((~np.isnan(points).any(axis=(1, 2))).sum())
+    landmark_set = landmark_set_for(points.shape[1])
+    points = smooth(fill_gaps(points, cfg.max_gap), cfg.smooth_window)
+    transforms = crop_transforms(points, landmark_set, cfg.crop_size, cfg.eye_span_px, cfg.center_window)
+    frames = _warp_all(video_path, cache, transforms, cfg)
+    return RoiResult(
+        frames=frames,
+        video_start=reader.info.start_time,
+        landmarks=points,
+        transforms=transforms,
+        faces_found=faces_found,
+    )
+
+
+# ----------------------------------------------------------------------------- one utterance
+
+
+@dataclass(frozen=True)
+class UttInput:
+    """What is known about one utterance before processing."""
+
+    uttid: str
+    video_path: str
+    landmark_path: Optional[str] = None
+    transcript: Optional[str] = None  # None: no text file given (unlabelled data is fine)
+    has_text_file: bool = False
+
+
+def media_paths(media_dir: PathLike, uttid: str, roi_format: str) -> Tuple[Path, Path]:
+    """Where an utterance's ROI and wav go.
+
+    Files are spread over 256 sub-folders by a hash of the id: a million files in one
+    folder (VoxCeleb2) make listing and some file systems slow.
+    """
+    bucket = hashlib.md5(uttid.encode("utf-8")).hexdigest()[:2]
+    media_dir = Path(media_dir)
+    return media_dir / "roi" / bucket / f"{uttid}.{roi_format}", media_dir / "wav" / bucket / f"{uttid}.wav"
+
+
+def _check_transcript(utt: UttInput) -> None:
+    if not utt.has_text_file:
+        return
+    if utt.transcript is None:
+        raise SkipUtterance(E.MISSING_TRANSCRIPT, "the utterance is not in the text file")
+    if not utt.transcript.strip():
+        raise SkipUtterance(E.EMPTY_TRANSCRIPT, "the transcript is empty")
+
+
+def _save(roi_path: Path, wav_path: Path, frames: np.ndarray, samples: np.ndarray) -> None:
+    from espnet_usr2.data.roi_io import save_roi
+
+    try:
+        # Write under a temporary name (same suffix: it selects the format) and rename,
+        # so an interrupted job never leaves a half-written ROI behind a valid name.
+        tmp = roi_path.with_name(f"{roi_path.stem}.partial{roi_path.suffix}")
+        save_roi(tmp, frames)
+        os.replace(tmp, roi_path)
+        write_wav(wav_path, samples)
+    except OSError as err:
+        raise SkipUtterance(E.WRITE_ERROR, f"{type(err).__name__}: {err}") from err
+
+
+def prepare_utterance(utt: UttInput, media_dir: PathLike, cfg: RoiConfig) -> L.Processed:
+    """Run the whole chain for one utterance; raises :class:`SkipUtterance` on bad input."""
+    _check_transcript(utt)
+    landmarks = load_landmarks(utt.landmark_path) if utt.landmark_path is not None else None
+    require_streams(utt.video_path)  # fail fast, before the costly face tracking
+    roi = extract_roi(utt.video_path, cfg, landmarks)
+    audio = read_audio(utt.video_path)
+    samples = align_audio_to_video(audio, roi.video_start, len(roi.frames), cfg.max_av_mismatch)
+    roi_path, wav_path = media_paths(media_dir, utt.uttid, cfg.roi_format)
+    _save(roi_path, wav_path, roi.frames, samples)
+    return L.Processed(utt.uttid, str(roi_path), str(wav_path), len(roi.frames), utt.transcript)
+
+
+# ----------------------------------------------------------------------------- a shard
+
+
+class _Progress:
+    """tqdm on a terminal, plus a log line every ``interval`` seconds for job logs."""
+
+    def __init__(self, total: int, desc: str, interval: float = 30.0) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="utt", disable=not sys.stderr.isatty())
+        self.total, self.desc, self.interval = total, desc, interval
+        self.start = self.last = time.monotonic()
+        self.done = self.skipped = self.frames = 0
+
+    def update(self, frames: int, skipped: bool) -> None:
+        self.done += 1
+        self.skipped += int(skipped)
+        self.frames += frames
+        self.bar.update(1)
+        now = time.monotonic()
+        if now - self.last >= self.interval or self.done == self.total:
+            self.last = now
+            rate = self.frames / max(now - self.start, 1e-9)
+            logger.info(
+                "%s: %d/%d utterances (%d skipped), %d frames, %.1f frames/s",
+                self.desc, self.done, self.total, self.skipped, self.frames, rate,
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass
+class ShardInputs:
+    """Side information shared by all utterances of a run."""
+
+    landmarks: Optional[Dict[str, str]] = None  # uttid -> landmark file (None: detect)
+    text: Optional[Dict[str, str]] = None  # uttid -> transcript (None: no text file)
+
+
+def _process_entry(
+    entry: L.Entry, inputs: ShardInputs, media_dir: Path, cfg: RoiConfig
+) -> Union[L.Processed, L.Skipped]:
+    if entry.problem is not None:
+        return L.Skipped(entry.uttid, entry.path, *entry.problem)
+    try:
+        landmark_path = None
+        if inputs.landmarks is not None:
+            if entry.uttid not in inputs.landmarks:
+                raise SkipUtterance(E.MISSING_LANDMARKS, "the utterance is not in the landmark list")
+            landmark_path = inputs.landmarks[entry.uttid]
+        utt = UttInput(
+            entry.uttid,
+            entry.path,
+            landmark_path,
+            inputs.text.get(entry.uttid) if inputs.text is not None else None,
+            has_text_file=inputs.text is not None,
+        )
+        return prepare_utterance(utt, media_dir, cfg)
+    except SkipUtterance as skip:
+        return L.Skipped(entry.uttid, entry.path, skip.reason, skip.detail)
+    except Exception as err:  # one bad file must never end the job: report it instead
+        logger.warning("%s: unexpected error\n%s", entry.uttid, traceback.format_exc())
+        return L.Skipped(entry.uttid, entry.path, E.INTERNAL_ERROR, f"{type(err).__name__}: {err}")
+
+
+def run_shard(
+    entries: Sequence[L.Entry],
+    shard_dir: PathLike,
+    media_dir: PathLike,
+    cfg: RoiConfig,
+    inputs: ShardInputs,
+    desc: str = "roi",
+) -> Tuple[List[L.Processed], List[L.Skipped]]:
+    """Process ``entries`` and write the shard's lists (video.scp, wav.scp, skip report, ...)."""
+    cfg.validate()
+    # A stale marker from an earlier run would let merge() take old results if this run dies.
+    Path(shard_dir).mkdir(parents=True, exist_ok=True)
+    (Path(shard_dir) / L.DONE_MARKER).unlink(missing_ok=True)
+    processed: List[L.Processed] = []
+    skipped: List[L.Skipped] = []
+    progress = _Progress(len(entries), desc)
+    try:
+        for entry in entries:
+            result = _process_entry(entry, inputs, Path(media_dir), cfg)
+            if isinstance(result, L.Skipped):
+                skipped.append(result)
+                logger.info("%s: skipped (%s) %s", result.uttid, result.reason, result.detail)
+            else:
+                processed.append(result)
+            progress.update(result.num_frames if isinstance(result, L.Processed) else 0, isinstance(result, L.Skipped))
+    finally:
+        progress.close()
+    L.write_lists(shard_dir, processed, skipped, with_text=inputs.text is not None)
+    return processed, skipped
+
+
+# ----------------------------------------------------------------------------- a whole list
+
+
+@dataclass
+class Summary:
+    """Counts of a merged run."""
+
+    total: int
+    processed: int
+    frames: int
+    reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.reasons.values())
+
+    def format(self) -> str:
+        hours = self.frames / 25 / 3600
+        lines = [
+            f"ROI preparation: {self.total} input utterances = {self.processed} processed "
+            f"({self.frames} frames, {hours:.2f} h) + {self.skipped} skipped"
+        ]
+        lines += [f"  skipped {count:6d}  {reason}" for reason, count in sorted(self.reasons.items())]
+        return "\n".join(lines)
+
+
+def job_dir(outdir: PathLike, nj: int, job: int) -> Path:
+    return Path(outdir) / f"split{nj}" / str(job)
+
+
+def list_dir(outdir: PathLike, shard_list: PathLike) -> Path:
+    return Path(outdir) / "split_lists" / Path(shard_list).stem
+
+
+def load_inputs(landmarks_scp: Optional[PathLike], text: Optional[PathLike]) -> ShardInputs:
+    return ShardInputs(
+        landmarks=L.read_kaldi_map(landmarks_scp) if landmarks_scp else None,
+        text=L.read_kaldi_map(text) if text else None,
+    )
+
+
+def run_job(
+    input_list: PathLike, outdir: PathLike, cfg: RoiConfig, nj: int, job: int,
+    landmarks_scp: Optional[PathLike] = None, text: Optional[PathLike] = None,
+) -> Tuple[List[L.Processed], List[L.Skipped]]:
+    """Process block ``job`` (1-based) of ``nj`` of the sorted input list."""
+    entries = L.shard(L.read_entries(input_list), nj, job)
+    inputs = load_inputs(landmarks_scp, text)
+    return run_shard(entries, job_dir(outdir, nj, job), outdir, cfg, inputs, f"job {job}/{nj}")
+
+
+def run_shard_list(
+    input_list: PathLike, outdir: PathLike, cfg: RoiConfig, shard_list: PathLike,
+    landmarks_scp: Optional[PathLike] = None, text: Optional[PathLike] = None,
+) -> Tuple[List[L.Processed], List[L.Skipped]]:
+    """Process the utterances named in ``shard_list`` (one uttid per line)."""
+    entries = L.select(L.read_entries(input_list), L.read_uttid_list(shard_list))
+    desc = f"shard {Path(shard_list).stem}"
+    return run_shard(entries, list_dir(outdir, shard_list), outdir, cfg, load_inputs(landmarks_scp, text), desc)
+
+
+def merge(
+    input_list: PathLike,
+    outdir: PathLike,
+    nj: Optional[int] = None,
+    shard_lists: Optional[Sequence[PathLike]] = None,
+) -> Summary:
+    """Merge shard outputs into ``outdir`` and check every input line is accounted for.
+
+    Shards are the ``nj`` jobs, or the given shard lists. Entries of an unfinished shard
+    are reported as ``shard_missing``, entries of no shard list as ``not_in_any_shard``.
+    """
+    entries = L.read_entries(input_list)
+    shards: List[Tuple[List[L.Entry], Path]] = []
+    if shard_lists:
+        shards = [(L.select(entries, L.read_uttid_list(s)), list_dir(outdir, s)) for s in shard_lists]
+    else:
+        nj = nj or 1
+        shards = [(L.shard(entries, nj, j), job_dir(outdir, nj, j)) for j in range(1, nj + 1)]
+    results = [(expected, L.read_lists(d) if L.is_done(d) else None) for expected, d in shards]
+    processed, skipped = L.reconcile(entries, results)
+    if len(processed) + len(skipped) != len(entries):  # reconcile guarantees it; never hide a bug
+        raise RuntimeError(f"{len(processed)} processed + {len(skipped)} skipped != {len(entries)} inputs")
+    with_text = any((d / "text").exists() for _, d in shards if L.is_done(d))
+    L.write_lists(outdir, processed, skipped, with_text=with_text)
+    frames = sum(p.num_frames for p in processed)
+    return Summary(len(entries), len(processed), frames, Counter(s.reason for s in skipped))
+
+
+def _run_job_logged(args: tuple) -> int:
+    """Process-pool entry point: a crashing job is logged; merge then reports its entries."""
+    if not logging.getLogger().handlers:  # a spawned worker starts without logging set up
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        processed, _ = run_job(*args)
+        return len(processed)
+    except Exception:
+        logger.error("job %s/%s failed\n%s", args[4], args[3], traceback.format_exc())
+        return -1
+
+
+def prepare_all(
+    input_list: PathLike, outdir: PathLike, cfg: RoiConfig, nj: int = 1, nproc: int = 1,
+    landmarks_scp: Optional[PathLike] = None, text: Optional[PathLike] = None,
+) -> Summary:
+    """Run all ``nj`` jobs here (``nproc`` at a time), then merge."""
+    jobs = [(input_list, outdir, cfg, nj, j, landmarks_scp, text) for j in range(1, nj + 1)]
+    if nproc <= 1:
+        for args in jobs:
+            _run_job_logged(args)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: MediaPipe's graph threads do not survive fork.
+        with ProcessPoolExecutor(max_workers=nproc, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(_run_job_logged, jobs))
+    return merge(input_list, outdir, nj=nj)

@@ -1,0 +1,211 @@
+"""USR2Task: USR 2.0 in ESPnet's task system.
+
+Every swappable part of the model is a ``ClassChoices`` entry chosen in the YAML config:
+``audio_frontend``, ``video_frontend``, ``fusion``, ``encoder``, ``decoder``,
+``augmentation`` and ``model``. Data names: ``speech`` (16 kHz ``sound``), ``video``
+(``roi_video``, mouth crops) and ``text``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Callable, Collection, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from espnet2.tasks.abs_task import AbsTask
+from espnet2.text.phoneme_tokenizer import g2p_choices
+from espnet2.torch_utils.initialize import initialize
+from espnet2.train.class_choices import ClassChoices
+from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.trainer import Trainer
+from espnet2.utils.nested_dict_action import NestedDictAction
+from espnet2.utils.types import str2bool, str_or_none
+
+import espnet_usr2.data.roi_video_type  # noqa: F401  (registers the roi_video data type)
+from espnet_usr2.data.preprocessor import USR2Preprocessor
+from espnet_usr2.model.augmentation import StudentAugmentation
+from espnet_usr2.model.decoder import USR2TransformerDecoder
+from espnet_usr2.model.encoder import RelPosTransformerEncoder
+from espnet_usr2.model.espnet_model import ESPnetUSR2Model
+from espnet_usr2.model.frontends import AbsModalityFrontend, ResNet1DAudioFrontend, ResNet3DVideoFrontend
+from espnet_usr2.model.fusion import ConcatProjectionFusion
+
+audio_frontend_choices = ClassChoices(
+    name="audio_frontend",
+    classes=dict(resnet1d=ResNet1DAudioFrontend),
+    type_check=AbsModalityFrontend,
+    default="resnet1d",
+)
+video_frontend_choices = ClassChoices(
+    name="video_frontend",
+    classes=dict(resnet3d=ResNet3DVideoFrontend),
+    type_check=AbsModalityFrontend,
+    default="resnet3d",
+)
+fusion_choices = ClassChoices(
+    name="fusion",
+    classes=dict(concat=ConcatProjectionFusion),
+    type_check=torch.nn.Module,
+    default="concat",
+)
+encoder_choices = ClassChoices(
+    name="encoder",
+    classes=dict(relpos_transformer=RelPosTransformerEncoder),
+    default="relpos_transformer",
+)
+decoder_choices = ClassChoices(
+    name="decoder",
+    classes=dict(transformer=USR2TransformerDecoder),
+    default="transformer",
+)
+augmentation_choices = ClassChoices(
+    name="augmentation",
+    classes=dict(usr=StudentAugmentation),
+    type_check=torch.nn.Module,
+    default="usr",
+)
+model_choices = ClassChoices(
+    name="model",
+    classes=dict(usr2=ESPnetUSR2Model),
+    type_check=ESPnetUSR2Model,
+    default="usr2",
+)
+
+
+class USR2Task(AbsTask):
+    num_optimizers: int = 1
+    class_choices_list = [
+        audio_frontend_choices,
+        video_frontend_choices,
+        fusion_choices,
+        encoder_choices,
+        decoder_choices,
+        augmentation_choices,
+        model_choices,
+    ]
+    trainer = Trainer
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        group = parser.add_argument_group(description="Task related")
+        required = parser.get_default("required")
+        required += ["token_list"]
+        group.add_argument("--token_list", type=str_or_none, default=None,
+                           help="A text file mapping token ids to tokens (one token per line)")
+        group.add_argument("--init", type=lambda x: str_or_none(x.lower()), default=None,
+                           choices=["chainer", "xavier_uniform", "xavier_normal", "kaiming_uniform",
+                                    "kaiming_normal", None],
+                           help="Parameter initialisation (None: PyTorch's defaults)")
+        group.add_argument("--sample_rate", type=int, default=16000, help="Audio sampling rate (Hz)")
+        group.add_argument("--video_fps", type=int, default=25, help="Video frame rate of the mouth ROIs")
+        group.add_argument("--av_length_tolerance", type=float, default=2.0,
+                           help="Largest audio/video length difference (in video frames) that is "
+                                "absorbed by trimming; larger differences are errors")
+
+        group = parser.add_argument_group(description="Preprocess related")
+        group.add_argument("--use_preprocessor", type=str2bool, default=True,
+                           help="Tokenise text and align audio to video on the fly")
+        group.add_argument("--token_type", type=str, default="bpe", choices=["bpe", "char", "word"],
+                           help="Text tokenisation unit")
+        group.add_argument("--bpemodel", type=str_or_none, default=None, help="SentencePiece model file")
+        group.add_argument("--non_linguistic_symbols", type=str_or_none, default=None,
+                           help="non_linguistic_symbols file path")
+        group.add_argument("--cleaner", type=str_or_none, default=None,
+                           choices=[None, "tacotron", "jaconv", "vietnamese"], help="Text cleaner")
+        group.add_argument("--g2p", type=str_or_none, default=None, choices=g2p_choices,
+                           help="g2p method (for token_type=phn)")
+
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    @classmethod
+    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable[
+        [Collection[Tuple[str, Dict[str, np.ndarray]]]], Tuple[List[str], Dict[str, torch.Tensor]]
+    ]:
+        # text padded with -1 (ignore id); audio and video frames with 0
+        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+
+    @classmethod
+    def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[
+        Callable[[str, Dict[str, np.array]], Dict[str, np.ndarray]]
+    ]:
+        if not args.use_preprocessor:
+            return None
+        return USR2Preprocessor(
+            train=train,
+            samples_per_frame=_samples_per_frame(args),
+            av_length_tolerance=args.av_length_tolerance,
+            token_type=args.token_type,
+            token_list=args.token_list,
+            bpemodel=args.bpemodel,
+            non_linguistic_symbols=args.non_linguistic_symbols,
+            text_cleaner=args.cleaner,
+            g2p_type=args.g2p,
+        )
+
+    @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return () if inference else ("text",)
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        # which of the two is needed depends on model_conf.modalities; the model checks
+        return ("speech", "video")
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace) -> ESPnetUSR2Model:
+        token_list = _read_token_list(args.token_list)
+        args.token_list = list(token_list)
+        vocab_size = len(token_list)
+        logging.info(f"Vocabulary size: {vocab_size}")
+
+        audio_frontend = audio_frontend_choices.get_class(args.audio_frontend)(**args.audio_frontend_conf)
+        if audio_frontend.samples_per_frame != _samples_per_frame(args):
+            raise ValueError(
+                f"the audio frontend maps {audio_frontend.samples_per_frame} samples to one frame, but "
+                f"{args.sample_rate} Hz audio with {args.video_fps} fps video needs {_samples_per_frame(args)}"
+            )
+        video_frontend = video_frontend_choices.get_class(args.video_frontend)(**args.video_frontend_conf)
+        encoder = encoder_choices.get_class(args.encoder)(**args.encoder_conf)
+        d_model = encoder.output_size()
+        fusion = fusion_choices.get_class(args.fusion)(
+            video_size=video_frontend.output_size(), audio_size=audio_frontend.output_size(),
+            output_size=d_model, **args.fusion_conf,
+        )
+        decoder = decoder_choices.get_class(args.decoder)(
+            vocab_size=vocab_size, encoder_output_size=d_model, **args.decoder_conf
+        )
+        augmentation = augmentation_choices.get_class(args.augmentation)(
+            video_fps=float(args.video_fps), sample_rate=args.sample_rate, **args.augmentation_conf
+        )
+        model = model_choices.get_class(args.model)(
+            vocab_size=vocab_size,
+            token_list=token_list,
+            audio_frontend=audio_frontend,
+            video_frontend=video_frontend,
+            fusion=fusion,
+            encoder=encoder,
+            decoder=decoder,
+            augmentation=augmentation,
+            av_length_tolerance=args.av_length_tolerance,
+            **args.model_conf,
+        )
+        if args.init is not None:
+            initialize(model, args.init)
+        return model
+
+
+def _samples_per_frame(args: argparse.Namespace) -> int:
+    if args.sample_rate % args.video_fps:
+        raise ValueError(f"sample_rate {args.sample_rate} is not a multiple of video_fps {args.video_fps}")
+    return args.sample_rate // args.video_fps
+
+
+def _read_token_list(token_list) -> List[str]:
+    if isinstance(token_list, str):
+        with open(token_list, encoding="utf-8") as f:
+            return [line.rstrip() for line in f]
+    if isinstance(token_list, (tuple, list)):
+        return list(token_list)
+    raise RuntimeError("token_list must be a file path or a list of tokens")

@@ -1,0 +1,38 @@
+"""Building a model from a training YAML without running the trainer."""
+from __future__ import annotations
+
+import argparse
+from contextlib import nullcontext
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import torch
+
+from espnet_usr2.model.espnet_model import ESPnetUSR2Model
+from espnet_usr2.tasks.usr2 import USR2Task
+
+
+def parse_training_args(config: Union[str, Path], token_list: Union[str, Path, Sequence[str]],
+                        extra: Optional[List[str]] = None) -> argparse.Namespace:
+    """Arguments USR2Task would see for ``--config config`` (+ ``extra`` command-line options)."""
+    cmd = ["--config", str(config)]
+    if isinstance(token_list, (str, Path)):
+        cmd += ["--token_list", str(token_list)]
+    else:
+        cmd += ["--token_list", "__in_memory__"]
+    args = USR2Task.get_parser().parse_args(cmd + list(extra or []))
+    if not isinstance(token_list, (str, Path)):
+        args.token_list = list(token_list)
+    return args
+
+
+def build_model_from_config(config: Union[str, Path], token_list: Union[str, Path, Sequence[str]],
+                            extra: Optional[List[str]] = None, meta: bool = False) -> ESPnetUSR2Model:
+    """The model a training run with this config would start from.
+
+    ``meta=True`` builds it on PyTorch's meta device: shapes and parameter counts without
+    allocating memory (a 1 B-parameter model in a second).
+    """
+    args = parse_training_args(config, token_list, extra)
+    with torch.device("meta") if meta else nullcontext():
+        return USR2Task.build_model(args)

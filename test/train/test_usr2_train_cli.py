@@ -1,0 +1,102 @@
+"""End to end through ``python -m espnet_usr2.bin.usr2_train`` on a generated labelled set."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from espnet2.train.reporter import Reporter
+
+from conftest import TINY_CONFIG, make_av_batch
+from espnet_usr2.tasks.usr2 import USR2Task
+from espnet_usr2.utils.toy_data import ToyCorpusSpec, toy_token_list, write_toy_corpus
+
+QUIET = ["--use_matplotlib", "false", "--use_tensorboard", "false", "--num_att_plot", "0"]
+
+
+def _data_args(root: Path):
+    args = []
+    for split in ("train", "valid"):
+        for fname, name, ftype in (("wav.scp", "speech", "sound"), ("video.scp", "video", "roi_video"),
+                                   ("text", "text", "text")):
+            args += [f"--{split}_data_path_and_name_and_type", f"{root / split / fname},{name},{ftype}"]
+    return args
+
+
+def _run(args, cwd):
+    proc = subprocess.run([sys.executable, "-m", "espnet_usr2.bin.usr2_train", *args], cwd=cwd,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("usr2_train")
+    write_toy_corpus(root / "train", ToyCorpusSpec(num_utts=48, seed=0))
+    write_toy_corpus(root / "valid", ToyCorpusSpec(num_utts=12, seed=1), prefix="val")
+    (root / "tokens.txt").write_text("\n".join(toy_token_list()) + "\n")
+    common = ["--config", str(TINY_CONFIG), "--token_list", str(root / "tokens.txt"), "--token_type", "char",
+              *_data_args(root), *QUIET]
+    _run([*common, "--collect_stats", "true", "--output_dir", str(root / "stats"),
+          "--train_shape_file", str(root / "train" / "text"), "--valid_shape_file", str(root / "valid" / "text")],
+         root)
+    shapes = ["--train_shape_file", str(root / "stats" / "train" / "video_shape"),
+              "--valid_shape_file", str(root / "stats" / "valid" / "video_shape")]
+    log = _run([*common, *shapes, "--output_dir", str(root / "exp"), "--max_epoch", "4", "--batch_size", "4",
+                "--scheduler_conf", "warmup_steps=10"], root)
+    return root, common + shapes, log
+
+
+def test_collect_stats_writes_shapes_of_every_input(trained):
+    root, _, _ = trained
+    video_shape = (root / "stats" / "train" / "video_shape").read_text().split("\n")[0].split()
+    speech_shape = dict(line.split() for line in (root / "stats" / "train" / "speech_shape").read_text().splitlines())
+    n_frames, height, width = map(int, video_shape[1].split(","))
+    assert (height, width) == (96, 96)
+    assert int(speech_shape[video_shape[0]]) == 640 * n_frames
+
+
+def test_validation_loss_goes_down(trained):
+    root, _, _ = trained
+    reporter = Reporter()
+    reporter.load_state_dict(torch.load(root / "exp" / "checkpoint.pth", weights_only=False)["reporter"])
+    losses = [reporter.get_value("valid", "loss", epoch) for epoch in range(1, 5)]
+    assert losses[-1] < 0.85 * losses[0], losses
+    for m in ("v", "a", "av"):
+        assert reporter.get_value("valid", f"loss_ctc_{m}", 4) < reporter.get_value("valid", f"loss_ctc_{m}", 1)
+
+
+def test_saved_model_reloads_strictly_with_identical_outputs(trained):
+    root, _, _ = trained
+    exp = root / "exp"
+    state = torch.load(exp / "valid.loss.best.pth", map_location="cpu")
+    fresh, _ = USR2Task.build_model_from_file(exp / "config.yaml", None, "cpu")
+    result = fresh.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    loaded, _ = USR2Task.build_model_from_file(exp / "config.yaml", exp / "valid.loss.best.pth", "cpu")
+    batch = make_av_batch([20, 14], [3, 2], len(toy_token_list()))
+    fresh.eval(), loaded.eval()
+    with torch.no_grad():
+        out_a = fresh.encode(batch["speech"], batch["speech_lengths"], batch["video"], batch["video_lengths"])
+        out_b = loaded.encode(batch["speech"], batch["speech_lengths"], batch["video"], batch["video_lengths"])
+        loss_a, _, _ = fresh(**batch)
+        loss_b, _, _ = loaded(**batch)
+    for m in out_a:
+        assert torch.equal(out_a[m][0], out_b[m][0])
+    assert torch.equal(loss_a, loss_b)
+
+
+def test_resume_continues_from_the_last_epoch(trained):
+    root, common, _ = trained
+    log = _run([*common, "--output_dir", str(root / "exp"), "--max_epoch", "5", "--batch_size", "4",
+                "--scheduler_conf", "warmup_steps=10", "--resume", "true"], root)
+    assert "5epoch results" in log and "1epoch results" not in log
+    assert (root / "exp" / "5epoch.pth").exists()
+
+
+def test_dry_run_builds_everything_without_training(tmp_path, trained):
+    _, common, _ = trained
+    _run([*common, "--output_dir", str(tmp_path / "dry"), "--dry_run", "true"], tmp_path)
+    assert (tmp_path / "dry" / "config.yaml").exists()
+    assert not list((tmp_path / "dry").glob("*.pth"))
