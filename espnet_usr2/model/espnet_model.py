@@ -34,10 +34,12 @@ from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.model.modalities import (
     AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modalities, canonical_modality, needs_audio, needs_video,
 )
+from espnet_usr2.semi.teacher import EMATeacher
 
 Encoded = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
 DEFAULT_MODALITY_WEIGHTS = {VIDEO: 0.3, AUDIO: 0.7, AUDIOVISUAL: 0.7}
 SHARED_CTC = "shared"
+SUPERVISED_STATS = ("loss_ctc", "loss_att", "acc")
 
 
 class ESPnetUSR2Model(AbsESPnetModel):
@@ -95,6 +97,33 @@ class ESPnetUSR2Model(AbsESPnetModel):
             ErrorCalculator(self.token_list, sym_space, sym_blank, report_cer, report_wer)
             if report_cer or report_wer else None
         )
+        # semi-supervised training (method.md §3): set by attach_semi_supervised()
+        self.teacher: Optional[EMATeacher] = None
+        self.unlabelled_objective: Optional[nn.Module] = None
+
+    # ------------------------------------------------------------------ semi-supervised
+    def attach_semi_supervised(self, objective: nn.Module, teacher_conf: Optional[dict] = None) -> None:
+        """Add the EMA teacher (a copy of this student) and the unlabelled-data objective."""
+        if self.teacher is not None:
+            raise RuntimeError("a teacher is already attached")
+        teacher = EMATeacher(self, **(teacher_conf or {}))
+        self.unlabelled_objective = objective
+        self.teacher = teacher
+
+    def ensure_teacher_initialized(self) -> None:
+        """Start the teacher from the student's weights at the first semi-supervised step.
+
+        Done lazily (not at construction) so that weights loaded after the model is built
+        -- ``--init_param`` from a self-supervised checkpoint -- reach the teacher too; on
+        ``--resume`` the flag comes back from the checkpoint and the teacher is kept.
+        """
+        if not bool(self.teacher.initialized):
+            self.teacher.sync_from(self)
+
+    def update_teacher(self) -> None:
+        """EMA step of the teacher (called after every optimiser step by USR2Trainer)."""
+        if self.teacher is not None and bool(self.teacher.initialized):
+            self.teacher.update(self)
 
     # ------------------------------------------------------------------ heads
     def ctc_head(self, modality: str) -> CTC:
@@ -155,35 +184,80 @@ class ESPnetUSR2Model(AbsESPnetModel):
         speech_lengths: Optional[torch.Tensor] = None,
         video: Optional[torch.Tensor] = None,
         video_lengths: Optional[torch.Tensor] = None,
+        labelled: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
-        """Supervised loss over all configured modalities (method.md §2)."""
-        text = text[:, : int(text_lengths.max())]
-        encoded = self.encode(speech, speech_lengths, video, video_lengths)
-        loss, stats = self.supervised_loss(encoded, text, text_lengths)
+        """Training / validation loss of one batch.
+
+        Without ``labelled`` flags (or when all are 1) this is the supervised loss of
+        method.md §2. A batch mixing labelled and unlabelled utterances (``labelled`` from
+        the semi-supervised sampler) gives the total loss of method.md §3:
+        ``sum_m w_m [gamma_m L_unl^m + (1 - gamma_m) L_lab^m]``.
+        """
+        batch = dict(speech=speech, speech_lengths=speech_lengths, video=video, video_lengths=video_lengths)
+        is_labelled = _labelled_mask(labelled, text_lengths)
+        if bool(is_labelled.all()):
+            losses, stats = self._labelled_losses(batch, text, text_lengths)
+            loss = self._weighted_sum(losses)
+        else:
+            if self.unlabelled_objective is None:
+                raise ValueError(
+                    "the batch has unlabelled utterances but the model has no semi-supervised objective; "
+                    "set 'semi: usr2' (or usr1) in the training config"
+                )
+            loss, stats = self._semi_supervised_loss(batch, text, text_lengths, is_labelled)
         stats["loss"] = loss.detach()
         return force_gatherable((loss, stats, text.size(0)), loss.device)
 
-    def supervised_loss(self, encoded: Encoded, text: torch.Tensor,
-                        text_lengths: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """sum_m w_m (lambda CTC_m + (1 - lambda) CE_m) and per-modality statistics."""
+    def _labelled_losses(self, batch, text, text_lengths):
+        text = text[:, : max(1, int(text_lengths.max()))]
+        encoded = self.encode(**batch)
+        return self.supervised_losses(encoded, text, text_lengths)
+
+    def _semi_supervised_loss(self, batch, text, text_lengths, is_labelled):
+        lab = _select(batch, is_labelled)
+        if bool(is_labelled.any()):
+            sup_losses, stats = self._labelled_losses(lab, text[is_labelled], text_lengths[is_labelled])
+        else:  # a step without labelled utterances: only the unlabelled term (stats as NaN)
+            sup_losses = {m: torch.zeros((), device=text.device) for m in self.modalities}
+            stats = {f"{k}_{m}": torch.tensor(float("nan")) for m in self.modalities for k in SUPERVISED_STATS}
+        self.ensure_teacher_initialized()
+        unl_losses, unl_stats = self.unlabelled_objective(
+            student=self, teacher=self.teacher.model, step=int(self.teacher.num_updates),
+            **_select(batch, ~is_labelled),
+        )
+        stats.update(unl_stats)
+        stats["ema_momentum"] = torch.tensor(self.teacher.current_momentum())
+        total = 0.0
+        for m in self.modalities:
+            gamma = self.unlabelled_objective.unlabelled_weight(m)
+            term = gamma * unl_losses[m] + (1.0 - gamma) * sup_losses[m]
+            stats[f"loss_total_{m}"] = term.detach()
+            total = total + self.modality_weights[m] * term
+        return total, stats
+
+    def _weighted_sum(self, losses: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum(self.modality_weights[m] * losses[m] for m in losses)
+
+    def supervised_losses(self, encoded: Encoded, text: torch.Tensor,
+                          text_lengths: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+        """L_lab^m = lambda CTC_m + (1 - lambda) CE_m per modality, and statistics."""
         modalities = list(encoded)
         att_logits = self._decoder_logits(encoded, text, text_lengths)
         _, ys_out = add_sos_eos(text, self.sos, self.eos, self.ignore_id)
-        total = 0.0
+        losses: Dict[str, torch.Tensor] = {}
         stats: Dict[str, torch.Tensor] = {}
         for m, logits in zip(modalities, att_logits):
             enc, enc_lens = encoded[m]
             loss_ctc = self.ctc_head(m)(enc, enc_lens, text, text_lengths)
             loss_att = self.criterion_att(logits, ys_out)
-            loss_m = self.ctc_weight * loss_ctc + (1.0 - self.ctc_weight) * loss_att
-            total = total + self.modality_weights[m] * loss_m
+            losses[m] = self.ctc_weight * loss_ctc + (1.0 - self.ctc_weight) * loss_att
             stats[f"loss_ctc_{m}"] = loss_ctc.detach()
             stats[f"loss_att_{m}"] = loss_att.detach()
             stats[f"acc_{m}"] = torch.tensor(th_accuracy(logits.reshape(-1, self.vocab_size), ys_out, self.ignore_id))
             if not self.training and self.error_calculator is not None:
                 stats.update(self._error_rates(m, enc, logits, text))
-        return total, stats
+        return losses, stats
 
     def _decoder_logits(self, encoded: Encoded, text: torch.Tensor, text_lengths: torch.Tensor) -> List[torch.Tensor]:
         """Teacher-forced decoder logits of every modality from one stacked decoder pass."""
@@ -244,3 +318,23 @@ def _modality_weights(weights: Optional[Mapping[str, float]], modalities: Sequen
         if merged[m] < 0:
             raise ValueError(f"modality weight of {m!r} must be >= 0, got {merged[m]}")
     return {m: merged[m] for m in modalities}
+
+
+def _labelled_mask(labelled: Optional[torch.Tensor], text_lengths: torch.Tensor) -> torch.Tensor:
+    if labelled is None:
+        return torch.ones_like(text_lengths, dtype=torch.bool)
+    return labelled.reshape(-1).bool()
+
+
+def _select(batch: Dict[str, Optional[torch.Tensor]], mask: torch.Tensor) -> Dict[str, Optional[torch.Tensor]]:
+    """Rows of every input where ``mask`` is true, trimmed to the longest selected row."""
+    out: Dict[str, Optional[torch.Tensor]] = {}
+    for name in ("speech", "video"):
+        x, lengths = batch[name], batch[f"{name}_lengths"]
+        if x is None:
+            out[name], out[f"{name}_lengths"] = None, None
+            continue
+        lengths = lengths[mask]
+        out[name] = x[mask][:, : int(lengths.max()) if lengths.numel() else 0]
+        out[f"{name}_lengths"] = lengths
+    return out

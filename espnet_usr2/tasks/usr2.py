@@ -18,7 +18,6 @@ from espnet2.text.phoneme_tokenizer import g2p_choices
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
-from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool, str_or_none
 
@@ -30,6 +29,7 @@ from espnet_usr2.model.encoder import RelPosTransformerEncoder
 from espnet_usr2.model.espnet_model import ESPnetUSR2Model
 from espnet_usr2.model.frontends import AbsModalityFrontend, ResNet1DAudioFrontend, ResNet3DVideoFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
+from espnet_usr2.train.trainer import USR2Trainer
 
 audio_frontend_choices = ClassChoices(
     name="audio_frontend",
@@ -84,7 +84,7 @@ class USR2Task(AbsTask):
         augmentation_choices,
         model_choices,
     ]
-    trainer = Trainer
+    trainer = USR2Trainer
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):

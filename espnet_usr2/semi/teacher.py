@@ -1,0 +1,114 @@
+"""The EMA teacher of USR / USR 2.0 (method.md §3, "Teacher and student").
+
+The teacher xi is a full copy of the student theta (frontends, fusion, encoder, CTC heads,
+decoder), updated after every optimiser step as
+
+    xi <- mu * xi + (1 - mu) * theta,
+
+with the momentum mu following a cosine from ``momentum_start`` (0.998) to
+``momentum_end`` (1.0) over all training steps (paper Sec. 3; USR used 0.999). It runs
+without gradient and always in evaluation mode (dropout and drop path off).
+
+Buffers (BatchNorm running statistics) are *copied* from the student at every update
+rather than averaged: the teacher runs in eval mode, so it uses running statistics, and
+the student's are the most recent estimate of the data's statistics. (Averaging them with
+momentum ~1 would leave the teacher with the statistics of the initial checkpoint.)
+
+State that must survive ``--resume`` -- the number of updates, the schedule length and
+whether the teacher has been initialised from the student -- lives in buffers, so it is
+part of the model's ``state_dict`` and of every ESPnet checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+
+def cosine_momentum(step: int, total_steps: int, start: float, end: float) -> float:
+    """mu(step): ``start`` at step 0, ``end`` at ``total_steps`` and after, cosine in between."""
+    if total_steps <= 0:
+        return start
+    progress = min(max(step, 0) / total_steps, 1.0)
+    return end - (end - start) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+class EMATeacher(nn.Module):
+    """Exponential-moving-average copy of a student network.
+
+    ``student`` is deep-copied once so the teacher has the student's interface (for
+    :class:`ESPnetUSR2Model`: ``encode``, ``ctc_head``, ``decoder``); call
+    :meth:`sync_from` to restart from the student's current weights, and :meth:`update`
+    after each optimiser step.
+    """
+
+    def __init__(self, student: nn.Module, momentum_start: float = 0.998, momentum_end: float = 1.0,
+                 total_steps: int = 0):
+        super().__init__()
+        for name, value in (("momentum_start", momentum_start), ("momentum_end", momentum_end)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"teacher {name} must be in [0, 1], got {value}")
+        if momentum_end < momentum_start:
+            raise ValueError(f"teacher momentum_end ({momentum_end}) must be >= momentum_start ({momentum_start})")
+        if total_steps < 0:
+            raise ValueError(f"teacher total_steps must be >= 0 (0: set by the trainer), got {total_steps}")
+        self.model = copy.deepcopy(student)
+        self.model.requires_grad_(False)
+        self.model.eval()
+        self.momentum_start = momentum_start
+        self.momentum_end = momentum_end
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("total_steps", torch.tensor(total_steps, dtype=torch.long))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def train(self, mode: bool = True) -> "EMATeacher":
+        """The teacher network stays in eval mode whatever the enclosing model does."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def current_momentum(self) -> float:
+        return cosine_momentum(int(self.num_updates), int(self.total_steps), self.momentum_start, self.momentum_end)
+
+    @torch.no_grad()
+    def sync_from(self, student: nn.Module) -> None:
+        """Copy the student's weights and buffers into the teacher (start of training)."""
+        for (_, p_t), (_, p_s) in _paired(self.model.named_parameters(), _own(student.named_parameters())):
+            p_t.copy_(p_s.detach())
+        for (_, b_t), (_, b_s) in _paired(self.model.named_buffers(), _own(student.named_buffers())):
+            b_t.copy_(b_s)
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def update(self, student: nn.Module) -> float:
+        """One EMA step towards the student; returns the momentum used."""
+        if not bool(self.initialized):
+            raise RuntimeError("the EMA teacher was never initialised from the student (call sync_from first)")
+        mu = self.current_momentum()
+        pairs = list(_paired(self.model.named_parameters(), _own(student.named_parameters())))
+        teacher_params = [p_t for (_, p_t), _ in pairs]
+        student_params = [p_s.detach() for _, (_, p_s) in pairs]
+        torch._foreach_mul_(teacher_params, mu)
+        torch._foreach_add_(teacher_params, student_params, alpha=1.0 - mu)
+        for (_, b_t), (_, b_s) in _paired(self.model.named_buffers(), _own(student.named_buffers())):
+            b_t.copy_(b_s)
+        self.num_updates += 1
+        return mu
+
+
+TEACHER_ATTRIBUTE = "teacher"
+
+
+def _own(named_tensors):
+    """The student's own tensors: everything but those of the teacher attached to it."""
+    return [(n, t) for n, t in named_tensors if not n.startswith(TEACHER_ATTRIBUTE + ".")]
+
+
+def _paired(teacher_items, student_items):
+    """Zip named tensors of teacher and student, checking that the names line up."""
+    teacher_items, student_items = list(teacher_items), list(student_items)
+    if [n for n, _ in teacher_items] != [n for n, _ in student_items]:
+        raise RuntimeError("teacher and student structures differ; was the student modified after the copy?")
+    return zip(teacher_items, student_items)

@@ -1,0 +1,72 @@
+"""USR2Trainer: ESPnet's Trainer plus the EMA teacher update after every optimiser step.
+
+ESPnet's Trainer has no per-step hook, so the teacher update is registered as a
+``torch.optim`` step post-hook on each optimiser. That gives exactly the semantics the
+method needs:
+
+* the teacher moves once per *optimiser* step (not per micro-batch under ``accum_grad``);
+* a step that ESPnet skips because the gradient norm is not finite (a NaN/inf loss) never
+  calls ``optimizer.step()`` -- nor does GradScaler when it finds inf gradients -- so a
+  non-finite loss never reaches the teacher; ESPnet logs the skipped step;
+* under DDP every rank applies the same update to the same all-reduced student, so the
+  teachers stay identical without communication.
+
+When the teacher's schedule length is not configured (``teacher_conf.total_steps: 0``) it
+is set here to ``max_epoch x steps per epoch`` so the cosine momentum reaches its end value
+at the end of training.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence
+
+import torch
+from espnet2.iterators.abs_iter_factory import AbsIterFactory
+from espnet2.schedulers.abs_scheduler import AbsScheduler
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from espnet2.train.distributed_utils import DistributedOption
+from espnet2.train.trainer import Trainer
+
+
+class USR2Trainer(Trainer):
+    @classmethod
+    def run(
+        cls,
+        model: AbsESPnetModel,
+        optimizers: Sequence[torch.optim.Optimizer],
+        schedulers: Sequence[Optional[AbsScheduler]],
+        train_iter_factory: AbsIterFactory,
+        valid_iter_factory: AbsIterFactory,
+        plot_attention_iter_factory: Optional[AbsIterFactory],
+        trainer_options,
+        distributed_option: DistributedOption,
+    ) -> None:
+        teacher = getattr(model, "teacher", None)
+        handles = []
+        if teacher is not None:
+            _set_teacher_schedule_length(teacher, train_iter_factory, trainer_options)
+            handles = [opt.register_step_post_hook(_ema_hook(model)) for opt in optimizers]
+        try:
+            super().run(model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
+                        plot_attention_iter_factory, trainer_options, distributed_option)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+def _ema_hook(model):
+    def update_teacher(optimizer, args, kwargs) -> None:
+        model.update_teacher()
+    return update_teacher
+
+
+def _set_teacher_schedule_length(teacher, train_iter_factory: AbsIterFactory, options) -> None:
+    if int(teacher.total_steps) > 0:
+        return
+    steps_per_epoch = options.num_iters_per_epoch if getattr(options, "num_iters_per_epoch", None) else None
+    if steps_per_epoch is None:
+        steps_per_epoch = len(train_iter_factory.build_iter(1, shuffle=False))
+    total = max(1, options.max_epoch * steps_per_epoch // max(1, options.accum_grad))
+    teacher.total_steps.fill_(total)
+    logging.info(f"EMA teacher: momentum schedule over {total} optimiser steps "
+                 f"({options.max_epoch} epochs x {steps_per_epoch} steps / accum_grad {options.accum_grad})")
