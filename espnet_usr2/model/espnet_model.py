@@ -178,8 +178,8 @@ class ESPnetUSR2Model(AbsESPnetModel):
     # ------------------------------------------------------------------ losses
     def forward(
         self,
-        text: torch.Tensor,
-        text_lengths: torch.Tensor,
+        text: Optional[torch.Tensor] = None,
+        text_lengths: Optional[torch.Tensor] = None,
         speech: Optional[torch.Tensor] = None,
         speech_lengths: Optional[torch.Tensor] = None,
         video: Optional[torch.Tensor] = None,
@@ -194,6 +194,9 @@ class ESPnetUSR2Model(AbsESPnetModel):
         the semi-supervised sampler) gives the total loss of method.md §3:
         ``sum_m w_m [gamma_m L_unl^m + (1 - gamma_m) L_lab^m]``.
         """
+        if text is None or text_lengths is None:
+            raise ValueError("training needs 'text' (the transcripts; empty for unlabelled utterances): add "
+                             "--train_data_path_and_name_and_type <dir>/text,text,text")
         batch = dict(speech=speech, speech_lengths=speech_lengths, video=video, video_lengths=video_lengths)
         is_labelled = _labelled_mask(labelled, text_lengths)
         if bool(is_labelled.all()):
@@ -281,7 +284,7 @@ class ESPnetUSR2Model(AbsESPnetModel):
                 out[name] = torch.tensor(float(value))
         return out
 
-    def collect_feats(self, text: torch.Tensor, text_lengths: torch.Tensor, **kwargs) -> Dict[str, torch.Tensor]:
+    def collect_feats(self, **kwargs) -> Dict[str, torch.Tensor]:
         """Nothing to collect: both frontends normalise their input themselves.
 
         ``--collect_stats`` still writes the shape files (speech, video, text) that the

@@ -98,12 +98,14 @@ class EMATeacher(nn.Module):
         return mu
 
 
-TEACHER_ATTRIBUTE = "teacher"
+# Parts of the model the teacher does not mirror: the teacher itself, and the unlabelled
+# objective (it may own extra heads used only for the student's unlabelled losses).
+NOT_MIRRORED = ("teacher.", "unlabelled_objective.")
 
 
 def _own(named_tensors):
-    """The student's own tensors: everything but those of the teacher attached to it."""
-    return [(n, t) for n, t in named_tensors if not n.startswith(TEACHER_ATTRIBUTE + ".")]
+    """The student's tensors that the teacher mirrors."""
+    return [(n, t) for n, t in named_tensors if not n.startswith(NOT_MIRRORED)]
 
 
 def _paired(teacher_items, student_items):

@@ -13,11 +13,13 @@ from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+from espnet2.iterators.abs_iter_factory import AbsIterFactory
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.text.phoneme_tokenizer import g2p_choices
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.distributed_utils import DistributedOption
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool, str_or_none
 
@@ -29,6 +31,12 @@ from espnet_usr2.model.encoder import RelPosTransformerEncoder
 from espnet_usr2.model.espnet_model import ESPnetUSR2Model
 from espnet_usr2.model.frontends import AbsModalityFrontend, ResNet1DAudioFrontend, ResNet3DVideoFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
+from espnet_usr2.samplers.semi_iter_factory import (
+    SEMI_SUPERVISED_BATCH_TYPE,
+    add_semi_supervised_arguments,
+    build_semi_supervised_iter_factory,
+)
+from espnet_usr2.semi.objective import USR1Objective, USR2Objective
 from espnet_usr2.train.trainer import USR2Trainer
 
 audio_frontend_choices = ClassChoices(
@@ -65,6 +73,13 @@ augmentation_choices = ClassChoices(
     type_check=torch.nn.Module,
     default="usr",
 )
+semi_choices = ClassChoices(
+    name="semi",
+    classes=dict(usr2=USR2Objective, usr1=USR1Objective),
+    type_check=torch.nn.Module,
+    default=None,
+    optional=True,
+)
 model_choices = ClassChoices(
     name="model",
     classes=dict(usr2=ESPnetUSR2Model),
@@ -82,6 +97,7 @@ class USR2Task(AbsTask):
         encoder_choices,
         decoder_choices,
         augmentation_choices,
+        semi_choices,
         model_choices,
     ]
     trainer = USR2Trainer
@@ -99,6 +115,9 @@ class USR2Task(AbsTask):
                            help="Parameter initialisation (None: PyTorch's defaults)")
         group.add_argument("--sample_rate", type=int, default=16000, help="Audio sampling rate (Hz)")
         group.add_argument("--video_fps", type=int, default=25, help="Video frame rate of the mouth ROIs")
+        group.add_argument("--teacher_conf", action=NestedDictAction, default=dict(),
+                           help="EMA teacher options (semi-supervised training): momentum_start (0.998), "
+                                "momentum_end (1.0), total_steps (0: max_epoch x steps per epoch)")
         group.add_argument("--av_length_tolerance", type=float, default=2.0,
                            help="Largest audio/video length difference (in video frames) that is "
                                 "absorbed by trimming; larger differences are errors")
@@ -119,12 +138,36 @@ class USR2Task(AbsTask):
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 
+        # --unlabelled_* data options, frame budgets, and --batch_type semi_supervised
+        add_semi_supervised_arguments(parser)
+
     @classmethod
     def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable[
         [Collection[Tuple[str, Dict[str, np.ndarray]]]], Tuple[List[str], Dict[str, torch.Tensor]]
     ]:
-        # text padded with -1 (ignore id); audio and video frames with 0
-        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+        # text padded with -1 (ignore id); audio and video frames with 0; the semi-supervised
+        # dataset's per-utterance flag is one value, not a sequence (no labelled_lengths)
+        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1, not_sequence=["labelled"])
+
+    @classmethod
+    def build_iter_factory(cls, args: argparse.Namespace, distributed_option: DistributedOption, mode: str,
+                           kwargs: Optional[dict] = None) -> AbsIterFactory:
+        if args.batch_type != SEMI_SUPERVISED_BATCH_TYPE:
+            return super().build_iter_factory(args, distributed_option, mode, kwargs)
+        if mode == "train":
+            return build_semi_supervised_iter_factory(
+                args, distributed_option,
+                preprocess_fn=cls.build_preprocess_fn(args, train=True),
+                collate_fn=cls.build_collate_fn(args, train=True),
+                check_requirements=lambda dataset: cls.check_task_requirements(
+                    dataset, args.allow_variable_data_keys, train=True),
+            )
+        # validation and attention plots read labelled data with ESPnet's own samplers; unless
+        # --valid_batch_type says otherwise, validation batches get the labelled frame budget
+        if mode == "valid" and args.valid_batch_type is None:
+            budget = args.valid_batch_bins or args.labelled_batch_frames
+            kwargs = {"batch_type": "length", "batch_bins": budget, **(kwargs or {})}
+        return super().build_iter_factory(args, distributed_option, mode, kwargs)
 
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[
@@ -146,12 +189,14 @@ class USR2Task(AbsTask):
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
-        return () if inference else ("text",)
+        # Nothing is required by name: which inputs a batch needs depends on
+        # model_conf.modalities (the model checks), and unlabelled data (and
+        # --collect_stats over it) has no text; the labelled loss asks for text itself.
+        return ()
 
     @classmethod
     def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
-        # which of the two is needed depends on model_conf.modalities; the model checks
-        return ("speech", "video")
+        return ("speech", "video", "text")
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> ESPnetUSR2Model:
@@ -193,6 +238,11 @@ class USR2Task(AbsTask):
         )
         if args.init is not None:
             initialize(model, args.init)
+        if getattr(args, "semi", None) is not None:
+            objective = semi_choices.get_class(args.semi)(
+                vocab_size=vocab_size, encoder_output_size=d_model, **args.semi_conf
+            )
+            model.attach_semi_supervised(objective, args.teacher_conf)
         return model
 
 

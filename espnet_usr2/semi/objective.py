@@ -1,0 +1,260 @@
+"""The unlabelled-data objectives: USR 2.0 (mixed sampling, eqs. 5-6) and USR v1.
+
+One call handles the unlabelled half of a training step:
+
+1. the EMA teacher encodes the clean audio-visual view (no gradient) and makes the PLs:
+   greedy collapsed CTC PLs (eq. 3) with their sequence confidence (eqs. 12-13), and
+   attention PLs -- by CTC-driven teacher forcing (eq. 4) or, in AR mode, by greedy
+   autoregressive decoding. Mixed sampling (Sec. 4.3) picks the mode of the step with
+   probability p_AR from a generator seeded by (seed, step), so every DDP rank agrees;
+2. the student encodes the augmented views of all modalities, and each modality learns
+   the *same* PLs: eq. 5 (CTC-driven mode) or eq. 6 (AR mode), mixed by eq. 16:
+   ``L_unl^m = lambda L_ctc^m + (1 - lambda) L_att^m``;
+3. optionally the CTC branch is CTC knowledge distillation with blank selection
+   (method.md §6): ``L_ctc^m <- s KD(p_teacher || p_student^m) + (1 - s) L_ctc^m``.
+
+The model combines the result with the labelled loss as
+``sum_m w_m [gamma_m L_unl^m + (1 - gamma_m) L_lab^m]``; ``unlabelled_weight(m)`` is gamma_m
+(0.97 for video, 0.75 for audio and audio-visual).
+
+:class:`USR1Objective` is the USR baseline on equal terms: AR PLs every step, frame-level
+CTC PLs with frame-wise cross-entropy (no collapse), CTC head and decoder supervised by
+their own PLs, optionally through separate output heads used only for unlabelled data.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from espnet_usr2.model.modalities import AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modality
+from espnet_usr2.semi.ar_pseudo_labels import ARDecodingConfig, ar_greedy_pseudo_labels
+from espnet_usr2.semi.confidence import ConfidenceConfig, check_unit_interval
+from espnet_usr2.semi.ctc_kd import CTCKDConfig, ctc_kd_objective
+from espnet_usr2.semi.ctc_pseudo_labels import ctc_pseudo_labels, frame_pseudo_labels
+from espnet_usr2.semi.mixed_sampling import AR_MODE, MixedSamplingConfig, ar_probability, sample_mode, step_generator
+from espnet_usr2.semi.pl_losses import (
+    PLLossConfig, ar_decoder_input, ar_mode_loss_terms, ctc_driven_decoder_input, ctc_driven_loss_terms,
+    ctc_logits_of, usr_v1_losses,
+)
+from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels, ctc_driven_teacher_forcing
+
+DEFAULT_UNLABELLED_WEIGHTS = {VIDEO: 0.97, AUDIO: 0.75, AUDIOVISUAL: 0.75}
+DETAIL_TERMS = ("loss_unl_att_yatt", "loss_unl_att_yctc", "loss_unl_ctc_yctc", "loss_unl_ctc_yatt")
+NAN = float("nan")
+Stats = Dict[str, torch.Tensor]
+
+
+class _UnlabelledObjective(nn.Module):
+    """What both objectives share: gamma_m, the teacher's AV encoding, PL statistics."""
+
+    def __init__(self, unlabelled_weights: Optional[Mapping[str, float]], pl_modality: str, seed: int):
+        super().__init__()
+        weights = dict(DEFAULT_UNLABELLED_WEIGHTS)
+        for name, value in (unlabelled_weights or {}).items():
+            weights[canonical_modality(name)] = float(value)
+        for m, value in weights.items():
+            check_unit_interval(f"unlabelled_weights[{m}]", value)
+        self.unlabelled_weights = weights
+        self.pl_modality = canonical_modality(pl_modality)
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.seed = seed
+
+    def unlabelled_weight(self, modality: str) -> float:
+        """gamma_m of the total loss."""
+        return self.unlabelled_weights[canonical_modality(modality)]
+
+    @torch.no_grad()
+    def teacher_view(self, teacher, speech, speech_lengths, video, video_lengths) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's encoding of the clean (unaugmented) view of the PL modality."""
+        encoded = teacher.encode(speech, speech_lengths, video, video_lengths, modalities=[self.pl_modality],
+                                 augment=False)
+        return encoded[self.pl_modality]
+
+
+class USR2Objective(_UnlabelledObjective):
+    def __init__(
+        self,
+        vocab_size: int,
+        encoder_output_size: int,
+        p_ar: float = 0.5,
+        p_ar_schedule: str = "constant",
+        p_ar_start: float = 0.0,
+        p_ar_end: float = 1.0,
+        threshold: float = 0.8,
+        ctc_confidence_average: str = "all",
+        all_blank: str = "frames",
+        ctc_weight: float = 0.1,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        lsm_weight: float = 0.1,
+        normalize_length: bool = False,
+        att_ctc_mask: str = "mean",
+        ar_max_len_ratio: float = 0.2,
+        ar_max_len: Optional[int] = None,
+        unlabelled_weights: Optional[Mapping[str, float]] = None,
+        ctc_branch: str = "pseudo_label",
+        ctc_kd_conf: Optional[dict] = None,
+        pl_modality: str = AUDIOVISUAL,
+        seed: int = 42,
+    ):
+        super().__init__(unlabelled_weights, pl_modality, seed)
+        self.mixing = MixedSamplingConfig(p_ar=p_ar, schedule=p_ar_schedule, p_ar_start=p_ar_start, p_ar_end=p_ar_end)
+        self.threshold = threshold
+        self.confidence = ConfidenceConfig(threshold=threshold, ctc_average=ctc_confidence_average,
+                                           all_blank=all_blank)
+        self.losses = PLLossConfig(ctc_weight=ctc_weight, beta=beta, alpha=alpha, lsm_weight=lsm_weight,
+                                   normalize_length=normalize_length, att_ctc_mask=att_ctc_mask,
+                                   att_ctc_threshold=threshold)
+        self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len)
+        if ctc_branch not in ("pseudo_label", "kd"):
+            raise ValueError(f"ctc_branch must be 'pseudo_label' or 'kd', got {ctc_branch!r}")
+        self.ctc_branch = ctc_branch
+        self.ctc_kd = CTCKDConfig(**(ctc_kd_conf or {})) if ctc_branch == "kd" else None
+
+    def forward(self, student, teacher, step: int, total_steps: int = 0, speech=None, speech_lengths=None,
+                video=None, video_lengths=None) -> Tuple[Dict[str, torch.Tensor], Stats]:
+        """Per-modality L_unl^m of the unlabelled batch, and statistics (same keys every step)."""
+        mode = sample_mode(self.mixing, self.seed, step, total_steps)
+        t_enc, t_lens = self.teacher_view(teacher, speech, speech_lengths, video, video_lengths)
+        ctc_pl, att_pl, teacher_logp = self._pseudo_labels(teacher, t_enc, t_lens, mode, student.sos, student.eos)
+        encoded = student.encode(speech, speech_lengths, video, video_lengths, modalities=student.modalities,
+                                 augment=True)
+        if mode == AR_MODE:
+            ys_in, ys_in_lens = ar_decoder_input(att_pl, student.sos, student.eos)
+        else:
+            ys_in, ys_in_lens = ctc_driven_decoder_input(ctc_pl, student.sos, student.eos)
+        dec_logits = _stacked_decoder_logits(student.decoder, encoded, ys_in, ys_in_lens)
+        losses: Dict[str, torch.Tensor] = {}
+        stats = _pl_stats(ctc_pl, att_pl, mode, ar_probability(self.mixing, step, max(total_steps, 1)))
+        for m, logits in zip(encoded, dec_logits):
+            enc, lens = encoded[m]
+            losses[m], modality_stats = self._modality_loss(student, m, enc, lens, logits, ctc_pl, att_pl, mode,
+                                                            teacher_logp, step)
+            stats.update({f"{k}_{m}": v for k, v in modality_stats.items()})
+        return losses, stats
+
+    @torch.no_grad()
+    def _pseudo_labels(self, teacher, t_enc, t_lens, mode: str, sos: int, eos: int):
+        teacher_logp = teacher.ctc_head(self.pl_modality).log_softmax(t_enc)
+        ctc_pl = ctc_pseudo_labels(teacher_logp, t_lens, self.confidence)
+        if mode == AR_MODE:
+            att_pl = ar_greedy_pseudo_labels(teacher.decoder, t_enc, t_lens, sos, eos, self.ar_decoding,
+                                             self.threshold, modality=self.pl_modality)
+        else:
+            att_pl = ctc_driven_teacher_forcing(teacher.decoder, t_enc, t_lens, ctc_pl.tokens, ctc_pl.lengths, sos,
+                                                eos, self.threshold, modality=self.pl_modality)
+        return ctc_pl, att_pl, teacher_logp
+
+    def _modality_loss(self, student, m, enc, lens, dec_logits, ctc_pl, att_pl, mode, teacher_logp, step):
+        ctc_logits = ctc_logits_of(student.ctc_head(m), enc)
+        if mode == AR_MODE:
+            loss_ctc, loss_att, details = ar_mode_loss_terms(ctc_logits, lens, dec_logits, ctc_pl, att_pl,
+                                                             student.sos, student.eos, self.losses)
+        else:
+            loss_ctc, loss_att, details = ctc_driven_loss_terms(ctc_logits, lens, dec_logits, ctc_pl, att_pl,
+                                                                student.eos, self.losses)
+        stats = {k: details[k].detach() if k in details else torch.tensor(NAN) for k in DETAIL_TERMS}
+        if self.ctc_kd is not None:
+            generator = step_generator(self.seed, step)
+            mixed = ctc_kd_objective(torch.log_softmax(ctc_logits, dim=-1), teacher_logp, lens, self.ctc_kd,
+                                     ctc_loss=loss_ctc, generator=generator)
+            stats["loss_unl_ctc_pl"] = loss_ctc.detach()
+            loss_ctc = mixed
+        loss = self.losses.ctc_weight * loss_ctc + (1.0 - self.losses.ctc_weight) * loss_att
+        stats.update(loss_unl=loss.detach(), loss_unl_ctc=loss_ctc.detach(), loss_unl_att=loss_att.detach())
+        return loss, stats
+
+
+class USR1Objective(_UnlabelledObjective):
+    """USR (v1): AR PLs every step, frame-level CTC PLs, decoupled supervision."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        encoder_output_size: int,
+        threshold: float = 0.8,
+        ctc_weight: float = 0.1,
+        lsm_weight: float = 0.1,
+        frame_lsm_weight: float = 0.0,
+        normalize_length: bool = False,
+        ar_max_len_ratio: float = 0.2,
+        ar_max_len: Optional[int] = None,
+        separate_heads: bool = False,
+        unlabelled_weights: Optional[Mapping[str, float]] = None,
+        pl_modality: str = AUDIOVISUAL,
+        seed: int = 42,
+    ):
+        super().__init__(unlabelled_weights, pl_modality, seed)
+        check_unit_interval("threshold", threshold)
+        self.threshold = threshold
+        self.losses = PLLossConfig(ctc_weight=ctc_weight, lsm_weight=lsm_weight, frame_lsm_weight=frame_lsm_weight,
+                                   normalize_length=normalize_length)
+        self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len)
+        # USR's output heads for unlabelled losses only (its "decoupled" heads)
+        self.ctc_heads = self.dec_heads = None
+        if separate_heads:
+            self.ctc_heads = nn.ModuleDict({m: nn.Linear(encoder_output_size, vocab_size) for m in MODALITIES})
+            self.dec_heads = nn.ModuleDict({m: nn.Linear(encoder_output_size, vocab_size) for m in MODALITIES})
+
+    def forward(self, student, teacher, step: int, total_steps: int = 0, speech=None, speech_lengths=None,
+                video=None, video_lengths=None) -> Tuple[Dict[str, torch.Tensor], Stats]:
+        t_enc, t_lens = self.teacher_view(teacher, speech, speech_lengths, video, video_lengths)
+        with torch.no_grad():
+            frame_pl = frame_pseudo_labels(teacher.ctc_head(self.pl_modality).log_softmax(t_enc), t_lens,
+                                           self.threshold)
+            att_pl = ar_greedy_pseudo_labels(teacher.decoder, t_enc, t_lens, student.sos, student.eos,
+                                             self.ar_decoding, self.threshold, modality=self.pl_modality)
+        encoded = student.encode(speech, speech_lengths, video, video_lengths, modalities=student.modalities,
+                                 augment=True)
+        ys_in, ys_in_lens = ar_decoder_input(att_pl, student.sos, student.eos)
+        dec_logits = _stacked_decoder_logits(student.decoder, encoded, ys_in, ys_in_lens, self.dec_heads)
+        valid = frame_pl.labels >= 0
+        stats: Stats = {
+            "pl_frame_keep": (frame_pl.mask.sum() / valid.sum().clamp(min=1)).float(),
+            "pl_att_len": att_pl.lengths.float().mean(),
+            "pl_att_keep": _token_keep_fraction(att_pl),
+        }
+        losses: Dict[str, torch.Tensor] = {}
+        for m, logits in zip(encoded, dec_logits):
+            enc, _ = encoded[m]
+            head = self.ctc_heads[m] if self.ctc_heads is not None else student.ctc_head(m)
+            losses[m], modality_stats = usr_v1_losses(ctc_logits_of(head, enc), frame_pl, logits, att_pl,
+                                                      self.losses)
+            stats.update({f"{k}_{m}": v for k, v in modality_stats.items()})
+        return losses, stats
+
+
+def _stacked_decoder_logits(decoder, encoded, ys_in: torch.Tensor, ys_in_lens: torch.Tensor,
+                            heads: Optional[nn.ModuleDict] = None) -> List[torch.Tensor]:
+    """Decoder logits of every modality for the same decoder input, in one stacked pass."""
+    modalities = list(encoded)
+    n = len(modalities)
+    memory = torch.cat([encoded[m][0] for m in modalities], dim=0)
+    memory_lens = torch.cat([encoded[m][1] for m in modalities], dim=0)
+    if heads is None:
+        logits, _ = decoder(memory, memory_lens, ys_in.repeat(n, 1), ys_in_lens.repeat(n), modality=modalities)
+        return list(logits.chunk(n, dim=0))
+    (_, hidden), _ = decoder(memory, memory_lens, ys_in.repeat(n, 1), ys_in_lens.repeat(n), return_hs=True,
+                             modality=modalities)
+    return [heads[m](h) for m, h in zip(modalities, hidden.chunk(n, dim=0))]
+
+
+def _token_keep_fraction(att_pl: AttentionPseudoLabels) -> torch.Tensor:
+    total = att_pl.lengths.sum().clamp(min=1)
+    return (att_pl.mask.sum() / total).float()
+
+
+def _pl_stats(ctc_pl, att_pl: AttentionPseudoLabels, mode: str, p_ar: float) -> Stats:
+    """Statistics of the teacher's PLs, logged every step."""
+    return {
+        "pl_mode_ar": torch.tensor(float(mode == AR_MODE)),
+        "p_ar": torch.tensor(p_ar),
+        "pl_ctc_len": ctc_pl.lengths.float().mean(),
+        "pl_att_len": att_pl.lengths.float().mean(),
+        "pl_ctc_keep": ctc_pl.mask.float().mean(),
+        "pl_ctc_conf": ctc_pl.confidence.float().mean(),
+        "pl_att_keep": _token_keep_fraction(att_pl),
+    }

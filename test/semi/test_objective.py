@@ -1,0 +1,131 @@
+"""The unlabelled objectives wired into the model: mixed sampling, views, weights, stats."""
+import pytest
+import torch
+
+from conftest import make_av_batch
+from espnet_usr2.utils.config import build_model_from_config
+
+FRAMES = [20, 16, 12, 18]
+TOKENS = [4, 3, 2, 1]
+
+
+def _semi_model(tiny_config, token_list, *extra):
+    torch.manual_seed(0)
+    model = build_model_from_config(tiny_config, token_list, ["--semi", "usr2", *extra])
+    model.ensure_teacher_initialized()
+    return model
+
+
+def _mixed_batch(token_list, n_labelled=2):
+    batch = make_av_batch(FRAMES, TOKENS, len(token_list))
+    labelled = torch.tensor([1] * n_labelled + [0] * (len(FRAMES) - n_labelled)).unsqueeze(1)
+    batch["text_lengths"] = torch.where(labelled[:, 0].bool(), batch["text_lengths"], 0)
+    batch["text"] = batch["text"].masked_fill(~labelled.bool(), -1)
+    return dict(batch, labelled=labelled)
+
+
+def _forward(model, batch, seed=1):
+    torch.manual_seed(seed)  # the student's random crops
+    return model(**batch)
+
+
+@pytest.mark.parametrize("p_ar, ar", [("0.0", 0.0), ("1.0", 1.0)])
+def test_mode_follows_p_ar_and_stats_keys_do_not_depend_on_it(tiny_config, token_list, p_ar, ar):
+    model = _semi_model(tiny_config, token_list, "--semi_conf", f"p_ar={p_ar}", "--semi_conf", "threshold=0.0")
+    loss, stats, _ = _forward(model, _mixed_batch(token_list))
+    assert stats["pl_mode_ar"].item() == ar
+    assert torch.isfinite(loss).all()
+    other = _semi_model(tiny_config, token_list, "--semi_conf", f"p_ar={1.0 - float(p_ar)}")
+    _, other_stats, _ = _forward(other, _mixed_batch(token_list))
+    assert sorted(stats) == sorted(other_stats)
+
+
+def test_teacher_sees_the_clean_audio_visual_view(tiny_config, token_list):
+    model = _semi_model(tiny_config, token_list)
+    calls = []
+    original = model.teacher.model.encode
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    model.teacher.model.encode = spy
+    model.train()
+    _forward(model, _mixed_batch(token_list))
+    assert len(calls) == 1
+    assert calls[0]["modalities"] == ["av"] and calls[0]["augment"] is False
+
+
+def test_unlabelled_weight_gamma_changes_only_its_modality(tiny_config, token_list):
+    batch = _mixed_batch(token_list)
+    results = {}
+    for gamma_v in (0.97, 0.5):
+        model = _semi_model(tiny_config, token_list, "--semi_conf", "threshold=0.0",
+                            "--semi_conf", f"unlabelled_weights={{v: {gamma_v}}}")
+        results[gamma_v] = _forward(model, batch)[:2]
+    (loss_a, stats_a), (loss_b, stats_b) = results[0.97], results[0.5]
+    for m in ("a", "av"):
+        torch.testing.assert_close(stats_a[f"loss_total_{m}"], stats_b[f"loss_total_{m}"])
+    lab_v, unl_v = 0.1 * stats_a["loss_ctc_v"] + 0.9 * stats_a["loss_att_v"], stats_a["loss_unl_v"]
+    expected = 0.3 * (0.97 - 0.5) * (unl_v - lab_v)
+    torch.testing.assert_close((loss_a - loss_b).reshape(()), expected.reshape(()), rtol=1e-4, atol=1e-5)
+
+
+def test_unlabelled_rows_are_excluded_from_the_labelled_loss(tiny_config, token_list):
+    """Adding unlabelled utterances leaves the labelled statistics untouched."""
+    model = _semi_model(tiny_config, token_list)
+    model.eval()
+    batch = _mixed_batch(token_list)
+    with torch.no_grad():
+        _, semi_stats, _ = model(**batch)
+        labelled_only = {k: (v[:2] if torch.is_tensor(v) else v) for k, v in batch.items() if k != "labelled"}
+        labelled_only["video"] = labelled_only["video"][:, : max(FRAMES[:2])]
+        labelled_only["speech"] = labelled_only["speech"][:, : max(FRAMES[:2]) * 640]
+        labelled_only["text"] = labelled_only["text"][:, : max(TOKENS[:2])]
+        _, sup_stats, _ = model(**labelled_only)
+    for key in ("loss_att_av", "loss_ctc_v", "acc_a"):
+        torch.testing.assert_close(semi_stats[key], sup_stats[key], rtol=1e-5, atol=1e-5)
+
+
+def test_confident_pseudo_labels_give_nonzero_unlabelled_loss_and_masks_remove_it(tiny_config, token_list):
+    permissive = _semi_model(tiny_config, token_list, "--semi_conf", "threshold=0.0")
+    _, stats, _ = _forward(permissive, _mixed_batch(token_list))
+    assert stats["pl_ctc_keep"].item() == 1.0 and stats["pl_att_keep"].item() == 1.0
+    assert all(stats[f"loss_unl_{m}"].item() > 0 for m in ("v", "a", "av"))
+    strict = _semi_model(tiny_config, token_list, "--semi_conf", "threshold=1.0")
+    _, stats, _ = _forward(strict, _mixed_batch(token_list))
+    assert stats["pl_ctc_keep"].item() == 0.0
+    assert all(stats[f"loss_unl_{m}"].item() == 0 for m in ("v", "a", "av"))
+
+
+def test_ctc_knowledge_distillation_branch(tiny_config, token_list):
+    model = _semi_model(tiny_config, token_list, "--semi_conf", "ctc_branch=kd",
+                        "--semi_conf", "ctc_kd_conf={selection: symmetric, symmetric_n: 1, scale: 1.0}")
+    loss, stats, _ = _forward(model, _mixed_batch(token_list))
+    assert torch.isfinite(loss).all()
+    # teacher == student at the start, but the student sees augmented input: KL > 0
+    assert stats["loss_unl_ctc_av"].item() >= 0 and "loss_unl_ctc_pl_av" in stats
+
+
+def test_usr_v1_with_separate_heads_trains_them(tiny_config, token_list):
+    torch.manual_seed(0)
+    model = build_model_from_config(tiny_config, token_list, ["--semi", "usr1", "--semi_conf", "separate_heads=true",
+                                                              "--semi_conf", "threshold=0.0"])
+    loss, stats, _ = _forward(model, _mixed_batch(token_list))
+    loss.sum().backward()
+    heads = model.unlabelled_objective
+    assert heads.ctc_heads["v"].weight.grad.abs().sum() > 0 and heads.dec_heads["av"].weight.grad.abs().sum() > 0
+    assert "pl_frame_keep" in stats and stats["pl_frame_keep"].item() == 1.0
+
+
+@pytest.mark.parametrize("option", ["p_ar=1.5", "threshold=-0.1", "alpha=2", "ctc_branch=magic",
+                                    "unlabelled_weights={v: 1.5}"])
+def test_out_of_range_options_fail_at_start_up(tiny_config, token_list, option):
+    with pytest.raises(ValueError):
+        build_model_from_config(tiny_config, token_list, ["--semi", "usr2", "--semi_conf", option])
+
+
+def test_unlabelled_batch_without_objective_is_a_clear_error(tiny_config, token_list):
+    model = build_model_from_config(tiny_config, token_list)
+    with pytest.raises(ValueError, match="no semi-supervised objective"):
+        model(**_mixed_batch(token_list))
