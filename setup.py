@@ -41,7 +41,8 @@ setup(
         "scipy>=1.10",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2"],
+        # pocketsphinx bundles an English model: the mini corpus intelligibility test
+        "test": ["pytest>=7", "pytest-timeout>=2", "pocketsphinx>=5"],
     },
     entry_points={
         "console_scripts": [

@@ -1,6 +1,8 @@
 """Shared fixtures: the tiny config, the toy token list, padded A/V batches."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, Sequence
 
@@ -40,3 +42,14 @@ def make_av_batch(frame_lengths: Sequence[int], text_lengths: Sequence[int], voc
         text[i, tlens[i]:] = -1
     return dict(speech=speech, speech_lengths=frames * SAMPLES_PER_FRAME, video=video,
                 video_lengths=frames, text=text, text_lengths=tlens)
+
+
+TRAIN_CMD = [sys.executable, "-m", "espnet_usr2.bin.usr2_train"]
+QUIET_TRAINING = ["--use_matplotlib", "false", "--use_tensorboard", "false", "--num_att_plot", "0"]
+
+
+def run_usr2_train(args: Sequence[str], cwd: Path) -> str:
+    """Run ``python -m espnet_usr2.bin.usr2_train ARGS``; fail the test with its log tail on error."""
+    proc = subprocess.run([*TRAIN_CMD, *args], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stderr

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
-from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 from espnet.nets.pytorch_backend.transformer.attention import RelPositionMultiHeadedAttention
 from espnet.nets.pytorch_backend.transformer.embedding import RelPositionalEncoding
 from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
 from espnet.nets.pytorch_backend.transformer.positionwise_feed_forward import PositionwiseFeedForward
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from torch import nn
+
+from espnet_usr2.utils.masks import valid_mask
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "swish": nn.SiLU}
 
@@ -125,7 +126,7 @@ class RelPosTransformerEncoder(AbsEncoder):
         ilens: torch.Tensor,
         prev_states: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        mask = (~make_pad_mask(ilens, maxlen=xs_pad.size(1)))[:, None, :].to(xs_pad.device)
+        mask = valid_mask(ilens.to(xs_pad.device), xs_pad.size(1))[:, None, :]
         x, pos_emb = self.pos_enc(xs_pad)
         for block in self.blocks:
             x = block(x, pos_emb, mask)

@@ -14,10 +14,10 @@ from abc import ABC, abstractmethod
 from typing import Sequence, Tuple
 
 import torch
-from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 from torch import nn
 
 from espnet_usr2.model.resnet import ResNetTrunk, ceil_div, make_activation, zero_padding
+from espnet_usr2.utils.masks import pad_mask, valid_mask
 
 
 class AbsModalityFrontend(nn.Module, ABC):
@@ -38,7 +38,7 @@ def standardize_waveform(wav: torch.Tensor, lengths: torch.Tensor, eps: float = 
     Recordings differ in gain by orders of magnitude; per-utterance normalisation makes
     the raw-waveform frontend insensitive to that (as USR does).
     """
-    valid = (~make_pad_mask(lengths, wav, 1)).to(wav.dtype)
+    valid = valid_mask(lengths.to(wav.device), wav.size(1)).to(wav.dtype)
     count = valid.sum(dim=1, keepdim=True).clamp(min=1)
     mean = (wav * valid).sum(dim=1, keepdim=True) / count
     var = (((wav - mean) * valid) ** 2).sum(dim=1, keepdim=True) / count
@@ -125,7 +125,7 @@ class ResNet3DVideoFrontend(AbsModalityFrontend):
         batch, frames = video.shape[:2]
         x = (video / 255.0 - self.pixel_mean) / self.pixel_std
         # zero the padded frames so the temporal kernel of the stem sees silence, not noise
-        padded = make_pad_mask(video_lengths, maxlen=frames).to(x.device)[:, :, None, None]
+        padded = pad_mask(video_lengths.to(x.device), frames)[:, :, None, None]
         x = x.masked_fill(padded, 0.0)
         x = self.stem(x.unsqueeze(1))  # (B, C, T, H', W')
         x = x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H', W')

@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from espnet_usr2.utils.masks import valid_mask
+
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _BATCH_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 
@@ -106,5 +108,4 @@ def ceil_div(lengths: torch.Tensor, stride: int) -> torch.Tensor:
 
 def zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Zero the steps at and after ``lengths`` along the last axis of (B, C, T)."""
-    steps = torch.arange(x.size(-1), device=x.device)
-    return x * (steps[None, :] < lengths[:, None].to(x.device)).unsqueeze(1).to(x.dtype)
+    return x * valid_mask(lengths.to(x.device), x.size(-1)).unsqueeze(1).to(x.dtype)

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import torch
 
+from espnet_usr2.utils.masks import valid_mask as length_mask  # noqa: F401  (re-exported)
+
 CTC_AVERAGES = ("all", "emitting")
 ALL_BLANK_POLICIES = ("frames", "mask")
 
@@ -67,11 +69,6 @@ class ConfidenceConfig:
         check_unit_interval("threshold", self.threshold)
         check_choice("ctc_average", self.ctc_average, CTC_AVERAGES)
         check_choice("all_blank", self.all_blank, ALL_BLANK_POLICIES)
-
-
-def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """(B, max_len) bool, True at the first ``lengths[b]`` positions."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def frame_confidence_mask(frame_max_prob: torch.Tensor, lengths: torch.Tensor, threshold: float) -> torch.Tensor:

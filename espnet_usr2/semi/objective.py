@@ -23,7 +23,7 @@ their own PLs, optionally through separate output heads used only for unlabelled
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn

@@ -13,7 +13,6 @@ from espnet_usr2.data.preprocessor import USR2Preprocessor
 from espnet_usr2.data.semi_dataset import SemiSupervisedDataset, SemiSupervisedDatasetError
 from espnet_usr2.samplers.semi_iter_factory import (
     SemiSupervisedIterFactory,
-    add_semi_supervised_arguments,
     build_semi_supervised_iter_factory,
 )
 from espnet_usr2.samplers.semi_supervised import SemiSupervisedBatchSampler, read_frame_lengths

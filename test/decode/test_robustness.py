@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import Dict
 
 import numpy as np
 import pytest
@@ -224,7 +223,6 @@ def _png_is_a_real_plot(path: Path) -> None:
 def test_cli_writes_tables_json_and_plots(tmp_path):
     rng = random.Random(0)
     ref, frames = {}, {}
-    hyps: Dict[str, Dict[str, str]] = {}
     for k in range(120):
         uid = f"spk{k % 9}-utt{k:03d}"
         frames[uid] = rng.randint(50, 600)

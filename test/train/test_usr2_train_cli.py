@@ -1,17 +1,13 @@
 """End to end through ``python -m espnet_usr2.bin.usr2_train`` on a generated labelled set."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from espnet2.train.reporter import Reporter
 
-from conftest import TINY_CONFIG, make_av_batch
+from conftest import QUIET_TRAINING, TINY_CONFIG, make_av_batch, run_usr2_train
 from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.utils.toy_data import ToyCorpusSpec, toy_token_list, write_toy_corpus
-
-QUIET = ["--use_matplotlib", "false", "--use_tensorboard", "false", "--num_att_plot", "0"]
 
 
 def _data_args(root: Path):
@@ -23,13 +19,6 @@ def _data_args(root: Path):
     return args
 
 
-def _run(args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "espnet_usr2.bin.usr2_train", *args], cwd=cwd,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc.stderr
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("usr2_train")
@@ -37,13 +26,13 @@ def trained(tmp_path_factory):
     write_toy_corpus(root / "valid", ToyCorpusSpec(num_utts=12, seed=1), prefix="val")
     (root / "tokens.txt").write_text("\n".join(toy_token_list()) + "\n")
     common = ["--config", str(TINY_CONFIG), "--token_list", str(root / "tokens.txt"), "--token_type", "char",
-              *_data_args(root), *QUIET]
-    _run([*common, "--collect_stats", "true", "--output_dir", str(root / "stats"),
+              *_data_args(root), *QUIET_TRAINING]
+    run_usr2_train([*common, "--collect_stats", "true", "--output_dir", str(root / "stats"),
           "--train_shape_file", str(root / "train" / "text"), "--valid_shape_file", str(root / "valid" / "text")],
          root)
     shapes = ["--train_shape_file", str(root / "stats" / "train" / "video_shape"),
               "--valid_shape_file", str(root / "stats" / "valid" / "video_shape")]
-    log = _run([*common, *shapes, "--output_dir", str(root / "exp"), "--max_epoch", "4", "--batch_size", "4",
+    log = run_usr2_train([*common, *shapes, "--output_dir", str(root / "exp"), "--max_epoch", "4", "--batch_size", "4",
                 "--scheduler_conf", "warmup_steps=10"], root)
     return root, common + shapes, log
 
@@ -89,7 +78,7 @@ def test_saved_model_reloads_strictly_with_identical_outputs(trained):
 
 def test_resume_continues_from_the_last_epoch(trained):
     root, common, _ = trained
-    log = _run([*common, "--output_dir", str(root / "exp"), "--max_epoch", "5", "--batch_size", "4",
+    log = run_usr2_train([*common, "--output_dir", str(root / "exp"), "--max_epoch", "5", "--batch_size", "4",
                 "--scheduler_conf", "warmup_steps=10", "--resume", "true"], root)
     assert "5epoch results" in log and "1epoch results" not in log
     assert (root / "exp" / "5epoch.pth").exists()
@@ -97,6 +86,6 @@ def test_resume_continues_from_the_last_epoch(trained):
 
 def test_dry_run_builds_everything_without_training(tmp_path, trained):
     _, common, _ = trained
-    _run([*common, "--output_dir", str(tmp_path / "dry"), "--dry_run", "true"], tmp_path)
+    run_usr2_train([*common, "--output_dir", str(tmp_path / "dry"), "--dry_run", "true"], tmp_path)
     assert (tmp_path / "dry" / "config.yaml").exists()
     assert not list((tmp_path / "dry").glob("*.pth"))

@@ -1,0 +1,13 @@
+# Environment of the usr2 recipes (sourced). Activates the repository's venv when it
+# exists (tools/install.sh builds it), puts sclite (Debian sctk) on PATH, and keeps
+# Python output unbuffered so that job logs fill while a job runs.
+__usr2_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+if [ -f "${__usr2_root}/tools/activate_python.sh" ] && [ -z "${VIRTUAL_ENV:-}" ]; then
+    # shellcheck disable=SC1091
+    . "${__usr2_root}/tools/activate_python.sh"
+fi
+[ -d /usr/lib/sctk/bin ] && export PATH="${PATH}:/usr/lib/sctk/bin"
+export PYTHONUNBUFFERED=1
+export PYTHONIOENCODING=UTF-8
+export LC_ALL=C
+unset __usr2_root

@@ -1,0 +1,509 @@
+#!/usr/bin/env bash
+# USR 2.0 recipe pipeline: talking-face videos -> one model for A, V and AV recognition.
+#
+# Stages (numbered as ESPnet's asr.sh where the meaning is the same):
+#   1  data prep          local/data.sh -> data/<set>/{video_src.scp,text,utt2spk,spk2utt}
+#   2  ROI + audio        mouth crops (96x96 gray, 25 fps) and 16 kHz wavs -> dump/extract/<set>/
+#   3  format/dump        Kaldi-style lists per set -> dump/<set>/ (train sets: dump/org/<set>/)
+#   4  length filter      min/max frames on labelled/unlabelled/valid sets -> dump/<set>/
+#   5  tokenizer          SentencePiece + ESPnet token list -> data/token_list/bpe_<type><nbpe>/
+#  10  collect stats      shape files for the samplers -> <expdir>/stats_{lab,unlab}/
+#  11  training           supervised, or semi-supervised with --unlabelled_sets -> <expdir>/<tag>/
+#  12  decoding           A, V, AV on --test_sets -> <expdir>/<tag>/decode_<inference_tag>/<set>/
+#  13  scoring            WER/CER per modality (sclite), <expdir>/<tag>/RESULTS.md
+#  14  packing            <expdir>/<tag>/packed/<tag>.zip
+# Every stage prints what it does and what it wrote; a stage whose inputs are missing
+# stops naming the missing file. Run from a recipe directory (egs2/<corpus>/usr2).
+set -euo pipefail
+
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+die() { echo "$(basename "$0"): error: $*" >&2; exit 1; }
+min() { if [ "$1" -lt "$2" ]; then echo "$1"; else echo "$2"; fi; }
+SECONDS=0
+
+# ---------------------------------------------------------------- options (defaults)
+stage=1
+stop_stage=10000
+skip_stages=""         # stage numbers to skip, e.g. "2 3"
+ngpu=0                 # GPUs for training (and decoding when > 0)
+num_nodes=1            # > 1: multi-node training through ESPnet's launcher (espnet2.bin.launch)
+nj=4                   # parallel jobs for data preparation (stage 2)
+roi_nproc=1            # processes per stage-2 job
+inference_nj=4         # parallel jobs for decoding (stage 12)
+python=python3
+datadir=data
+dumpdir=dump
+expdir=exp
+
+# Data sets (names of data/<set> written by local/data.sh)
+labelled_sets=""       # labelled training set(s), e.g. "trainval"
+unlabelled_sets=""     # unlabelled training set(s); non-empty: semi-supervised training
+valid_set=""           # labelled validation set
+test_sets=""           # sets to decode and score
+local_data_opts=""     # options for local/data.sh
+roi_opts=""            # extra options for usr2_prepare_roi (e.g. "--landmarks lm.scp")
+
+# Length filtering (stage 4), in video frames (25 per second)
+min_frames=10
+max_frames=1000
+
+# Tokenizer (stage 5)
+token_type=bpe
+nbpe=1000
+bpemode=unigram
+bpe_train_text=""      # text file(s) to train on (default: the labelled sets' text)
+
+# Training (stages 10, 11)
+train_config=""        # USR 2.0 config, e.g. conf/train_usr2_base.yaml
+train_args=""          # extra arguments for usr2_train (override the config)
+tag=""                 # experiment name (default: from the config and data setting)
+init_param=""          # --init_param for training (e.g. a supervised model)
+sup_train_config=""    # semi-supervised only: first train a supervised model with this
+                       # config and start the semi-supervised run from it
+sup_train_args=""      # extra arguments for that supervised warm-up run
+labelled_batch_frames=600    # semi-supervised batches, frames per device
+unlabelled_batch_frames=4400
+semi_type=usr2
+
+# Decoding and scoring (stages 12, 13)
+inference_config=""    # e.g. conf/decode_beam30.yaml
+inference_args=""      # extra arguments for usr2_inference
+inference_model=valid.loss.best.pth
+inference_tag=""       # default: decode_<config name>_<model name>
+modalities="v a av"
+model_role=student     # student or teacher (the EMA teacher of semi-supervised runs)
+score_cer=true
+
+help_message="Usage: $0 --train_config <yaml> --labelled_sets <sets> --valid_set <set> --test_sets <sets> [options]
+
+Stages: 1 data prep, 2 mouth ROI + audio, 3 format, 4 length filter, 5 tokenizer,
+        10 collect stats, 11 training, 12 decoding (A/V/AV), 13 scoring, 14 packing.
+
+General:
+  --stage N / --stop-stage N   first / last stage to run (${stage} / ${stop_stage})
+  --skip_stages \"N M\"          stages to skip
+  --ngpu N                     GPUs for training and decoding (${ngpu}); N > 1 runs
+                               ESPnet's torch.distributed training on one node
+  --num_nodes N                nodes for multi-node training (${num_nodes}); jobs go through
+                               espnet2.bin.launch with \${cuda_cmd} (cmd.sh)
+  --nj N                       jobs for mouth-ROI extraction (${nj})
+  --roi_nproc N                processes per extraction job (${roi_nproc})
+  --inference_nj N             jobs for decoding (${inference_nj})
+  --datadir / --dumpdir / --expdir   (${datadir} / ${dumpdir} / ${expdir})
+Data:
+  --labelled_sets \"A B\"        labelled training sets
+  --unlabelled_sets \"C\"        unlabelled training sets (semi-supervised training)
+  --valid_set V                validation set (labelled)
+  --test_sets \"T1 T2\"          sets to decode and score
+  --local_data_opts \"...\"      options passed to local/data.sh
+  --roi_opts \"...\"             options passed to usr2_prepare_roi
+  --min_frames / --max_frames  length filter of training sets, video frames (${min_frames} / ${max_frames})
+Tokenizer:
+  --token_type bpe --nbpe N --bpemode unigram|bpe   (${token_type}, ${nbpe}, ${bpemode})
+Training:
+  --train_config YAML          model/training config (required from stage 10)
+  --train_args \"...\"           extra usr2_train arguments
+  --tag NAME                   experiment name under --expdir
+  --init_param PATH            initialise from a model (ESPnet --init_param syntax)
+  --sup_train_config YAML      with --unlabelled_sets: supervised warm-up run first,
+  --sup_train_args \"...\"       then the semi-supervised run starts from its model
+  --labelled_batch_frames N / --unlabelled_batch_frames N   semi-supervised batch sizes
+Decoding:
+  --inference_config YAML      decoding config, e.g. conf/decode_beam30.yaml
+  --inference_args \"...\"       extra usr2_inference arguments
+  --inference_model FILE       model file in the experiment dir (${inference_model})
+  --modalities \"v a av\"        modalities to decode
+  --model_role student|teacher which network of a semi-supervised model to decode"
+
+[ -f ./path.sh ] && . ./path.sh
+[ -f ./cmd.sh ] || die "cmd.sh not found: run from a recipe directory (egs2/<corpus>/usr2)"
+. ./cmd.sh
+. utils/parse_options.sh
+[ "$#" -eq 0 ] || die "unexpected arguments: $*"
+
+run_stage() { # <n>: is stage n selected?
+    [ "$1" -ge "${stage}" ] && [ "$1" -le "${stop_stage}" ] && ! [[ " ${skip_stages} " =~ [[:space:]]$1[[:space:]] ]]
+}
+need_file() { # <file> <what produces it>
+    [ -s "$1" ] || die "missing input $1 (made by $2)"
+}
+
+# ----------------------------------------------------------------- derived names
+for s in ${labelled_sets} ${unlabelled_sets} ${valid_set} ${test_sets}; do
+    case "${s}" in
+        extract | org | token_list) die "a data set cannot be named '${s}' (used by the pipeline)" ;;
+    esac
+done
+# Several training sets are combined into one directory named after all of them.
+lab_train="$(echo ${labelled_sets} | tr ' ' '+')"
+unlab_train="$(echo ${unlabelled_sets} | tr ' ' '+')"
+train_sets_all="${labelled_sets} ${unlabelled_sets} ${valid_set}"
+
+bpedir="${datadir}/token_list/${token_type}_${bpemode}${nbpe}"
+bpemodel="${bpedir}/bpe.model"
+token_list="${bpedir}/tokens.txt"
+
+if [ -z "${tag}" ] && [ -n "${train_config}" ]; then
+    tag="$(basename "${train_config}" .yaml)_${lab_train:-nolab}"
+    [ -n "${unlab_train}" ] && tag+="_semi_${unlab_train}"
+    [ -n "${train_args}" ] && tag+="_$(echo "${train_args}" | sed -e 's/--//g' -e 's/[ =\/,]\+/_/g' | cut -c1-60)"
+fi
+exp="${expdir}/${tag}"
+sup_exp="${expdir}/${tag}_sup"
+stats_lab="${expdir}/stats_${lab_train:-none}"
+stats_unlab="${expdir}/stats_unlab_${unlab_train:-none}"
+if [ -z "${inference_tag}" ] && [ -n "${inference_config}" ]; then
+    inference_tag="decode_$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
+    [ "${model_role}" = student ] || inference_tag+="_${model_role}"
+fi
+
+QUIET="--use_matplotlib false --use_tensorboard false --num_att_plot 0"
+
+# ===================================================================== stage 1
+if run_stage 1; then
+    log "Stage 1: data preparation: local/data.sh ${local_data_opts}"
+    [ -x local/data.sh ] || die "missing input local/data.sh (the recipe's data preparation)"
+    # shellcheck disable=SC2086
+    local/data.sh ${local_data_opts}
+    for s in ${train_sets_all} ${test_sets}; do
+        need_file "${datadir}/${s}/video_src.scp" "local/data.sh"
+    done
+    log "Stage 1 wrote ${datadir}/<set>/{video_src.scp,text,utt2spk,spk2utt} for: ${train_sets_all} ${test_sets}"
+fi
+
+# ===================================================================== stage 2
+if run_stage 2; then
+    log "Stage 2: mouth-ROI and audio extraction (${nj} jobs x ${roi_nproc} processes)"
+    for s in ${train_sets_all} ${test_sets}; do
+        src="${datadir}/${s}"
+        out="${dumpdir}/extract/${s}"
+        need_file "${src}/video_src.scp" "stage 1"
+        text_opt=""
+        # Labelled sets: utterances without a transcript are skipped (and reported);
+        # unlabelled sets need none.
+        if [[ " ${unlabelled_sets} " =~ [[:space:]]${s}[[:space:]] ]]; then
+            text_opt=""
+        else
+            need_file "${src}/text" "stage 1"
+            text_opt="--text ${src}/text"
+        fi
+        n_utt=$(wc -l <"${src}/video_src.scp")
+        _nj=$(min "${nj}" "${n_utt}")
+        mkdir -p "${out}/log"
+        log "  ${s}: ${n_utt} videos -> ${out} (log: ${out}/log/roi.*.log)"
+        # shellcheck disable=SC2086
+        ${decode_cmd} JOB=1:"${_nj}" "${out}/log/roi.JOB.log" \
+            ${python} -m espnet_usr2.bin.usr2_prepare_roi --input "${src}/video_src.scp" \
+                --outdir "${out}" ${text_opt} --nj "${_nj}" --job JOB --nproc "${roi_nproc}" ${roi_opts}
+        # shellcheck disable=SC2086
+        ${python} -m espnet_usr2.bin.usr2_prepare_roi --input "${src}/video_src.scp" --outdir "${out}" \
+            ${text_opt} --nj "${_nj}" --merge ${roi_opts} >"${out}/log/merge.log" 2>&1 \
+            || { tail -n 20 "${out}/log/merge.log" >&2; die "merging ${out} failed: see ${out}/log/merge.log"; }
+        n_ok=$(wc -l <"${out}/video.scp")
+        n_skip=$(grep -vc '^uttid' "${out}/skipped.tsv" || true)
+        log "  ${s}: ${n_ok} extracted, ${n_skip} skipped (reasons in ${out}/skipped.tsv)"
+        if [ "${n_skip}" -gt 0 ]; then
+            grep -v '^uttid' "${out}/skipped.tsv" | cut -f3 | sort | uniq -c | sed 's/^/      /'
+        fi
+    done
+    log "Stage 2 wrote ${dumpdir}/extract/<set>/{video.scp,wav.scp,utt2num_frames,skipped.tsv}"
+fi
+
+# ===================================================================== stage 3
+# format_set <set> <dst>: the utterances stage 2 extracted, with every list the
+# training and scoring tools read, in the same sorted order.
+format_set() {
+    local s="$1" dst="$2" src="${datadir}/$1" ext="${dumpdir}/extract/$1" f
+    need_file "${ext}/video.scp" "stage 2"
+    need_file "${ext}/wav.scp" "stage 2"
+    need_file "${ext}/utt2num_frames" "stage 2"
+    need_file "${src}/utt2spk" "stage 1"
+    mkdir -p "${dst}"
+    for f in video.scp wav.scp utt2num_frames; do
+        LC_ALL=C sort -k1,1 "${ext}/${f}" >"${dst}/${f}"
+    done
+    local keep="${dst}/video.scp"
+    awk 'NR == FNR { k[$1] = 1; next } ($1 in k)' "${keep}" "${src}/utt2spk" | LC_ALL=C sort -k1,1 >"${dst}/utt2spk"
+    if [ -s "${src}/text" ]; then
+        awk 'NR == FNR { k[$1] = 1; next } ($1 in k)' "${keep}" "${src}/text" | LC_ALL=C sort -k1,1 >"${dst}/text"
+    else
+        rm -f "${dst}/text"
+    fi
+    awk '{ if (!($2 in u)) { o[++n] = $2; u[$2] = $1 } else u[$2] = u[$2] " " $1 }
+         END { for (i = 1; i <= n; i++) print o[i], u[o[i]] }' "${dst}/utt2spk" >"${dst}/spk2utt"
+    cp "${ext}/skipped.tsv" "${dst}/skipped.tsv"
+    log "  ${s}: $(wc -l <"${dst}/video.scp") utterances -> ${dst}"
+}
+
+if run_stage 3; then
+    log "Stage 3: format data directories"
+    for s in ${train_sets_all}; do format_set "${s}" "${dumpdir}/org/${s}"; done
+    for s in ${test_sets}; do format_set "${s}" "${dumpdir}/${s}"; done
+    log "Stage 3 wrote {wav.scp,video.scp,text,utt2spk,spk2utt,utt2num_frames}" \
+        "in ${dumpdir}/org/<training set> and ${dumpdir}/<test set>"
+fi
+
+# ===================================================================== stage 4
+# filter_set <set> <labelled: true/false>: drop too short/long utterances (and, for
+# labelled sets, empty transcripts); list every dropped one in dropped.tsv.
+filter_set() {
+    local s="$1" labelled="$2" src="${dumpdir}/org/$1" dst="${dumpdir}/$1" f
+    need_file "${src}/utt2num_frames" "stage 3"
+    [ "${labelled}" = false ] || need_file "${src}/text" "stage 3 (labelled set ${s} has no text)"
+    mkdir -p "${dst}"
+    awk -v lo="${min_frames}" -v hi="${max_frames}" -v lab="${labelled}" -v out="${dst}/dropped.tsv" '
+        BEGIN { print "uttid\tframes\treason" > out }
+        FILENAME ~ /text$/ { if (NF > 1) has_text[$1] = 1; next }
+        {   reason = ""
+            if ($2 < lo) reason = "shorter than " lo " frames"
+            else if ($2 > hi) reason = "longer than " hi " frames"
+            else if (lab == "true" && !($1 in has_text)) reason = "empty transcript"
+            if (reason == "") print $1; else print $1 "\t" $2 "\t" reason > out
+        }' $([ "${labelled}" = true ] && echo "${src}/text") "${src}/utt2num_frames" >"${dst}/.keep"
+    for f in video.scp wav.scp utt2num_frames utt2spk text; do
+        [ -f "${src}/${f}" ] || continue
+        awk 'NR == FNR { k[$1] = 1; next } ($1 in k)' "${dst}/.keep" "${src}/${f}" >"${dst}/${f}"
+    done
+    awk '{ if (!($2 in u)) { o[++n] = $2; u[$2] = $1 } else u[$2] = u[$2] " " $1 }
+         END { for (i = 1; i <= n; i++) print o[i], u[o[i]] }' "${dst}/utt2spk" >"${dst}/spk2utt"
+    local n_in n_out
+    n_in=$(wc -l <"${src}/utt2num_frames")
+    n_out=$(wc -l <"${dst}/.keep")
+    rm -f "${dst}/.keep"
+    [ "${n_out}" -gt 0 ] || die "stage 4 dropped every utterance of ${s}: see ${dst}/dropped.tsv"
+    log "  ${s}: kept ${n_out} of ${n_in}, dropped $((n_in - n_out)) -> ${dst}"
+    if [ "${n_in}" -gt "${n_out}" ]; then
+        tail -n +2 "${dst}/dropped.tsv" | cut -f3 | sort | uniq -c | sed 's/^/      /'
+    fi
+}
+
+# combine_sets <dst> <sets...>: one training directory from several.
+combine_sets() {
+    local dst="${dumpdir}/$1" f s
+    shift
+    mkdir -p "${dst}"
+    for f in video.scp wav.scp utt2num_frames utt2spk text; do
+        for s in "$@"; do [ -f "${dumpdir}/${s}/${f}" ] && cat "${dumpdir}/${s}/${f}"; done |
+            LC_ALL=C sort -k1,1 >"${dst}/${f}"
+        [ -s "${dst}/${f}" ] || rm -f "${dst}/${f}"
+    done
+    awk '{ if (!($2 in u)) { o[++n] = $2; u[$2] = $1 } else u[$2] = u[$2] " " $1 }
+         END { for (i = 1; i <= n; i++) print o[i], u[o[i]] }' "${dst}/utt2spk" >"${dst}/spk2utt"
+    log "  combined $* -> ${dst} ($(wc -l <"${dst}/video.scp") utterances)"
+}
+
+if run_stage 4; then
+    log "Stage 4: length filtering (${min_frames} <= frames <= ${max_frames})"
+    for s in ${labelled_sets} ${valid_set}; do filter_set "${s}" true; done
+    for s in ${unlabelled_sets}; do filter_set "${s}" false; done
+    # shellcheck disable=SC2086
+    [ "${lab_train}" != "${labelled_sets}" ] && [ -n "${lab_train}" ] && combine_sets "${lab_train}" ${labelled_sets}
+    # shellcheck disable=SC2086
+    [ "${unlab_train}" != "${unlabelled_sets}" ] && [ -n "${unlab_train}" ] && combine_sets "${unlab_train}" ${unlabelled_sets}
+    log "Stage 4 wrote ${dumpdir}/<set>/ (+ dropped.tsv) for: ${train_sets_all}"
+fi
+
+# ===================================================================== stage 5
+if run_stage 5; then
+    [ "${token_type}" = bpe ] || die "--token_type ${token_type}: only bpe is implemented"
+    texts="${bpe_train_text}"
+    if [ -z "${texts}" ]; then
+        for s in ${labelled_sets}; do texts+=" ${dumpdir}/${s}/text"; done
+    fi
+    [ -n "${texts// /}" ] || die "stage 5 needs --labelled_sets or --bpe_train_text"
+    for f in ${texts}; do need_file "${f}" "stage 4"; done
+    log "Stage 5: SentencePiece ${bpemode} tokenizer (nbpe ${nbpe}) on${texts}"
+    # shellcheck disable=SC2086
+    ${python} pyscripts/make_bpe.py --text ${texts} --outdir "${bpedir}" --nbpe "${nbpe}" --model_type "${bpemode}"
+    log "Stage 5 wrote ${bpemodel} and ${token_list}"
+fi
+
+# ================================================================ training helpers
+# data_opts <option> <dir> [with_text]: the three data entries of a directory.
+data_opts() {
+    local opt="$1" d="$2"
+    echo "${opt} ${d}/wav.scp,speech,sound ${opt} ${d}/video.scp,video,roi_video"
+    [ "${3:-true}" = true ] && echo "${opt} ${d}/text,text,text"
+    true
+}
+check_train_inputs() {
+    [ -n "${train_config}" ] || die "--train_config is required from stage 10"
+    need_file "${train_config}" "--train_config"
+    [ -n "${lab_train}" ] || die "--labelled_sets is required"
+    [ -n "${valid_set}" ] || die "--valid_set is required"
+    need_file "${token_list}" "stage 5"
+    need_file "${bpemodel}" "stage 5"
+    local d
+    for d in "${dumpdir}/${lab_train}" "${dumpdir}/${valid_set}"; do
+        need_file "${d}/wav.scp" "stage 4"; need_file "${d}/video.scp" "stage 4"; need_file "${d}/text" "stage 4"
+    done
+    if [ -n "${unlab_train}" ]; then
+        need_file "${dumpdir}/${unlab_train}/wav.scp" "stage 4"
+        need_file "${dumpdir}/${unlab_train}/video.scp" "stage 4"
+    fi
+}
+token_opts="--token_list ${token_list} --token_type bpe --bpemodel ${bpemodel}"
+
+# train_job <outdir> <log> <args...>: one usr2_train run through the job runner, on one
+# node (ESPnet spawns --ngpu processes with --multiprocessing_distributed) or several
+# (ESPnet's launcher starts one process per node through ${cuda_cmd}).
+train_job() {
+    local out="$1" logfile="$2"
+    shift 2
+    local dist=""
+    [ "${ngpu}" -gt 1 ] && dist="--multiprocessing_distributed true"
+    mkdir -p "${out}"
+    if [ "${num_nodes}" -gt 1 ]; then
+        # shellcheck disable=SC2086
+        ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name ${tag}" --log "${logfile}" \
+            --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${out}/.dist_init_" \
+            --multiprocessing_distributed true -- \
+            ${python} -m espnet_usr2.bin.usr2_train --ngpu "${ngpu}" "$@" --output_dir "${out}" \
+            || die "training failed: see ${logfile}"
+    else
+        # shellcheck disable=SC2086
+        ${cuda_cmd} --gpu "${ngpu}" "${logfile}" \
+            ${python} -m espnet_usr2.bin.usr2_train --ngpu "${ngpu}" ${dist} "$@" --output_dir "${out}" \
+            || { tail -n 30 "${logfile}" >&2; die "training failed: see ${logfile}"; }
+    fi
+}
+
+# ===================================================================== stage 10
+if run_stage 10; then
+    check_train_inputs
+    log "Stage 10: collect stats (shapes) of ${lab_train} -> ${stats_lab}"
+    mkdir -p "${stats_lab}/logdir"
+    # shellcheck disable=SC2046,SC2086
+    ${train_cmd} "${stats_lab}/logdir/stats.log" \
+        ${python} -m espnet_usr2.bin.usr2_train --collect_stats true --config "${train_config}" ${token_opts} \
+            ${QUIET} $(data_opts --train_data_path_and_name_and_type "${dumpdir}/${lab_train}") \
+            $(data_opts --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}") \
+            --train_shape_file "${dumpdir}/${lab_train}/wav.scp" --valid_shape_file "${dumpdir}/${valid_set}/wav.scp" \
+            --output_dir "${stats_lab}" ${train_args} \
+        || { tail -n 30 "${stats_lab}/logdir/stats.log" >&2; die "collect stats failed: see ${stats_lab}/logdir/stats.log"; }
+    if [ -n "${unlab_train}" ]; then
+        log "Stage 10: collect stats of unlabelled ${unlab_train} -> ${stats_unlab}"
+        mkdir -p "${stats_unlab}/logdir"
+        # shellcheck disable=SC2046,SC2086
+        ${train_cmd} "${stats_unlab}/logdir/stats.log" \
+            ${python} -m espnet_usr2.bin.usr2_train --collect_stats true --config "${train_config}" ${token_opts} \
+                ${QUIET} $(data_opts --train_data_path_and_name_and_type "${dumpdir}/${unlab_train}" false) \
+                $(data_opts --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}") \
+                --train_shape_file "${dumpdir}/${unlab_train}/wav.scp" --valid_shape_file "${dumpdir}/${valid_set}/wav.scp" \
+                --output_dir "${stats_unlab}" ${train_args} \
+            || { tail -n 30 "${stats_unlab}/logdir/stats.log" >&2; die "collect stats failed: see ${stats_unlab}/logdir/stats.log"; }
+    fi
+    log "Stage 10 wrote ${stats_lab}/{train,valid}/{speech,video,text}_shape$([ -n "${unlab_train}" ] && echo " and ${stats_unlab}/train/video_shape")"
+fi
+
+# ===================================================================== stage 11
+if run_stage 11; then
+    check_train_inputs
+    need_file "${stats_lab}/train/video_shape" "stage 10"
+    need_file "${stats_lab}/valid/video_shape" "stage 10"
+    sup_common="${token_opts} ${QUIET} --resume true
+        $(data_opts --train_data_path_and_name_and_type "${dumpdir}/${lab_train}")
+        $(data_opts --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}")
+        --train_shape_file ${stats_lab}/train/video_shape --valid_shape_file ${stats_lab}/valid/video_shape"
+    init_opt=""
+    [ -n "${init_param}" ] && init_opt="--init_param ${init_param}"
+    if [ -z "${unlab_train}" ]; then
+        log "Stage 11: supervised training on ${lab_train} (${train_config}) -> ${exp} (log: ${exp}/train.log)"
+        # shellcheck disable=SC2086
+        train_job "${exp}" "${exp}/train.log" --config "${train_config}" ${sup_common} ${init_opt} ${train_args}
+    else
+        need_file "${stats_unlab}/train/video_shape" "stage 10"
+        if [ -n "${sup_train_config}" ]; then
+            need_file "${sup_train_config}" "--sup_train_config"
+            log "Stage 11a: supervised warm-up on ${lab_train} (${sup_train_config}) -> ${sup_exp} (log: ${sup_exp}/train.log)"
+            # shellcheck disable=SC2086
+            train_job "${sup_exp}" "${sup_exp}/train.log" --config "${sup_train_config}" ${sup_common} ${init_opt} ${sup_train_args}
+            need_file "${sup_exp}/${inference_model}" "the supervised warm-up (stage 11a)"
+            init_opt="--init_param ${sup_exp}/${inference_model}"
+        fi
+        log "Stage 11: semi-supervised training, labelled ${lab_train} + unlabelled ${unlab_train}" \
+            "(${train_config}) -> ${exp} (log: ${exp}/train.log)"
+        # shellcheck disable=SC2046,SC2086
+        train_job "${exp}" "${exp}/train.log" --config "${train_config}" ${sup_common} \
+            --semi "${semi_type}" --batch_type semi_supervised \
+            --labelled_batch_frames "${labelled_batch_frames}" --unlabelled_batch_frames "${unlabelled_batch_frames}" \
+            $(data_opts --unlabelled_data_path_and_name_and_type "${dumpdir}/${unlab_train}" false) \
+            --unlabelled_shape_file "${stats_unlab}/train/video_shape" ${init_opt} ${train_args}
+    fi
+    need_file "${exp}/${inference_model}" "stage 11 (see ${exp}/train.log)"
+    log "Stage 11 wrote ${exp}/{config.yaml,${inference_model},checkpoint.pth,train.log}"
+fi
+
+# ===================================================================== stage 12
+if run_stage 12; then
+    [ -n "${inference_config}" ] || die "--inference_config is required for stage 12"
+    need_file "${inference_config}" "--inference_config"
+    need_file "${exp}/config.yaml" "stage 11"
+    need_file "${exp}/${inference_model}" "stage 11"
+    gpu_opt=""
+    [ "${ngpu}" -gt 0 ] && gpu_opt="--ngpu 1"
+    for s in ${test_sets}; do
+        d="${dumpdir}/${s}"
+        need_file "${d}/wav.scp" "stage 3"
+        need_file "${d}/video.scp" "stage 3"
+        out="${exp}/${inference_tag}/${s}"
+        logdir="${out}/logdir"
+        rm -rf "${logdir}"
+        mkdir -p "${logdir}"
+        ${python} -m espnet_usr2.decode.splits split --scp "${d}/video.scp" --nj "${inference_nj}" --out_dir "${logdir}" >/dev/null
+        _nj=$(find "${logdir}" -maxdepth 1 -name 'keys.*.scp' | wc -l)
+        log "Stage 12: decoding ${s} (${modalities}) with ${inference_config}, ${_nj} jobs -> ${out} (logs: ${logdir}/decode.*.log)"
+        # shellcheck disable=SC2086
+        ${decode_cmd} --gpu "${ngpu:0:1}" JOB=1:"${_nj}" "${logdir}/decode.JOB.log" \
+            ${python} -m espnet_usr2.bin.usr2_inference --config "${inference_config}" \
+                --train_config "${exp}/config.yaml" --model_file "${exp}/${inference_model}" \
+                --model_role "${model_role}" --modalities ${modalities} ${gpu_opt} \
+                --data_path_and_name_and_type "${d}/wav.scp,speech,sound" \
+                --data_path_and_name_and_type "${d}/video.scp,video,roi_video" \
+                --key_file "${logdir}/keys.JOB.scp" --output_dir "${logdir}/output.JOB" ${inference_args} \
+            || die "decoding failed: see ${logdir}/decode.*.log"
+        # shellcheck disable=SC2046
+        ${python} -m espnet_usr2.decode.splits merge --out_dir "${out}" $(seq -f "${logdir}/output.%g" 1 "${_nj}") >/dev/null
+        log "  wrote ${out}/{video,audio,audiovisual}/text"
+    done
+fi
+
+# ===================================================================== stage 13
+if run_stage 13; then
+    [ -n "${inference_tag}" ] || die "--inference_config (or --inference_tag) is required for stage 13"
+    cer_opt=""
+    [ "${score_cer}" = true ] && cer_opt="--cer"
+    for s in ${test_sets}; do
+        need_file "${dumpdir}/${s}/text" "stage 3"
+        need_file "${dumpdir}/${s}/utt2spk" "stage 3"
+        for m in ${modalities}; do
+            case "${m}" in v | video) m=video ;; a | audio) m=audio ;; av | audiovisual) m=audiovisual ;; esac
+            d="${exp}/${inference_tag}/${s}/${m}"
+            need_file "${d}/text" "stage 12"
+            ${python} -m espnet_usr2.bin.usr2_score --ref_text "${dumpdir}/${s}/text" --hyp_text "${d}/text" \
+                --utt2spk "${dumpdir}/${s}/utt2spk" --out_dir "${d}" ${cer_opt} >"${d}/score.log" 2>&1 \
+                || { cat "${d}/score.log" >&2; die "scoring ${d} failed"; }
+            log "Stage 13: scored ${s} ${m}: $(grep -E 'Sum/Avg' "${d}/score_wer/result.txt" | head -n 1 | tr -s ' ')"
+        done
+    done
+    ${python} -m espnet_usr2.bin.usr2_score --results "${exp}" --out "${exp}/RESULTS.md" >/dev/null 2>"${exp}/results.log" \
+        || { cat "${exp}/results.log" >&2; die "collecting ${exp}/RESULTS.md failed"; }
+    log "Stage 13 wrote ${exp}/${inference_tag}/<set>/<modality>/score_{wer,cer}/result.txt and ${exp}/RESULTS.md"
+    cat "${exp}/RESULTS.md"
+fi
+
+# ===================================================================== stage 14
+if run_stage 14; then
+    need_file "${exp}/config.yaml" "stage 11"
+    need_file "${exp}/${inference_model}" "stage 11"
+    pack_opts=""
+    [ -f "${exp}/RESULTS.md" ] && pack_opts+=" --option ${exp}/RESULTS.md"
+    [ -n "${inference_config}" ] && [ -f "${inference_config}" ] && pack_opts+=" --option ${inference_config}"
+    log "Stage 14: packing ${exp} -> ${exp}/packed/${tag}.zip"
+    # shellcheck disable=SC2086
+    ${python} pyscripts/pack_model.py --train_config "${exp}/config.yaml" --model_file "${exp}/${inference_model}" \
+        --outpath "${exp}/packed/${tag}.zip" ${pack_opts}
+    log "Stage 14 wrote ${exp}/packed/${tag}.zip"
+fi
+
+log "Successfully finished stages ${stage}-${stop_stage} in ${SECONDS} s"

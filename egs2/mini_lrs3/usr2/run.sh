@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The embedded default recipe: generate the mini LRS3-format corpus, then run usr2.sh
+# stages 1-13 with a model small enough for a CPU, and print the WER table for A, V, AV.
+#
+#   ./run.sh                      # everything (about 20 minutes on 2 CPU cores)
+#   ./run.sh --stage 11           # any usr2.sh option is passed through
+#   ./run.sh --gen_opts "--n_pretrain 40 --n_trainval 60 --n_test 12"   # a smaller corpus
+#
+# Setting: supervised warm-up on trainval (minus 20 held-out utterances for validation),
+# then semi-supervised USR 2.0 training with pretrain/ as unlabelled data, started from
+# the supervised model; greedy-free joint CTC/attention beam search (beam 10).
+set -euo pipefail
+
+gen_opts=""       # options of usr2_make_mini_lrs3 (corpus sizes, --seed)
+stage=1           # stages up to 1 (re)generate the corpus when it is not complete
+nj=2              # mouth-ROI extraction jobs
+inference_nj=2
+usr2_args=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --gen_opts) gen_opts="$2"; shift 2 ;;
+        --gen_opts=*) gen_opts="${1#*=}"; shift ;;
+        --stage) stage="$2"; shift 2 ;;
+        --stage=*) stage="${1#*=}"; shift ;;
+        --nj) nj="$2"; shift 2 ;;
+        --inference_nj) inference_nj="$2"; shift 2 ;;
+        *) usr2_args+=("$1"); shift ;;
+    esac
+done
+
+. ./path.sh
+. ./db.sh
+
+if [ "${stage}" -le 1 ]; then
+    echo "run.sh: generating the mini corpus in ${MINI_LRS3} (kept if already complete)"
+    # shellcheck disable=SC2086
+    python -m espnet_usr2.bin.usr2_make_mini_lrs3 --out "${MINI_LRS3}" --seed 0 --nj "${nj}" \
+        --log_level WARNING ${gen_opts}
+fi
+
+./usr2.sh \
+    --stage "${stage}" \
+    --stop_stage 13 \
+    --nj "${nj}" \
+    --inference_nj "${inference_nj}" \
+    --local_data_opts "--long_test true --valid_from trainval --valid_size 20" \
+    --labelled_sets trainval_train \
+    --unlabelled_sets pretrain \
+    --valid_set valid \
+    --test_sets test \
+    --min_frames 10 \
+    --max_frames 400 \
+    --nbpe 64 \
+    --sup_train_config conf/train_usr2_mini_sup.yaml \
+    --train_config conf/train_usr2_mini.yaml \
+    --labelled_batch_frames 600 \
+    --unlabelled_batch_frames 600 \
+    --inference_config conf/decode_mini.yaml \
+    "${usr2_args[@]}"

@@ -1,0 +1,90 @@
+"""Decoding options and results shared by every search method.
+
+The length rules are ESPnet's (``espnet.nets.beam_search.BeamSearch.forward``) so that the
+fast search, the reference search and the greedy searches stop at the same place:
+
+* ``maxlenratio == 0``: at most T output tokens (T = encoder frames) and end detection;
+* ``maxlenratio < 0``: at most ``-maxlenratio`` tokens;
+* ``maxlenratio > 0``: at most ``max(1, int(maxlenratio * T))`` tokens;
+* ``minlenratio < 0``: at least ``-minlenratio`` tokens, else ``int(minlenratio * T)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+METHODS = ("beam", "greedy_att", "greedy_ctc")
+BEAM_IMPLS = ("fast", "espnet")
+
+
+@dataclass
+class DecodeOptions:
+    """Search settings (method.md section 4); defaults are the paper's: beam 40, ctc_weight 0.1."""
+
+    method: str = "beam"
+    beam_impl: str = "fast"
+    beam_size: int = 40
+    ctc_weight: float = 0.1
+    penalty: float = 0.0
+    maxlenratio: float = 0.0
+    minlenratio: float = 0.0
+    nbest: int = 1
+    pre_beam_ratio: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown decoding method {self.method!r}; expected one of {METHODS}")
+        if self.beam_impl not in BEAM_IMPLS:
+            raise ValueError(f"unknown beam_impl {self.beam_impl!r}; expected one of {BEAM_IMPLS}")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+        if self.nbest < 1:
+            raise ValueError(f"nbest must be >= 1, got {self.nbest}")
+        if self.nbest > self.beam_size and self.method == "beam":
+            raise ValueError(f"nbest ({self.nbest}) cannot exceed beam_size ({self.beam_size})")
+        if not 0.0 <= self.ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
+        if self.method == "beam" and self.ctc_weight == 1.0:
+            # with the decoder weight at 0, ESPnet's pre-beam would rank tokens by a constant
+            raise ValueError("beam search needs ctc_weight < 1 (the attention decoder ranks the "
+                             "pre-beam); for CTC-only decoding use --method greedy_ctc")
+
+    @property
+    def pre_beam_size(self) -> int:
+        """ESPnet's ``int(pre_beam_ratio * beam_size)``: tokens per hypothesis the CTC scores."""
+        return int(self.pre_beam_ratio * self.beam_size)
+
+
+def length_bounds(n_frames: int, maxlenratio: float, minlenratio: float) -> Tuple[int, int]:
+    """(maxlen, minlen) in output tokens for ``n_frames`` encoder frames, ESPnet's rules."""
+    if maxlenratio == 0:
+        maxlen = n_frames
+    elif maxlenratio < 0:
+        maxlen = -1 * int(maxlenratio)
+    else:
+        maxlen = max(1, int(maxlenratio * n_frames))
+    minlen = -1 * int(minlenratio) if minlenratio < 0 else int(minlenratio * n_frames)
+    return maxlen, minlen
+
+
+@dataclass
+class Hyp:
+    """One decoded hypothesis: ``yseq`` as the search keeps it (``<sos>`` ... ``<eos>``)."""
+
+    yseq: List[int]
+    score: float
+    scores: dict = field(default_factory=dict)
+
+    def token_ids(self, sos: int, eos: int, blank: int = 0) -> List[int]:
+        """Output tokens: without the leading ``<sos>``, any ``<eos>`` and blanks.
+
+        ESPnet's search can end a hypothesis with two ``<eos>`` (a hypothesis that chose
+        ``<eos>`` at the last allowed step gets another one appended); none is a token.
+        """
+        body = self.yseq[1:] if self.yseq and self.yseq[0] == sos else self.yseq
+        return [t for t in body if t != eos and t != blank]
+
+
+def empty_hyp(sos: int, eos: int) -> Hyp:
+    """The hypothesis written for an utterance that cannot be decoded (no input frames)."""
+    return Hyp(yseq=[sos, eos], score=0.0)
