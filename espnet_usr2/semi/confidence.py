@@ -23,13 +23,16 @@ Open points of the method that this module fixes (``ConfidenceConfig``):
     ignores the usually very confident blank frames and so is the stricter choice.
 
 ``all_blank`` -- what an all-blank greedy path (empty PL, L = 0) gets:
-    ``"frames"`` (default): its confidence is the mean over its (blank) frames, exactly
-    as ``ctc_average="all"`` would give; it can therefore pass and teach the student to
-    output nothing on non-speech (CTC with an empty target = all blanks; the decoder
-    learns ``[sos] -> <eos>``). Silence/music clips exist in in-the-wild unlabelled data
-    and masking them would never teach "no speech"; an unsure all-blank path is still
-    dropped by tau like any other sequence.
-    ``"mask"``: an all-blank sequence always gets confidence 0 and is filtered out.
+    ``"mask"`` (default): confidence 0, so it is always filtered out. An empty PL for a
+    clip of the speech corpora this method trains on is almost always a teacher failure,
+    and a *confident* one: a young CTC head collapses to blank everywhere with
+    probabilities near 1, so with the mean over its frames such PLs pass tau = 0.8 and
+    teach the student to output nothing (seen on the toy corpus: the validation loss rose
+    from the first semi-supervised epoch until this default changed).
+    ``"frames"``: its confidence is the mean over its (blank) frames, exactly as
+    ``ctc_average="all"`` would give; it can then pass and teach "no speech" (CTC with an
+    empty target, the decoder ``[sos] -> <eos>``), which suits unlabelled data with many
+    non-speech clips and a mature teacher.
 
 All comparisons use ``>=`` (a value exactly at tau is kept).
 """
@@ -63,7 +66,7 @@ class ConfidenceConfig:
 
     threshold: float = 0.8
     ctc_average: str = "all"
-    all_blank: str = "frames"
+    all_blank: str = "mask"
 
     def __post_init__(self):
         check_unit_interval("threshold", self.threshold)
@@ -92,7 +95,7 @@ def ctc_sequence_confidence(
     frame_ids: torch.Tensor,
     lengths: torch.Tensor,
     average: str = "all",
-    all_blank: str = "frames",
+    all_blank: str = "mask",
     blank_id: int = 0,
 ) -> torch.Tensor:
     """Eq. 12: (B,) sequence confidence ``exp(mean log max_c p_ctc)`` in probability space.

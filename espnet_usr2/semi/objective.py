@@ -85,7 +85,7 @@ class USR2Objective(_UnlabelledObjective):
         p_ar_end: float = 1.0,
         threshold: float = 0.8,
         ctc_confidence_average: str = "all",
-        all_blank: str = "frames",
+        all_blank: str = "mask",
         ctc_weight: float = 0.1,
         alpha: float = 0.5,
         beta: float = 0.5,
