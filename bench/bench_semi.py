@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Semi-supervised cost on CPU: USR 2.0 (CTC-driven PLs, mixed sampling) vs AR PLs / USR v1.
 
-    python bench/bench_semi.py                 # Base config, 2 threads, about 2-4 min on an idle 2-core machine
-    python bench/bench_semi.py --steps 4 --usr1_steps 3 --pl_repeats 3    # shorter
+    python bench/bench_semi.py           # Base config, 2 threads; ~3 min on an idle 2-core machine
+    python bench/bench_semi.py --steps 4 --usr1_steps 2 --pl_repeats 3    # shorter
 
 Model: ``train_usr2_base.yaml`` (86 M parameters), random weights, a 1000-token list,
 random audio / video. Every figure is measured in this run; nothing is hard-coded.
@@ -33,35 +33,48 @@ random audio / video. Every figure is measured in this run; nothing is hard-code
 
 2. **Training step**, forward + backward (no optimiser step, no EMA update) of one
    semi-supervised step: ``--labelled`` labelled + ``--unlabelled`` unlabelled utterances of
-   ``--step_frames`` frames (default 1 + 2 x 75 frames, 3 s each: the Base model on 2 CPU
+   ``--step_frames`` frames (default 1 + 2 x 50 frames, 2 s each: the Base model on 2 CPU
    threads needs seconds per utterance, so the batch is far smaller than the paper's
    600 / 4400 frames), all three modalities (v, a, av), student in train mode (augmentation,
    dropout), teacher PLs on the clean AV view. ``threshold=0.0`` lets every PL pass so every
-   loss term does its real work. The teacher's CTC / ``<eos>`` are biased as in 1 (CTC PL
-   ~T/5 = 15 tokens, AR PL 15 tokens).
+   loss term does its real work. The teacher's CTC head / ``<eos>`` are biased as in 1 (CTC
+   PL ~T/5 = 10 tokens, AR PL 10 tokens). One student + teacher runs both methods,
+   interleaved step by step (same weights, inputs and machine load); only the unlabelled
+   objective is swapped:
 
-   * USR 2.0, p_AR = 0.5: ``--steps`` steps whose mode is the model's own mixed-sampling
-     draw (seed 42, step k = 0, 1, ...: the step counter is the teacher's ``num_updates``).
-     Reported: the mean over the drawn steps, and the median per mode.
-   * USR v1: AR PLs every step, frame-level CTC PLs.
+   * USR 2.0, p_AR = 0.5 (the config's ``USR2Objective``): ``--steps`` steps whose mode is
+     the model's own mixed-sampling draw (seed 42, step k = 0, 1, ...: the step counter is
+     the teacher's ``num_updates``). Reported: the mean over the drawn steps, and the
+     median per mode.
+   * USR v1 (``USR1Objective`` as ``--semi usr1`` builds it): AR PLs every step,
+     frame-level CTC PLs with frame-wise CE.
 
-3. **Peak memory**: each group (PL, USR 2.0 steps, USR v1 steps) runs in its own fresh
-   subprocess. Around each measured call the kernel's peak-RSS counter is reset
-   (``/proc/self/clear_refs`` <- 5) and read back (``VmHWM``); reported is the peak RSS during
-   the call minus the RSS just before it ("extra peak": the memory the call itself needs,
-   activations + autograd graph + PL buffers; the model's weights are excluded), the largest
-   over the repeats. The workers run with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors
-   go back to the OS and one call's leftovers do not hide the next one's peak. Also printed:
-   each worker's whole-process peak RSS (``ru_maxrss``: weights, teacher copy, all of it).
-   Where ``clear_refs`` is not available only the whole-process peak is reported.
+3. **Peak memory**, per measured call: the kernel's peak-RSS counter is reset
+   (``/proc/self/clear_refs`` <- 5) and read back (``VmHWM``) around the call; reported is
+   the peak RSS during the call minus the RSS just before it ("extra peak": what the call
+   itself needs -- activations, autograd graph, PL buffers; weights excluded), the largest
+   over the repeats. Before each call glibc's ``malloc_trim(0)`` returns freed heap pages
+   to the OS, so earlier calls' leftovers do not hide this call's peak. PL and training
+   run in two fresh subprocesses; the training one's whole-process peak (``ru_maxrss``:
+   weights, teacher copy, everything) is printed too. Without ``clear_refs`` the extra
+   peaks read "n/a".
 
-Timings: median wall-clock of ``--pl_repeats`` repeats (PL; the two methods alternate) after
-one warm-up call each; training steps after one warm-up step. CPU seconds (all threads of
-the process) are printed too: on a shared machine they suffer less from other load.
+   A bench-only third PL variant, "AR greedy, cross-attention K/V cached", memoises the
+   encoder memory's key/value projections in every decoder layer's source attention
+   (ESPnet's incremental decoder caches layer outputs only and recomputes those
+   projections at every step). It shows how much of the AR cost that recomputation is;
+   its tokens are checked equal to plain AR.
+
+Timings: median wall-clock of ``--pl_repeats`` repeats (PL; the three variants alternate)
+after one warm-up call each; training steps after one warm-up step per method. CPU seconds
+(all threads of the process) are printed too. The machine load average is printed at the
+start and the end: on a shared machine, small decoder steps suffer most from other load
+(2 OpenMP threads wait for each other at every op), so AR figures are the noisiest.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import re
@@ -71,8 +84,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -98,7 +112,16 @@ def _status_mb(key: str) -> Optional[float]:
         return None
 
 
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the OS (glibc ``malloc_trim``), so RSS = memory in use."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _reset_peak_rss() -> bool:
+    _trim_heap()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -165,6 +188,38 @@ def force_realistic_pl_lengths(teacher, enc: torch.Tensor, enc_lens: torch.Tenso
     teacher.decoder.output_head(PL_MODALITY).bias[teacher.eos] -= 1e4
 
 
+class _MemoisedProjection(torch.nn.Module):
+    """``linear(x)``, recomputed only when ``x`` is another tensor (or was modified in place)."""
+
+    def __init__(self, linear: torch.nn.Module):
+        super().__init__()
+        self.linear = linear
+        self._key, self._out = None, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.data_ptr(), tuple(x.shape), x._version)
+        if key != self._key:
+            self._key, self._out = key, self.linear(x)
+        return self._out
+
+
+@contextmanager
+def cross_attention_kv_cached(decoder):
+    """Bench-only variant of AR decoding: the encoder memory's K/V projections of every
+    decoder layer's source attention are computed once instead of at every step (ESPnet's
+    incremental decoder caches only the layer outputs, and recomputes them each step)."""
+    saved = []
+    for layer in decoder.decoders:
+        attn = layer.src_attn
+        saved.append((attn, attn.linear_k, attn.linear_v))
+        attn.linear_k, attn.linear_v = _MemoisedProjection(attn.linear_k), _MemoisedProjection(attn.linear_v)
+    try:
+        yield decoder
+    finally:
+        for attn, k, v in saved:
+            attn.linear_k, attn.linear_v = k, v
+
+
 def build(args, extra: Optional[List[str]] = None):
     from espnet_usr2.utils.config import build_model_from_config
 
@@ -204,11 +259,17 @@ def worker_pl(args) -> Dict:
             return ar_greedy_pseudo_labels(decoder, enc, enc_lens, sos, eos, ar_conf, args.threshold,
                                            modality=PL_MODALITY, use_cache=True)
 
-    runs: Dict[str, List[Measured]] = {"ctc": [], "ar": []}
-    ctc_driven(), ar_greedy()  # warm-up
-    for _ in range(args.pl_repeats):
-        runs["ctc"].append(Measured(ctc_driven))
-        runs["ar"].append(Measured(ar_greedy))
+    def ar_greedy_cross_cached():
+        with cross_attention_kv_cached(decoder):
+            return ar_greedy()
+
+    runs: Dict[str, List[Measured]] = {"ctc": [], "ar": [], "arx": []}
+    calls = {"ctc": ctc_driven, "ar": ar_greedy, "arx": ar_greedy_cross_cached}
+    for fn in calls.values():  # warm-up
+        fn()
+    for _ in range(args.pl_repeats):  # the methods alternate: the same machine load for each
+        for key, fn in calls.items():
+            runs[key].append(Measured(fn))
     ctc_pl, att_pl = runs["ctc"][-1].result
     ar_pl = runs["ar"][-1].result
     return {
@@ -217,6 +278,7 @@ def worker_pl(args) -> Dict:
         "ctc_len_max": int(ctc_pl.lengths.max()), "tf_positions": int(att_pl.tokens.size(1)),
         "ar_len_mean": float(ar_pl.lengths.float().mean()), "ar_len_max": int(ar_pl.lengths.max()),
         "ar_eos": int((ar_pl.tokens == eos).sum()),
+        "arx_same": bool(torch.equal(runs["arx"][-1].result.tokens, ar_pl.tokens)),
         **{f"{k}_wall": [m.wall for m in v] for k, v in runs.items()},
         **{f"{k}_cpu": [m.cpu for m in v] for k, v in runs.items()},
         **{f"{k}_extra_mb": max_or_none([m.extra_mb for m in v]) for k, v in runs.items()},
@@ -224,14 +286,20 @@ def worker_pl(args) -> Dict:
     }
 
 
-def worker_step(args) -> Dict:
-    """Forward + backward of semi-supervised steps, USR 2.0 (p_AR = 0.5) or USR v1."""
-    from espnet_usr2.semi.mixed_sampling import AR_MODE, MixedSamplingConfig, sample_mode
+def worker_steps(args) -> Dict:
+    """Forward + backward of semi-supervised steps, USR 2.0 (p_AR = 0.5) and USR v1 interleaved.
 
-    extra = ["--semi", args.method, "--semi_conf", "threshold=0.0"]
-    if args.method == "usr2":
-        extra += ["--semi_conf", f"p_ar={args.p_ar}"]
-    model = build(args, extra)
+    One student + EMA teacher; the unlabelled objective is swapped between
+    ``USR2Objective`` (the config's, p_AR = 0.5) and ``USR1Objective`` (as ``--semi usr1``
+    would build it), so both methods run on the same weights, inputs and machine load.
+    """
+    from espnet_usr2.semi.mixed_sampling import AR_MODE, MixedSamplingConfig, sample_mode
+    from espnet_usr2.semi.objective import USR1Objective
+
+    model = build(args, ["--semi", "usr2", "--semi_conf", "threshold=0.0", "--semi_conf", f"p_ar={args.p_ar}"])
+    objectives = {"usr2": model.unlabelled_objective,
+                  "usr1": USR1Objective(vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(),
+                                        threshold=0.0)}
     model.ensure_teacher_initialized()
     model.train()
     teacher = model.teacher.model
@@ -247,17 +315,15 @@ def worker_step(args) -> Dict:
         unl = {k: v[n_lab:] for k, v in batch.items() if k.startswith(("speech", "video"))}
         enc, enc_lens = teacher.encode(**unl, modalities=[PL_MODALITY], augment=False)[PL_MODALITY]
     force_realistic_pl_lengths(teacher, enc, enc_lens, args.tokens_per_frame)
+    del enc, enc_lens
     rss_model = _status_mb("VmRSS")
 
-    if args.method == "usr2":
-        mixing = MixedSamplingConfig(p_ar=args.p_ar)
-        modes = [sample_mode(mixing, model.unlabelled_objective.seed, k) for k in range(10 ** 4)]
-        warmup_step = modes.index(AR_MODE) if AR_MODE in modes else 0
-    else:
-        modes, warmup_step = ["usr1"] * 10 ** 4, 0
+    mixing = MixedSamplingConfig(p_ar=args.p_ar)
+    draw = [sample_mode(mixing, objectives["usr2"].seed, k) for k in range(args.steps)]
 
-    def step(k: int):
-        model.teacher.num_updates.fill_(k)  # the mixed-sampling draw of step k
+    def step(method: str, k: int):
+        model.unlabelled_objective = objectives[method]
+        model.teacher.num_updates.fill_(k)  # step k: the mixed-sampling draw of USR 2.0
         torch.manual_seed(args.seed + k)  # the student's augmentation
         t0 = time.perf_counter()
         loss, stats, _ = model(**batch)
@@ -266,30 +332,33 @@ def worker_step(args) -> Dict:
         model.zero_grad(set_to_none=True)
         return stats, t_fwd
 
-    step(warmup_step)
+    step("usr2", draw.index(AR_MODE) if AR_MODE in draw else 0)  # warm-up (AR path)
+    step("usr1", 0)
     records = []
-    for k in range(args.steps):
-        m = Measured(lambda: step(k))
-        stats, t_fwd = m.result
-        mode = "ar" if float(stats.get("pl_mode_ar", torch.tensor(1.0))) == 1.0 else "ctc"
-        if args.method == "usr2":  # the model ran the mode of the draw
-            assert mode == ("ar" if modes[k] == AR_MODE else "ctc"), (k, mode, modes[k])
-        records.append(dict(step=k, mode=mode, wall=m.wall, cpu=m.cpu, fwd=t_fwd, extra_mb=m.extra_mb,
-                            pl_ctc_len=float(stats["pl_ctc_len"]) if "pl_ctc_len" in stats else None,
-                            pl_att_len=float(stats["pl_att_len"])))
-        print(f"  [{args.method}] step {k} mode {mode}: {m.wall:.2f} s (forward {t_fwd:.2f} s)", file=sys.stderr,
-              flush=True)
-    return {"records": records, "rss_model_mb": rss_model, "max_rss_mb": max_rss_mb(),
-            "warmup_step": warmup_step}
+    for k in range(max(args.steps, args.usr1_steps)):
+        order = ("usr2", "usr1") if k % 2 == 0 else ("usr1", "usr2")
+        for method in order:
+            if k >= (args.steps if method == "usr2" else args.usr1_steps):
+                continue
+            m = Measured(lambda: step(method, k))
+            stats, t_fwd = m.result
+            mode = "usr1" if method == "usr1" else ("ar" if float(stats["pl_mode_ar"]) == 1.0 else "ctc")
+            if method == "usr2":  # the model ran the mode of the draw
+                assert mode == ("ar" if draw[k] == AR_MODE else "ctc"), (k, mode, draw[k])
+            records.append(dict(method=method, step=k, mode=mode, wall=m.wall, cpu=m.cpu, fwd=t_fwd,
+                                extra_mb=m.extra_mb, pl_att_len=float(stats["pl_att_len"]),
+                                pl_ctc_len=float(stats["pl_ctc_len"]) if "pl_ctc_len" in stats else None))
+            print(f"  step {k} {method} ({mode}): {m.wall:.2f} s (forward {t_fwd:.2f} s), "
+                  f"extra peak {fmt_mb(m.extra_mb)}", file=sys.stderr, flush=True)
+    return {"records": records, "rss_model_mb": rss_model, "max_rss_mb": max_rss_mb()}
 
 
 # ----------------------------------------------------------------------------- driver
 def run_worker(kind: str, argv: List[str], out_dir: Path) -> Dict:
     out = out_dir / f"{kind}.json"
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--_worker", kind, "--_out", str(out)]
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True)
+    subprocess.run(cmd, check=True)
     print(f"  ({kind}: {time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return json.loads(out.read_text())
 
@@ -311,38 +380,41 @@ def main() -> None:
     p.add_argument("--pl_repeats", type=int, default=5)
     p.add_argument("--labelled", type=int, default=1)
     p.add_argument("--unlabelled", type=int, default=2)
-    p.add_argument("--step_frames", type=int, default=75)
-    p.add_argument("--steps", type=int, default=8, help="USR 2.0 steps (the mixed-sampling draw of steps 0..N-1)")
+    p.add_argument("--step_frames", type=int, default=50)
+    p.add_argument("--steps", type=int, default=6, help="USR 2.0 steps (the mixed-sampling draw of steps 0..N-1)")
     p.add_argument("--usr1_steps", type=int, default=3)
     p.add_argument("--p_ar", type=float, default=0.5)
-    p.add_argument("--skip", nargs="*", default=[], choices=("pl", "usr2", "usr1"))
-    p.add_argument("--_worker", choices=("pl", "usr2", "usr1"), help=argparse.SUPPRESS)
+    p.add_argument("--skip", nargs="*", default=[], choices=("pl", "steps"))
+    p.add_argument("--_worker", choices=("pl", "steps"), help=argparse.SUPPRESS)
     p.add_argument("--_out", help=argparse.SUPPRESS)
-    p.add_argument("--method", default="usr2", help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args._worker:
         torch.set_num_threads(args.threads)
-        if args._worker == "pl":
-            result = worker_pl(args)
-        else:
-            args.method = args._worker
-            if args._worker == "usr1":
-                args.steps = args.usr1_steps
-            result = worker_step(args)
+        result = worker_pl(args) if args._worker == "pl" else worker_steps(args)
         Path(args._out).write_text(json.dumps(result))
         return
 
-    argv = [a for a in sys.argv[1:]]
+    print(f"start: {_load()}", file=sys.stderr, flush=True)
     t_start = time.perf_counter()
     res: Dict[str, Dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("pl", "usr2", "usr1"):
+        for kind in ("pl", "steps"):
             if kind not in args.skip:
                 print(f"running {kind} ...", file=sys.stderr, flush=True)
-                res[kind] = run_worker(kind, argv, Path(tmp))
-    total = time.perf_counter() - t_start
-    report(args, res, total)
+                res[kind] = run_worker(kind, sys.argv[1:], Path(tmp))
+    report(args, res, time.perf_counter() - t_start)
+
+
+def _ratio(num: Optional[float], den: Optional[float]) -> str:
+    return "n/a" if num is None or den is None or den <= 0 else f"{num / den:.2f}x"
+
+
+def _load() -> str:
+    try:
+        return "load average %.1f %.1f %.1f" % os.getloadavg()
+    except OSError:
+        return "load average n/a"
 
 
 def report(args, res: Dict[str, Dict], total: float) -> None:
@@ -350,84 +422,77 @@ def report(args, res: Dict[str, Dict], total: float) -> None:
 
     n_params = sum(p.numel() for p in build_model_from_config(Path(args.config), token_list(args.vocab),
                                                               meta=True).parameters()) / 1e6
-    print(f"model {Path(args.config).name}: {n_params:.1f} M parameters, vocab {args.vocab}, CPU, "
-          f"torch {torch.__version__}, {args.threads} threads; whole run {total:.0f} s")
+    print(f"model {Path(args.config).name}: {n_params:.1f} M parameters, vocab {args.vocab}, CPU "
+          f"({os.cpu_count()} cores), torch {torch.__version__}, {args.threads} threads; whole run {total:.0f} s; "
+          f"{_load()} at the end")
     print(f"command: python bench/bench_semi.py {' '.join(sys.argv[1:])}".rstrip())
     rows = []
     if "pl" in res:
         r = res["pl"]
-        ctc, ar = median(r["ctc_wall"]), median(r["ar_wall"])
+        ctc, ar, arx = median(r["ctc_wall"]), median(r["ar_wall"]), median(r["arx_wall"])
         print(f"\n## Pseudo-label generation, batch {args.pl_batch} x {args.pl_frames} frames "
-              f"({args.pl_frames / FPS:.0f} s), median of {args.pl_repeats}")
+              f"({args.pl_frames / FPS:.0f} s each), median of {args.pl_repeats}")
         print(f"teacher AV encoder pass (shared by both, NOT in the PL figures): {r['enc_wall']:.2f} s wall, "
               f"{r['enc_cpu']:.2f} s CPU, extra peak {fmt_mb(r['enc_extra_mb'])}")
-        print(f"CTC PL (biased CTC head, see docstring): collapsed length mean {r['ctc_len_mean']:.1f} "
+        print(f"CTC PL (biased CTC head, see --help): collapsed length mean {r['ctc_len_mean']:.1f} "
               f"(min {r['ctc_len_min']}, max {r['ctc_len_max']}) tokens -> one decoder pass over "
               f"{r['tf_positions']} positions")
         print(f"AR PL: {r['ar_len_mean']:.1f} tokens mean, max {r['ar_len_max']} (limit T//5 = "
-              f"{int(args.pl_frames * args.tokens_per_frame)} steps; <eos> emitted {r['ar_eos']} times)")
-        print(f"CPU seconds (median): CTC-driven {median(r['ctc_cpu']) * 1e3:.1f} ms, "
-              f"AR {median(r['ar_cpu']) * 1e3:.1f} ms")
-        print(f"wall per repeat (ms): CTC-driven {[round(x * 1e3, 1) for x in r['ctc_wall']]}, "
-              f"AR {[round(x * 1e3, 1) for x in r['ar_wall']]}")
-        rows.append(("PL generation after encoding (8 x 150 frames)", f"{ctc * 1e3:.1f} ms (CTC-driven)",
-                     f"{ar * 1e3:.1f} ms (AR greedy, KV cache)", f"**{ar / ctc:.1f}x** faster"))
+              f"{int(args.pl_frames * args.tokens_per_frame)} steps; <eos> emitted {r['ar_eos']} times); "
+              f"with cross-attention K/V cached: same tokens {r['arx_same']}")
+        for key, name in (("ctc", "CTC-driven"), ("ar", "AR greedy"), ("arx", "AR greedy, cross-attn K/V cached")):
+            print(f"  {name:<34} wall (ms) {[round(x * 1e3, 1) for x in r[key + '_wall']]}, "
+                  f"median CPU {median(r[key + '_cpu']) * 1e3:.1f} ms, extra peak {fmt_mb(r[key + '_extra_mb'])}")
+        rows.append((f"PL generation after encoding ({args.pl_batch} x {args.pl_frames} frames), median",
+                     f"{ctc * 1e3:.1f} ms (CTC-driven)", f"{ar * 1e3:.1f} ms (AR greedy, ESPnet KV cache)",
+                     f"**{ar / ctc:.1f}x**"))
+        rows.append(("  same, AR with cross-attention K/V also cached (bench-only variant)", f"{ctc * 1e3:.1f} ms",
+                     f"{arx * 1e3:.1f} ms", f"{arx / ctc:.1f}x"))
         rows.append(("PL step extra peak RSS", fmt_mb(r["ctc_extra_mb"]), fmt_mb(r["ar_extra_mb"]),
                      _ratio(r["ar_extra_mb"], r["ctc_extra_mb"])))
-    if "usr2" in res or "usr1" in res:
-        print(f"\n## Training step (forward + backward), {args.labelled} labelled + {args.unlabelled} unlabelled "
-              f"x {args.step_frames} frames, modalities v, a, av")
-    u2 = u1 = None
-    if "usr2" in res:
-        recs = res["usr2"]["records"]
-        by_mode = {m: [x for x in recs if x["mode"] == m] for m in ("ctc", "ar")}
-        u2 = statistics.mean(x["wall"] for x in recs)
-        print(f"USR 2.0 (p_AR = {args.p_ar}): drawn modes of steps 0..{len(recs) - 1}: "
-              f"{' '.join(x['mode'] for x in recs)}; per step (s): {[round(x['wall'], 2) for x in recs]}")
-        for m, xs in by_mode.items():
+    if "steps" in res:
+        recs = res["steps"]["records"]
+        u2s = [x for x in recs if x["method"] == "usr2"]
+        u1s = [x for x in recs if x["method"] == "usr1"]
+        print(f"\n## Training step (forward + backward, no optimiser step), {args.labelled} labelled + "
+              f"{args.unlabelled} unlabelled x {args.step_frames} frames ({args.step_frames / FPS:.0f} s each), "
+              f"modalities v, a, av; USR 2.0 and USR v1 interleaved")
+        print(f"USR 2.0 (p_AR = {args.p_ar}), mixed-sampling draw of steps 0..{len(u2s) - 1}: "
+              f"{' '.join(x['mode'] for x in u2s)}; per step (s): {[round(x['wall'], 2) for x in u2s]}")
+        per_mode = {}
+        for m in ("ctc", "ar"):
+            xs = [x for x in u2s if x["mode"] == m]
             if xs:
-                print(f"  {m:>3} mode: {len(xs)} steps, median {median([x['wall'] for x in xs]):.2f} s wall "
+                per_mode[m] = median([x["wall"] for x in xs])
+                print(f"  {m:>3} mode: {len(xs)} steps, median {per_mode[m]:.2f} s wall "
                       f"({median([x['cpu'] for x in xs]):.2f} s CPU), forward {median([x['fwd'] for x in xs]):.2f} s, "
                       f"PL lengths ctc {median([x['pl_ctc_len'] for x in xs]):.1f} / att "
                       f"{median([x['pl_att_len'] for x in xs]):.1f}, extra peak "
                       f"{fmt_mb(max_or_none([x['extra_mb'] for x in xs]))}")
-        if all(by_mode.values()):
-            expected = (args.p_ar * median([x["wall"] for x in by_mode["ar"]])
-                        + (1 - args.p_ar) * median([x["wall"] for x in by_mode["ctc"]]))
-            print(f"  expectation p_AR * AR + (1 - p_AR) * CTC-driven (medians): {expected:.2f} s")
-        print(f"  whole-process peak RSS {res['usr2']['max_rss_mb']:.0f} MB (after build: "
-              f"{res['usr2']['rss_model_mb']:.0f} MB)")
-    if "usr1" in res:
-        recs1 = res["usr1"]["records"]
-        u1 = median([x["wall"] for x in recs1])
-        print(f"USR v1: per step (s): {[round(x['wall'], 2) for x in recs1]}, median {u1:.2f} s wall "
-              f"({median([x['cpu'] for x in recs1]):.2f} s CPU), forward {median([x['fwd'] for x in recs1]):.2f} s, "
-              f"AR PL length {median([x['pl_att_len'] for x in recs1]):.1f}; whole-process peak RSS "
-              f"{res['usr1']['max_rss_mb']:.0f} MB")
-    if u2 is not None:
-        recs = res["usr2"]["records"]
-        for m, name in (("ctc", "USR 2.0 step, CTC-driven mode"), ("ar", "USR 2.0 step, AR mode")):
-            xs = [x["wall"] for x in recs if x["mode"] == m]
-            if xs and u1 is not None:
-                rows.append((name, f"{median(xs):.2f} s", f"{u1:.2f} s (USR v1)", f"{u1 / median(xs):.2f}x"))
-        rows.append((f"USR 2.0 step, p_AR = {args.p_ar} (mean of {len(recs)} drawn steps)", f"{u2:.2f} s",
-                     f"{u1:.2f} s (USR v1)" if u1 else "-", f"{u1 / u2:.2f}x" if u1 else "-"))
-        rows.append(("Training step extra peak RSS", fmt_mb(max_or_none([x["extra_mb"] for x in recs])),
-                     fmt_mb(max_or_none([x["extra_mb"] for x in res["usr1"]["records"]])) if u1 else "-",
-                     _ratio(max_or_none([x["extra_mb"] for x in res["usr1"]["records"]]) if u1 else None,
-                            max_or_none([x["extra_mb"] for x in recs]))))
-        if u1:
-            rows.append(("Training worker whole-process peak RSS", f"{res['usr2']['max_rss_mb']:.0f} MB",
-                         f"{res['usr1']['max_rss_mb']:.0f} MB",
-                         _ratio(res["usr1"]["max_rss_mb"], res["usr2"]["max_rss_mb"])))
-    print("\n| measurement | USR 2.0 | AR / USR v1 | AR / USR v1 ÷ USR 2.0 |")
+        u2 = statistics.mean(x["wall"] for x in u2s)
+        if len(per_mode) == 2:
+            print(f"  expectation p_AR * AR + (1 - p_AR) * CTC-driven (medians): "
+                  f"{args.p_ar * per_mode['ar'] + (1 - args.p_ar) * per_mode['ctc']:.2f} s")
+        u1 = median([x["wall"] for x in u1s])
+        print(f"USR v1: per step (s): {[round(x['wall'], 2) for x in u1s]}, median {u1:.2f} s wall "
+              f"({median([x['cpu'] for x in u1s]):.2f} s CPU), forward {median([x['fwd'] for x in u1s]):.2f} s, "
+              f"AR PL length {median([x['pl_att_len'] for x in u1s]):.1f}, extra peak "
+              f"{fmt_mb(max_or_none([x['extra_mb'] for x in u1s]))}")
+        print(f"training worker: RSS after building student + teacher {res['steps']['rss_model_mb']:.0f} MB, "
+              f"whole-process peak {res['steps']['max_rss_mb']:.0f} MB")
+        u1_mean = statistics.mean(x["wall"] for x in u1s)
+        rows.append((f"Training step, USR 2.0 p_AR = {args.p_ar} (mean of its {len(u2s)} drawn steps) vs USR v1 "
+                     f"(mean of {len(u1s)})", f"{u2:.2f} s", f"{u1_mean:.2f} s", f"**{u1_mean / u2:.2f}x**"))
+        for m, name in (("ctc", "  USR 2.0 CTC-driven-mode steps vs USR v1 (medians)"),
+                        ("ar", "  USR 2.0 AR-mode steps vs USR v1 (medians)")):
+            if m in per_mode:
+                rows.append((name, f"{per_mode[m]:.2f} s", f"{u1:.2f} s", f"{u1 / per_mode[m]:.2f}x"))
+        e2, e1 = max_or_none([x["extra_mb"] for x in u2s]), max_or_none([x["extra_mb"] for x in u1s])
+        rows.append(("Training step extra peak RSS (max over steps)", fmt_mb(e2), fmt_mb(e1), _ratio(e1, e2)))
+    print("\n| measurement | USR 2.0 | AR greedy / USR v1 | AR / USR v1 ÷ USR 2.0 |")
     print("|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-
-
-def _ratio(num: Optional[float], den: Optional[float]) -> str:
-    return "n/a" if num is None or den is None or den <= 0 else f"{num / den:.2f}x"
 
 
 if __name__ == "__main__":
