@@ -22,6 +22,7 @@ from typing import Optional
 import torch
 from espnet.nets.pytorch_backend.transformer.mask import subsequent_mask
 
+from espnet_usr2.decode.incremental import IncrementalDecoder, UnsupportedDecoderError
 from espnet_usr2.semi.confidence import check_unit_interval, length_mask, token_confidence_mask
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels
 
@@ -63,6 +64,14 @@ def _next_logp(decoder, ys, memory, memory_lengths, memory_mask, cache, modality
     return torch.log_softmax(logits[:, -1].float(), dim=-1), None
 
 
+def _incremental_stepper(decoder, memory, memory_lengths, modality) -> Optional[IncrementalDecoder]:
+    """One hypothesis per utterance of the fast incremental decoder, if it supports ``decoder``."""
+    try:
+        return IncrementalDecoder(decoder, memory, memory_lengths, modality, hyps_per_utt=1)
+    except (UnsupportedDecoderError, AttributeError, TypeError):
+        return None
+
+
 @torch.no_grad()
 def ar_greedy_pseudo_labels(
     decoder,
@@ -75,6 +84,7 @@ def ar_greedy_pseudo_labels(
     modality: Optional[str] = "av",
     use_cache: bool = True,
     ignore_id: int = -1,
+    incremental: bool = True,
 ) -> AttentionPseudoLabels:
     """Batched AR greedy decoding of the teacher decoder (eval mode) into attention PLs.
 
@@ -84,6 +94,11 @@ def ar_greedy_pseudo_labels(
         config: the step limit.
         threshold: tau of the token-wise mask (eq. 11).
         use_cache: key/value cache (fast) or full recompute per step (reference).
+        incremental: with ``use_cache``, step with the decoding package's
+            :class:`~espnet_usr2.decode.incremental.IncrementalDecoder`, which also projects
+            the memory to cross-attention keys/values once instead of at every step (about
+            2x faster than ESPnet's cache); decoders it does not support fall back to
+            ESPnet's ``forward_one_step`` cache.
     Returns:
         tokens (B, Lmax) with ``<eos>`` where produced, ``ignore_id`` padded; lengths
         (B,) counting the ``<eos>``; max softmax probability per token and its mask.
@@ -95,11 +110,15 @@ def ar_greedy_pseudo_labels(
     ys = torch.full((batch, 1), sos, dtype=torch.long, device=device)
     finished = limits <= 0
     cache = None
+    stepper = _incremental_stepper(decoder, memory, memory_lengths, modality) if use_cache and incremental else None
     tokens, confidences = [], []
     for step in range(int(limits.max()) if batch > 0 else 0):
         if bool(finished.all()):
             break
-        logp, cache = _next_logp(decoder, ys, memory, memory_lengths, memory_mask, cache, modality, use_cache)
+        if stepper is not None:
+            logp = stepper.step(ys[:, -1]).float()
+        else:
+            logp, cache = _next_logp(decoder, ys, memory, memory_lengths, memory_mask, cache, modality, use_cache)
         best_logp, best = logp.max(dim=-1)
         active = ~finished
         tokens.append(best.masked_fill(~active, ignore_id))

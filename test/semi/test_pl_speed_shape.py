@@ -73,10 +73,22 @@ def test_ar_greedy_pl_runs_the_decoder_once_per_step(tiny, counted, n_frames):
     memory, lengths = _memory(n_frames, 3, tiny.encoder.output_size())
     config = ARDecodingConfig(max_len_ratio=0.2)
     pl = ar_greedy_pseudo_labels(tiny.decoder, memory, lengths, tiny.sos, tiny.eos, config, modality="av",
-                                 use_cache=True)
+                                 use_cache=True, incremental=False)
     steps = n_frames // 5
     assert pl.lengths.tolist() == [steps] * 3 and not (pl.tokens == tiny.eos).any()
     assert (counted.forward, counted.one_step, counted.layer0) == (0, steps, steps)
+
+
+def test_incremental_ar_greedy_matches_espnet_cache_without_per_step_decoder_calls(tiny, counted):
+    memory, lengths = _memory(40, 3, tiny.encoder.output_size(), seed=4)
+    lengths = torch.tensor([40, 31, 12])
+    config = ARDecodingConfig(max_len_ratio=0.2)
+    fast = ar_greedy_pseudo_labels(tiny.decoder, memory, lengths, tiny.sos, tiny.eos, config, modality="v")
+    assert (counted.forward, counted.one_step) == (0, 0)  # memory K/V projected once, layers stepped directly
+    reference = ar_greedy_pseudo_labels(tiny.decoder, memory, lengths, tiny.sos, tiny.eos, config, modality="v",
+                                        incremental=False)
+    assert torch.equal(fast.tokens, reference.tokens) and torch.equal(fast.lengths, reference.lengths)
+    torch.testing.assert_close(fast.confidence, reference.confidence, atol=1e-5, rtol=1e-5)
 
 
 def test_ctc_pseudo_labels_do_not_touch_the_decoder(tiny, counted):

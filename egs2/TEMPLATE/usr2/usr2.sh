@@ -153,7 +153,8 @@ sup_exp="${expdir}/${tag}_sup"
 stats_lab="${expdir}/stats_${lab_train:-none}"
 stats_unlab="${expdir}/stats_unlab_${unlab_train:-none}"
 if [ -z "${inference_tag}" ] && [ -n "${inference_config}" ]; then
-    inference_tag="decode_$(basename "${inference_config}" .yaml)_${inference_model%.pth}"
+    _icfg="$(basename "${inference_config}" .yaml)"
+    inference_tag="decode_${_icfg#decode_}_${inference_model%.pth}"
     [ "${model_role}" = student ] || inference_tag+="_${model_role}"
 fi
 
@@ -440,8 +441,10 @@ if run_stage 12; then
     need_file "${inference_config}" "--inference_config"
     need_file "${exp}/config.yaml" "stage 11"
     need_file "${exp}/${inference_model}" "stage 11"
+    # One GPU per decoding job (when any): jobs are parallel over data splits.
     gpu_opt=""
-    [ "${ngpu}" -gt 0 ] && gpu_opt="--ngpu 1"
+    dec_gpu=0
+    [ "${ngpu}" -gt 0 ] && gpu_opt="--ngpu 1" && dec_gpu=1
     for s in ${test_sets}; do
         d="${dumpdir}/${s}"
         need_file "${d}/wav.scp" "stage 3"
@@ -454,7 +457,7 @@ if run_stage 12; then
         _nj=$(find "${logdir}" -maxdepth 1 -name 'keys.*.scp' | wc -l)
         log "Stage 12: decoding ${s} (${modalities}) with ${inference_config}, ${_nj} jobs -> ${out} (logs: ${logdir}/decode.*.log)"
         # shellcheck disable=SC2086
-        ${decode_cmd} --gpu "${ngpu:0:1}" JOB=1:"${_nj}" "${logdir}/decode.JOB.log" \
+        ${decode_cmd} --gpu "${dec_gpu}" JOB=1:"${_nj}" "${logdir}/decode.JOB.log" \
             ${python} -m espnet_usr2.bin.usr2_inference --config "${inference_config}" \
                 --train_config "${exp}/config.yaml" --model_file "${exp}/${inference_model}" \
                 --model_role "${model_role}" --modalities ${modalities} ${gpu_opt} \
@@ -497,6 +500,9 @@ if run_stage 14; then
     need_file "${exp}/config.yaml" "stage 11"
     need_file "${exp}/${inference_model}" "stage 11"
     pack_opts=""
+    # config.yaml holds the token list itself; tokens.txt and bpe.model travel along for
+    # users of the recipe layout.
+    [ -f "${token_list}" ] && pack_opts+=" --option ${token_list}"
     [ -f "${exp}/RESULTS.md" ] && pack_opts+=" --option ${exp}/RESULTS.md"
     [ -n "${inference_config}" ] && [ -f "${inference_config}" ] && pack_opts+=" --option ${inference_config}"
     log "Stage 14: packing ${exp} -> ${exp}/packed/${tag}.zip"

@@ -38,6 +38,9 @@ if [ "${stage}" -le 1 ]; then
         --log_level WARNING ${gen_opts}
 fi
 
+marker="$(mktemp)"
+trap 'rm -f "${marker}"' EXIT
+
 ./usr2.sh \
     --stage "${stage}" \
     --stop_stage 13 \
@@ -57,3 +60,10 @@ fi
     --unlabelled_batch_frames 600 \
     --inference_config conf/decode_mini.yaml \
     "${usr2_args[@]}"
+
+# The WER table of the RESULTS.md this run wrote (stage 13), as the last thing printed.
+for results in $(find exp -name RESULTS.md -newer "${marker}" 2>/dev/null); do
+    echo
+    echo "run.sh: WER (%) on the mini test set, from ${results}:"
+    awk '/^### WER \(%\) per modality/ { on = 1; next } on && /^###/ { exit } on && NF' "${results}"
+done
