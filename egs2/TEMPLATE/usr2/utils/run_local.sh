@@ -33,39 +33,8 @@ while [ "$#" -gt 0 ]; do
 done
 [ "$#" -ge 2 ] || usage
 
-jobvar=""
-first=1
-last=1
-if [[ "$1" =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
-    jobvar="${BASH_REMATCH[1]}"; first="${BASH_REMATCH[2]}"; last="${BASH_REMATCH[3]}"; shift
-elif [[ "$1" =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)$ ]]; then
-    jobvar="${BASH_REMATCH[1]}"; first="${BASH_REMATCH[2]}"; last="${first}"; shift
-fi
-if [ "${first}" -gt "${last}" ]; then
-    echo "$0: empty job range ${first}:${last}" >&2
-    exit 1
-fi
-[ "$#" -ge 2 ] || usage
-logtemplate="$1"
-shift
-
-# Replace the job variable as a whole word only (JOB in "keys.JOB.scp", not in "JOBS").
-substitute() { # <text> <index>
-    if [ -z "${jobvar}" ]; then
-        printf '%s' "$1"
-    else
-        printf '%s' "$1" | sed -E ":a;s/(^|[^A-Za-z0-9_])${jobvar}([^A-Za-z0-9_]|\$)/\1$2\2/;ta"
-    fi
-}
-
-cmdline=""
-for arg in "$@"; do
-    if [[ "${arg}" =~ [[:space:]] ]] || [ -z "${arg}" ]; then
-        cmdline+="$(printf '%q' "${arg}") "
-    else
-        cmdline+="${arg} "
-    fi
-done
+# JOB=a:b range, log template and the command line (shared with the other runner)
+. "$(dirname "${BASH_SOURCE[0]}")/job_spec.sh"
 
 run_one() { # <index>
     local log cmd rc start
