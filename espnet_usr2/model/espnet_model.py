@@ -227,7 +227,7 @@ class ESPnetUSR2Model(AbsESPnetModel):
         self.ensure_teacher_initialized()
         unl_losses, unl_stats = self.unlabelled_objective(
             student=self, teacher=self.teacher.model, step=int(self.teacher.num_updates),
-            **_select(batch, ~is_labelled),
+            total_steps=int(self.teacher.total_steps), **_select(batch, ~is_labelled),
         )
         stats.update(unl_stats)
         stats["ema_momentum"] = torch.tensor(self.teacher.current_momentum())

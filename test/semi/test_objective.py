@@ -40,6 +40,17 @@ def test_mode_follows_p_ar_and_stats_keys_do_not_depend_on_it(tiny_config, token
     assert sorted(stats) == sorted(other_stats)
 
 
+@pytest.mark.parametrize("schedule, step, expected_p", [("linear", 5, 0.5), ("cosine", 10, 1.0), ("linear", 0, 0.0)])
+def test_p_ar_schedule_follows_training_progress(tiny_config, token_list, schedule, step, expected_p):
+    model = _semi_model(tiny_config, token_list, "--semi_conf", f"p_ar_schedule={schedule}",
+                        "--teacher_conf", "total_steps=10")
+    model.teacher.num_updates.fill_(step)
+    _, stats, _ = _forward(model, _mixed_batch(token_list))
+    assert stats["p_ar"].item() == pytest.approx(expected_p)
+    if expected_p in (0.0, 1.0):
+        assert stats["pl_mode_ar"].item() == expected_p
+
+
 def test_teacher_sees_the_clean_audio_visual_view(tiny_config, token_list):
     model = _semi_model(tiny_config, token_list)
     calls = []
