@@ -6,3 +6,7 @@ LRS3="${LRS3:-}"          # .../lrs3 with pretrain/ trainval/ test/
 LRS2="${LRS2:-}"          # .../mvlrs_v1 with main/ pretrain/ and the split lists
 VOXCELEB2="${VOXCELEB2:-}" # .../voxceleb2 with dev/mp4/
 AVSPEECH="${AVSPEECH:-}"   # the downloaded AVSpeech clips and avspeech_train.csv
+VOX2_EN_LIST="${VOX2_EN_LIST:-}"      # English-only VoxCeleb2 ids, lines "<id>/<video>/<clip>" (AV-HuBERT format)
+VOX2_TEXT="${VOX2_TEXT:-}"            # optional VoxCeleb2 transcripts "<id>/<video>/<clip> WORDS" (length buckets)
+AVSPEECH_CSV="${AVSPEECH_CSV:-}"      # AVSpeech CSV: youtube_id,start,end,face_x,face_y (default ${AVSPEECH}/avspeech_train.csv)
+AVSPEECH_TEXT="${AVSPEECH_TEXT:-}"    # optional AVSpeech transcripts "<uttid> WORDS" (OOD test)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# USR 2.0 on LRS2: main/ train labelled, pretrain/ unlabelled (low-resource analogue of
+# LRS3's setting) or labelled (--setting high); val for validation, test for scoring.
+#
+#   ./run.sh                                   # --setting low --model base
+#   ./run.sh --setting high --model base_plus
+#   ./run.sh --landmarks_dir /path/to/lrs2_landmarks   # precomputed landmarks, no face detection
+#
+# Options of this script: --setting low|high, --model base|base_plus|large|huge,
+# --landmarks_dir, --max_len, --nj, --data_opts "..."; the rest goes to usr2.sh.
+set -euo pipefail
+
+setting=low
+model=base
+landmarks_dir=""
+max_len=16
+nj=8
+data_opts=""
+usr2_args=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --setting | --model | --landmarks_dir | --max_len | --nj | --data_opts)
+            [ "$#" -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
+            declare "${1#--}=$2"; shift 2 ;;
+        *) usr2_args+=("$1"); shift ;;
+    esac
+done
+case "${setting}" in
+    low) lab="train"; unlab="pretrain"; lab_frames=600; unlab_frames=4400 ;;
+    high) lab="pretrain train"; unlab=""; lab_frames=1200; unlab_frames=3200 ;;
+    *) echo "$0: --setting must be low or high (got '${setting}')" >&2; exit 1 ;;
+esac
+[ -f "conf/train_usr2_${model}.yaml" ] || { echo "$0: no conf/train_usr2_${model}.yaml" >&2; exit 1; }
+
+local_opts="--max_len ${max_len} --nj ${nj} ${data_opts}"
+roi_opts=""
+if [ -n "${landmarks_dir}" ]; then
+    local_opts+=" --landmarks_dir ${landmarks_dir}"
+    roi_opts="--landmarks data/lm.scp"
+fi
+
+./usr2.sh \
+    --nj "${nj}" \
+    --local_data_opts "${local_opts}" \
+    --roi_opts "${roi_opts}" \
+    --labelled_sets "${lab}" \
+    --unlabelled_sets "${unlab}" \
+    --valid_set val \
+    --test_sets test \
+    --min_frames 10 \
+    --max_frames 400 \
+    --nbpe 1000 \
+    --train_config "conf/train_usr2_${model}.yaml" \
+    --labelled_batch_frames "${lab_frames}" \
+    --unlabelled_batch_frames "${unlab_frames}" \
+    --inference_config conf/decode_beam30.yaml \
+    "${usr2_args[@]}"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# VoxCeleb2 (English) for USR 2.0: prepares the unlabelled set (stages 1-4) used by the
+# LRS3+VoxCeleb2 and Huge settings, and, given transcripts (VOX2_TEXT in db.sh), decodes
+# and scores the length buckets with a trained model (the paper's long-utterance test):
+#
+#   ./run.sh                                          # data/vox2 -> dump/vox2 (stages 1-4)
+#   ./run.sh --stage 12 --stop_stage 13 --expdir ../../lrs3/usr2/exp --tag <model tag> \
+#       --inference_config conf/decode_greedy_att.yaml --test_sets "$(cd data && echo vox2_test_len*)"
+#
+# Options: --landmarks_dir, --max_len, --nj, --data_opts; the rest goes to usr2.sh.
+set -euo pipefail
+
+landmarks_dir=""
+max_len=16
+nj=8
+data_opts=""
+usr2_args=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --landmarks_dir | --max_len | --nj | --data_opts)
+            [ "$#" -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
+            declare "${1#--}=$2"; shift 2 ;;
+        *) usr2_args+=("$1"); shift ;;
+    esac
+done
+local_opts="--max_len ${max_len} --nj ${nj} ${data_opts}"
+roi_opts=""
+if [ -n "${landmarks_dir}" ]; then
+    local_opts+=" --landmarks_dir ${landmarks_dir}"
+    roi_opts="--landmarks data/lm.scp"
+fi
+./usr2.sh \
+    --nj "${nj}" \
+    --local_data_opts "${local_opts}" \
+    --roi_opts "${roi_opts}" \
+    --unlabelled_sets vox2 \
+    --min_frames 10 \
+    --max_frames 400 \
+    --stop_stage 4 \
+    "${usr2_args[@]}"
