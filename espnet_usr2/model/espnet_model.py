@@ -62,7 +62,7 @@ class ESPnetUSR2Model(AbsESPnetModel):
         ctc_conf: Optional[dict] = None,
         av_length_tolerance: float = 2.0,
         ignore_id: int = -1,
-        sym_space: str = "<space>",
+        sym_space: Optional[str] = None,
         sym_blank: str = "<blank>",
         report_cer: bool = True,
         report_wer: bool = True,
@@ -94,7 +94,8 @@ class ESPnetUSR2Model(AbsESPnetModel):
         self.ctc = nn.ModuleDict({m: CTC(vocab_size, d_model, **(ctc_conf or {})) for m in ctc_names})
         self.criterion_att = LabelSmoothingLoss(vocab_size, ignore_id, lsm_weight, length_normalized_loss)
         self.error_calculator = (
-            ErrorCalculator(self.token_list, sym_space, sym_blank, report_cer, report_wer)
+            ErrorCalculator(self.token_list, sym_space or word_boundary_symbol(self.token_list), sym_blank,
+                            report_cer, report_wer)
             if report_cer or report_wer else None
         )
         # semi-supervised training (method.md §3): set by attach_semi_supervised()
@@ -321,6 +322,23 @@ def _modality_weights(weights: Optional[Mapping[str, float]], modalities: Sequen
         if merged[m] < 0:
             raise ValueError(f"modality weight of {m!r} must be >= 0, got {merged[m]}")
     return {m: merged[m] for m in modalities}
+
+
+SENTENCEPIECE_BOUNDARY = "\u2581"
+
+
+def word_boundary_symbol(token_list: Sequence[str]) -> str:
+    """The token text that marks word boundaries, for the validation WER.
+
+    Character token lists have ``<space>``; SentencePiece pieces carry the boundary as a
+    leading ``▁``, which ESPnet's ErrorCalculator must replace by a space -- with
+    ``<space>`` there, every hypothesis would be one long "word" and the WER always 1.
+    """
+    if "<space>" in token_list:
+        return "<space>"
+    if any(t.startswith(SENTENCEPIECE_BOUNDARY) for t in token_list):
+        return SENTENCEPIECE_BOUNDARY
+    return "<space>"
 
 
 def _labelled_mask(labelled: Optional[torch.Tensor], text_lengths: torch.Tensor) -> torch.Tensor:

@@ -107,3 +107,13 @@ def test_shared_heads_option(tiny_config, token_list):
     assert len(per_modality.ctc) == 3 and len(per_modality.decoder.output_layers) == 3
     assert shared.ctc_head("v") is shared.ctc_head("a")
     assert per_modality.ctc_head("v") is not per_modality.ctc_head("a")
+
+
+def test_validation_wer_splits_words_of_sentencepiece_tokens(tiny_config):
+    """With SentencePiece pieces ('▁the', 'cat') the WER must count words, not whole sentences."""
+    tokens = ["<blank>", "<unk>", "\u2581the", "\u2581cat", "s", "\u2581sat", "<sos/eos>"]
+    model = build_model_from_config(tiny_config, tokens, ["--token_type", "bpe"])
+    ref = torch.tensor([[2, 3, 4, 5]])      # "the cats sat"
+    hyp = torch.tensor([[2, 3, 0, 5]])      # "the cat sat" (blank dropped): one substituted word of three
+    _, wer = model.error_calculator(hyp, ref)
+    assert wer == pytest.approx(1 / 3)

@@ -8,7 +8,9 @@
 #
 # Setting: supervised warm-up on trainval (minus 20 held-out utterances for validation),
 # then semi-supervised USR 2.0 training with pretrain/ as unlabelled data, started from
-# the supervised model; greedy-free joint CTC/attention beam search (beam 10).
+# the supervised model; joint CTC/attention beam search (beam 10). (pretrain cannot also be
+# labelled: the semi-supervised sampler refuses ids in both pools, and usr2.sh uses one
+# labelled set for both stages.)
 set -euo pipefail
 
 gen_opts=""       # options of usr2_make_mini_lrs3 (corpus sizes, --seed)
