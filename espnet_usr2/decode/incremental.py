@@ -29,6 +29,8 @@ from espnet.nets.pytorch_backend.transformer.attention import MultiHeadedAttenti
 from espnet.nets.pytorch_backend.transformer.embedding import PositionalEncoding
 from torch import nn
 
+from espnet_usr2.utils.masks import valid_mask
+
 
 class UnsupportedDecoderError(NotImplementedError):
     """The decoder has a layout the fast incremental path does not implement."""
@@ -77,8 +79,7 @@ class IncrementalDecoder:
         self.W = hyps_per_utt
         n_frames = memory.size(1)
         # (B, 1, 1, T): True where a frame exists; padding gets zero attention
-        self.memory_mask = (torch.arange(n_frames, device=memory.device)[None, :]
-                            < memory_lengths.to(memory.device)[:, None])[:, None, None, :]
+        self.memory_mask = valid_mask(memory_lengths.to(memory.device), n_frames)[:, None, None, :]
         self.mem_k: List[torch.Tensor] = []
         self.mem_v: List[torch.Tensor] = []
         for layer in decoder.decoders:

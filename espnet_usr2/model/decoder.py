@@ -10,7 +10,7 @@ chunks, one per modality (the model runs the three streams through the decoder a
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
@@ -93,6 +93,22 @@ class USR2TransformerDecoder(TransformerDecoder):
         if return_hs:
             return (logits, hidden), olens
         return logits, olens
+
+    def forward_modalities(self, encoded: Mapping[str, Tuple[torch.Tensor, torch.Tensor]], ys_in: torch.Tensor,
+                           ys_in_lens: torch.Tensor, heads: Optional[Mapping[str, nn.Module]] = None
+                           ) -> List[torch.Tensor]:
+        """Logits of every modality's encoding ``{m: (enc, lens)}`` for the same decoder input,
+        in one pass over the stacked batch; ``heads`` replace the output projections."""
+        modalities = list(encoded)
+        n = len(modalities)
+        memory = torch.cat([encoded[m][0] for m in modalities], dim=0)
+        memory_lens = torch.cat([encoded[m][1] for m in modalities], dim=0)
+        ys_in, ys_in_lens = ys_in.repeat(n, 1), ys_in_lens.repeat(n)
+        if heads is None:
+            logits, _ = self(memory, memory_lens, ys_in, ys_in_lens, modality=modalities)
+            return list(logits.chunk(n, dim=0))
+        (_, hidden), _ = self(memory, memory_lens, ys_in, ys_in_lens, return_hs=True, modality=modalities)
+        return [heads[m](h) for m, h in zip(modalities, hidden.chunk(n, dim=0))]
 
     def forward_one_step(
         self,

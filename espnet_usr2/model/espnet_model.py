@@ -32,7 +32,8 @@ from espnet_usr2.model.decoder import USR2TransformerDecoder
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.model.modalities import (
-    AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modalities, canonical_modality, needs_audio, needs_video,
+    AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modalities, canonical_modality, merge_modality_values,
+    needs_audio, needs_video,
 )
 from espnet_usr2.semi.teacher import EMATeacher
 
@@ -265,14 +266,8 @@ class ESPnetUSR2Model(AbsESPnetModel):
 
     def _decoder_logits(self, encoded: Encoded, text: torch.Tensor, text_lengths: torch.Tensor) -> List[torch.Tensor]:
         """Teacher-forced decoder logits of every modality from one stacked decoder pass."""
-        modalities = list(encoded)
         ys_in, _ = add_sos_eos(text, self.sos, self.eos, self.ignore_id)
-        memory = torch.cat([encoded[m][0] for m in modalities], dim=0)
-        memory_lens = torch.cat([encoded[m][1] for m in modalities], dim=0)
-        n = len(modalities)
-        logits, _ = self.decoder(memory, memory_lens, ys_in.repeat(n, 1), (text_lengths + 1).repeat(n),
-                                 modality=modalities)
-        return list(logits.chunk(n, dim=0))
+        return self.decoder.forward_modalities(encoded, ys_in, text_lengths + 1)
 
     def _error_rates(self, m: str, enc: torch.Tensor, logits: torch.Tensor, text: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Greedy CER of the CTC head and CER / WER of the decoder argmax (validation only)."""
@@ -315,9 +310,7 @@ def _require(x, lengths, name: str, modalities) -> None:
 
 
 def _modality_weights(weights: Optional[Mapping[str, float]], modalities: Sequence[str]) -> Dict[str, float]:
-    merged = dict(DEFAULT_MODALITY_WEIGHTS)
-    for name, value in (weights or {}).items():
-        merged[canonical_modality(name)] = float(value)
+    merged = merge_modality_values(DEFAULT_MODALITY_WEIGHTS, weights)
     for m in modalities:
         if merged[m] < 0:
             raise ValueError(f"modality weight of {m!r} must be >= 0, got {merged[m]}")

@@ -3,7 +3,7 @@
 Short names (``v``, ``a``, ``av``) key heads, loss weights and logged statistics; the long
 names are used for directories of decoding results.
 """
-from typing import Dict, Iterable, Tuple
+from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 VIDEO = "v"
 AUDIO = "a"
@@ -35,3 +35,11 @@ def needs_video(modalities: Iterable[str]) -> bool:
 
 def needs_audio(modalities: Iterable[str]) -> bool:
     return any(m in (AUDIO, AUDIOVISUAL) for m in modalities)
+
+
+def merge_modality_values(defaults: Mapping[str, float], overrides: Optional[Mapping[str, float]]) -> Dict[str, float]:
+    """``defaults`` with the ``overrides`` (keyed by any modality name) applied, as floats."""
+    merged = {m: float(v) for m, v in defaults.items()}
+    for name, value in (overrides or {}).items():
+        merged[canonical_modality(name)] = float(value)
+    return merged

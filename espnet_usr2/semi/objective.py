@@ -23,12 +23,14 @@ their own PLs, optionally through separate output heads used only for unlabelled
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
-from espnet_usr2.model.modalities import AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modality
+from espnet_usr2.model.modalities import (
+    AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modality, merge_modality_values,
+)
 from espnet_usr2.semi.ar_pseudo_labels import ARDecodingConfig, ar_greedy_pseudo_labels
 from espnet_usr2.semi.confidence import ConfidenceConfig, check_unit_interval
 from espnet_usr2.semi.ctc_kd import CTCKDConfig, ctc_kd_objective
@@ -51,9 +53,7 @@ class _UnlabelledObjective(nn.Module):
 
     def __init__(self, unlabelled_weights: Optional[Mapping[str, float]], pl_modality: str, seed: int):
         super().__init__()
-        weights = dict(DEFAULT_UNLABELLED_WEIGHTS)
-        for name, value in (unlabelled_weights or {}).items():
-            weights[canonical_modality(name)] = float(value)
+        weights = merge_modality_values(DEFAULT_UNLABELLED_WEIGHTS, unlabelled_weights)
         for m, value in weights.items():
             check_unit_interval(f"unlabelled_weights[{m}]", value)
         self.unlabelled_weights = weights
@@ -126,7 +126,7 @@ class USR2Objective(_UnlabelledObjective):
             ys_in, ys_in_lens = ar_decoder_input(att_pl, student.sos, student.eos)
         else:
             ys_in, ys_in_lens = ctc_driven_decoder_input(ctc_pl, student.sos, student.eos)
-        dec_logits = _stacked_decoder_logits(student.decoder, encoded, ys_in, ys_in_lens)
+        dec_logits = student.decoder.forward_modalities(encoded, ys_in, ys_in_lens)
         losses: Dict[str, torch.Tensor] = {}
         stats = _pl_stats(ctc_pl, att_pl, mode, ar_probability(self.mixing, step, max(total_steps, 1)))
         for m, logits in zip(encoded, dec_logits):
@@ -210,7 +210,7 @@ class USR1Objective(_UnlabelledObjective):
         encoded = student.encode(speech, speech_lengths, video, video_lengths, modalities=student.modalities,
                                  augment=True)
         ys_in, ys_in_lens = ar_decoder_input(att_pl, student.sos, student.eos)
-        dec_logits = _stacked_decoder_logits(student.decoder, encoded, ys_in, ys_in_lens, self.dec_heads)
+        dec_logits = student.decoder.forward_modalities(encoded, ys_in, ys_in_lens, self.dec_heads)
         valid = frame_pl.labels >= 0
         stats: Stats = {
             "pl_frame_keep": (frame_pl.mask.sum() / valid.sum().clamp(min=1)).float(),
@@ -225,21 +225,6 @@ class USR1Objective(_UnlabelledObjective):
                                                       self.losses)
             stats.update({f"{k}_{m}": v for k, v in modality_stats.items()})
         return losses, stats
-
-
-def _stacked_decoder_logits(decoder, encoded, ys_in: torch.Tensor, ys_in_lens: torch.Tensor,
-                            heads: Optional[nn.ModuleDict] = None) -> List[torch.Tensor]:
-    """Decoder logits of every modality for the same decoder input, in one stacked pass."""
-    modalities = list(encoded)
-    n = len(modalities)
-    memory = torch.cat([encoded[m][0] for m in modalities], dim=0)
-    memory_lens = torch.cat([encoded[m][1] for m in modalities], dim=0)
-    if heads is None:
-        logits, _ = decoder(memory, memory_lens, ys_in.repeat(n, 1), ys_in_lens.repeat(n), modality=modalities)
-        return list(logits.chunk(n, dim=0))
-    (_, hidden), _ = decoder(memory, memory_lens, ys_in.repeat(n, 1), ys_in_lens.repeat(n), return_hs=True,
-                             modality=modalities)
-    return [heads[m](h) for m, h in zip(modalities, hidden.chunk(n, dim=0))]
 
 
 def _token_keep_fraction(att_pl: AttentionPseudoLabels) -> torch.Tensor:

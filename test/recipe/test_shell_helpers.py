@@ -3,7 +3,6 @@ runners, and usr2.sh's messages for missing inputs."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path
