@@ -11,8 +11,15 @@ Examples::
     python -m espnet_usr2.bin.usr2_prepare_roi --input list --outdir D --nj N --job JOB
     python -m espnet_usr2.bin.usr2_prepare_roi --input list --outdir D --nj N --merge
 
+    # precomputed landmarks where the list has them (face detection for the others), and
+    # face hints (AVSpeech: the speaker's face centre in the first frame, 0..1):
+    python -m espnet_usr2.bin.usr2_prepare_roi --input list --outdir D \\
+        --landmarks data/lm.scp --face_hint data/face_hint.scp
+
 Outputs in ``--outdir``: ``video.scp``, ``wav.scp``, ``utt2num_frames``, ``text`` (with
-``--text``) and ``skipped.tsv`` (uttid, path, reason, detail), all sorted by uttid.
+``--text``) and ``skipped.tsv`` (uttid, path, reason, detail), all sorted by uttid, and
+``landmark_fallback.list`` (utterances that were not in ``--landmarks`` and went through
+face detection instead; ``--missing_landmarks skip`` skips them).
 """
 from __future__ import annotations
 
@@ -41,6 +48,12 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         "min_detection_confidence": "MediaPipe face detection threshold",
         "decoder_threads": "video decoder threads per job",
         "frame_cache_mb": "decoded frames kept in memory per job; longer clips are decoded twice",
+        "max_faces": "faces detected per frame for an utterance with a face hint (the hinted one is tracked)",
+        "max_face_jump": "face widths the tracked face may move between frames before a detection is "
+                         "taken to be another person",
+        "hint_frames": "first frames in which only a face near the hint is accepted",
+        "missing_landmarks": "an utterance not in --landmarks: 'detect' (face detection, listed in "
+                             "landmark_fallback.list) or 'skip' (reason missing_landmarks)",
     }
     for field in dataclasses.fields(RoiConfig):
         group.add_argument(f"--{field.name}", type=type(field.default), default=field.default, help=helps[field.name])
@@ -51,7 +64,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", required=True, help="Kaldi-style list: 'uttid path-to-video' per line")
     parser.add_argument("--outdir", required=True, help="output directory (lists, roi/, wav/, split*/)")
     parser.add_argument("--landmarks", default=None, help="optional 'uttid path-to-landmarks' list (pickle/npy/npz); "
-                        "without it MediaPipe face mesh runs on every frame")
+                        "without it (or for an utterance it lacks) MediaPipe face mesh runs on every frame")
+    parser.add_argument("--face_hint", default=None, help="optional 'uttid x y' list: the speaker's face centre in "
+                        "the first frame, normalised 0..1; with several faces in view that one is tracked")
     parser.add_argument("--text", default=None, help="optional Kaldi text; utterances missing from it or with an "
                         "empty transcript are skipped")
     parser.add_argument("--nj", type=int, default=1, help="number of jobs the sorted input is split into")
@@ -75,15 +90,21 @@ def main(cmd: Optional[List[str]] = None) -> int:
         summary = merge(args.input, args.outdir, nj=args.nj, shard_lists=args.shard_list)
     elif args.shard_list:
         for shard_list in args.shard_list:
-            processed, skipped = run_shard_list(args.input, args.outdir, cfg, shard_list, args.landmarks, args.text)
+            processed, skipped = run_shard_list(
+                args.input, args.outdir, cfg, shard_list, args.landmarks, args.text, args.face_hint
+            )
             print(f"shard {shard_list}: {len(processed)} processed, {len(skipped)} skipped")
         return 0
     elif args.job is not None:
-        processed, skipped = run_job(args.input, args.outdir, cfg, args.nj, args.job, args.landmarks, args.text)
+        processed, skipped = run_job(
+            args.input, args.outdir, cfg, args.nj, args.job, args.landmarks, args.text, args.face_hint
+        )
         print(f"job {args.job}/{args.nj}: {len(processed)} processed, {len(skipped)} skipped")
         return 0
     else:
-        summary = prepare_all(args.input, args.outdir, cfg, args.nj, args.nproc, args.landmarks, args.text)
+        summary = prepare_all(
+            args.input, args.outdir, cfg, args.nj, args.nproc, args.landmarks, args.text, args.face_hint
+        )
     print(summary.format())
     return 0
 

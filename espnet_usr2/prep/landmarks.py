@@ -16,7 +16,7 @@ import os
 import pickle
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, List, Optional, Union
 
 import numpy as np
 
@@ -56,15 +56,24 @@ class MediaPipeFaceMesh:
     """
 
     def __init__(
-        self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5, quiet: bool = True
+        self,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        quiet: bool = True,
+        max_faces: int = 1,
     ) -> None:
         # MediaPipe logs through glog; keep warnings about its graph out of job logs.
         os.environ.setdefault("GLOG_minloglevel", "2")
         import mediapipe as mp
 
+        if max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1, got {max_faces}")
+        # More than one face only when the caller chooses among them (a face hint):
+        # with several, MediaPipe keeps running its detector until it has found
+        # max_faces, which costs time on the usual one-face clip.
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=False,
-            max_num_faces=1,
+            max_num_faces=max_faces,
             refine_landmarks=False,
             min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=min_tracking_confidence,
@@ -73,6 +82,11 @@ class MediaPipeFaceMesh:
 
     def __call__(self, rgb: np.ndarray) -> Optional[np.ndarray]:
         """Landmarks ``(468, 2)`` in pixels for an RGB uint8 frame, or None without a face."""
+        faces = self.detect_all(rgb)
+        return faces[0] if faces else None
+
+    def detect_all(self, rgb: np.ndarray) -> List[np.ndarray]:
+        """Landmarks ``(468, 2)`` in pixels of every face found (up to ``max_faces``)."""
         height, width = rgb.shape[:2]
         if self._quiet_next:
             self._quiet_next = False
@@ -80,11 +94,12 @@ class MediaPipeFaceMesh:
                 result = self._mesh.process(np.ascontiguousarray(rgb))
         else:
             result = self._mesh.process(np.ascontiguousarray(rgb))
-        if not result.multi_face_landmarks:
-            return None
-        points = result.multi_face_landmarks[0].landmark
-        xy = np.fromiter((c for p in points for c in (p.x, p.y)), dtype=np.float64, count=2 * len(points))
-        return xy.reshape(-1, 2) * (width, height)
+        faces = []
+        for face in result.multi_face_landmarks or []:
+            points = face.landmark
+            xy = np.fromiter((c for p in points for c in (p.x, p.y)), dtype=np.float64, count=2 * len(points))
+            faces.append(xy.reshape(-1, 2) * (width, height))
+        return faces
 
     def close(self) -> None:
         self._mesh.close()

@@ -18,6 +18,9 @@ PathLike = Union[str, Path]
 SKIP_REPORT = "skipped.tsv"
 SKIP_HEADER = ("uttid", "path", "reason", "detail")
 DONE_MARKER = ".done"
+# Utterances prepared with the face detector although a landmark list was given (it had
+# no entry for them): listed so that a mixed landmark source is visible, not silent.
+LANDMARK_FALLBACK = "landmark_fallback.list"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Processed:
     wav_path: str
     num_frames: int
     text: Optional[str] = None
+    landmark_fallback: bool = False  # detector used: the landmark list had no entry
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,8 @@ def _cell(value: str) -> str:
 
 
 def write_lists(outdir: PathLike, processed: Sequence[Processed], skipped: Sequence[Skipped], with_text: bool) -> None:
-    """Write ``video.scp``, ``wav.scp``, ``utt2num_frames``, [``text``] and the skip report, sorted."""
+    """Write ``video.scp``, ``wav.scp``, ``utt2num_frames``, [``text``], the skip report and
+    (when not empty) the landmark fallback list, sorted."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / DONE_MARKER).unlink(missing_ok=True)
@@ -144,6 +149,11 @@ def write_lists(outdir: PathLike, processed: Sequence[Processed], skipped: Seque
     _write_atomic(outdir / "utt2num_frames", (f"{p.uttid} {p.num_frames}" for p in done))
     if with_text:
         _write_atomic(outdir / "text", (f"{p.uttid} {p.text}" for p in done))
+    fallback = [p.uttid for p in done if p.landmark_fallback]
+    if fallback:
+        _write_atomic(outdir / LANDMARK_FALLBACK, fallback)
+    else:  # never leave the list of an earlier run behind
+        (outdir / LANDMARK_FALLBACK).unlink(missing_ok=True)
     rows = sorted(skipped, key=lambda s: (s.uttid, s.path, s.reason))
     _write_atomic(
         outdir / SKIP_REPORT,
@@ -159,7 +169,8 @@ def read_lists(outdir: PathLike) -> Tuple[List[Processed], List[Skipped]]:
     wavs = read_kaldi_map(outdir / "wav.scp")
     frames = read_kaldi_map(outdir / "utt2num_frames")
     texts = read_kaldi_map(outdir / "text") if (outdir / "text").exists() else {}
-    processed = [Processed(u, videos[u], wavs[u], int(frames[u]), texts.get(u)) for u in videos]
+    fallback = set(read_uttid_list(outdir / LANDMARK_FALLBACK)) if (outdir / LANDMARK_FALLBACK).exists() else set()
+    processed = [Processed(u, videos[u], wavs[u], int(frames[u]), texts.get(u), u in fallback) for u in videos]
     return processed, read_skip_report(outdir / SKIP_REPORT)
 
 

@@ -5,7 +5,10 @@ Per utterance (:func:`prepare_utterance`):
 1. check the transcript (when a ``text`` file is given) and decode the audio (16 kHz mono);
 2. decode the video at 25 fps, running MediaPipe face mesh on each frame unless
    precomputed landmarks are given (then they are mapped through the same frame-rate
-   conversion);
+   conversion); an utterance missing from a given landmark list falls back to the
+   detector (``missing_landmarks="detect"``, listed in ``landmark_fallback.list``); with
+   a face hint (``x y`` of the speaker's face in the first frame) several faces are
+   detected and the hinted one is tracked (:mod:`espnet_usr2.prep.face_select`);
 3. fill short face gaps, smooth the landmarks over time, align the stable points to the
    canonical face and cut the crop around the mouth (:mod:`espnet_usr2.prep.align`);
 4. put the audio on the video clock, check the lengths agree, trim/pad to 640 samples
@@ -33,6 +36,7 @@ import numpy as np
 from espnet_usr2.prep import roi_errors as E
 from espnet_usr2.prep import roi_lists as L
 from espnet_usr2.prep.align import crop_transforms, fill_gaps, smooth, warp_crop
+from espnet_usr2.prep.face_select import FaceHint, hint_to_pixels, read_face_hints, select_track
 from espnet_usr2.prep.landmark_sets import landmark_set_for
 from espnet_usr2.prep.landmarks import MediaPipeFaceMesh, load_landmarks
 from espnet_usr2.prep.media import (
@@ -65,10 +69,18 @@ class RoiConfig:
     min_detection_confidence: float = 0.5  # MediaPipe face detection threshold
     decoder_threads: int = 1  # video decoder threads per job
     frame_cache_mb: float = 1024.0  # decoded gray frames kept in memory; above it, decode twice
+    max_faces: int = 4  # faces detected per frame for utterances with a face hint
+    max_face_jump: float = 1.0  # face widths the tracked face may move between frames
+    hint_frames: int = 25  # frames in which a face near the hint is waited for
+    missing_landmarks: str = "detect"  # no entry in the landmark list: detect or skip
 
     def validate(self) -> "RoiConfig":
         if self.crop_size < 8 or self.eye_span_px <= 0:
             raise ValueError("crop_size must be >= 8 and eye_span_px > 0")
+        if self.max_faces < 1 or self.max_face_jump <= 0 or self.hint_frames < 0:
+            raise ValueError("max_faces must be >= 1, max_face_jump > 0 and hint_frames >= 0")
+        if self.missing_landmarks not in ("detect", "skip"):
+            raise ValueError(f"missing_landmarks must be detect or skip, got {self.missing_landmarks!r}")
         if self.smooth_window < 1 or self.center_window < 1 or self.max_gap < 0:
             raise ValueError("smooth_window and center_window must be >= 1, max_gap >= 0")
         if self.roi_format not in ("mkv", "npz", "npy"):
@@ -91,22 +103,31 @@ class RoiResult:
 
 
 def _frames_and_landmarks(
-    video_path: PathLike, cfg: RoiConfig, landmarks: Optional[np.ndarray]
+    video_path: PathLike, cfg: RoiConfig, landmarks: Optional[np.ndarray], face_hint: Optional[FaceHint] = None
 ) -> Tuple[Optional[List[np.ndarray]], np.ndarray, VideoReader]:
-    """First decoding pass: 25 fps gray frames (if they fit the cache) and per-frame landmarks."""
+    """First decoding pass: 25 fps gray frames (if they fit the cache) and per-frame landmarks.
+
+    With a face hint (and no precomputed landmarks) every face of a frame is kept and
+    the hinted one is selected afterwards, once the whole track is known.
+    """
     detect = landmarks is None
     reader = VideoReader(video_path, ("gray", "rgb24") if detect else ("gray",), threads=cfg.decoder_threads)
     budget = cfg.frame_cache_mb * 2**20
     cache: Optional[List[np.ndarray]] = []
     cached_bytes = 0
-    per_frame: List[Optional[np.ndarray]] = []
+    per_frame: List[List[np.ndarray]] = []
     sources: List[int] = []
-    detector = MediaPipeFaceMesh(cfg.min_detection_confidence) if detect else None
+    frame_size = (0, 0)
+    detector = None
+    if detect:
+        max_faces = cfg.max_faces if face_hint is not None else 1
+        detector = MediaPipeFaceMesh(cfg.min_detection_confidence, max_faces=max_faces)
     try:
         for _, src_index, images in reader.frames():
             sources.append(src_index)
             if detector is not None:
-                per_frame.append(detector(images[1]))
+                per_frame.append(detector.detect_all(images[1]))
+                frame_size = images[1].shape[1::-1]  # (width, height)
             if cache is not None:
                 cache.append(images[0])
                 cached_bytes += images[0].nbytes
@@ -115,8 +136,11 @@ def _frames_and_landmarks(
     finally:
         if detector is not None:
             detector.close()
-    if detect:
-        points = _stack_detections(per_frame)
+    if detect and face_hint is not None:
+        hint_px = hint_to_pixels(face_hint, *frame_size)
+        points = _stack_detections(select_track(per_frame, hint_px, cfg.max_face_jump, cfg.hint_frames))
+    elif detect:
+        points = _stack_detections([faces[0] if faces else None for faces in per_frame])
     else:
         points = _landmarks_at(landmarks, sources, reader.info.num_source_frames, cfg.landmark_tolerance)
     return cache, points, reader
@@ -164,7 +188,10 @@ def _warp_all(
 
 
 def extract_roi(
-    video_path: PathLike, cfg: Optional[RoiConfig] = None, landmarks: Optional[np.ndarray] = None
+    video_path: PathLike,
+    cfg: Optional[RoiConfig] = None,
+    landmarks: Optional[np.ndarray] = None,
+    face_hint: Optional[FaceHint] = None,
 ) -> RoiResult:
     """Mouth crops of one video at 25 fps.
 
@@ -173,11 +200,13 @@ def extract_roi(
         cfg: extraction settings (defaults when None).
         landmarks: precomputed ``(S, K, 2)`` landmarks per *source* frame (NaN rows = no
             face), 68 or 468 points; None runs MediaPipe face mesh.
+        face_hint: ``(x, y)`` in 0..1, the speaker's face centre in the first frame:
+            with several faces in view, that one is tracked (ignored with ``landmarks``).
     Raises:
         SkipUtterance: unreadable video, no / too little face.
     """
     cfg = (cfg or RoiConfig()).validate()
-    cache, points, reader = _frames_and_landmarks(video_path, cfg, landmarks)
+    cache, points, reader = _frames_and_landmarks(video_path, cfg, landmarks, face_hint)
     check_not_truncated(reader.info, cfg.max_truncation)
     faces_found = int((~np.isnan(points).any(axis=(1, 2))).sum())
     landmark_set = landmark_set_for(points.shape[1])
@@ -205,6 +234,8 @@ class UttInput:
     landmark_path: Optional[str] = None
     transcript: Optional[str] = None  # None: no text file given (unlabelled data is fine)
     has_text_file: bool = False
+    face_hint: Optional[FaceHint] = None  # the speaker's face centre (0..1) in the first frame
+    landmark_fallback: bool = False  # detect although a landmark list was given
 
 
 def media_paths(media_dir: PathLike, uttid: str, roi_format: str) -> Tuple[Path, Path]:
@@ -246,12 +277,14 @@ def prepare_utterance(utt: UttInput, media_dir: PathLike, cfg: RoiConfig) -> L.P
     _check_transcript(utt)
     landmarks = load_landmarks(utt.landmark_path) if utt.landmark_path is not None else None
     require_streams(utt.video_path)  # fail fast, before the costly face tracking
-    roi = extract_roi(utt.video_path, cfg, landmarks)
+    roi = extract_roi(utt.video_path, cfg, landmarks, utt.face_hint)
     audio = read_audio(utt.video_path)
     samples = align_audio_to_video(audio, roi.video_start, len(roi.frames), cfg.max_av_mismatch)
     roi_path, wav_path = media_paths(media_dir, utt.uttid, cfg.roi_format)
     _save(roi_path, wav_path, roi.frames, samples)
-    return L.Processed(utt.uttid, str(roi_path), str(wav_path), len(roi.frames), utt.transcript)
+    return L.Processed(
+        utt.uttid, str(roi_path), str(wav_path), len(roi.frames), utt.transcript, utt.landmark_fallback
+    )
 
 
 # ----------------------------------------------------------------------------- a shard
@@ -292,6 +325,24 @@ class ShardInputs:
 
     landmarks: Optional[Dict[str, str]] = None  # uttid -> landmark file (None: detect)
     text: Optional[Dict[str, str]] = None  # uttid -> transcript (None: no text file)
+    face_hints: Optional[Dict[str, FaceHint]] = None  # uttid -> (x, y) of the speaker's face
+
+
+def _landmark_source(uttid: str, inputs: ShardInputs, cfg: RoiConfig) -> Tuple[Optional[str], bool]:
+    """(landmark file or None for the detector, whether that is a fallback).
+
+    A list that lacks an utterance is normal when landmark releases do not cover a
+    whole corpus (or a recipe mixes corpora): the detector takes over for that file,
+    and the file is listed, rather than losing the utterance.
+    """
+    if inputs.landmarks is None:
+        return None, False
+    if uttid in inputs.landmarks:
+        return inputs.landmarks[uttid], False
+    if cfg.missing_landmarks == "skip":
+        raise SkipUtterance(E.MISSING_LANDMARKS, "the utterance is not in the landmark list")
+    logger.info("%s: not in the landmark list: running face detection instead", uttid)
+    return None, True
 
 
 def _process_entry(
@@ -300,17 +351,15 @@ def _process_entry(
     if entry.problem is not None:
         return L.Skipped(entry.uttid, entry.path, *entry.problem)
     try:
-        landmark_path = None
-        if inputs.landmarks is not None:
-            if entry.uttid not in inputs.landmarks:
-                raise SkipUtterance(E.MISSING_LANDMARKS, "the utterance is not in the landmark list")
-            landmark_path = inputs.landmarks[entry.uttid]
+        landmark_path, fallback = _landmark_source(entry.uttid, inputs, cfg)
         utt = UttInput(
             entry.uttid,
             entry.path,
             landmark_path,
             inputs.text.get(entry.uttid) if inputs.text is not None else None,
             has_text_file=inputs.text is not None,
+            face_hint=inputs.face_hints.get(entry.uttid) if inputs.face_hints is not None else None,
+            landmark_fallback=fallback,
         )
         return prepare_utterance(utt, media_dir, cfg)
     except SkipUtterance as skip:
@@ -362,6 +411,7 @@ class Summary:
     processed: int
     frames: int
     reasons: Counter = field(default_factory=Counter)
+    landmark_fallback: int = 0  # processed with the detector: no entry in the landmark list
 
     @property
     def skipped(self) -> int:
@@ -374,6 +424,11 @@ class Summary:
             f"({self.frames} frames, {hours:.2f} h) + {self.skipped} skipped"
         ]
         lines += [f"  skipped {count:6d}  {reason}" for reason, count in sorted(self.reasons.items())]
+        if self.landmark_fallback:
+            lines.append(
+                f"  {self.landmark_fallback} processed with face detection: not in the landmark list "
+                f"(listed in {L.LANDMARK_FALLBACK})"
+            )
         return "\n".join(lines)
 
 
@@ -385,31 +440,37 @@ def list_dir(outdir: PathLike, shard_list: PathLike) -> Path:
     return Path(outdir) / "split_lists" / Path(shard_list).stem
 
 
-def load_inputs(landmarks_scp: Optional[PathLike], text: Optional[PathLike]) -> ShardInputs:
+def load_inputs(
+    landmarks_scp: Optional[PathLike], text: Optional[PathLike], face_hint: Optional[PathLike] = None
+) -> ShardInputs:
     return ShardInputs(
         landmarks=L.read_kaldi_map(landmarks_scp) if landmarks_scp else None,
         text=L.read_kaldi_map(text) if text else None,
+        face_hints=read_face_hints(face_hint) if face_hint else None,
     )
 
 
 def run_job(
     input_list: PathLike, outdir: PathLike, cfg: RoiConfig, nj: int, job: int,
     landmarks_scp: Optional[PathLike] = None, text: Optional[PathLike] = None,
+    face_hint: Optional[PathLike] = None,
 ) -> Tuple[List[L.Processed], List[L.Skipped]]:
     """Process block ``job`` (1-based) of ``nj`` of the sorted input list."""
     entries = L.shard(L.read_entries(input_list), nj, job)
-    inputs = load_inputs(landmarks_scp, text)
+    inputs = load_inputs(landmarks_scp, text, face_hint)
     return run_shard(entries, job_dir(outdir, nj, job), outdir, cfg, inputs, f"job {job}/{nj}")
 
 
 def run_shard_list(
     input_list: PathLike, outdir: PathLike, cfg: RoiConfig, shard_list: PathLike,
     landmarks_scp: Optional[PathLike] = None, text: Optional[PathLike] = None,
+    face_hint: Optional[PathLike] = None,
 ) -> Tuple[List[L.Processed], List[L.Skipped]]:
     """Process the utterances named in ``shard_list`` (one uttid per line)."""
     entries = L.select(L.read_entries(input_list), L.read_uttid_list(shard_list))
     desc = f"shard {Path(shard_list).stem}"
-    return run_shard(entries, list_dir(outdir, shard_list), outdir, cfg, load_inputs(landmarks_scp, text), desc)
+    inputs = load_inputs(landmarks_scp, text, face_hint)
+    return run_shard(entries, list_dir(outdir, shard_list), outdir, cfg, inputs, desc)
 
 
 def merge(
@@ -437,7 +498,8 @@ def merge(
     with_text = any((d / "text").exists() for _, d in shards if L.is_done(d))
     L.write_lists(outdir, processed, skipped, with_text=with_text)
     frames = sum(p.num_frames for p in processed)
-    return Summary(len(entries), len(processed), frames, Counter(s.reason for s in skipped))
+    fallback = sum(p.landmark_fallback for p in processed)
+    return Summary(len(entries), len(processed), frames, Counter(s.reason for s in skipped), fallback)
 
 
 def _run_job_logged(args: tuple) -> int:
@@ -455,9 +517,10 @@ def _run_job_logged(args: tuple) -> int:
 def prepare_all(
     input_list: PathLike, outdir: PathLike, cfg: RoiConfig, nj: int = 1, nproc: int = 1,
     landmarks_scp: Optional[PathLike] = None, text: Optional[PathLike] = None,
+    face_hint: Optional[PathLike] = None,
 ) -> Summary:
     """Run all ``nj`` jobs here (``nproc`` at a time), then merge."""
-    jobs = [(input_list, outdir, cfg, nj, j, landmarks_scp, text) for j in range(1, nj + 1)]
+    jobs = [(input_list, outdir, cfg, nj, j, landmarks_scp, text, face_hint) for j in range(1, nj + 1)]
     if nproc <= 1:
         for args in jobs:
             _run_job_logged(args)

@@ -179,7 +179,16 @@ def test_precomputed_landmarks_list(corpus, tmp_path):
     listing = _kaldi(tmp_path / "l.scp", [("a", clip), ("b", clip), ("c", clip), ("d", clip)])
     lms = _kaldi(tmp_path / "lm.scp", [("a", good), ("b", short), ("d", tmp_path / "gone.pkl")])
     outdir = tmp_path / "out"
+    # default: an utterance the landmark list lacks ("c") falls back to the face detector
     assert main(["--input", str(listing), "--outdir", str(outdir), "--landmarks", str(lms)]) == 0
-    assert list(read_kaldi_map(outdir / "utt2num_frames").items()) == [("a", "50")]
+    assert list(read_kaldi_map(outdir / "utt2num_frames").items()) == [("a", "50"), ("c", "50")]
+    assert (outdir / "landmark_fallback.list").read_text() == "c\n"
     reasons = {s.uttid: s.reason for s in read_skip_report(outdir / "skipped.tsv")}
+    assert reasons == {"b": E.LANDMARK_COUNT_MISMATCH, "d": E.MISSING_LANDMARKS}
+    # strict: the unlisted utterance is skipped with its reason instead
+    strict = tmp_path / "strict"
+    assert main(["--input", str(listing), "--outdir", str(strict), "--landmarks", str(lms),
+                 "--missing_landmarks", "skip"]) == 0
+    assert list(read_kaldi_map(strict / "utt2num_frames").items()) == [("a", "50")]
+    reasons = {s.uttid: s.reason for s in read_skip_report(strict / "skipped.tsv")}
     assert reasons == {"b": E.LANDMARK_COUNT_MISMATCH, "c": E.MISSING_LANDMARKS, "d": E.MISSING_LANDMARKS}

@@ -160,8 +160,8 @@ def test_lrs3_stages_1_to_5(clips, tmp_path):
 
 
 # ------------------------------------------------------------------ LRS2
-def test_lrs2_stages_1_to_5(clips, tmp_path):
-    top = tmp_path / "lrs2"
+def _lrs2_tree(clips, top: Path) -> Path:
+    """LRS2 as downloaded: mvlrs_v1/{main,pretrain}/ and the split lists next to it."""
     root = top / "mvlrs_v1"
     two = (["HELLO", "THERE"], [(0.1, 0.5), (0.6, 1.0)])
     rows = [("pretrain", "5535415699068794046", "00001", "long", WORDS, TIMES),
@@ -176,6 +176,11 @@ def test_lrs2_stages_1_to_5(clips, tmp_path):
     (top / "train.txt").write_text("5535415699068794046/00002\n5535415699068794046/00003\n")
     (top / "val.txt").write_text("6300370419826092098/00001\n")
     (top / "test.txt").write_text("6331559613336179781/00001 NF\n")
+    return root
+
+
+def test_lrs2_stages_1_to_5(clips, tmp_path):
+    root = _lrs2_tree(clips, tmp_path / "lrs2")
     recipe = _recipe_copy("lrs2", tmp_path / "recipe")
     proc = _run(recipe, ["./run.sh", "--nj", "2", "--max_len", "1.0", "--stop_stage", "5", "--nbpe", "20"],
                 _env(LRS2=str(root)))

@@ -284,7 +284,8 @@ combine_sets() {
     shift
     mkdir -p "${dst}"
     for f in video.scp wav.scp utt2num_frames utt2spk text; do
-        for s in "$@"; do [ -f "${dumpdir}/${s}/${f}" ] && cat "${dumpdir}/${s}/${f}"; done |
+        # "if", not "[ ] &&": a missing last file (unlabelled sets have no text) must not fail the loop
+        for s in "$@"; do if [ -f "${dumpdir}/${s}/${f}" ]; then cat "${dumpdir}/${s}/${f}"; fi; done |
             LC_ALL=C sort -k1,1 >"${dst}/${f}"
         [ -s "${dst}/${f}" ] || rm -f "${dst}/${f}"
     done

@@ -14,8 +14,9 @@ too). For every data directory (``recordings.scp``, optional ``segments``, ``utt
   pickle in the release layout under ``--slice_dir`` (the segment times are on the
   25 fps grid, so these are exactly the cut's frames).
 
-Utterances whose landmark file does not exist are left out of the list (usr2_prepare_roi
-then skips them as ``missing_landmarks``) and counted on stderr. All sets go to one list:
+Utterances whose landmark file does not exist are left out of the list and counted on
+stderr; usr2_prepare_roi then runs the face detector for them (listed in
+``landmark_fallback.list``; ``--missing_landmarks skip`` skips them instead). All sets go to one list:
 stage 2 passes the same ``--roi_opts`` to every set, and uttids are unique across sets.
 """
 from __future__ import annotations

@@ -3,19 +3,25 @@
 #
 #   scripts/vox2_data.sh --corpus VOX2 --list en.list [--text asr.txt] [--max_len 16] [--nj 4] <data/set>
 #
-# --corpus: VoxCeleb2 root with dev/mp4/<id>/<video>/<clip>.mp4.
-# --list: the English-only ids, one "<id>/<video>/<clip>" per line (the AV-HuBERT list
-#   format, e.g. "id00012/21Uxsk56VDQ/00001"). Lines written relative to the root
-#   ("dev/mp4/id00012/...", "dev/id00012/...") or ending in ".mp4" are accepted too; the
-#   prefix and suffix are stripped. Listed clips missing on disk are counted and left out.
-# --text: optional transcripts (e.g. from an ASR system), "<id>/<video>/<clip> WORDS"
+# --corpus: VoxCeleb2 root with dev/mp4/<id>/<video>/<clip>.mp4 (and test/mp4/... if the
+#   list names test clips).
+# --list: the English-only ids, one clip per line, plain or gzipped (.gz). The real list
+#   is AV-HuBERT's avhubert/preparation/data/vox-en.id.gz (also shipped uncompressed as
+#   auto_avsr's preparation/vox-en.id), whose lines are "<split>/<id>/<video>/<clip>",
+#   e.g. "dev/id05668/XWKC1JUM_ow/00053". Accepted, to be lenient: "dev/" or "test/"
+#   with or without "mp4/" after it (AV-HuBERT's own file.list ids are
+#   "dev/mp4/<id>/<video>/<clip>"), a bare "mp4/" or no prefix (= dev), "./", and a
+#   ".mp4" suffix. Lines of any other shape are counted and reported, never used
+#   silently; listed clips missing on disk are counted and left out.
+# --text: optional transcripts (e.g. from an ASR system), "<clip id as in the list> WORDS"
 #   or "<uttid> WORDS": they become data/<set>/text (for the long-utterance buckets).
 # --max_len: clips longer than this (seconds, measured with ffprobe) are chunked into
 #   equal pieces of at most max_len (segments; no word timings exist to cut at words);
 #   0 keeps every clip whole (stage 4's --max_frames then drops the long ones).
 #
 # Writes <data/set>/{recordings.scp,segments,video_src.scp,utt2spk,spk2utt,utt2dur[,text]};
-# uttid "<id>_<video>_<clip>[_<NN>]", speaker = the VoxCeleb2 identity.
+# uttid "<id>_<video>_<clip>[_<NN>]", speaker = the VoxCeleb2 identity (dev and test
+# identities are disjoint, so the split is not part of the id).
 set -euo pipefail
 
 corpus=""
@@ -38,17 +44,31 @@ mkdir -p "${dst}"
 [ -n "${cut_dir}" ] || cut_dir="${dst}/cuts"
 cut_dir="$(mkdir -p "${cut_dir}" && cd "${cut_dir}" && pwd)"
 
+# List lines -> "<split>/<id>/<video>/<clip>" (BAD <line> for any other shape).
+read_list() { case "$1" in *.gz) gzip -dc "$1" ;; *) cat "$1" ;; esac; }
+norm_id() {
+    sed -E -e 's/\r$//' -e 's/^[[:space:]]+//' -e 's/[[:space:]].*$//' -e 's#^\./##' -e 's#\.mp4$##' \
+        -e 's#^(dev|test)/mp4/#\1/#' -e 's#^mp4/##' |
+        awk -F/ 'NF == 0 || $0 == "" { next }
+                 NF == 3 { print "dev/" $0; next }
+                 NF == 4 && ($1 == "dev" || $1 == "test") { print; next }
+                 { print "BAD " $0 }'
+}
+read_list "${list}" | norm_id | LC_ALL=C sort -u >"${dst}/.ids"
+n_bad=$(grep -c '^BAD ' "${dst}/.ids" || true)
+if [ "${n_bad}" -gt 0 ]; then
+    echo "$(basename "$0"): ${n_bad} lines of ${list} are not clip ids (<split>/<id>/<video>/<clip>), e.g.:" >&2
+    awk '/^BAD / && ++n <= 3 { print "    " substr($0, 5) }' "${dst}/.ids" >&2
+fi
 # Normalised ids -> "<uttid> <speaker> <path>", only clips that exist.
-norm_id() { sed -e 's/\r$//' -e 's/^[[:space:]]*//' -e 's/[[:space:]].*$//' -e 's#^\./##' \
-    -e 's#^dev/mp4/##' -e 's#^dev/##' -e 's#^mp4/##' -e 's#\.mp4$##'; }
-norm_id <"${list}" | awk -F/ 'NF == 3' | LC_ALL=C sort -u |
-    while IFS=/ read -r spk vid clip; do
-        p="${corpus}/dev/mp4/${spk}/${vid}/${clip}.mp4"
+awk '!/^BAD /' "${dst}/.ids" |
+    while IFS=/ read -r split spk vid clip; do
+        p="${corpus}/${split}/mp4/${spk}/${vid}/${clip}.mp4"
         if [ -f "${p}" ]; then echo "${spk}_${vid}_${clip} ${spk} ${p}"; else echo "MISSING ${p}"; fi
     done >"${dst}/.clips"
 n_missing=$(grep -c '^MISSING ' "${dst}/.clips" || true)
 grep -v '^MISSING ' "${dst}/.clips" | LC_ALL=C sort -k1,1 >"${dst}/.found" || true
-[ -s "${dst}/.found" ] || { echo "$0: none of the ids of ${list} is a clip under ${corpus}/dev/mp4" >&2; exit 1; }
+[ -s "${dst}/.found" ] || { echo "$0: none of the ids of ${list} is a clip under ${corpus}/{dev,test}/mp4" >&2; exit 1; }
 awk '{ print $1, $3 }' "${dst}/.found" >"${dst}/recordings.scp"
 
 # Durations (seconds) of every clip: chunking and the length buckets need them.
@@ -77,12 +97,12 @@ spk2utt_of "${dst}/utt2spk" >"${dst}/spk2utt"
 # Transcripts only make sense for whole clips (a chunk has no known words).
 rm -f "${dst}/text"
 if [ -n "${text}" ]; then
-    sed -e 's/\r$//' "${text}" | awk '{ k = $1; sub(/^\.\//, "", k); sub(/^dev\/mp4\//, "", k); sub(/^dev\//, "", k)
-            sub(/\.mp4$/, "", k); gsub(/\//, "_", k); $1 = k; print }' |
+    sed -e 's/\r$//' "${text}" | awk '{ k = $1; sub(/^\.\//, "", k); sub(/\.mp4$/, "", k)
+            sub(/^(dev|test)\/(mp4\/)?/, "", k); sub(/^mp4\//, "", k); gsub(/\//, "_", k); $1 = k; print }' |
         awk 'NR == FNR { whole[$1] = 1; next } ($1 in whole)' <(awk '$1 == "W" { print $2 }' "${dst}/.rows") - |
         LC_ALL=C sort -k1,1 >"${dst}/text"
     echo "$(basename "$0"): ${dst}: $(wc -l <"${dst}/text") transcripts from ${text}"
 fi
-rm -f "${dst}/.clips" "${dst}/.found" "${dst}/.dur" "${dst}/.rec2dur" "${dst}/.rows"
-echo "$(basename "$0"): ${dst}: $(wc -l <"${dst}/recordings.scp") clips ($n_missing listed but missing)" \
+rm -f "${dst}/.ids" "${dst}/.clips" "${dst}/.found" "${dst}/.dur" "${dst}/.rec2dur" "${dst}/.rows"
+echo "$(basename "$0"): ${dst}: $(wc -l <"${dst}/recordings.scp") clips ($n_missing listed but missing, $n_bad bad lines)" \
     "-> $(wc -l <"${dst}/video_src.scp") utterances ($(wc -l <"${dst}/segments") chunks of clips over ${max_len} s)"

@@ -2,7 +2,7 @@
 # VoxCeleb2 data preparation (stage 1 of usr2.sh): English-only unlabelled data, and with
 # transcripts the paper's long-utterance test buckets.
 #   ${VOXCELEB2}/dev/mp4/<id>/<video>/<clip>.mp4
-#   ${VOX2_EN_LIST}: English ids, "<id>/<video>/<clip>" per line (AV-HuBERT list format)
+#   ${VOX2_EN_LIST}: English ids, "dev/<id>/<video>/<clip>" per line (AV-HuBERT vox-en.id, .gz too)
 #   ${VOX2_TEXT} (optional): "<id>/<video>/<clip> WORDS" transcripts (e.g. from an ASR system)
 # Writes data/vox2/ (unlabelled, clips over --max_len s chunked) and, with transcripts,
 # data/vox2_test/ (the transcribed whole clips) and data/vox2_test_len<a>_<b>/ buckets,
@@ -21,7 +21,7 @@ datadir=data
 . scripts/data_dir_utils.sh
 
 layout='${VOXCELEB2}/dev/mp4/<id>/<video>/<clip>.mp4
-${VOX2_EN_LIST}: English-only ids, lines "<id>/<video>/<clip>" (AV-HuBERT list format)
+${VOX2_EN_LIST}: English-only ids, lines "dev/<id>/<video>/<clip>" (AV-HuBERT vox-en.id, .gz too)
 ${VOX2_TEXT} (optional): lines "<id>/<video>/<clip> WORDS"'
 require_corpus VOXCELEB2 "${layout}" dev/mp4
 require_file VOX2_EN_LIST "${layout}"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# AVSpeech for USR 2.0: prepares the unlabelled set (stages 1-4) used by the Huge setting
+# (../../lrs2_lrs3_vox2_avspeech/usr2), and, given transcripts (AVSPEECH_TEXT in db.sh),
+# the paper's AVSpeech OOD test (AV, greedy decoding) with a trained model:
+#
+#   ./run.sh                                         # data/avspeech -> dump/avspeech (stages 1-4)
+#   ./run.sh --stage 2 --stop_stage 3 --unlabelled_sets "" --test_sets avspeech_test
+#   ./run.sh --stage 12 --stop_stage 13 --expdir ../../lrs3/usr2/exp --tag <model tag> \
+#       --inference_config conf/decode_greedy_att.yaml --modalities av --test_sets avspeech_test
+#
+# Stage 2 crops the face the CSV points at (data/face_hint.scp: usr2_prepare_roi
+# --face_hint), so the right person is used when several are in view.
+# Options: --landmarks_dir, --nj, --data_opts; the rest goes to usr2.sh.
+set -euo pipefail
+
+landmarks_dir=""
+nj=8
+data_opts=""
+usr2_args=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --landmarks_dir | --nj | --data_opts)
+            [ "$#" -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
+            declare "${1#--}=$2"; shift 2 ;;
+        *) usr2_args+=("$1"); shift ;;
+    esac
+done
+local_opts="--nj ${nj} ${data_opts}"
+roi_opts="--face_hint data/face_hint.scp"
+if [ -n "${landmarks_dir}" ]; then
+    local_opts+=" --landmarks_dir ${landmarks_dir}"
+    roi_opts+=" --landmarks data/lm.scp"
+fi
+./usr2.sh \
+    --nj "${nj}" \
+    --local_data_opts "${local_opts}" \
+    --roi_opts "${roi_opts}" \
+    --unlabelled_sets avspeech \
+    --min_frames 10 \
+    --max_frames 400 \
+    --stop_stage 4 \
+    "${usr2_args[@]}"

@@ -1,0 +1,1 @@
+../../../avspeech/usr2/local/data.sh

@@ -1,0 +1,1 @@
+../../../lrs2/usr2/local/data.sh

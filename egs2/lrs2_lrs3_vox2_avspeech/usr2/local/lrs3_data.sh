@@ -1,0 +1,1 @@
+../../../lrs3/usr2/local/data.sh

@@ -1,0 +1,1 @@
+../../../vox2/usr2/local/data.sh
