@@ -3,6 +3,9 @@
 * audio: 1-D ResNet-18 on the raw 16 kHz waveform. Stem conv k=80 / stride 4, four stages
   (strides 1, 2, 2, 2), average pooling over 20 -> total stride 640 samples, i.e. one
   feature vector per 25 fps video frame.
+* audio, light alternative (``logmel``): log-mel filterbanks at 100 Hz, two 1-D
+  convolutions, then a stride-4 convolution to 25 fps. Not the paper's frontend: it learns
+  from far less data, which is what a CPU-sized recipe (the mini corpus) needs.
 * video: grayscale 88x88 mouth crops. A 3-D convolutional stem (k=(5,7,7), s=(1,2,2)) with
   max pooling, then a 2-D ResNet-18 trunk applied to every frame, global average pooling.
 
@@ -15,6 +18,8 @@ from typing import Sequence, Tuple
 
 import torch
 from torch import nn
+
+import torchaudio
 
 from espnet_usr2.model.resnet import ResNetTrunk, ceil_div, make_activation, zero_padding
 from espnet_usr2.utils.masks import pad_mask, valid_mask
@@ -90,6 +95,91 @@ class ResNet1DAudioFrontend(AbsModalityFrontend):
         x = zero_padding(self.stem(speech.unsqueeze(1)), stem_lengths)
         x = self.pool(self.trunk(x, stem_lengths))
         return x.transpose(1, 2), torch.div(speech_lengths, self.samples_per_frame, rounding_mode="floor")
+
+
+def normalize_features(feats: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per-utterance mean/variance normalisation of (B, T, F) over valid frames; padding 0."""
+    valid = valid_mask(lengths.to(feats.device), feats.size(1)).to(feats.dtype).unsqueeze(-1)
+    count = valid.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = (feats * valid).sum(dim=1, keepdim=True) / count
+    var = (((feats - mean) * valid) ** 2).sum(dim=1, keepdim=True) / count
+    return (feats - mean) / torch.sqrt(var + eps) * valid
+
+
+class LogMelAudioFrontend(AbsModalityFrontend):
+    """Log-mel filterbanks + small 1-D convolution stack; one vector per video frame.
+
+    ``samples_per_frame / hop_length`` filterbank frames (4 at 16 kHz, hop 10 ms) are
+    merged into one 25 fps frame by a strided convolution, so the output has exactly
+    ``len // samples_per_frame`` frames, like the raw-waveform frontend.
+    """
+
+    def __init__(
+        self,
+        n_mels: int = 80,
+        n_fft: int = 512,
+        win_length: int = 400,
+        hop_length: int = 160,
+        samples_per_frame: int = 640,
+        sample_rate: int = 16000,
+        channels: int = 256,
+        num_conv_layers: int = 2,
+        output_size: int = 256,
+        activation: str = "swish",
+    ):
+        super().__init__()
+        if samples_per_frame % hop_length:
+            raise ValueError(f"samples_per_frame ({samples_per_frame}) must be a multiple of hop_length ({hop_length})")
+        self.n_fft, self.win_length, self.hop_length = n_fft, win_length, hop_length
+        self.samples_per_frame = samples_per_frame
+        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
+        mel = torchaudio.functional.melscale_fbanks(
+            n_freqs=n_fft // 2 + 1, f_min=0.0, f_max=sample_rate / 2, n_mels=n_mels, sample_rate=sample_rate
+        )
+        self.register_buffer("mel_filters", mel, persistent=False)  # (freqs, mels)
+        self.convs = nn.ModuleList()
+        self.acts = nn.ModuleList()
+        ch_in = n_mels
+        for _ in range(num_conv_layers):
+            self.convs.append(nn.Sequential(nn.Conv1d(ch_in, channels, 3, padding=1, bias=False), nn.BatchNorm1d(channels)))
+            self.acts.append(make_activation(activation, channels))
+            ch_in = channels
+        merge = samples_per_frame // hop_length
+        self.merge = nn.Conv1d(ch_in, output_size, merge, stride=merge)
+        self._output_size = output_size
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def log_mel(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) waveform -> normalised (B, S // hop, n_mels) log-mel features and lengths."""
+        n_feats = speech.size(1) // self.hop_length
+        # unit variance per utterance (recording gain does not reach the log floor) and
+        # zero padding, so a padded utterance gets the same spectrum as alone
+        speech = standardize_waveform(speech.float(), speech_lengths)
+        spec = torch.stft(
+            speech, self.n_fft, self.hop_length, self.win_length, window=self.window,
+            center=True, pad_mode="constant", return_complex=True,
+        )[..., :n_feats]
+        power = spec.real**2 + spec.imag**2  # (B, freqs, T)
+        feats = torch.log(torch.matmul(power.transpose(1, 2), self.mel_filters) + 1e-6)
+        lengths = torch.div(speech_lengths, self.hop_length, rounding_mode="floor")
+        return normalize_features(feats, lengths), lengths
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """speech: (B, S) float waveform -> (B, S // samples_per_frame, D)."""
+        if speech.dim() != 2:
+            raise ValueError(f"audio frontend expects (batch, samples), got shape {tuple(speech.shape)}")
+        n_frames = speech.size(1) // self.samples_per_frame
+        speech = speech[:, : n_frames * self.samples_per_frame]
+        # only whole frames: a trailing partial frame would shift the last spectra
+        frame_lengths = torch.div(speech_lengths, self.samples_per_frame, rounding_mode="floor").clamp(max=n_frames)
+        feats, feat_lengths = self.log_mel(speech, frame_lengths * self.samples_per_frame)
+        x = feats.transpose(1, 2)
+        for conv, act in zip(self.convs, self.acts):
+            x = zero_padding(act(conv(x)), feat_lengths)
+        x = zero_padding(self.merge(x), frame_lengths)
+        return x.transpose(1, 2), frame_lengths
 
 
 class ResNet3DVideoFrontend(AbsModalityFrontend):

@@ -29,7 +29,12 @@ from espnet_usr2.model.augmentation import StudentAugmentation
 from espnet_usr2.model.decoder import USR2TransformerDecoder
 from espnet_usr2.model.encoder import RelPosTransformerEncoder
 from espnet_usr2.model.espnet_model import ESPnetUSR2Model
-from espnet_usr2.model.frontends import AbsModalityFrontend, ResNet1DAudioFrontend, ResNet3DVideoFrontend
+from espnet_usr2.model.frontends import (
+    AbsModalityFrontend,
+    LogMelAudioFrontend,
+    ResNet1DAudioFrontend,
+    ResNet3DVideoFrontend,
+)
 from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.samplers.semi_iter_factory import (
     SEMI_SUPERVISED_BATCH_TYPE,
@@ -41,7 +46,7 @@ from espnet_usr2.train.trainer import USR2Trainer
 
 audio_frontend_choices = ClassChoices(
     name="audio_frontend",
-    classes=dict(resnet1d=ResNet1DAudioFrontend),
+    classes=dict(resnet1d=ResNet1DAudioFrontend, logmel=LogMelAudioFrontend),
     type_check=AbsModalityFrontend,
     default="resnet1d",
 )
