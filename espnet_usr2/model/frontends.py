@@ -133,9 +133,10 @@ class LogMelAudioFrontend(AbsModalityFrontend):
         self.n_fft, self.win_length, self.hop_length = n_fft, win_length, hop_length
         self.samples_per_frame = samples_per_frame
         self.register_buffer("window", torch.hann_window(win_length), persistent=False)
-        mel = torchaudio.functional.melscale_fbanks(
-            n_freqs=n_fft // 2 + 1, f_min=0.0, f_max=sample_rate / 2, n_mels=n_mels, sample_rate=sample_rate
-        )
+        with torch.device("cpu"):  # a fixed matrix; computed for real even when the model is built on "meta"
+            mel = torchaudio.functional.melscale_fbanks(
+                n_freqs=n_fft // 2 + 1, f_min=0.0, f_max=sample_rate / 2, n_mels=n_mels, sample_rate=sample_rate
+            )
         self.register_buffer("mel_filters", mel, persistent=False)  # (freqs, mels)
         self.convs = nn.ModuleList()
         self.acts = nn.ModuleList()

@@ -61,3 +61,6 @@ def test_selectable_from_yaml_and_trains(tiny_config, token_list, tmp_path):
         loss, _, _ = model(**batch)
     loss.backward()
     assert torch.isfinite(loss) and model.audio_frontend.convs[0][0].weight.grad.abs().sum() > 0
+    # usr2_model_info builds on the meta device: the fixed mel matrix must not break that
+    meta = build_model_from_config(path, token_list, meta=True)
+    assert sum(p.numel() for p in meta.parameters()) == sum(p.numel() for p in model.parameters())

@@ -27,6 +27,7 @@ stop_stage=10000
 skip_stages=""         # stage numbers to skip, e.g. "2 3"
 ngpu=0                 # GPUs for training (and decoding when > 0)
 num_nodes=1            # > 1: multi-node training through ESPnet's launcher (espnet2.bin.launch)
+train_nthreads=""      # CPU threads of each training process (default: OMP_NUM_THREADS, i.e. path.sh's 1)
 nj=4                   # parallel jobs for data preparation (stage 2)
 roi_nproc=1            # processes per stage-2 job
 inference_nj=4         # parallel jobs for decoding (stage 12)
@@ -86,6 +87,8 @@ General:
                                ESPnet's torch.distributed training on one node
   --num_nodes N                nodes for multi-node training (${num_nodes}); jobs go through
                                espnet2.bin.launch with \${cuda_cmd} (cmd.sh)
+  --train_nthreads N           CPU threads per training process (CPU training on an otherwise idle
+                               machine: its core count; path.sh keeps other jobs at 1 thread)
   --nj N                       jobs for mouth-ROI extraction (${nj})
   --roi_nproc N                processes per extraction job (${roi_nproc})
   --inference_nj N             jobs for decoding (${inference_nj})
@@ -355,6 +358,9 @@ train_job() {
     local dist=""
     [ "${ngpu}" -gt 1 ] && dist="--multiprocessing_distributed true"
     mkdir -p "${out}"
+    # the job runners pass the environment on; only training gets more than path.sh's 1 thread
+    local OMP_NUM_THREADS="${train_nthreads:-${OMP_NUM_THREADS:-1}}"
+    export OMP_NUM_THREADS
     if [ "${num_nodes}" -gt 1 ]; then
         # shellcheck disable=SC2086
         ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name ${tag}" --log "${logfile}" \

@@ -2,7 +2,7 @@
 # The embedded default recipe: generate the mini LRS3-format corpus, then run usr2.sh
 # stages 1-13 with a model small enough for a CPU, and print the WER table for A, V, AV.
 #
-#   ./run.sh                      # everything (about 20 minutes on 2 CPU cores)
+#   ./run.sh                      # everything (about 15 minutes on 2 CPU cores)
 #   ./run.sh --stage 11           # any usr2.sh option is passed through
 #   ./run.sh --gen_opts "--n_pretrain 40 --n_trainval 60 --n_test 12"   # a smaller corpus
 #
@@ -17,6 +17,9 @@ gen_opts=""       # options of usr2_make_mini_lrs3 (corpus sizes, --seed)
 stage=1           # stages up to 1 (re)generate the corpus when it is not complete
 nj=2              # mouth-ROI extraction jobs
 inference_nj=2
+# CPU threads for training (stage 11): the cores, at most 4 (more do not pay at this size);
+# --train_nthreads N overrides it
+train_nthreads=$(( $(nproc) < 4 ? $(nproc) : 4 ))
 usr2_args=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
@@ -48,6 +51,7 @@ trap 'rm -f "${marker}"' EXIT
     --stop_stage 13 \
     --nj "${nj}" \
     --inference_nj "${inference_nj}" \
+    --train_nthreads "${train_nthreads}" \
     --local_data_opts "--long_test true --valid_from trainval --valid_size 20" \
     --labelled_sets trainval_train \
     --unlabelled_sets pretrain \
