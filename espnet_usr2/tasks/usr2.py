@@ -42,7 +42,10 @@ from espnet_usr2.samplers.semi_iter_factory import (
     build_semi_supervised_iter_factory,
 )
 from espnet_usr2.semi.objective import USR1Objective, USR2Objective
+from espnet_usr2.train.scheduler import register_with_espnet as register_scheduler
 from espnet_usr2.train.trainer import USR2Trainer
+
+register_scheduler()  # "scheduler: warmupcosine" (length derived from the run)
 
 audio_frontend_choices = ClassChoices(
     name="audio_frontend",

@@ -11,9 +11,10 @@ method needs:
 * under DDP every rank applies the same update to the same all-reduced student, so the
   teachers stay identical without communication.
 
-When the teacher's schedule length is not configured (``teacher_conf.total_steps: 0``) it
-is set here to ``max_epoch x steps per epoch`` so the cosine momentum reaches its end value
-at the end of training.
+Run lengths that are not configured are derived here as ``max_epoch x steps per epoch /
+accum_grad`` optimiser steps: the teacher's (``teacher_conf.total_steps: 0``), so the cosine
+momentum reaches its end value at the end of training, and the ``warmupcosine`` lr
+schedule's (``scheduler_conf.total_steps: 0``), so the lr reaches ``min_lr`` then.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from espnet2.schedulers.abs_scheduler import AbsScheduler
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.trainer import Trainer
+
+from espnet_usr2.train.scheduler import WarmupCosineLR
 
 
 class USR2Trainer(Trainer):
@@ -42,10 +45,17 @@ class USR2Trainer(Trainer):
         distributed_option: DistributedOption,
     ) -> None:
         teacher = getattr(model, "teacher", None)
-        handles = []
-        if teacher is not None:
-            _set_teacher_schedule_length(teacher, train_iter_factory, trainer_options)
-            handles = [opt.register_step_post_hook(_ema_hook(model)) for opt in optimizers]
+        teacher_needs_length = teacher is not None and int(teacher.total_steps) <= 0
+        schedulers_need_length = [s for s in schedulers if isinstance(s, WarmupCosineLR) and s.total_steps <= 0]
+        if teacher_needs_length or schedulers_need_length:
+            total = _total_optimizer_steps(train_iter_factory, trainer_options)
+            for scheduler in schedulers_need_length:
+                scheduler.set_total_steps(total)
+                logging.info(f"warmupcosine: {scheduler.warmup_steps} warm-up steps, cosine to step {total}")
+            if teacher_needs_length:
+                teacher.total_steps.fill_(total)
+                logging.info(f"EMA teacher: momentum schedule over {total} optimiser steps")
+        handles = [opt.register_step_post_hook(_ema_hook(model)) for opt in optimizers] if teacher is not None else []
         try:
             super().run(model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
                         plot_attention_iter_factory, trainer_options, distributed_option)
@@ -60,13 +70,12 @@ def _ema_hook(model):
     return update_teacher
 
 
-def _set_teacher_schedule_length(teacher, train_iter_factory: AbsIterFactory, options) -> None:
-    if int(teacher.total_steps) > 0:
-        return
+def _total_optimizer_steps(train_iter_factory: AbsIterFactory, options) -> int:
+    """max_epoch x steps per epoch / accum_grad: the optimiser steps of the whole run."""
     steps_per_epoch = options.num_iters_per_epoch if getattr(options, "num_iters_per_epoch", None) else None
     if steps_per_epoch is None:
         steps_per_epoch = len(train_iter_factory.build_iter(1, shuffle=False))
     total = max(1, options.max_epoch * steps_per_epoch // max(1, options.accum_grad))
-    teacher.total_steps.fill_(total)
-    logging.info(f"EMA teacher: momentum schedule over {total} optimiser steps "
+    logging.info(f"the run has {total} optimiser steps "
                  f"({options.max_epoch} epochs x {steps_per_epoch} steps / accum_grad {options.accum_grad})")
+    return total

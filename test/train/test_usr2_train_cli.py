@@ -84,6 +84,19 @@ def test_resume_continues_from_the_last_epoch(trained):
     assert (root / "exp" / "5epoch.pth").exists()
 
 
+def test_warmupcosine_schedule_spans_the_whole_run(tmp_path, trained):
+    """total_steps is derived from max_epoch x steps per epoch; the lr ends at min_lr."""
+    root, common, _ = trained
+    out = tmp_path / "cosine"
+    run_usr2_train([*common, "--output_dir", str(out), "--max_epoch", "2", "--batch_size", "4",
+                    "--batch_type", "unsorted", "--scheduler", "warmupcosine",
+                    "--scheduler_conf", "{warmup_steps: 3, min_lr: 1.0e-5}"], tmp_path)
+    state = torch.load(out / "checkpoint.pth", weights_only=False)
+    steps_per_epoch = 48 // 4
+    assert state["schedulers"][0]["total_steps"] == 2 * steps_per_epoch
+    assert state["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(1e-5)
+
+
 def test_dry_run_builds_everything_without_training(tmp_path, trained):
     _, common, _ = trained
     run_usr2_train([*common, "--output_dir", str(tmp_path / "dry"), "--dry_run", "true"], tmp_path)
