@@ -204,6 +204,8 @@ class ESPnetUSR2Model(AbsESPnetModel):
         if bool(is_labelled.all()):
             losses, stats = self._labelled_losses(batch, text, text_lengths)
             loss = self._weighted_sum(losses)
+            if not self.training:
+                stats.update(self._teacher_validation_stats(batch, text, text_lengths))
         else:
             if self.unlabelled_objective is None:
                 raise ValueError(
@@ -218,6 +220,22 @@ class ESPnetUSR2Model(AbsESPnetModel):
         text = text[:, : max(1, int(text_lengths.max()))]
         encoded = self.encode(**batch)
         return self.supervised_losses(encoded, text, text_lengths)
+
+    def _teacher_validation_stats(self, batch, text, text_lengths) -> Dict[str, torch.Tensor]:
+        """The EMA teacher's validation loss and error rates, as ``<stat>_teacher``.
+
+        The teacher is the network that makes the pseudo-labels and is usually the better
+        one to decode (``--model_role teacher``); seeing both curves tells whether it is, and
+        ``best_model_criterion`` can select on them (e.g. ``valid acc_av_teacher max``).
+        Off with ``teacher_conf.validate: false``; absent until the teacher is initialised.
+        """
+        teacher = self.teacher
+        if teacher is None or not teacher.validate or not bool(teacher.initialized):
+            return {}
+        with torch.no_grad():
+            losses, stats = teacher.model._labelled_losses(batch, text, text_lengths)
+            stats["loss"] = teacher.model._weighted_sum(losses)
+        return {f"{name}_teacher": value.detach() for name, value in stats.items()}
 
     def _semi_supervised_loss(self, batch, text, text_lengths, is_labelled):
         lab = _select(batch, is_labelled)

@@ -45,7 +45,8 @@ class EMATeacher(nn.Module):
     """
 
     def __init__(self, student: nn.Module, momentum_start: float = 0.998, momentum_end: float = 1.0,
-                 total_steps: int = 0):
+                 total_steps: int = 0, validate: bool = True):
+        """``validate``: also report the teacher's validation metrics (``*_teacher`` stats)."""
         super().__init__()
         for name, value in (("momentum_start", momentum_start), ("momentum_end", momentum_end)):
             if not 0.0 <= value <= 1.0:
@@ -59,6 +60,7 @@ class EMATeacher(nn.Module):
         self.model.eval()
         self.momentum_start = momentum_start
         self.momentum_end = momentum_end
+        self.validate = bool(validate)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("total_steps", torch.tensor(total_steps, dtype=torch.long))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))

@@ -74,3 +74,31 @@ def test_update_before_initialisation_is_an_error():
 def test_out_of_range_configuration_is_rejected(kwargs):
     with pytest.raises(ValueError, match="teacher"):
         EMATeacher(_Net(), **kwargs)
+
+
+def test_validation_reports_the_teachers_metrics_too(tiny_config, token_list):
+    from conftest import make_av_batch
+    from espnet_usr2.utils.config import build_model_from_config
+
+    torch.manual_seed(0)
+    model = build_model_from_config(tiny_config, token_list, ["--semi", "usr2"])
+    batch = make_av_batch([30, 24], [5, 4], len(token_list))
+    model.eval()
+    _, stats, _ = model(**batch)
+    assert not any(k.endswith("_teacher") for k in stats)  # teacher not initialised yet
+    model.ensure_teacher_initialized()
+    with torch.no_grad():  # make the teacher a different network from the student
+        for p in model.teacher.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    _, stats, _ = model(**batch)
+    _, own, _ = model.teacher.model(**batch)  # the teacher evaluated as a model of its own
+    for key in ("loss", "loss_ctc_a", "acc_av", "cer_ctc_v"):
+        assert stats[f"{key}_teacher"] == pytest.approx(float(own[key]))
+    assert stats["loss_teacher"] != pytest.approx(float(stats["loss"]))
+    model.train()
+    _, stats, _ = model(**batch)
+    assert not any(k.endswith("_teacher") for k in stats)  # training steps: student only
+    quiet = build_model_from_config(tiny_config, token_list, ["--semi", "usr2", "--teacher_conf", "validate=false"])
+    quiet.ensure_teacher_initialized()
+    quiet.eval()
+    assert not any(k.endswith("_teacher") for k in quiet(**batch)[1])

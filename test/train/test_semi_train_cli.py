@@ -65,6 +65,9 @@ def test_semi_supervised_run_lowers_validation_loss_and_logs_pseudo_labels(semi_
     for key in ("pl_mode_ar", "pl_ctc_keep", "pl_att_keep", "ema_momentum", "loss_unl_v", "loss_unl_av"):
         assert 0.0 <= reporter.get_value("train", key, MAX_EPOCH) < float("inf"), key
     assert reporter.get_value("train", "pl_att_len", MAX_EPOCH) >= 1  # at least <eos>
+    # validation reports the EMA teacher next to the student
+    for key in ("loss_teacher", "acc_av_teacher", "cer_ctc_a_teacher"):
+        assert 0.0 <= reporter.get_value("valid", key, MAX_EPOCH) < float("inf"), key
 
 
 def test_teacher_follows_every_optimiser_step_and_is_saved(semi_setup):
