@@ -246,3 +246,38 @@ def test_cmd_sh_backends(recipe, tmp_path):
     assert out == f"{fake_espnet}/utils/run.pl|{fake_espnet}/utils/run.pl"
     out = _bash(show, recipe, env={"ESPNET_ROOT": str(fake_espnet), "USR2_CMD_BACKEND": "slurm"}).stdout
     assert out.startswith(f"{fake_espnet}/utils/slurm.pl --config conf/slurm.conf")
+
+
+FAKE_TRAINER = """#!/usr/bin/env bash
+# stands in for python: records the thread setting of each call, writes what stage 11 checks
+out=""
+while [ "$#" -gt 0 ]; do [ "$1" = --output_dir ] && out="$2"; shift; done
+echo "OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}" >> "$(dirname "$0")/calls.log"
+mkdir -p "${out}" && echo model > "${out}/valid.loss.best.pth"
+"""
+
+
+@pytest.mark.parametrize("extra, expected", [([], "1"), (["--train_nthreads", "3"], "3")])
+def test_training_threads(recipe, extra, expected):
+    """Training gets --train_nthreads OpenMP threads; without it, path.sh's one thread."""
+    fake = recipe / "fake_python"
+    fake.write_text(FAKE_TRAINER)
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    (recipe / "conf" / "t.yaml").write_text("seed: 1\n")
+    tok = recipe / "data" / "token_list" / "bpe_unigram30"
+    tok.mkdir(parents=True)
+    for f in ("tokens.txt", "bpe.model"):
+        (tok / f).write_text("x\n")
+    for s in ("tr", "va"):
+        (recipe / "dump" / s).mkdir(parents=True)
+        for f in ("wav.scp", "video.scp", "text"):
+            (recipe / "dump" / s / f).write_text("u x\n")
+    for split in ("train", "valid"):
+        (recipe / "exp" / "stats_tr" / split).mkdir(parents=True)
+        (recipe / "exp" / "stats_tr" / split / "video_shape").write_text("u 10,96,96\n")
+    p = subprocess.run(["./usr2.sh", "--stage", "11", "--stop_stage", "11", "--python", str(fake),
+                        "--labelled_sets", "tr", "--valid_set", "va", "--nbpe", "30",
+                        "--train_config", "conf/t.yaml", *extra], cwd=recipe, capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "USR2_CMD_BACKEND": "local"})
+    assert p.returncode == 0, p.stderr
+    assert (recipe / "calls.log").read_text() == f"OMP_NUM_THREADS={expected}\n"
