@@ -2,7 +2,7 @@
 # The embedded default recipe: generate the mini LRS3-format corpus, then run usr2.sh
 # stages 1-13 with a model small enough for a CPU, and print the WER table for A, V, AV.
 #
-#   ./run.sh                      # everything (about 15 minutes on 2 CPU cores)
+#   ./run.sh                      # everything (about 12 minutes on 2 CPU cores)
 #   ./run.sh --stage 11           # any usr2.sh option is passed through
 #   ./run.sh --gen_opts "--n_pretrain 40 --n_trainval 60 --n_test 12"   # a smaller corpus
 #
