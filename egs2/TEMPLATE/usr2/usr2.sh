@@ -122,6 +122,7 @@ Decoding:
 [ -f ./cmd.sh ] || die "cmd.sh not found: run from a recipe directory (egs2/<corpus>/usr2)"
 . ./cmd.sh
 . utils/parse_options.sh
+. scripts/data_dir_utils.sh  # spk2utt_of
 [ "$#" -eq 0 ] || die "unexpected arguments: $*"
 
 run_stage() { # <n>: is stage n selected?
@@ -233,8 +234,7 @@ format_set() {
     else
         rm -f "${dst}/text"
     fi
-    awk '{ if (!($2 in u)) { o[++n] = $2; u[$2] = $1 } else u[$2] = u[$2] " " $1 }
-         END { for (i = 1; i <= n; i++) print o[i], u[o[i]] }' "${dst}/utt2spk" >"${dst}/spk2utt"
+    spk2utt_of "${dst}/utt2spk" >"${dst}/spk2utt"
     cp "${ext}/skipped.tsv" "${dst}/skipped.tsv"
     log "  ${s}: $(wc -l <"${dst}/video.scp") utterances -> ${dst}"
 }
@@ -268,8 +268,7 @@ filter_set() {
         [ -f "${src}/${f}" ] || continue
         awk 'NR == FNR { k[$1] = 1; next } ($1 in k)' "${dst}/.keep" "${src}/${f}" >"${dst}/${f}"
     done
-    awk '{ if (!($2 in u)) { o[++n] = $2; u[$2] = $1 } else u[$2] = u[$2] " " $1 }
-         END { for (i = 1; i <= n; i++) print o[i], u[o[i]] }' "${dst}/utt2spk" >"${dst}/spk2utt"
+    spk2utt_of "${dst}/utt2spk" >"${dst}/spk2utt"
     local n_in n_out
     n_in=$(wc -l <"${src}/utt2num_frames")
     n_out=$(wc -l <"${dst}/.keep")
@@ -292,8 +291,7 @@ combine_sets() {
             LC_ALL=C sort -k1,1 >"${dst}/${f}"
         [ -s "${dst}/${f}" ] || rm -f "${dst}/${f}"
     done
-    awk '{ if (!($2 in u)) { o[++n] = $2; u[$2] = $1 } else u[$2] = u[$2] " " $1 }
-         END { for (i = 1; i <= n; i++) print o[i], u[o[i]] }' "${dst}/utt2spk" >"${dst}/spk2utt"
+    spk2utt_of "${dst}/utt2spk" >"${dst}/spk2utt"
     log "  combined $* -> ${dst} ($(wc -l <"${dst}/video.scp") utterances)"
 }
 

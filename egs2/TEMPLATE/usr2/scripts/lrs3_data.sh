@@ -21,6 +21,7 @@ help_message="Usage: $0 --corpus DIR [--splits \"pretrain trainval test\"] [--lo
        [--valid_from trainval --valid_size N] [--datadir data]"
 
 . utils/parse_options.sh
+. scripts/data_dir_utils.sh
 
 log() { echo "$(basename "$0"): $*"; }
 
@@ -66,28 +67,13 @@ make_split() {
             close(t)
         }' "${dst}/video_src.scp" >"${dst}/text"
     awk '{ spk = $1; sub(/_[^_]*$/, "", spk); print $1, spk }' "${dst}/video_src.scp" >"${dst}/utt2spk"
-    utt2spk_to_spk2utt "${dst}/utt2spk" >"${dst}/spk2utt"
+    spk2utt_of "${dst}/utt2spk" >"${dst}/spk2utt"
     local n_utt n_txt n_spk
     n_utt=$(wc -l <"${dst}/video_src.scp")
     n_txt=$(awk 'NF > 1' "${dst}/text" | wc -l)
     n_spk=$(wc -l <"${dst}/spk2utt")
     log "${dst}: ${n_utt} utterances, ${n_spk} speakers, ${n_txt} transcripts" \
         "($((n_utt - n_txt)) without a Text: line)"
-}
-
-utt2spk_to_spk2utt() {
-    awk '{ if (!($2 in u)) { order[++n] = $2; u[$2] = $1 } else u[$2] = u[$2] " " $1 }
-         END { for (i = 1; i <= n; i++) print order[i], u[order[i]] }' "$1"
-}
-
-# subset_dir <src> <dst> <uttid list>: keep the listed utterances in every file.
-subset_dir() {
-    local src="$1" dst="$2" keep="$3" f
-    mkdir -p "${dst}"
-    for f in video_src.scp text utt2spk; do
-        awk 'NR == FNR { k[$1] = 1; next } ($1 in k)' "${keep}" "${src}/${f}" >"${dst}/${f}"
-    done
-    utt2spk_to_spk2utt "${dst}/utt2spk" >"${dst}/spk2utt"
 }
 
 for split in ${splits}; do
@@ -102,13 +88,8 @@ if [ "${valid_size}" -gt 0 ]; then
         echo "$0: --valid_size ${valid_size} is not smaller than ${src} (${n} utterances)" >&2
         exit 1
     fi
-    tmp="$(mktemp -d)"
-    trap 'rm -rf "${tmp}"' EXIT
-    # Evenly spaced picks cover every speaker of a speaker-sorted list.
-    awk -v n="${n}" -v k="${valid_size}" '{ i = NR - 1; if (int(i * k / n) != int((i + 1) * k / n)) print $1 > "/dev/stdout"; else print $1 > "/dev/stderr" }' \
-        "${src}/video_src.scp" >"${tmp}/valid" 2>"${tmp}/train"
-    subset_dir "${src}" "${datadir}/valid" "${tmp}/valid"
-    subset_dir "${src}" "${datadir}/${valid_from}_train" "${tmp}/train"
+    # evenly spaced picks cover every speaker of a speaker-sorted list
+    hold_out "${src}" "${valid_size}" "${datadir}/valid" "${datadir}/${valid_from}_train"
     log "held out ${valid_size} of ${n} utterances of ${valid_from}: ${datadir}/valid" \
-        "and ${datadir}/${valid_from}_train ($(wc -l <"${tmp}/train") utterances)"
+        "and ${datadir}/${valid_from}_train ($(wc -l <"${datadir}/${valid_from}_train/utt2spk") utterances)"
 fi

@@ -30,6 +30,7 @@ fps=25           # frame grid of the segment boundaries (LRS2/LRS3 are 25 fps)
 cut_dir=""       # where cut_segments.sh writes the segments (default: <data/set>/cuts)
 
 . utils/parse_options.sh
+. scripts/data_dir_utils.sh
 
 if [ "$#" -ne 2 ]; then
     echo "Usage: $0 [--max_len 16] [--cut_dir DIR] <clips.list> <data/set>" >&2
@@ -92,8 +93,7 @@ awk '$1 == "W" { t = ""; for (i = 5; i <= NF; i++) t = t " " $i; print $2 t }
 awk '$1 == "W" { print $2, $3 } $1 == "S" { print $2, $4 }' "${dst}/.rows" | LC_ALL=C sort -k1,1 >"${dst}/utt2spk"
 awk '$1 == "S" { print $2, $3, $6, $7 }' "${dst}/.rows" | LC_ALL=C sort -k1,1 >"${dst}/segments"
 rm -f "${dst}/.rows"
-awk '{ if (!($2 in u)) { o[++n] = $2; u[$2] = $1 } else u[$2] = u[$2] " " $1 }
-     END { for (i = 1; i <= n; i++) print o[i], u[o[i]] }' "${dst}/utt2spk" >"${dst}/spk2utt"
+spk2utt_of "${dst}/utt2spk" >"${dst}/spk2utt"
 
 n_rec=$(wc -l <"${dst}/recordings.scp")
 n_utt=$(wc -l <"${dst}/video_src.scp")
