@@ -17,9 +17,8 @@ from abc import ABC, abstractmethod
 from typing import Sequence, Tuple
 
 import torch
-from torch import nn
-
 import torchaudio
+from torch import nn
 
 from espnet_usr2.model.resnet import ResNetTrunk, ceil_div, make_activation, zero_padding
 from espnet_usr2.utils.masks import pad_mask, valid_mask
@@ -37,17 +36,19 @@ class AbsModalityFrontend(nn.Module, ABC):
         raise NotImplementedError
 
 
-def standardize_waveform(wav: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Zero mean, unit variance per utterance over its valid samples; padding stays 0.
+def standardize_over_time(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Zero mean, unit variance along dim 1 over each utterance's valid steps; padding 0.
 
-    Recordings differ in gain by orders of magnitude; per-utterance normalisation makes
-    the raw-waveform frontend insensitive to that (as USR does).
+    ``x`` is (B, T) or (B, T, F) (then per feature). Shared by both audio frontends:
+    recordings differ in gain by orders of magnitude, and per-utterance normalisation makes
+    a frontend insensitive to that (as USR does for the waveform).
     """
-    valid = valid_mask(lengths.to(wav.device), wav.size(1)).to(wav.dtype)
+    valid = valid_mask(lengths.to(x.device), x.size(1)).to(x.dtype)
+    valid = valid.view(*valid.shape, *([1] * (x.dim() - 2)))
     count = valid.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = (wav * valid).sum(dim=1, keepdim=True) / count
-    var = (((wav - mean) * valid) ** 2).sum(dim=1, keepdim=True) / count
-    return (wav - mean) / torch.sqrt(var + eps) * valid
+    mean = (x * valid).sum(dim=1, keepdim=True) / count
+    var = (((x - mean) * valid) ** 2).sum(dim=1, keepdim=True) / count
+    return (x - mean) / torch.sqrt(var + eps) * valid
 
 
 class ResNet1DAudioFrontend(AbsModalityFrontend):
@@ -90,20 +91,11 @@ class ResNet1DAudioFrontend(AbsModalityFrontend):
         speech = speech[:, : n_frames * self.samples_per_frame]
         speech_lengths = speech_lengths.clamp(max=speech.size(1))
         if self.normalize_waveform:
-            speech = standardize_waveform(speech, speech_lengths)
+            speech = standardize_over_time(speech, speech_lengths)
         stem_lengths = ceil_div(speech_lengths, self.stem_stride)
         x = zero_padding(self.stem(speech.unsqueeze(1)), stem_lengths)
         x = self.pool(self.trunk(x, stem_lengths))
         return x.transpose(1, 2), torch.div(speech_lengths, self.samples_per_frame, rounding_mode="floor")
-
-
-def normalize_features(feats: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Per-utterance mean/variance normalisation of (B, T, F) over valid frames; padding 0."""
-    valid = valid_mask(lengths.to(feats.device), feats.size(1)).to(feats.dtype).unsqueeze(-1)
-    count = valid.sum(dim=1, keepdim=True).clamp(min=1)
-    mean = (feats * valid).sum(dim=1, keepdim=True) / count
-    var = (((feats - mean) * valid) ** 2).sum(dim=1, keepdim=True) / count
-    return (feats - mean) / torch.sqrt(var + eps) * valid
 
 
 class LogMelAudioFrontend(AbsModalityFrontend):
@@ -157,7 +149,7 @@ class LogMelAudioFrontend(AbsModalityFrontend):
         n_feats = speech.size(1) // self.hop_length
         # unit variance per utterance (recording gain does not reach the log floor) and
         # zero padding, so a padded utterance gets the same spectrum as alone
-        speech = standardize_waveform(speech.float(), speech_lengths)
+        speech = standardize_over_time(speech.float(), speech_lengths)
         spec = torch.stft(
             speech, self.n_fft, self.hop_length, self.win_length, window=self.window,
             center=True, pad_mode="constant", return_complex=True,
@@ -165,7 +157,7 @@ class LogMelAudioFrontend(AbsModalityFrontend):
         power = spec.real**2 + spec.imag**2  # (B, freqs, T)
         feats = torch.log(torch.matmul(power.transpose(1, 2), self.mel_filters) + 1e-6)
         lengths = torch.div(speech_lengths, self.hop_length, rounding_mode="floor")
-        return normalize_features(feats, lengths), lengths
+        return standardize_over_time(feats, lengths), lengths
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """speech: (B, S) float waveform -> (B, S // samples_per_frame, D)."""
