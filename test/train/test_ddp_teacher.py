@@ -79,6 +79,9 @@ def _worker(rank: int, root: str, port: int) -> None:
         record["modes"].append(float(stats["pl_mode_ar"]))
     record["num_updates"] = int(model.teacher.num_updates)
     (root / f"rank{rank}.json").write_text(json.dumps(record))
+    # both ranks leave together: a rank tearing gloo down while the other still talks to it
+    # aborted the process now and then ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 
