@@ -23,7 +23,8 @@ from espnet2.utils.types import str2bool, str2triple_str, str_or_none
 
 from espnet_usr2.decode.hyps import BEAM_IMPLS, METHODS, DecodeOptions
 from espnet_usr2.decode.incremental import UnsupportedDecoderError
-from espnet_usr2.decode.inference import MODEL_ROLES, DataInputError, inference
+from espnet_usr2.decode.inference import DataInputError, inference
+from espnet_usr2.decode.speech2text import MODEL_ROLES
 
 
 def get_parser() -> config_argparse.ArgumentParser:

@@ -1,9 +1,9 @@
 """Decoding a data directory with a trained USR 2.0 model, for several modalities at once.
 
-:class:`USR2Speech2Text` is the counterpart of ESPnet's ``Speech2Text`` (which is tied to
-``ASRTask`` and one ``speech`` input): it encodes a batch once for every requested
-modality (``model.encode`` stacks them) and decodes each modality with its own heads.
-:func:`inference` streams a data directory through it and writes ESPnet's decode layout::
+:func:`inference` streams a data directory through
+:meth:`espnet_usr2.decode.speech2text.USR2Speech2Text.decode_batch` -- the code path the
+library entry uses for arrays: one encoder pass for every requested modality, then each
+modality's search -- and writes ESPnet's decode layout::
 
     <output_dir>/<audio|video|audiovisual>/{text,token,token_int,score}      (1-best)
     <output_dir>/<audio|video|audiovisual>/<n>best_recog/{text,token,token_int,score}
@@ -18,14 +18,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from espnet2.fileio.datadir_writer import DatadirWriter
-from espnet2.text.build_tokenizer import build_tokenizer
-from espnet2.text.token_id_converter import TokenIDConverter
 from espnet2.torch_utils.device_funcs import to_device
 
-from espnet_usr2.decode.espnet_beam import espnet_beam_search
-from espnet_usr2.decode.fast_beam import fast_beam_search
-from espnet_usr2.decode.greedy import greedy_attention, greedy_ctc
-from espnet_usr2.decode.hyps import DecodeOptions, Hyp, empty_hyp
+from espnet_usr2.decode.hyps import DecodeOptions, Hyp
+from espnet_usr2.decode.speech2text import SPEECH, VIDEO_NAME, USR2Speech2Text
 from espnet_usr2.model.modalities import LONG_NAMES, canonical_modalities, needs_audio, needs_video
 from espnet_usr2.tasks.usr2 import USR2Task
 
@@ -33,8 +29,6 @@ log = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 DataSpec = Sequence[Tuple[str, str, str]]
-SPEECH, VIDEO_NAME = "speech", "video"
-MODEL_ROLES = ("student", "teacher")
 
 
 class DataInputError(ValueError):
@@ -95,118 +89,6 @@ def check_data_inputs(data: DataSpec, modalities: Sequence[str], key_file: Optio
     return keys
 
 
-def select_network(model: torch.nn.Module, role: str) -> torch.nn.Module:
-    """The student (the model itself) or its EMA teacher (``model.teacher``)."""
-    if role not in MODEL_ROLES:
-        raise ValueError(f"unknown model_role {role!r}; expected one of {MODEL_ROLES}")
-    if role == "student":
-        return model
-    teacher = getattr(model, "teacher", None)
-    if teacher is None:
-        raise ValueError("--model_role teacher: this model has no EMA teacher (model.teacher); it was not "
-                         "trained semi-supervised. Decode it with --model_role student")
-    return teacher
-
-
-# ============================================================================ decoding
-
-
-class USR2Speech2Text:
-    """Batch -> n-best hypotheses per requested modality, and hypotheses -> text."""
-
-    def __init__(self, model: torch.nn.Module, train_args, modalities: Sequence[str], opts: DecodeOptions,
-                 model_role: str = "student", token_type: Optional[str] = None, bpemodel: Optional[str] = None):
-        self.model = model.eval()
-        self.net = select_network(model, model_role).eval()
-        self.train_args = train_args
-        self.modalities = canonical_modalities(modalities)
-        self.opts = opts
-        self.token_list = list(model.token_list)
-        self.vocab_size = len(self.token_list)
-        self.sos = self.eos = self.vocab_size - 1
-        self.blank = 0
-        self.converter = TokenIDConverter(token_list=self.token_list)
-        token_type = token_type or getattr(train_args, "token_type", None)
-        bpemodel = bpemodel or getattr(train_args, "bpemodel", None)
-        self.tokenizer = None
-        if token_type is not None and not (token_type == "bpe" and bpemodel is None):
-            self.tokenizer = build_tokenizer(token_type=token_type, bpemodel=bpemodel)
-        elif token_type == "bpe":
-            log.warning("token_type bpe without a bpemodel: text is the tokens joined, '\u2581' read as a space")
-
-    @classmethod
-    def from_files(cls, train_config: PathLike, model_file: Optional[PathLike], device: str = "cpu",
-                   **kwargs) -> "USR2Speech2Text":
-        model, train_args = USR2Task.build_model_from_file(train_config, model_file, device)
-        return cls(model, train_args, **kwargs)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def samples_per_frame(self) -> int:
-        return self.model.samples_per_frame
-
-    def frames(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
-        """Input frames (25 fps) per utterance: the smallest over the streams the request needs."""
-        counts = []
-        if needs_audio(self.modalities):
-            counts.append(batch["speech_lengths"] // self.samples_per_frame)
-        if needs_video(self.modalities):
-            counts.append(batch["video_lengths"])
-        return torch.stack(counts).min(0).values
-
-    @torch.no_grad()
-    def __call__(self, batch: Dict[str, torch.Tensor]) -> Dict[str, List[List[Hyp]]]:
-        """N-best lists per modality, one per utterance of ``batch`` (padded, with ``*_lengths``).
-
-        An utterance without input frames gets an empty hypothesis; the caller logs it.
-        """
-        frames = self.frames(batch)
-        n_utts = frames.numel()
-        results = {m: [[empty_hyp(self.sos, self.eos)] for _ in range(n_utts)] for m in self.modalities}
-        keep = torch.nonzero(frames > 0).view(-1)
-        if keep.numel() == 0:
-            return results
-        encoded = self.net.encode(**self._inputs(batch, keep), modalities=self.modalities, augment=False)
-        for m, (enc, enc_lens) in encoded.items():
-            for i, nbest in zip(keep.tolist(), self.decode_encoded(enc, enc_lens, m)):
-                results[m][i] = nbest or [empty_hyp(self.sos, self.eos)]
-        return results
-
-    def _inputs(self, batch: Dict[str, torch.Tensor], keep: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """The non-empty utterances' streams that the requested modalities use, padding trimmed."""
-        out = {}
-        for name in ((SPEECH,) if needs_audio(self.modalities) else ()) + \
-                    ((VIDEO_NAME,) if needs_video(self.modalities) else ()):
-            lengths = batch[f"{name}_lengths"].index_select(0, keep.to(batch[f"{name}_lengths"].device))
-            x = batch[name].index_select(0, keep.to(batch[name].device))[:, : int(lengths.max())]
-            out[name], out[f"{name}_lengths"] = x, lengths
-        return out
-
-    def decode_encoded(self, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str) -> List[List[Hyp]]:
-        """Search every utterance of one modality's encoder output with the configured method."""
-        opts = self.opts
-        if opts.method == "greedy_ctc":
-            return greedy_ctc(self.net, enc, enc_lens, modality, self.sos, self.eos, self.blank)
-        if opts.method == "greedy_att":
-            return greedy_attention(self.net, enc, enc_lens, modality, opts, self.sos, self.eos)
-        if opts.beam_impl == "espnet":
-            return espnet_beam_search(self.net, enc, enc_lens, modality, opts, self.sos, self.eos, self.vocab_size)
-        return fast_beam_search(self.net, enc, enc_lens, modality, opts, self.sos, self.eos, self.blank)
-
-    def to_text(self, hyp: Hyp) -> Tuple[str, List[str], List[int]]:
-        """(text, tokens, token ids) of a hypothesis, as ESPnet's ``Speech2Text`` returns them."""
-        token_int = hyp.token_ids(self.sos, self.eos, self.blank)
-        tokens = self.converter.ids2tokens(token_int)
-        if self.tokenizer is not None:
-            text = self.tokenizer.tokens2text(tokens)
-        else:
-            text = "".join(tokens).replace("\u2581", " ").strip()
-        return text, tokens, token_int
-
-
 # ============================================================================ data directory
 
 
@@ -237,7 +119,7 @@ class ModalityWriter:
 
     def write(self, s2t: USR2Speech2Text, key: str, nbest: Sequence[Hyp]) -> None:
         for n, hyp in enumerate(nbest, 1):
-            text, tokens, token_int = s2t.to_text(hyp)
+            text, tokens, token_int, _ = s2t.result(hyp)
             values = dict(token=" ".join(tokens), token_int=" ".join(map(str, token_int)), score=str(hyp.score),
                           text=text)
             if n not in self.ranks:
@@ -294,9 +176,8 @@ def inference(output_dir: PathLike, data_path_and_name_and_type: DataSpec, train
     np.random.seed(seed)
     device = "cuda" if ngpu > 0 else "cpu"
     if s2t is None:
-        s2t = USR2Speech2Text.from_files(train_config, model_file, device, modalities=modalities, opts=opts,
-                                         model_role=model_role, token_type=token_type, bpemodel=bpemodel)
-        s2t.model.to(dtype=getattr(torch, dtype))
+        s2t = USR2Speech2Text(train_config, model_file, modalities=modalities, opts=opts, device=device,
+                              dtype=dtype, model_role=model_role, token_type=token_type, bpemodel=bpemodel)
     elif tuple(s2t.modalities) != modalities:
         raise ValueError(f"the loaded decoder is set up for {list(s2t.modalities)}, not {list(modalities)}")
     loader = build_loader(s2t, data, key_file, batch_size, dtype, num_workers, allow_variable_data_keys, ngpu)
@@ -314,8 +195,7 @@ def inference(output_dir: PathLike, data_path_and_name_and_type: DataSpec, train
             for key, n in zip(batch_keys, frames.tolist()):
                 if n == 0:
                     log.warning("utterance %r has no input frames: writing an empty hypothesis", key)
-            results = s2t(batch)
-            for m, per_utt in results.items():
+            for m, per_utt in s2t.decode_batch(batch).nbest.items():
                 for key, nbest in zip(batch_keys, per_utt):
                     writers[m].write(s2t, key, nbest)
             progress.update(len(batch_keys), int(frames.sum()))

@@ -25,7 +25,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from espnet_usr2.decode import robustness as rb
 from espnet_usr2.decode.hyps import DecodeOptions
-from espnet_usr2.decode.inference import USR2Speech2Text, inference
+from espnet_usr2.decode.inference import inference
+from espnet_usr2.decode.speech2text import USR2Speech2Text
 from espnet_usr2.model.modalities import AUDIO, AUDIOVISUAL, LONG_NAMES, canonical_modalities
 
 log = logging.getLogger(__name__)
@@ -129,9 +130,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
     opts = DecodeOptions(method=args.method, beam_impl=args.beam_impl, beam_size=args.beam_size,
                          ctc_weight=args.ctc_weight, penalty=args.penalty, maxlenratio=args.maxlenratio,
                          minlenratio=args.minlenratio, nbest=args.nbest)
-    s2t = USR2Speech2Text.from_files(args.train_config, args.model_file, "cuda" if args.ngpu > 0 else "cpu",
-                                     modalities=canonical_modalities(args.modalities), opts=opts,
-                                     model_role=args.model_role)
+    s2t = USR2Speech2Text(args.train_config, args.model_file, device="cuda" if args.ngpu > 0 else "cpu",
+                          modalities=canonical_modalities(args.modalities), opts=opts, model_role=args.model_role)
     hyps = run_noise_sweep(args.data_dir, args.work_dir, s2t, [rb.parse_snr(s) for s in args.snrs],
                            noise_source(args.data_dir, args.noise_wav, args.n_talkers, args.noise_seed),
                            batch_size=args.batch_size)

@@ -14,7 +14,8 @@ from espnet_usr2.bin import usr2_inference, usr2_robustness_report
 from espnet_usr2.data.roi_io import save_roi
 from espnet_usr2.decode import noise_sweep, robustness as rb, splits
 from espnet_usr2.decode.hyps import DecodeOptions
-from espnet_usr2.decode.inference import USR2Speech2Text, read_keys
+from espnet_usr2.decode.inference import read_keys
+from espnet_usr2.decode.speech2text import USR2Speech2Text
 from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.utils.config import parse_training_args
 from espnet_usr2.utils.toy_data import ToyCorpusSpec, write_toy_corpus
@@ -177,8 +178,7 @@ def test_split_decode_merge_equals_single_run(setup, tmp_path):
 
 def test_noise_sweep_feeds_robustness_report(setup, tmp_path):
     config, model_file = setup["random"]
-    s2t = USR2Speech2Text.from_files(config, model_file, modalities=["a", "av"],
-                                     opts=DecodeOptions(method="greedy_ctc"))
+    s2t = USR2Speech2Text(config, model_file, modalities=["a", "av"], opts=DecodeOptions(method="greedy_ctc"))
     source = noise_sweep.noise_source(setup["data"], None, n_talkers=2, seed=0)
     hyps = noise_sweep.run_noise_sweep(setup["data"], tmp_path / "noisy", s2t, [rb.CLEAN, 0.0, -5.0], source)
     assert set(hyps) == {(m, s) for m in ("a", "av") for s in (rb.CLEAN, 0.0, -5.0)}
