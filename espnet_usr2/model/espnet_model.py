@@ -1,8 +1,10 @@
 """ESPnetUSR2Model: one network for visual, auditory and audio-visual speech recognition.
 
-method.md §1-2. Frontends (video ResNet-18 with a 3-D stem, audio 1-D ResNet-18) feed
-three projections (v, a, concat-av) into one shared encoder; CTC heads and one attention
-decoder (heads per modality, or shared) sit on top. On labelled data the loss is
+USR 2.0 paper, Sec. 4.3 "Architecture" and Appendix A.4. Frontends (video ResNet-18 with
+a 3-D stem, audio 1-D ResNet-18) feed three projections (v, a, concat-av) into one shared
+encoder; CTC heads and one attention decoder (heads per modality, or shared) sit on top.
+On labelled data the loss is joint CTC / attention (Appendix B.1, eq. 9; Sec. 4.3 "Loss
+weights")
 
     L_lab = sum_m w_m * (lambda * CTC_m(y) + (1 - lambda) * CE_ls_m([sos] + y -> y + [eos]))
 
@@ -44,6 +46,40 @@ SUPERVISED_STATS = ("loss_ctc", "loss_att", "acc")
 
 
 class ESPnetUSR2Model(AbsESPnetModel):
+    """The unified A / V / AV recogniser, trained on labelled and (optionally) unlabelled data.
+
+    ``USR2Task.build_model`` builds the parts from their ``ClassChoices`` and passes the
+    keys of ``model_conf`` as the keyword arguments after ``augmentation``.
+
+    Args:
+        vocab_size: number of tokens; ``<blank>`` is id 0, ``<sos/eos>`` the last id.
+        token_list: the tokens, for the validation CER / WER.
+        audio_frontend: raw waveform (B, S) -> features (B, T, D_a), one frame per
+            ``samples_per_frame`` samples (640 = one 25 fps video frame at 16 kHz).
+        video_frontend: mouth crops (B, T, H, W) -> features (B, T, D_v).
+        fusion: the projections into the encoder space: v, a, and concat(v, a) for av.
+        encoder: the shared encoder; the modalities are stacked along the batch.
+        decoder: the shared attention decoder (output head per modality or shared).
+        augmentation: the student's view while training (crop, flip, time masks).
+        modalities: what ``forward`` trains and evaluates, a subset of ``("v", "a", "av")``.
+        modality_weights: w_m of the total loss (eq. 17), ``{v: 0.3, a: 0.7, av: 0.7}``
+            (eq. 18); keys missing here keep these defaults.
+        ctc_weight: lambda of the joint CTC / attention loss (eq. 9) on labelled data.
+        lsm_weight: label smoothing of the decoder's cross-entropy.
+        length_normalized_loss: decoder loss as sum / tokens instead of sum / batch size
+            (ESPnet's ``LabelSmoothingLoss`` option).
+        per_modality_ctc: one CTC head per modality (USR's layout) or one shared head.
+        ctc_conf: keyword arguments of ESPnet's ``CTC`` (e.g. ``dropout_rate``).
+        av_length_tolerance: largest audio / video length difference, in video frames,
+            that is trimmed away (set from the task option of the same name).
+        ignore_id: padding id of the targets.
+        sym_space: the word-boundary token for the validation WER (None: ``<space>`` for
+            character lists, ``▁`` for SentencePiece pieces).
+        sym_blank: the blank token for the validation CER.
+        report_cer: compute the validation CER (CTC greedy and decoder argmax).
+        report_wer: compute the validation WER (decoder argmax).
+    """
+
     def __init__(
         self,
         vocab_size: int,
@@ -99,13 +135,22 @@ class ESPnetUSR2Model(AbsESPnetModel):
                             report_cer, report_wer)
             if report_cer or report_wer else None
         )
-        # semi-supervised training (method.md §3): set by attach_semi_supervised()
+        # semi-supervised training (paper Sec. 3-4): set by attach_semi_supervised()
         self.teacher: Optional[EMATeacher] = None
         self.unlabelled_objective: Optional[nn.Module] = None
 
     # ------------------------------------------------------------------ semi-supervised
     def attach_semi_supervised(self, objective: nn.Module, teacher_conf: Optional[dict] = None) -> None:
-        """Add the EMA teacher (a copy of this student) and the unlabelled-data objective."""
+        """Add the EMA teacher (a copy of this student) and the unlabelled-data objective.
+
+        Args:
+            objective: ``USR2Objective`` or ``USR1Objective`` (``--semi``, ``--semi_conf``).
+            teacher_conf: ``--teacher_conf``, the keyword arguments of ``EMATeacher``:
+                ``momentum_start`` (0.998) and ``momentum_end`` (1.0) of the cosine EMA
+                momentum (paper Sec. 3); ``total_steps`` (0: the trainer sets the whole
+                run, max_epoch x optimiser steps per epoch); ``validate`` (true: validation
+                also reports the teacher's statistics as ``<stat>_teacher``).
+        """
         if self.teacher is not None:
             raise RuntimeError("a teacher is already attached")
         teacher = EMATeacher(self, **(teacher_conf or {}))
@@ -146,10 +191,21 @@ class ESPnetUSR2Model(AbsESPnetModel):
         modalities: Optional[Sequence[str]] = None,
         augment: Optional[bool] = None,
     ) -> Encoded:
-        """Encode each requested modality: {m: (enc (B, T, d), enc_lengths (B,))}.
+        """Encode each requested modality with one stacked encoder pass.
 
-        ``augment`` defaults to ``self.training``: the student view (random crop, flip,
-        time masks) while training, the clean centre-cropped view otherwise.
+        Args:
+            speech: (B, S) 16 kHz waveforms, zero-padded; needed for ``a`` and ``av``.
+            speech_lengths: (B,) samples per utterance.
+            video: (B, T, H, W) grayscale mouth crops, 0..255, zero-padded; needed for
+                ``v`` and ``av``.
+            video_lengths: (B,) frames per utterance.
+            modalities: subset of ``("v", "a", "av")`` (default: ``self.modalities``).
+            augment: the student view (random crop, flip, time masks) or the clean
+                centre-cropped one; defaults to ``self.training``.
+
+        Returns:
+            ``{m: (enc (B, T', d), enc_lengths (B,))}`` per modality; T' is the video frame
+            count (audio and video are trimmed to agree, see ``av_length_tolerance``).
         """
         modalities = canonical_modalities(modalities or self.modalities)
         augment = self.training if augment is None else augment
@@ -191,10 +247,23 @@ class ESPnetUSR2Model(AbsESPnetModel):
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
         """Training / validation loss of one batch.
 
-        Without ``labelled`` flags (or when all are 1) this is the supervised loss of
-        method.md §2. A batch mixing labelled and unlabelled utterances (``labelled`` from
-        the semi-supervised sampler) gives the total loss of method.md §3:
-        ``sum_m w_m [gamma_m L_unl^m + (1 - gamma_m) L_lab^m]``.
+        Without ``labelled`` flags (or when all are 1) this is the supervised joint CTC /
+        attention loss (module docstring). A batch mixing labelled and unlabelled
+        utterances (``labelled`` from the semi-supervised sampler) gives the total loss of
+        the paper's eq. 17: ``sum_m w_m [gamma_m L_unl^m + (1 - gamma_m) L_lab^m]``.
+
+        Args:
+            text: (B, L) token ids padded with -1; rows of unlabelled utterances are empty.
+            text_lengths: (B,) tokens per utterance.
+            speech: (B, S) waveforms and speech_lengths (B,), as in :meth:`encode`.
+            video: (B, T, H, W) mouth crops and video_lengths (B,), as in :meth:`encode`.
+            labelled: (B,) or (B, 1) flags, 1 for labelled utterances (None: all labelled).
+
+        Returns:
+            ``(loss, stats, weight)``: the scalar loss, the logged statistics (per modality
+            ``loss_ctc_<m>``, ``loss_att_<m>``, ``acc_<m>``; in validation also CER / WER and
+            the teacher's ``<stat>_teacher``; pseudo-label statistics in semi-supervised
+            steps), and the batch size B, gathered for ESPnet's trainer.
         """
         if text is None or text_lengths is None:
             raise ValueError("training needs 'text' (the transcripts; empty for unlabelled utterances): add "

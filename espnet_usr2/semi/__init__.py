@@ -11,8 +11,8 @@ from espnet_usr2.semi.ctc_pseudo_labels import (
 )
 from espnet_usr2.semi.mixed_sampling import MixedSamplingConfig, ar_probability, sample_mode, use_ar_mode
 from espnet_usr2.semi.pl_losses import (
-    PLLossConfig, ar_decoder_input, ar_mode_losses, ar_mode_unlabelled_loss, ctc_driven_decoder_input,
-    ctc_driven_losses, ctc_driven_unlabelled_loss, usr_v1_losses, usr_v1_unlabelled_loss,
+    PLLossConfig, ar_decoder_input, ar_mode_loss_terms, ctc_driven_decoder_input, ctc_driven_loss_terms,
+    unlabelled_loss, usr_v1_loss_terms,
 )
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels, ctc_driven_teacher_forcing
 
@@ -24,7 +24,7 @@ __all__ = [
     "CTCPseudoLabels", "FramePseudoLabels", "ctc_collapse", "ctc_pseudo_labels", "frame_pseudo_labels",
     "greedy_ctc_frames",
     "MixedSamplingConfig", "ar_probability", "sample_mode", "use_ar_mode",
-    "PLLossConfig", "ar_decoder_input", "ar_mode_losses", "ar_mode_unlabelled_loss", "ctc_driven_decoder_input",
-    "ctc_driven_losses", "ctc_driven_unlabelled_loss", "usr_v1_losses", "usr_v1_unlabelled_loss",
+    "PLLossConfig", "ar_decoder_input", "ar_mode_loss_terms", "ctc_driven_decoder_input", "ctc_driven_loss_terms",
+    "unlabelled_loss", "usr_v1_loss_terms",
     "AttentionPseudoLabels", "ctc_driven_teacher_forcing",
 ]

@@ -5,17 +5,21 @@ One call handles the unlabelled half of a training step:
 1. the EMA teacher encodes the clean audio-visual view (no gradient) and makes the PLs:
    greedy collapsed CTC PLs (eq. 3) with their sequence confidence (eqs. 12-13), and
    attention PLs -- by CTC-driven teacher forcing (eq. 4) or, in AR mode, by greedy
-   autoregressive decoding. Mixed sampling (Sec. 4.3) picks the mode of the step with
+   autoregressive decoding. Mixed sampling (Sec. 4.2) picks the mode of the step with
    probability p_AR from a generator seeded by (seed, step), so every DDP rank agrees;
 2. the student encodes the augmented views of all modalities, and each modality learns
    the *same* PLs: eq. 5 (CTC-driven mode) or eq. 6 (AR mode), mixed by eq. 16:
    ``L_unl^m = lambda L_ctc^m + (1 - lambda) L_att^m``;
 3. optionally the CTC branch is CTC knowledge distillation with blank selection
-   (method.md §6): ``L_ctc^m <- s KD(p_teacher || p_student^m) + (1 - s) L_ctc^m``.
+   (Hilmes et al., "Analyzing the Importance of Blank for CTC-Based Knowledge
+   Distillation"; see ``semi/ctc_kd.py``): ``L_ctc^m <- s KD(p_teacher || p_student^m) + (1 - s) L_ctc^m``.
 
 The model combines the result with the labelled loss as
-``sum_m w_m [gamma_m L_unl^m + (1 - gamma_m) L_lab^m]``; ``unlabelled_weight(m)`` is gamma_m
-(0.97 for video, 0.75 for audio and audio-visual).
+``sum_m w_m [gamma_m L_unl^m + (1 - gamma_m) L_lab^m]`` (eq. 17); ``unlabelled_weight(m)`` is
+gamma_m (0.97 for video, 0.75 for audio and audio-visual, eq. 18).
+
+Both objectives are built by ``USR2Task`` from ``--semi usr2|usr1`` and the keys of
+``--semi_conf``; each constructor argument below is one such key.
 
 :class:`USR1Objective` is the USR baseline on equal terms: AR PLs every step, frame-level
 CTC PLs with frame-wise cross-entropy (no collapse), CTC head and decoder supervised by
@@ -38,7 +42,7 @@ from espnet_usr2.semi.ctc_pseudo_labels import ctc_pseudo_labels, frame_pseudo_l
 from espnet_usr2.semi.mixed_sampling import AR_MODE, MixedSamplingConfig, ar_probability, sample_mode, step_generator
 from espnet_usr2.semi.pl_losses import (
     PLLossConfig, ar_decoder_input, ar_mode_loss_terms, ctc_driven_decoder_input, ctc_driven_loss_terms,
-    ctc_logits_of, usr_v1_losses,
+    ctc_logits_of, unlabelled_loss, usr_v1_loss_terms,
 )
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels, ctc_driven_teacher_forcing
 
@@ -51,16 +55,21 @@ Stats = Dict[str, torch.Tensor]
 class _UnlabelledObjective(nn.Module):
     """What both objectives share: gamma_m, the teacher's AV encoding, PL statistics."""
 
-    def __init__(self, unlabelled_weights: Optional[Mapping[str, float]], pl_modality: str, seed: int):
+    def __init__(self, unlabelled_weights: Optional[Mapping[str, float]], pl_modality: str):
         super().__init__()
         weights = merge_modality_values(DEFAULT_UNLABELLED_WEIGHTS, unlabelled_weights)
         for m, value in weights.items():
             check_unit_interval(f"unlabelled_weights[{m}]", value)
         self.unlabelled_weights = weights
         self.pl_modality = canonical_modality(pl_modality)
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
-        self.seed = seed
+
+    @classmethod
+    def build(cls, semi_conf: Mapping, vocab_size: int, encoder_output_size: int) -> "_UnlabelledObjective":
+        """The objective of ``--semi_conf`` for a model of these sizes (how ``USR2Task`` builds it).
+
+        Only an objective with parameters of its own needs the sizes (USR v1's separate heads).
+        """
+        return cls(**semi_conf)
 
     def unlabelled_weight(self, modality: str) -> float:
         """gamma_m of the total loss."""
@@ -75,10 +84,47 @@ class _UnlabelledObjective(nn.Module):
 
 
 class USR2Objective(_UnlabelledObjective):
+    """USR 2.0 on unlabelled data: CTC-driven teacher forcing with mixed sampling (Sec. 4).
+
+    ``--semi usr2``; every argument is a ``--semi_conf`` key. Defaults are the paper's.
+
+    Args:
+        p_ar: probability that a step uses AR mode (eq. 6) instead of CTC-driven mode
+            (eq. 5); mixed sampling, Sec. 4.2. Used by the ``"constant"`` schedule.
+        p_ar_schedule: ``"constant"`` (the paper), or ``"linear"`` / ``"cosine"``: p_AR moves
+            from ``p_ar_start`` to ``p_ar_end`` over the run (the adaptive schedule of
+            Appendix C.2; the run length comes from the trainer).
+        p_ar_start: p_AR at the first step of a linear / cosine schedule.
+        p_ar_end: p_AR at the last step of a linear / cosine schedule.
+        threshold: confidence threshold tau of eqs. 11-13: token mask of the attention PLs,
+            sequence mask of the collapsed CTC PLs.
+        ctc_confidence_average: what the eq. 12 average runs over: ``"all"`` valid frames
+            or only the ``"emitting"`` (non-blank) ones (``semi/confidence.py``).
+        all_blank: confidence of an empty CTC PL: ``"mask"`` (always dropped) or
+            ``"frames"`` (the mean over its blank frames).
+        ctc_weight: lambda of eq. 16, ``L_unl = lambda L_ctc + (1 - lambda) L_att``.
+        alpha: weight of ``CTC(y_att)`` in the CTC loss of AR mode (eq. 6).
+        beta: weight of ``CE(dec, y_ctc + [eos])`` in the decoder loss of CTC-driven mode (eq. 5).
+        lsm_weight: label smoothing of the ``CE_ls`` terms.
+        normalize_length: cross-entropy terms as sum / kept tokens instead of sum / batch size.
+        att_ctc_mask: how the token mask of ``y_att`` masks ``CTC(y_att)`` in AR mode:
+            ``"mean"`` (eq. 12 on the attention tokens), ``"all"`` or ``"none"`` (``semi/pl_losses.py``).
+        ar_max_len_ratio: AR pseudo-labels stop after ``floor(T * ar_max_len_ratio)`` steps
+            for T teacher frames (0.2 = USR's T // 5), or at ``<eos>``.
+        ar_max_len: an absolute cap on those steps (None: none).
+        unlabelled_weights: gamma_m of eq. 17 per modality, ``{v: 0.97, a: 0.75, av: 0.75}``
+            (eq. 18); keys missing here keep these defaults.
+        ctc_branch: ``"pseudo_label"`` (eqs. 5-6) or ``"kd"``: the CTC loss becomes
+            ``s KD + (1 - s) L_ctc``, CTC distillation with blank selection (``semi/ctc_kd.py``).
+        ctc_kd_conf: options of ``"kd"`` (``CTCKDConfig``): ``selection``, ``scale`` (s),
+            ``symmetric_n``, ``blank_threshold``, ``random_ratio``.
+        pl_modality: the teacher's view that makes the pseudo-labels (``av``, unmasked).
+        seed: seed of the per-step draws (AR or CTC-driven mode; KD's random frames),
+            combined with the step number so that every DDP rank draws the same.
+    """
+
     def __init__(
         self,
-        vocab_size: int,
-        encoder_output_size: int,
         p_ar: float = 0.5,
         p_ar_schedule: str = "constant",
         p_ar_start: float = 0.0,
@@ -100,7 +146,10 @@ class USR2Objective(_UnlabelledObjective):
         pl_modality: str = AUDIOVISUAL,
         seed: int = 42,
     ):
-        super().__init__(unlabelled_weights, pl_modality, seed)
+        super().__init__(unlabelled_weights, pl_modality)
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.seed = seed
         self.mixing = MixedSamplingConfig(p_ar=p_ar, schedule=p_ar_schedule, p_ar_start=p_ar_start, p_ar_end=p_ar_end)
         self.threshold = threshold
         self.confidence = ConfidenceConfig(threshold=threshold, ctc_average=ctc_confidence_average,
@@ -163,13 +212,37 @@ class USR2Objective(_UnlabelledObjective):
                                      ctc_loss=loss_ctc, generator=generator)
             stats["loss_unl_ctc_pl"] = loss_ctc.detach()
             loss_ctc = mixed
-        loss = self.losses.ctc_weight * loss_ctc + (1.0 - self.losses.ctc_weight) * loss_att
-        stats.update(loss_unl=loss.detach(), loss_unl_ctc=loss_ctc.detach(), loss_unl_att=loss_att.detach())
+        loss, mix_stats = unlabelled_loss(self.losses, loss_ctc, loss_att)
+        stats.update(mix_stats)
         return loss, stats
 
 
 class USR1Objective(_UnlabelledObjective):
-    """USR (v1): AR PLs every step, frame-level CTC PLs, decoupled supervision."""
+    """USR (v1): AR PLs every step, frame-level CTC PLs, decoupled supervision (eqs. 14-15).
+
+    ``--semi usr1``; ``vocab_size`` and ``encoder_output_size`` come from the model (they
+    size the separate heads), every other argument is a ``--semi_conf`` key.
+
+    Args:
+        vocab_size: output size of the separate heads.
+        encoder_output_size: input size of the separate heads.
+        threshold: confidence threshold tau of eq. 11 (frame mask of the CTC PLs, token
+            mask of the AR PLs).
+        ctc_weight: lambda of eq. 16.
+        lsm_weight: label smoothing of the decoder's cross-entropy on AR PLs.
+        frame_lsm_weight: label smoothing of the CTC head's frame-wise cross-entropy.
+        normalize_length: cross-entropy terms as sum / kept units instead of sum / batch size.
+        ar_max_len_ratio: AR pseudo-labels stop after ``floor(T * ar_max_len_ratio)`` steps.
+        ar_max_len: an absolute cap on those steps (None: none).
+        separate_heads: USR's extra CTC and decoder output layers used only for unlabelled
+            losses (the model's own heads then learn from labelled data only).
+        unlabelled_weights: gamma_m of eq. 17 per modality (defaults as USR 2.0, eq. 18).
+        pl_modality: the teacher's view that makes the pseudo-labels (``av``).
+    """
+
+    @classmethod
+    def build(cls, semi_conf: Mapping, vocab_size: int, encoder_output_size: int) -> "USR1Objective":
+        return cls(vocab_size=vocab_size, encoder_output_size=encoder_output_size, **semi_conf)
 
     def __init__(
         self,
@@ -185,9 +258,8 @@ class USR1Objective(_UnlabelledObjective):
         separate_heads: bool = False,
         unlabelled_weights: Optional[Mapping[str, float]] = None,
         pl_modality: str = AUDIOVISUAL,
-        seed: int = 42,
     ):
-        super().__init__(unlabelled_weights, pl_modality, seed)
+        super().__init__(unlabelled_weights, pl_modality)
         check_unit_interval("threshold", threshold)
         self.threshold = threshold
         self.losses = PLLossConfig(ctc_weight=ctc_weight, lsm_weight=lsm_weight, frame_lsm_weight=frame_lsm_weight,
@@ -221,8 +293,9 @@ class USR1Objective(_UnlabelledObjective):
         for m, logits in zip(encoded, dec_logits):
             enc, _ = encoded[m]
             head = self.ctc_heads[m] if self.ctc_heads is not None else student.ctc_head(m)
-            losses[m], modality_stats = usr_v1_losses(ctc_logits_of(head, enc), frame_pl, logits, att_pl,
+            loss_ctc, loss_att, _ = usr_v1_loss_terms(ctc_logits_of(head, enc), frame_pl, logits, att_pl,
                                                       self.losses)
+            losses[m], modality_stats = unlabelled_loss(self.losses, loss_ctc, loss_att)
             stats.update({f"{k}_{m}": v for k, v in modality_stats.items()})
         return losses, stats
 

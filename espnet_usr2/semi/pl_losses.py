@@ -29,14 +29,15 @@ size B -- masked units count in B but add nothing, exactly like ESPnet's
 ``normalize_length=True`` the cross-entropy terms are divided by the number of kept
 tokens instead (like ESPnet's option); the CTC terms stay sum / B as in ESPnet's CTC.
 
-The logit-level functions (``ctc_driven_losses`` ...) take precomputed logits so the
-caller can stack modalities through the decoder in one pass; the ``*_unlabelled_loss``
-wrappers take the head modules (the model's, or separate heads for unlabelled data).
+The ``*_loss_terms`` functions take precomputed logits, so the objectives
+(``semi/objective.py``) can run the stacked modalities through the decoder in one pass,
+and return ``(L_ctc, L_att, detailed terms)``; :func:`unlabelled_loss` (eq. 16) mixes
+them -- the only place that does.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +54,7 @@ Stats = Dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class PLLossConfig:
-    """Weights of eqs. 5, 6 and 16 (method.md §3 defaults)."""
+    """Weights of eqs. 5, 6 and 16; defaults are the paper's (Sec. 4.3, Appendix B.2)."""
 
     ctc_weight: float = 0.1          # lambda (eq. 16)
     beta: float = 0.5                # weight of CE(dec, y_ctc + [eos]) in CTC-driven mode (eq. 5)
@@ -145,24 +146,7 @@ def _att_targets(att: AttentionPseudoLabels, width: int, ignore_id: int) -> Tupl
     return F.pad(att.tokens, (0, extra), value=ignore_id), F.pad(att.mask, (0, extra), value=False)
 
 
-def _combine(cfg: PLLossConfig, loss_ctc: torch.Tensor, loss_att: torch.Tensor,
-             extra: Stats) -> Tuple[torch.Tensor, Stats]:
-    loss = cfg.ctc_weight * loss_ctc + (1.0 - cfg.ctc_weight) * loss_att  # eq. 16
-    stats = {"loss_unl": loss, "loss_unl_ctc": loss_ctc, "loss_unl_att": loss_att, **extra}
-    return loss, {k: v.detach() for k, v in stats.items()}
-
-
 # ---------------------------------------------------------------- logit-level losses (one modality)
-def ctc_driven_losses(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, dec_logits: torch.Tensor,
-                      ctc_pl: CTCPseudoLabels, att_pl: AttentionPseudoLabels, eos: int,
-                      cfg: PLLossConfig = PLLossConfig(), blank_id: int = 0, ignore_id: int = -1
-                      ) -> Tuple[torch.Tensor, Stats]:
-    """Eq. 5. ``dec_logits`` (B, L+1, V) come from decoder input ``[sos] + y_ctc``
-    (:func:`ctc_driven_decoder_input`); ``att_pl`` from CTC-driven teacher forcing."""
-    return _combine(cfg, *ctc_driven_loss_terms(ctc_logits, enc_lengths, dec_logits, ctc_pl, att_pl, eos, cfg,
-                                                blank_id, ignore_id))
-
-
 def ctc_driven_loss_terms(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, dec_logits: torch.Tensor,
                           ctc_pl: CTCPseudoLabels, att_pl: AttentionPseudoLabels, eos: int,
                           cfg: PLLossConfig = PLLossConfig(), blank_id: int = 0, ignore_id: int = -1
@@ -177,16 +161,6 @@ def ctc_driven_loss_terms(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, d
                                     cfg.normalize_length, ignore_id)
     loss_att = (1.0 - cfg.beta) * att_term + cfg.beta * ctc_term
     return loss_ctc, loss_att, {"loss_unl_att_yatt": att_term, "loss_unl_att_yctc": ctc_term}
-
-
-def ar_mode_losses(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, dec_logits: torch.Tensor,
-                   ctc_pl: CTCPseudoLabels, att_pl: AttentionPseudoLabels, sos: int, eos: int,
-                   cfg: PLLossConfig = PLLossConfig(), blank_id: int = 0, ignore_id: int = -1
-                   ) -> Tuple[torch.Tensor, Stats]:
-    """Eq. 6. ``dec_logits`` (B, L_att, V) come from decoder input ``[sos] + y_att[:-1]``
-    (:func:`ar_decoder_input`); ``att_pl`` from AR greedy decoding."""
-    return _combine(cfg, *ar_mode_loss_terms(ctc_logits, enc_lengths, dec_logits, ctc_pl, att_pl, sos, eos, cfg,
-                                             blank_id, ignore_id))
 
 
 def ar_mode_loss_terms(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, dec_logits: torch.Tensor,
@@ -205,11 +179,14 @@ def ar_mode_loss_terms(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, dec_
     return loss_ctc, loss_att, {"loss_unl_ctc_yctc": ctc_term, "loss_unl_ctc_yatt": att_term}
 
 
-def usr_v1_losses(ctc_logits: torch.Tensor, frame_pl: FramePseudoLabels, dec_logits: torch.Tensor,
-                  att_pl: AttentionPseudoLabels, cfg: PLLossConfig = PLLossConfig(), ignore_id: int = -1
-                  ) -> Tuple[torch.Tensor, Stats]:
-    """USR v1 (eqs. 14-15): frame-wise CE of the CTC head on frame PLs (frame mask) and
-    CE_ls of the decoder on AR PLs (token mask), decoder input ``[sos] + y_att[:-1]``."""
+def usr_v1_loss_terms(ctc_logits: torch.Tensor, frame_pl: FramePseudoLabels, dec_logits: torch.Tensor,
+                      att_pl: AttentionPseudoLabels, cfg: PLLossConfig = PLLossConfig(), ignore_id: int = -1
+                      ) -> Tuple[torch.Tensor, torch.Tensor, Stats]:
+    """USR v1 (eqs. 14-15) before the lambda mix: (L_ctc, L_att, no detailed terms).
+
+    L_ctc is the frame-wise CE of the CTC head on frame PLs (frame mask), L_att the CE_ls of
+    the decoder on AR PLs (token mask), decoder input ``[sos] + y_att[:-1]``.
+    """
     if ctc_logits.size(1) != frame_pl.labels.size(1):
         raise ValueError(f"student has {ctc_logits.size(1)} frames, frame PLs {frame_pl.labels.size(1)}")
     loss_ctc = masked_cross_entropy(ctc_logits, frame_pl.labels, frame_pl.mask, cfg.frame_lsm_weight,
@@ -217,7 +194,14 @@ def usr_v1_losses(ctc_logits: torch.Tensor, frame_pl: FramePseudoLabels, dec_log
     att_targets, att_mask = _att_targets(att_pl, dec_logits.size(1), ignore_id)
     loss_att = masked_cross_entropy(dec_logits, att_targets, att_mask, cfg.lsm_weight,
                                     cfg.normalize_length, ignore_id)
-    return _combine(cfg, loss_ctc, loss_att, {})
+    return loss_ctc, loss_att, {}
+
+
+def unlabelled_loss(cfg: PLLossConfig, loss_ctc: torch.Tensor, loss_att: torch.Tensor
+                    ) -> Tuple[torch.Tensor, Stats]:
+    """Eq. 16, ``L_unl^m = lambda L_ctc^m + (1 - lambda) L_att^m``, and its logged terms."""
+    loss = cfg.ctc_weight * loss_ctc + (1.0 - cfg.ctc_weight) * loss_att
+    return loss, {"loss_unl": loss.detach(), "loss_unl_ctc": loss_ctc.detach(), "loss_unl_att": loss_att.detach()}
 
 
 # ---------------------------------------------------------------- decoder inputs
@@ -233,51 +217,9 @@ def ar_decoder_input(att_pl: AttentionPseudoLabels, sos: int, eos: int) -> Tuple
     return ys_in, att_pl.lengths.clamp(min=1)
 
 
-# ---------------------------------------------------------------- module-level wrappers
+# ---------------------------------------------------------------- student logits
 def ctc_logits_of(ctc_head: nn.Module, enc: torch.Tensor) -> torch.Tensor:
     """Logits (B, T, V) of an ESPnet ``CTC`` module (its ``ctc_lo``, with its dropout) or a plain linear."""
     linear = getattr(ctc_head, "ctc_lo", ctc_head)
     p = float(getattr(ctc_head, "dropout_rate", 0.0))
     return linear(F.dropout(enc, p=p, training=ctc_head.training) if p > 0 else enc)
-
-
-def decoder_logits_of(decoder, enc: torch.Tensor, enc_lengths: torch.Tensor, ys_in: torch.Tensor,
-                      ys_in_lengths: torch.Tensor, modality: str, output_head: Optional[nn.Module] = None
-                      ) -> torch.Tensor:
-    """Teacher-forced decoder logits; ``output_head`` replaces the modality's own projection
-    (USR's separate heads for unlabelled losses)."""
-    if output_head is None:
-        logits, _ = decoder(enc, enc_lengths, ys_in, ys_in_lengths, modality=modality)
-        return logits
-    (_, hidden), _ = decoder(enc, enc_lengths, ys_in, ys_in_lengths, return_hs=True, modality=modality)
-    return output_head(hidden)
-
-
-def ctc_driven_unlabelled_loss(enc, enc_lengths, ctc_head, decoder, modality, ctc_pl, att_pl, sos, eos,
-                               cfg: PLLossConfig = PLLossConfig(), dec_head: Optional[nn.Module] = None,
-                               blank_id: int = 0, ignore_id: int = -1) -> Tuple[torch.Tensor, Stats]:
-    """Eq. 5 for modality ``modality`` from the student's encoder output (B, T, d)."""
-    ys_in, ys_in_lens = ctc_driven_decoder_input(ctc_pl, sos, eos)
-    dec = decoder_logits_of(decoder, enc, enc_lengths, ys_in, ys_in_lens, modality, dec_head)
-    return ctc_driven_losses(ctc_logits_of(ctc_head, enc), enc_lengths, dec, ctc_pl, att_pl, eos, cfg,
-                             blank_id, ignore_id)
-
-
-def ar_mode_unlabelled_loss(enc, enc_lengths, ctc_head, decoder, modality, ctc_pl, att_pl, sos, eos,
-                            cfg: PLLossConfig = PLLossConfig(), dec_head: Optional[nn.Module] = None,
-                            blank_id: int = 0, ignore_id: int = -1) -> Tuple[torch.Tensor, Stats]:
-    """Eq. 6 for modality ``modality`` from the student's encoder output (B, T, d)."""
-    ys_in, ys_in_lens = ar_decoder_input(att_pl, sos, eos)
-    dec = decoder_logits_of(decoder, enc, enc_lengths, ys_in, ys_in_lens, modality, dec_head)
-    return ar_mode_losses(ctc_logits_of(ctc_head, enc), enc_lengths, dec, ctc_pl, att_pl, sos, eos, cfg,
-                          blank_id, ignore_id)
-
-
-def usr_v1_unlabelled_loss(enc, enc_lengths, ctc_head, decoder, modality, frame_pl, att_pl, sos, eos,
-                           cfg: PLLossConfig = PLLossConfig(), dec_head: Optional[nn.Module] = None,
-                           ignore_id: int = -1) -> Tuple[torch.Tensor, Stats]:
-    """USR v1 for modality ``modality``; pass separate ``ctc_head`` / ``dec_head`` for USR's
-    unlabelled-only output heads."""
-    ys_in, ys_in_lens = ar_decoder_input(att_pl, sos, eos)
-    dec = decoder_logits_of(decoder, enc, enc_lengths, ys_in, ys_in_lens, modality, dec_head)
-    return usr_v1_losses(ctc_logits_of(ctc_head, enc), frame_pl, dec, att_pl, cfg, ignore_id)

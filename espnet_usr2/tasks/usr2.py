@@ -2,7 +2,7 @@
 
 Every swappable part of the model is a ``ClassChoices`` entry chosen in the YAML config:
 ``audio_frontend``, ``video_frontend``, ``fusion``, ``encoder``, ``decoder``,
-``augmentation`` and ``model``. Data names: ``speech`` (16 kHz ``sound``), ``video``
+``augmentation``, ``semi`` and ``model``. Data names: ``speech`` (16 kHz ``sound``), ``video``
 (``roi_video``, mouth crops) and ``text``.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
 from espnet2.tasks.abs_task import AbsTask
-from espnet2.text.phoneme_tokenizer import g2p_choices
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
@@ -97,6 +96,33 @@ model_choices = ClassChoices(
 
 
 class USR2Task(AbsTask):
+    """ESPnet task of the unified A / V / AV model (``python -m espnet_usr2.bin.usr2_train``).
+
+    Besides ESPnet's common training options, the YAML config (or command line) sets:
+
+    Args:
+        token_list: token file or list; ``<blank>`` first, ``<sos/eos>`` last (ESPnet's layout).
+        init: parameter initialisation (None: PyTorch's defaults).
+        sample_rate: audio sampling rate; with ``video_fps`` it fixes the samples per video
+            frame that the audio frontend must produce (16000 / 25 = 640).
+        video_fps: frame rate of the mouth-ROI videos.
+        av_length_tolerance: largest audio / video length difference, in video frames, that
+            is trimmed away; larger ones are errors naming the utterance.
+        use_preprocessor, token_type, bpemodel, non_linguistic_symbols, cleaner: text
+            tokenisation by ESPnet's ``CommonPreprocessor`` (``token_type``: bpe, char, word).
+        audio_frontend, video_frontend, fusion, encoder, decoder, augmentation, model: the
+            class of each part (one ``ClassChoices`` each) and its ``<name>_conf`` keyword
+            arguments; ``model_conf`` keys are the arguments of :class:`ESPnetUSR2Model`.
+        semi: ``usr2`` or ``usr1`` turns on semi-supervised training; ``semi_conf`` keys are
+            the arguments of :class:`~espnet_usr2.semi.objective.USR2Objective` /
+            :class:`~espnet_usr2.semi.objective.USR1Objective`.
+        teacher_conf: the EMA teacher's options, read by
+            :meth:`ESPnetUSR2Model.attach_semi_supervised`.
+        unlabelled_*, labelled_batch_frames, unlabelled_batch_frames, batch_type
+            ``semi_supervised``: the unlabelled data and the paired sampler
+            (``samplers/semi_iter_factory.py``).
+    """
+
     num_optimizers: int = 1
     class_choices_list = [
         audio_frontend_choices,
@@ -125,7 +151,8 @@ class USR2Task(AbsTask):
         group.add_argument("--video_fps", type=int, default=25, help="Video frame rate of the mouth ROIs")
         group.add_argument("--teacher_conf", action=NestedDictAction, default=dict(),
                            help="EMA teacher options (semi-supervised training): momentum_start (0.998), "
-                                "momentum_end (1.0), total_steps (0: max_epoch x steps per epoch)")
+                                "momentum_end (1.0), total_steps (0: max_epoch x steps per epoch), "
+                                "validate (true: validation also reports the teacher's <stat>_teacher)")
         group.add_argument("--av_length_tolerance", type=float, default=2.0,
                            help="Largest audio/video length difference (in video frames) that is "
                                 "absorbed by trimming; larger differences are errors")
@@ -140,8 +167,6 @@ class USR2Task(AbsTask):
                            help="non_linguistic_symbols file path")
         group.add_argument("--cleaner", type=str_or_none, default=None,
                            choices=[None, "tacotron", "jaconv", "vietnamese"], help="Text cleaner")
-        group.add_argument("--g2p", type=str_or_none, default=None, choices=g2p_choices,
-                           help="g2p method (for token_type=phn)")
 
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
@@ -192,7 +217,6 @@ class USR2Task(AbsTask):
             bpemodel=args.bpemodel,
             non_linguistic_symbols=args.non_linguistic_symbols,
             text_cleaner=args.cleaner,
-            g2p_type=args.g2p,
         )
 
     @classmethod
@@ -247,8 +271,8 @@ class USR2Task(AbsTask):
         if args.init is not None:
             initialize(model, args.init)
         if getattr(args, "semi", None) is not None:
-            objective = semi_choices.get_class(args.semi)(
-                vocab_size=vocab_size, encoder_output_size=d_model, **args.semi_conf
+            objective = semi_choices.get_class(args.semi).build(
+                args.semi_conf, vocab_size=vocab_size, encoder_output_size=d_model
             )
             model.attach_semi_supervised(objective, args.teacher_conf)
         return model

@@ -127,6 +127,13 @@ def test_usr_v1_with_separate_heads_trains_them(tiny_config, token_list):
     heads = model.unlabelled_objective
     assert heads.ctc_heads["v"].weight.grad.abs().sum() > 0 and heads.dec_heads["av"].weight.grad.abs().sum() > 0
     assert "pl_frame_keep" in stats and stats["pl_frame_keep"].item() == 1.0
+    # unlabelled data alone reaches the separate heads, never the model's own output layers
+    model.zero_grad(set_to_none=True)
+    loss, _, _ = _forward(model, _mixed_batch(token_list, n_labelled=0))
+    loss.sum().backward()
+    assert heads.ctc_heads["a"].weight.grad.abs().sum() > 0
+    assert model.ctc_head("a").ctc_lo.weight.grad is None and model.decoder.output_head("a").weight.grad is None
+    assert any(p.grad is not None for p in model.decoder.decoders.parameters())
 
 
 @pytest.mark.parametrize("option", ["p_ar=1.5", "threshold=-0.1", "alpha=2", "ctc_branch=magic",

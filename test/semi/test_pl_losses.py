@@ -1,5 +1,6 @@
 """Unlabelled losses of USR 2.0 (eqs. 5, 6, 16) and USR v1 (eqs. 14-15): weights, masks,
-label smoothing and normalisation."""
+label smoothing and normalisation -- through the functions the objectives call
+(``*_loss_terms``, then eq. 16 in ``unlabelled_loss``)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,9 +9,8 @@ from espnet2.asr.ctc import CTC
 
 from espnet_usr2.semi.ctc_pseudo_labels import CTCPseudoLabels, FramePseudoLabels
 from espnet_usr2.semi.pl_losses import (
-    PLLossConfig, ar_decoder_input, ar_mode_losses, ctc_driven_decoder_input, ctc_driven_losses,
-    ctc_driven_unlabelled_loss, masked_cross_entropy, masked_ctc_loss, strip_special, usr_v1_losses,
-    usr_v1_unlabelled_loss,
+    PLLossConfig, ar_decoder_input, ar_mode_loss_terms, ctc_driven_decoder_input, ctc_driven_loss_terms,
+    ctc_logits_of, masked_cross_entropy, masked_ctc_loss, strip_special, unlabelled_loss, usr_v1_loss_terms,
 )
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels
 from espnet_usr2.utils.config import build_model_from_config
@@ -20,6 +20,21 @@ V, SOS, EOS = 8, 7, 7
 
 def _rand(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _mixed(cfg, terms):
+    """Eq. 16 over (L_ctc, L_att, details), as the objectives do: (loss, all statistics)."""
+    loss_ctc, loss_att, details = terms
+    loss, stats = unlabelled_loss(cfg, loss_ctc, loss_att)
+    return loss, {**stats, **details}
+
+
+def ctc_driven_total(ctc_logits, enc_lengths, dec_logits, ctc_pl, att_pl, eos, cfg):
+    return _mixed(cfg, ctc_driven_loss_terms(ctc_logits, enc_lengths, dec_logits, ctc_pl, att_pl, eos, cfg))
+
+
+def ar_mode_total(ctc_logits, enc_lengths, dec_logits, ctc_pl, att_pl, sos, eos, cfg):
+    return _mixed(cfg, ar_mode_loss_terms(ctc_logits, enc_lengths, dec_logits, ctc_pl, att_pl, sos, eos, cfg))
 
 
 @pytest.fixture
@@ -38,7 +53,7 @@ def _ctc_driven(pls, cfg, seed=0):
     ctc, att = pls
     ctc_logits = _rand(3, 10, V, seed=seed)
     dec_logits = _rand(3, 4, V, seed=seed + 1)
-    return ctc_driven_losses(ctc_logits, torch.tensor([10, 8, 6]), dec_logits, ctc, att, EOS, cfg)
+    return ctc_driven_total(ctc_logits, torch.tensor([10, 8, 6]), dec_logits, ctc, att, EOS, cfg)
 
 
 def test_ctc_driven_beta_changes_only_its_term(pls):
@@ -66,7 +81,7 @@ def test_ctc_driven_terms_by_hand(pls):
     under the sequence mask; CTC = ESPnet's CTC (sum / B) over kept sequences; all / B."""
     ctc, att = pls
     ctc_logits, dec_logits = _rand(3, 10, V), _rand(3, 4, V, seed=1)
-    _, s = ctc_driven_losses(ctc_logits, torch.tensor([10, 8, 6]), dec_logits, ctc, att, EOS, PLLossConfig())
+    _, s = ctc_driven_total(ctc_logits, torch.tensor([10, 8, 6]), dec_logits, ctc, att, EOS, PLLossConfig())
     att_targets = att.tokens.masked_fill(~att.mask, -1)
     expected_att = LabelSmoothingLoss(V, -1, 0.1)(dec_logits, att_targets)
     torch.testing.assert_close(s["loss_unl_att_yatt"], expected_att)
@@ -130,7 +145,7 @@ def ar_pls():
 def _ar(ar_pls, cfg):
     ctc, att = ar_pls
     ys_in, ys_lens = ar_decoder_input(att, SOS, EOS)
-    return ar_mode_losses(_rand(2, 9, V), torch.tensor([9, 7]), _rand(2, ys_in.size(1), V, seed=1),
+    return ar_mode_total(_rand(2, 9, V), torch.tensor([9, 7]), _rand(2, ys_in.size(1), V, seed=1),
                           ctc, att, SOS, EOS, cfg)
 
 
@@ -159,13 +174,13 @@ def test_ar_ctc_on_y_att_strips_eos_and_blank_and_uses_a_sequence_mask(ar_pls):
     ys_in, _ = ar_decoder_input(att, SOS, EOS)
     dec = _rand(2, ys_in.size(1), V, seed=1)
     # "mean": row 1's geometric mean (0.9 * 0.5 * 0.6)^(1/3) < 0.8 -> only row 0 supervises CTC(y_att)
-    _, s = ar_mode_losses(ctc_logits, enc_lens, dec, ctc, att, SOS, EOS, PLLossConfig(att_ctc_mask="mean"))
+    _, s = ar_mode_total(ctc_logits, enc_lens, dec, ctc, att, SOS, EOS, PLLossConfig(att_ctc_mask="mean"))
     only_row0 = masked_ctc_loss(ctc_logits, enc_lens, stripped, lens, torch.tensor([True, False]))
     torch.testing.assert_close(s["loss_unl_ctc_yatt"], only_row0)
-    _, s_none = ar_mode_losses(ctc_logits, enc_lens, dec, ctc, att, SOS, EOS, PLLossConfig(att_ctc_mask="none"))
+    _, s_none = ar_mode_total(ctc_logits, enc_lens, dec, ctc, att, SOS, EOS, PLLossConfig(att_ctc_mask="none"))
     both = masked_ctc_loss(ctc_logits, enc_lens, stripped, lens, torch.tensor([True, True]))
     torch.testing.assert_close(s_none["loss_unl_ctc_yatt"], both)
-    _, s_all = ar_mode_losses(ctc_logits, enc_lens, dec, ctc, att, SOS, EOS, PLLossConfig(att_ctc_mask="all"))
+    _, s_all = ar_mode_total(ctc_logits, enc_lens, dec, ctc, att, SOS, EOS, PLLossConfig(att_ctc_mask="all"))
     torch.testing.assert_close(s_all["loss_unl_ctc_yatt"], only_row0)
     # decoder: CE_ls on y_att under the token mask
     expected = LabelSmoothingLoss(V, -1, 0.1)(dec, att.tokens.masked_fill(~att.mask, -1))
@@ -179,7 +194,8 @@ def test_usr_v1_frame_ce_and_decoupled_attention():
     att = AttentionPseudoLabels(torch.tensor([[3, EOS], [2, EOS]]), torch.tensor([2, 2]),
                                 torch.ones(2, 2), torch.ones(2, 2, dtype=torch.bool))
     ctc_logits, dec = _rand(2, 4, V), _rand(2, 2, V, seed=1)
-    loss, s = usr_v1_losses(ctc_logits, frame, dec, att, PLLossConfig(ctc_weight=0.3))
+    cfg = PLLossConfig(ctc_weight=0.3)
+    loss, s = _mixed(cfg, usr_v1_loss_terms(ctc_logits, frame, dec, att, cfg))
     targets = frame.labels.masked_fill(~frame.mask, -1)
     expected_frame = F.cross_entropy(ctc_logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1,
                                      reduction="sum") / 2
@@ -191,31 +207,6 @@ def test_usr_v1_frame_ce_and_decoupled_attention():
 def tiny(tiny_config, token_list):
     torch.manual_seed(0)
     return build_model_from_config(tiny_config, token_list).eval()
-
-
-def test_module_wrappers_match_logit_level_and_support_separate_heads(tiny):
-    d, vocab = tiny.encoder.output_size(), tiny.vocab_size
-    enc, enc_lens = _rand(2, 12, d), torch.tensor([12, 9])
-    ctc = CTCPseudoLabels(torch.tensor([[2, 3], [4, -1]]), torch.tensor([2, 1]), torch.ones(2),
-                          torch.tensor([True, True]))
-    att = AttentionPseudoLabels(torch.tensor([[2, 3, tiny.eos], [4, tiny.eos, -1]]), torch.tensor([3, 2]),
-                                torch.ones(2, 3), torch.tensor([[True, True, True], [True, True, False]]))
-    loss, _ = ctc_driven_unlabelled_loss(enc, enc_lens, tiny.ctc_head("v"), tiny.decoder, "v", ctc, att,
-                                         tiny.sos, tiny.eos)
-    ys_in, ys_lens = ctc_driven_decoder_input(ctc, tiny.sos, tiny.eos)
-    dec, _ = tiny.decoder(enc, enc_lens, ys_in, ys_lens, modality="v")
-    ref, _ = ctc_driven_losses(tiny.ctc_head("v").ctc_lo(enc), enc_lens, dec, ctc, att, tiny.eos)
-    torch.testing.assert_close(loss, ref)
-    # USR v1 with separate unlabelled heads: gradients reach them, not the model's own heads
-    ctc_extra, dec_extra = torch.nn.Linear(d, vocab), torch.nn.Linear(d, vocab)
-    frame = FramePseudoLabels(torch.randint(0, vocab, (2, 12)), torch.ones(2, 12), torch.ones(2, 12, dtype=torch.bool))
-    tiny.zero_grad()
-    loss, _ = usr_v1_unlabelled_loss(enc, enc_lens, ctc_extra, tiny.decoder, "v", frame, att, tiny.sos, tiny.eos,
-                                     dec_head=dec_extra)
-    loss.backward()
-    assert ctc_extra.weight.grad is not None and dec_extra.weight.grad is not None
-    assert tiny.decoder.output_head("v").weight.grad is None and tiny.ctc_head("v").ctc_lo.weight.grad is None
-    assert any(p.grad is not None for p in tiny.decoder.decoders.parameters())
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -233,7 +224,6 @@ def test_pipeline_from_teacher_posteriors_to_student_gradients(tiny, all_empty):
     from espnet_usr2.semi.ar_pseudo_labels import ARDecodingConfig, ar_greedy_pseudo_labels
     from espnet_usr2.semi.confidence import ConfidenceConfig
     from espnet_usr2.semi.ctc_pseudo_labels import ctc_pseudo_labels
-    from espnet_usr2.semi.pl_losses import ar_mode_unlabelled_loss
     from espnet_usr2.semi.teacher_forcing import ctc_driven_teacher_forcing
 
     d = tiny.encoder.output_size()
@@ -247,9 +237,22 @@ def test_pipeline_from_teacher_posteriors_to_student_gradients(tiny, all_empty):
                                     threshold=0.0)
     ar = ar_greedy_pseudo_labels(tiny.decoder, teacher_enc, lens, tiny.sos, tiny.eos, ARDecodingConfig(), 0.0)
     student = _rand(2, 15, d, seed=6).requires_grad_()
-    for m in ("v", "a", "av"):
-        for fn, att in ((ctc_driven_unlabelled_loss, tf), (ar_mode_unlabelled_loss, ar)):
-            loss, stats = fn(student, lens, tiny.ctc_head(m), tiny.decoder, m, ctc, att, tiny.sos, tiny.eos)
+    encoded = {m: (student, lens) for m in ("v", "a", "av")}
+    cfg = PLLossConfig()
+    for mode, att in (("ctc_driven", tf), ("ar", ar)):
+        # as USR2Objective: one stacked decoder pass for all modalities, then eqs. 5 / 6 and 16 per modality
+        if mode == "ar":
+            ys_in, ys_lens = ar_decoder_input(att, tiny.sos, tiny.eos)
+        else:
+            ys_in, ys_lens = ctc_driven_decoder_input(ctc, tiny.sos, tiny.eos)
+        dec_logits = tiny.decoder.forward_modalities(encoded, ys_in, ys_lens)
+        for m, dec in zip(encoded, dec_logits):
+            ctc_logits = ctc_logits_of(tiny.ctc_head(m), student)
+            if mode == "ar":
+                terms = ar_mode_loss_terms(ctc_logits, lens, dec, ctc, att, tiny.sos, tiny.eos, cfg)
+            else:
+                terms = ctc_driven_loss_terms(ctc_logits, lens, dec, ctc, att, tiny.eos, cfg)
+            loss, _ = _mixed(cfg, terms)
             assert torch.isfinite(loss) and loss.item() > 0
-            (grad,) = torch.autograd.grad(loss, student)
+            (grad,) = torch.autograd.grad(loss, student, retain_graph=True)
             assert torch.isfinite(grad).all() and grad.abs().sum() > 0
