@@ -186,9 +186,9 @@ def _check_trn_ids(ids: Iterable[str], utt2spk: Mapping[str, str]) -> None:
 # --------------------------------------------------------------------------- trn files
 
 
-def make_tokenizer(token_type: str, non_linguistic_symbols: Optional[Iterable[str]] = None,
-                   remove_non_linguistic_symbols: bool = True):
-    """ESPnet's own word or char tokenizer, configured as ``asr.sh`` stage 13 uses it.
+def make_tokenizer(token_type: str, non_linguistic_symbols: Optional[Iterable[str]] = None):
+    """ESPnet's own word or char tokenizer, configured as ``asr.sh`` stage 13 uses it
+    (``tokenize_text --remove_non_linguistic_symbols true``).
 
     Using ``espnet2.text`` rather than a re-implementation keeps the trn bytes identical to
     what ``asr.sh`` writes, including ``<space>`` for character scoring.
@@ -197,20 +197,13 @@ def make_tokenizer(token_type: str, non_linguistic_symbols: Optional[Iterable[st
     if token_type == "word":
         from espnet2.text.word_tokenizer import WordTokenizer
 
-        return WordTokenizer(non_linguistic_symbols=nlsyms,
-                             remove_non_linguistic_symbols=remove_non_linguistic_symbols)
+        return WordTokenizer(non_linguistic_symbols=nlsyms, remove_non_linguistic_symbols=True)
     if token_type == "char":
         from espnet2.text.char_tokenizer import CharTokenizer
 
         return CharTokenizer(non_linguistic_symbols=nlsyms, space_symbol=SPACE_SYMBOL,
-                             remove_non_linguistic_symbols=remove_non_linguistic_symbols)
+                             remove_non_linguistic_symbols=True)
     raise ValueError(f"token_type must be 'word' or 'char', not {token_type!r}")
-
-
-def tokenize(text: str, token_type: str, non_linguistic_symbols: Optional[Iterable[str]] = None,
-             remove_non_linguistic_symbols: bool = True) -> List[str]:
-    """Tokens of one utterance (see :func:`make_tokenizer`)."""
-    return make_tokenizer(token_type, non_linguistic_symbols, remove_non_linguistic_symbols).text2tokens(text)
 
 
 def trn_line(tokens: Sequence[str], speaker: str, uttid: str) -> str:
