@@ -39,13 +39,17 @@ def check_media_file(path: PathLike) -> Path:
     return path
 
 
-def require_streams(path: PathLike, audio: bool = True) -> None:
-    """Cheap check (no decoding) that the file has a video and, if asked, an audio stream."""
+def require_streams(path: PathLike, audio: bool = True) -> bool:
+    """Cheap check (no decoding) that the file has a video and, if asked, an audio stream.
+
+    Returns whether the file has an audio stream (always True when ``audio`` is required).
+    """
     with _open_container(check_media_file(path)) as container:
         if not container.streams.video:
             raise SkipUtterance(E.NO_VIDEO_STREAM, "the file has no video stream")
         if audio and not container.streams.audio:
             raise SkipUtterance(E.NO_AUDIO_STREAM, "the file has no audio track")
+        return bool(container.streams.audio)
 
 
 def _open_container(path: Path):

@@ -15,7 +15,8 @@ Per utterance (:func:`prepare_utterance`):
    per frame, and write the ROI (``roi_io.save_roi``) and the wav.
 
 Over a list (:func:`run_shard`, :func:`prepare_all`, :func:`merge`): every input line is
-processed or skipped with a reason; a bad file never stops the run.
+processed or skipped with a reason; a bad file never stops the run. :func:`extract_clip`
+is steps 2-4 in memory, with the audio optional (``usr2_transcribe`` on a silent video).
 """
 from __future__ import annotations
 
@@ -103,12 +104,15 @@ class RoiResult:
 
 
 def _frames_and_landmarks(
-    video_path: PathLike, cfg: RoiConfig, landmarks: Optional[np.ndarray], face_hint: Optional[FaceHint] = None
+    video_path: PathLike, cfg: RoiConfig, landmarks: Optional[np.ndarray], face_hint: Optional[FaceHint] = None,
+    progress_interval: Optional[float] = None,
 ) -> Tuple[Optional[List[np.ndarray]], np.ndarray, VideoReader]:
     """First decoding pass: 25 fps gray frames (if they fit the cache) and per-frame landmarks.
 
     With a face hint (and no precomputed landmarks) every face of a frame is kept and
-    the hinted one is selected afterwards, once the whole track is known.
+    the hinted one is selected afterwards, once the whole track is known. With
+    ``progress_interval`` a log line reports the frames done every that many seconds
+    (long single files; a corpus job reports per utterance instead).
     """
     detect = landmarks is None
     reader = VideoReader(video_path, ("gray", "rgb24") if detect else ("gray",), threads=cfg.decoder_threads)
@@ -122,8 +126,13 @@ def _frames_and_landmarks(
     if detect:
         max_faces = cfg.max_faces if face_hint is not None else 1
         detector = MediaPipeFaceMesh(cfg.min_detection_confidence, max_faces=max_faces)
+    start = last_report = time.monotonic()
     try:
-        for _, src_index, images in reader.frames():
+        for k, src_index, images in reader.frames():
+            if progress_interval is not None and time.monotonic() - last_report >= progress_interval:
+                last_report = time.monotonic()
+                logger.info("%s: %d frames (%.1f s of video) read in %.0f s", Path(video_path).name, k,
+                            k / reader.fps, last_report - start)
             sources.append(src_index)
             if detector is not None:
                 per_frame.append(detector.detect_all(images[1]))
@@ -192,6 +201,7 @@ def extract_roi(
     cfg: Optional[RoiConfig] = None,
     landmarks: Optional[np.ndarray] = None,
     face_hint: Optional[FaceHint] = None,
+    progress_interval: Optional[float] = None,
 ) -> RoiResult:
     """Mouth crops of one video at 25 fps.
 
@@ -202,11 +212,12 @@ def extract_roi(
             face), 68 or 468 points; None runs MediaPipe face mesh.
         face_hint: ``(x, y)`` in 0..1, the speaker's face centre in the first frame:
             with several faces in view, that one is tracked (ignored with ``landmarks``).
+        progress_interval: seconds between progress log lines (None: no lines).
     Raises:
         SkipUtterance: unreadable video, no / too little face.
     """
     cfg = (cfg or RoiConfig()).validate()
-    cache, points, reader = _frames_and_landmarks(video_path, cfg, landmarks, face_hint)
+    cache, points, reader = _frames_and_landmarks(video_path, cfg, landmarks, face_hint, progress_interval)
     check_not_truncated(reader.info, cfg.max_truncation)
     faces_found = int((~np.isnan(points).any(axis=(1, 2))).sum())
     landmark_set = landmark_set_for(points.shape[1])
@@ -220,6 +231,43 @@ def extract_roi(
         transforms=transforms,
         faces_found=faces_found,
     )
+
+
+@dataclass
+class ClipMedia:
+    """The mouth crops of a clip and its audio on their clock."""
+
+    roi: RoiResult
+    audio: Optional[np.ndarray]  # float32, 640 samples per ROI frame; None: no usable audio
+    audio_problem: Optional[SkipUtterance] = None  # why ``audio`` is None
+
+
+def extract_clip(
+    video_path: PathLike,
+    cfg: RoiConfig,
+    landmarks: Optional[np.ndarray] = None,
+    face_hint: Optional[FaceHint] = None,
+    audio_optional: bool = False,
+    progress_interval: Optional[float] = None,
+) -> ClipMedia:
+    """Mouth crops (:func:`extract_roi`) and the audio trimmed / padded to them.
+
+    Audio is required for training data: a missing or unusable track raises
+    :class:`SkipUtterance`. With ``audio_optional`` (transcribing a video) the clip is
+    returned without audio instead, and ``audio_problem`` says why.
+    """
+    has_audio = require_streams(video_path, audio=not audio_optional)  # fail fast, before face tracking
+    roi = extract_roi(video_path, cfg, landmarks, face_hint, progress_interval)
+    if not has_audio:
+        return ClipMedia(roi, None, SkipUtterance(E.NO_AUDIO_STREAM, "the file has no audio track"))
+    try:
+        audio = read_audio(video_path)
+        samples = align_audio_to_video(audio, roi.video_start, len(roi.frames), cfg.max_av_mismatch)
+    except SkipUtterance as problem:
+        if not audio_optional:
+            raise
+        return ClipMedia(roi, None, problem)
+    return ClipMedia(roi, samples)
 
 
 # ----------------------------------------------------------------------------- one utterance
@@ -276,14 +324,11 @@ def prepare_utterance(utt: UttInput, media_dir: PathLike, cfg: RoiConfig) -> L.P
     """Run the whole chain for one utterance; raises :class:`SkipUtterance` on bad input."""
     _check_transcript(utt)
     landmarks = load_landmarks(utt.landmark_path) if utt.landmark_path is not None else None
-    require_streams(utt.video_path)  # fail fast, before the costly face tracking
-    roi = extract_roi(utt.video_path, cfg, landmarks, utt.face_hint)
-    audio = read_audio(utt.video_path)
-    samples = align_audio_to_video(audio, roi.video_start, len(roi.frames), cfg.max_av_mismatch)
+    clip = extract_clip(utt.video_path, cfg, landmarks, utt.face_hint)
     roi_path, wav_path = media_paths(media_dir, utt.uttid, cfg.roi_format)
-    _save(roi_path, wav_path, roi.frames, samples)
+    _save(roi_path, wav_path, clip.roi.frames, clip.audio)
     return L.Processed(
-        utt.uttid, str(roi_path), str(wav_path), len(roi.frames), utt.transcript, utt.landmark_fallback
+        utt.uttid, str(roi_path), str(wav_path), len(clip.roi.frames), utt.transcript, utt.landmark_fallback
     )
 
 

@@ -8,7 +8,9 @@ that after ``unzip`` in an empty directory::
     python -m espnet_usr2.bin.usr2_inference --train_config exp/<model>/config.yaml \
         --model_file exp/<model>/<model_file> ...
 
-works from there. ``meta.yaml`` records versions and the packing time.
+works from there. ``meta.yaml`` lists the files as ESPnet's ``pack`` does (``yaml_files:
+train_config``, ``files: model_file``, so ESPnet's ``unpack`` reads the archive) and records
+versions and the packing time.
 """
 import argparse
 import datetime
@@ -54,7 +56,9 @@ def main(argv=None) -> int:
         versions = {m: version(m) for m in ("espnet", "torch", "espnet_usr2")}
     except Exception:  # a package without metadata: record what is known
         versions = {}
-    meta = {"files": {"train_config": _rel(args.train_config), "model_file": _rel(args.model_file)},
+    # ESPnet's meta.yaml keys: espnet2.main_funcs.pack_funcs.unpack (used by
+    # USR2Speech2Text.from_pretrained and usr2_transcribe) finds the files through them.
+    meta = {"yaml_files": {"train_config": _rel(args.train_config)}, "files": {"model_file": _rel(args.model_file)},
             "versions": versions, "timestamp": datetime.datetime.now().isoformat(timespec="seconds")}
 
     Path(args.outpath).parent.mkdir(parents=True, exist_ok=True)
