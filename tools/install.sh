@@ -69,8 +69,11 @@ install_python_packages() {
 install_face_landmarks() {
     # mediapipe 0.10.21 is the last release that bundles its face detection / face mesh
     # models (newer ones download a .task file at run time, impossible offline). Its
-    # metadata asks for numpy<2, but it runs with numpy 2 (environment.md), so it is
-    # installed without its declared dependencies, which are listed here instead.
+    # metadata asks for numpy<2, which espnet 202511 (numpy>=2) rules out, yet it runs
+    # with numpy 2 (the face-mesh tests in test/prep/test_roi_extract.py run on it).
+    # So it is installed without its declared dependencies; the ones it needs at run time
+    # are listed here instead (its opencv-contrib-python and jax are not needed for face
+    # meshes; protobuf<5 and opencv<4.11 are also pinned in setup.py).
     if "${VENV_DIR}/bin/python" -c "import mediapipe" 2>/dev/null; then
         return
     fi

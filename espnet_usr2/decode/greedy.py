@@ -1,4 +1,4 @@
-"""Greedy decoding, batched over utterances (method.md section 4: OOD and pseudo-labelling).
+"""Greedy decoding, batched over utterances (paper Sec. 5.1 / 5.3 and Table 12: long and OOD inputs).
 
 * CTC-only: the best token of every frame, repeats merged, blanks removed; the score is
   the log-probability of that best path.

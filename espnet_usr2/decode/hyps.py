@@ -19,7 +19,8 @@ BEAM_IMPLS = ("fast", "espnet")
 
 @dataclass
 class DecodeOptions:
-    """Search settings (method.md section 4); defaults are the paper's: beam 40, ctc_weight 0.1."""
+    """Search settings (joint CTC/attention scoring: paper Appendix B.1, eq. 10); defaults are
+    those of the released USR 2.0 decoding: beam 40, ctc_weight 0.1 (Sec. 5 uses beam 30)."""
 
     method: str = "beam"
     beam_impl: str = "fast"

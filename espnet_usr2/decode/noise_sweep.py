@@ -1,4 +1,4 @@
-"""Decoding under babble noise for the robustness report (paper section 5, method.md section 5).
+"""Decoding under babble noise for the robustness report (paper Sec. 5.2, Table 1).
 
 For each SNR a noisy copy of the test set is made with :mod:`espnet_usr2.decode.robustness`
 (babble from the user's noise file, or synthesised from other utterances of the corpus),

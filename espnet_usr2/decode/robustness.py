@@ -1,4 +1,4 @@
-"""The paper's robustness analyses (method.md section 5): WER by input length, WER in babble noise.
+"""The paper's robustness analyses (Sec. 5.1, 5.2): WER by input length, WER in babble noise.
 
 * **Length** -- utterances are bucketed by their number of video frames (25 fps) in steps of
   50 from 50 to 600 frames; buckets are half-open ``[lo, hi)`` except the last, which also

@@ -1,6 +1,6 @@
 """Input views of the unified model: the augmented student view and the clean view.
 
-Paper Appendix A.5 / method.md §3: video is randomly cropped to 88x88 from the stored
+Paper Appendix A.5 ("Augmentations"): video is randomly cropped to 88x88 from the stored
 96x96 mouth ROI and flipped horizontally with probability 0.5 (the same crop and flip for
 every frame of a clip); both modalities get temporal zero-masking -- USR's recipe is one
 video mask of up to 0.4 s per second of video and one audio mask of up to 0.6 s per 2 s of

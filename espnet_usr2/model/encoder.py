@@ -1,7 +1,7 @@
 """The shared encoder: a pre-LN transformer with relative positional self-attention.
 
-method.md §1: Transformer-XL style relative positions (ESPnet's "latest" rel-pos
-attention), LayerScale (Touvron et al., 2021; initialised at 0.1) on both residual branches
+Paper Sec. 4.3 ("Architecture"): Transformer-XL style relative positions (Dai et al., 2019;
+ESPnet's "latest" rel-pos attention), LayerScale (Touvron et al., 2021; initialised at 0.1) on both residual branches
 and drop path (stochastic depth per sample). The same weights encode the video, audio and
 audio-visual streams; the model stacks the three along the batch and runs this once.
 """

@@ -1,4 +1,4 @@
-"""Modality frontends of the unified model (method.md §1).
+"""Modality frontends of the unified model (paper Sec. 4.3, "Architecture"; Appendix A.4).
 
 * audio: 1-D ResNet-18 on the raw 16 kHz waveform. Stem conv k=80 / stride 4, four stages
   (strides 1, 2, 2, 2), average pooling over 20 -> total stride 640 samples, i.e. one

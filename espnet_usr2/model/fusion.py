@@ -1,4 +1,4 @@
-"""Projection of frontend features into the shared encoder space (method.md §1).
+"""Projection of frontend features into the shared encoder space (paper Sec. 4.3, "Architecture").
 
 Three linear maps: ``v`` (video -> d), ``a`` (audio -> d) and ``av`` (concat(video, audio)
 -> d). The audio-visual stream is early fusion by concatenation with its own projection,

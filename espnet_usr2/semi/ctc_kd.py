@@ -1,5 +1,5 @@
 """CTC knowledge distillation with blank selection (Hilmes et al., "Analyzing the
-Importance of Blank for CTC-Based Knowledge Distillation"; method.md §6).
+Importance of Blank for CTC-Based Knowledge Distillation").
 
 Frame-level KL divergence between teacher and student CTC posteriors, summed over a
 selected set of frames (their eqs. 2-3):

@@ -1,4 +1,4 @@
-"""The EMA teacher of USR / USR 2.0 (method.md §3, "Teacher and student").
+"""The EMA teacher of USR / USR 2.0 (paper Sec. 3, "Teacher–student setup").
 
 The teacher xi is a full copy of the student theta (frontends, fusion, encoder, CTC heads,
 decoder), updated after every optimiser step as

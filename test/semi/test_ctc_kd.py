@@ -1,4 +1,4 @@
-"""CTC knowledge distillation with blank selection (method.md §6) on hand-built posteriors."""
+"""CTC knowledge distillation with blank selection (Hilmes et al.; semi/ctc_kd.py) on hand-built posteriors."""
 import pytest
 import torch
 
