@@ -16,33 +16,42 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["espnet_usr2", "espnet_usr2.*"]),
+    # Every third-party module that espnet_usr2, the recipe scripts (egs2/) and the tests
+    # import is declared here; a requirement nothing imports says why it is here.
+    # test/test_dependencies.py checks both.
     install_requires=[
         # Tested together (see tools/install.sh): torch/torchaudio 2.11 + espnet 202511.
         "espnet==202511",
         "torch>=2.5,<2.12",
         "torchaudio>=2.5,<2.12",
-        "sentencepiece>=0.2",
-        "kaldiio>=2.18",
+        "numpy>=2",  # espnet 202511 requires numpy>=2
         "pyyaml>=6",
-        "jiwer>=3",
-        "numpy>=1.24",
+        "sentencepiece>=0.2",
         "soundfile>=0.12",
         "av>=12",  # PyAV: video decoding/encoding (torchvision dropped read_video)
-        "matplotlib>=3.7",  # ESPnet's --use_matplotlib defaults to true
-        # ESPnet's --use_tensorboard defaults to true; tensorboard 2.20+ needs protobuf>=6,
-        # which breaks mediapipe 0.10.21 (protobuf<5), the last release with offline models
+        "tqdm>=4",
+        "matplotlib>=3.7",  # robustness plots; also ESPnet's --use_matplotlib (default true)
+        # ESPnet's --use_tensorboard defaults to true, but espnet does not declare tensorboard.
+        # Below 2.20: tensorboard 2.20+ needs protobuf>=6, which breaks mediapipe 0.10.21.
         "tensorboard>=2.14,<2.20",
+        # For mediapipe 0.10.21 only (face landmarks, the last release with offline models):
+        # tools/install.sh installs it with --no-deps, since its metadata asks for numpy<2,
+        # and mediapipe needs protobuf<5 at run time.
         "protobuf<5",
-        "typeguard>=4",
-        "configargparse>=1.5",
-        # mouth-ROI preparation and the generated mini corpus
+        # cv2: mouth-ROI preparation and the generated mini corpus. Below 4.11 for mediapipe
+        # 0.10.21, whose own requirement (opencv-contrib-python) --no-deps leaves out: the
+        # versions it was tested with here.
         "opencv-python-headless>=4.8,<4.11",
         "scikit-image>=0.22",
         "scipy>=1.10",
     ],
     extras_require={
-        # pocketsphinx bundles an English model: the mini corpus intelligibility test
-        "test": ["pytest>=7", "pytest-timeout>=2", "pocketsphinx>=5"],
+        "test": [
+            "pytest>=7",
+            "pytest-timeout>=2",  # pytest.ini sets a per-test timeout
+            "packaging>=22",
+            "pocketsphinx>=5",  # bundles an English model: the mini corpus intelligibility test
+        ],
     },
     entry_points={
         "console_scripts": [
