@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-import torch
-import yaml
 
 from espnet_usr2.bin import usr2_inference, usr2_robustness_report
 from espnet_usr2.data.roi_io import save_roi
@@ -16,50 +14,15 @@ from espnet_usr2.decode import noise_sweep, robustness as rb, splits
 from espnet_usr2.decode.hyps import DecodeOptions
 from espnet_usr2.decode.inference import read_keys
 from espnet_usr2.decode.speech2text import USR2Speech2Text
-from espnet_usr2.tasks.usr2 import USR2Task
-from espnet_usr2.utils.config import parse_training_args
 from espnet_usr2.utils.toy_data import ToyCorpusSpec, write_toy_corpus
 
 FILES = ("text", "token", "token_int", "score")
 
 
-def _save_model(model, args, out: Path) -> tuple:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)), encoding="utf-8")
-    torch.save(model.state_dict(), out / "model.pth")
-    return out / "config.yaml", out / "model.pth"
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, tiny_config, token_list):
-    root = tmp_path_factory.mktemp("inference")
-    torch.manual_seed(0)
-    args = parse_training_args(tiny_config, token_list, ["--token_type", "char"])
-    model = USR2Task.build_model(args)
-    random_files = _save_model(model, args, root / "random")
-    # forced copy: the decoder emits <sos> -> a -> b -> <eos> whatever the input (all
-    # residual branches zeroed, one-hot embeddings), and every CTC frame says "c"
-    with torch.no_grad():
-        for layer in model.decoder.decoders:
-            for lin in (layer.self_attn.linear_out, layer.src_attn.linear_out, layer.feed_forward.w_2):
-                lin.weight.zero_()
-                lin.bias.zero_()
-        vocab = len(token_list)
-        model.decoder.embed[0].weight.copy_(torch.eye(vocab, 64) * 50.0)
-        for m in ("v", "a", "av"):
-            head = model.decoder.output_head(m)
-            head.weight.zero_()
-            head.bias.zero_()
-            for prev, nxt in ((vocab - 1, 2), (2, 3), (3, vocab - 1)):
-                head.weight[nxt, prev] = 10.0
-            ctc = model.ctc_head(m).ctc_lo
-            ctc.weight.zero_()
-            ctc.bias.zero_()
-            ctc.bias[4] = 20.0
-    forced_files = _save_model(model, args, root / "forced")
-    data = root / "data"
-    texts = write_toy_corpus(data, ToyCorpusSpec(num_utts=4, frames_per_symbol=3))
-    return dict(root=root, random=random_files, forced=forced_files, data=data, texts=texts)
+def setup(decode_setup):
+    """The tiny model as files (random weights, and forced to decode "ab" / CTC "c"), a toy data dir."""
+    return decode_setup
 
 
 def _run(setup, out: Path, *extra: str, which: str = "random", video: bool = True, data: Path = None):
