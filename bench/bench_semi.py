@@ -74,11 +74,8 @@ start and the end: on a shared machine, small decoder steps suffer most from oth
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
-import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -86,69 +83,19 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SAMPLES_PER_FRAME = 640  # 16 kHz audio, 25 fps video
-FPS = 25
+from bench_common import FPS, Measured, max_rss_mb, random_av, status_mb, token_list  # noqa: E402
+
 PL_MODALITY = "av"
 
 
 # ----------------------------------------------------------------------------- helpers
-def token_list(size: int) -> List[str]:
-    return ["<blank>", "<unk>", *(f"tok{i}" for i in range(size - 3)), "<sos/eos>"]
-
-
-def _status_mb(key: str) -> Optional[float]:
-    try:
-        with open("/proc/self/status") as f:
-            match = re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.MULTILINE)
-        return int(match.group(1)) / 1024 if match else None
-    except OSError:
-        return None
-
-
-def _trim_heap() -> None:
-    """Give the C heap's free pages back to the OS (glibc ``malloc_trim``), so RSS = memory in use."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _reset_peak_rss() -> bool:
-    _trim_heap()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def max_rss_mb() -> float:
-    """Whole-process peak RSS so far (Linux: ru_maxrss in kB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class Measured:
-    """Wall / CPU seconds and extra peak RSS (MB, None if unmeasurable) of one call."""
-
-    def __init__(self, fn: Callable[[], object]):
-        can_reset = _reset_peak_rss()
-        before = _status_mb("VmRSS")
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        self.result = fn()
-        self.wall = time.perf_counter() - wall0
-        self.cpu = time.process_time() - cpu0
-        peak = _status_mb("VmHWM")
-        self.extra_mb = peak - before if (can_reset and peak is not None and before is not None) else None
-
-
 def median(xs: List[float]) -> float:
     return statistics.median(xs)
 
@@ -156,19 +103,6 @@ def median(xs: List[float]) -> float:
 def max_or_none(xs: List[Optional[float]]) -> Optional[float]:
     xs = [x for x in xs if x is not None]
     return max(xs) if xs else None
-
-
-def random_av(lengths: List[int], seed: int) -> Dict[str, torch.Tensor]:
-    """Padded random audio (B, T*640) and video (B, T, 96, 96) with their lengths."""
-    g = torch.Generator().manual_seed(seed)
-    lens = torch.tensor(lengths)
-    n, t = len(lengths), max(lengths)
-    speech = torch.randn(n, t * SAMPLES_PER_FRAME, generator=g) * 0.1
-    video = torch.rand(n, t, 96, 96, generator=g) * 255
-    for i, frames in enumerate(lengths):
-        speech[i, frames * SAMPLES_PER_FRAME:] = 0
-        video[i, frames:] = 0
-    return dict(speech=speech, speech_lengths=lens * SAMPLES_PER_FRAME, video=video, video_lengths=lens)
 
 
 @torch.no_grad()
@@ -237,7 +171,7 @@ def worker_pl(args) -> Dict:
 
     # the EMA teacher is an eval-mode, no-grad copy of the student: the model itself in eval mode
     teacher = build(args).eval().requires_grad_(False)
-    rss_model = _status_mb("VmRSS")
+    rss_model = status_mb("VmRSS")
     batch = random_av([args.pl_frames] * args.pl_batch, args.seed)
     with torch.no_grad():
         encoded = Measured(lambda: teacher.encode(**batch, modalities=[PL_MODALITY], augment=False)[PL_MODALITY])
@@ -316,7 +250,7 @@ def worker_steps(args) -> Dict:
         enc, enc_lens = teacher.encode(**unl, modalities=[PL_MODALITY], augment=False)[PL_MODALITY]
     force_realistic_pl_lengths(teacher, enc, enc_lens, args.tokens_per_frame)
     del enc, enc_lens
-    rss_model = _status_mb("VmRSS")
+    rss_model = status_mb("VmRSS")
 
     mixing = MixedSamplingConfig(p_ar=args.p_ar)
     draw = [sample_mode(mixing, objectives["usr2"].seed, k) for k in range(args.steps)]
