@@ -1,6 +1,8 @@
 """Decoding fixtures: the tiny model saved as files (random, and "forced" to known output), a toy data dir."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ import yaml
 from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.utils.config import parse_training_args
 from espnet_usr2.utils.toy_data import ToyCorpusSpec, write_toy_corpus
+
+PACK_MODEL = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2" / "pyscripts" / "pack_model.py"
 
 
 def save_model(model, args, out: Path, model_name: str = "model.pth") -> tuple:
@@ -57,3 +61,24 @@ def decode_setup(tmp_path_factory, tiny_config, token_list):
     data = root / "data"
     texts = write_toy_corpus(data, ToyCorpusSpec(num_utts=4, frames_per_symbol=3))
     return dict(root=root, random=random_files, forced=forced_files, data=data, texts=texts, args=args)
+
+
+@pytest.fixture(scope="session")
+def packed_recipe(tmp_path_factory, decode_setup):
+    """A recipe dir with exp/usr2_tiny (the forced model under the name the tiny config selects,
+    valid.loss.best.pth), conf/decode_greedy_att.yaml, and the zip stage 14 packs of them."""
+    recipe = tmp_path_factory.mktemp("recipe")
+    config, model_file = decode_setup["forced"]
+    exp = recipe / "exp" / "usr2_tiny"
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text(Path(config).read_text())
+    (exp / "valid.loss.best.pth").write_bytes(Path(model_file).read_bytes())
+    conf = recipe / "conf" / "decode_greedy_att.yaml"
+    conf.parent.mkdir()
+    conf.write_text("method: greedy_att\nbatch_size: 4\n")
+    zip_path = exp / "packed" / "usr2_tiny.zip"
+    proc = subprocess.run([sys.executable, str(PACK_MODEL), "--train_config", "exp/usr2_tiny/config.yaml",
+                           "--model_file", "exp/usr2_tiny/valid.loss.best.pth", "--outpath", str(zip_path),
+                           "--option", "conf/decode_greedy_att.yaml"], cwd=recipe, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return dict(root=recipe, exp=exp, zip=zip_path, decode_config=conf)

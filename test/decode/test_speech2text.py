@@ -1,8 +1,6 @@
 """USR2Speech2Text: arrays in, hypotheses per modality out; the model-directory forms it loads."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +15,7 @@ from espnet_usr2.decode.hyps import DecodeOptions
 from espnet_usr2.decode.model_dir import ModelDirError, resolve_model_dir, resolved_train_config
 from espnet_usr2.decode.speech2text import USR2Speech2Text, decode_options_from_yaml
 
-REPO = Path(__file__).resolve().parents[2]
-PACK_MODEL = REPO / "egs2" / "TEMPLATE" / "usr2" / "pyscripts" / "pack_model.py"
-CONF_DIR = REPO / "egs2" / "TEMPLATE" / "usr2" / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2" / "conf"
 
 
 def _scp(path: Path) -> dict:
@@ -140,19 +136,8 @@ def test_imported_release_layout_from_another_directory(decode_setup, tmp_path, 
     assert USR2Speech2Text.from_pretrained(model_dir).opts == DecodeOptions()  # ambiguous: the default
 
 
-def _exp_dir(decode_setup, recipe: Path) -> Path:
-    """exp/<tag> as the trainer leaves it: the tiny config selects valid.loss.best.pth."""
-    config, model_file = decode_setup["forced"]
-    exp = recipe / "exp" / "usr2_tiny"
-    exp.mkdir(parents=True)
-    (exp / "config.yaml").write_text(Path(config).read_text())
-    (exp / "valid.loss.best.pth").write_bytes(Path(model_file).read_bytes())
-    return exp
-
-
-def test_experiment_dir_and_packed_zip(decode_setup, tmp_path):
-    recipe = tmp_path / "recipe"
-    exp = _exp_dir(decode_setup, recipe)
+def test_experiment_dir_and_packed_zip(packed_recipe, decode_setup):
+    exp, zip_path = packed_recipe["exp"], packed_recipe["zip"]
     files = resolve_model_dir(exp)
     assert files.model_file == exp / "valid.loss.best.pth" and files.decode_config is None
     (exp / "5epoch.pth").write_bytes((exp / "valid.loss.best.pth").read_bytes())
@@ -160,20 +145,13 @@ def test_experiment_dir_and_packed_zip(decode_setup, tmp_path):
     with pytest.raises(FileNotFoundError, match="valid.acc.best.pth.*5epoch.pth, valid.loss.best.pth"):
         resolve_model_dir(exp, model_file="valid.acc.best.pth")
 
-    conf = recipe / "conf" / "decode_greedy_att.yaml"
-    conf.parent.mkdir()
-    conf.write_text("method: greedy_att\nbatch_size: 4\n")
-    zip_path = recipe / "exp" / "usr2_tiny" / "packed" / "usr2_tiny.zip"
-    proc = subprocess.run([sys.executable, str(PACK_MODEL), "--train_config", "exp/usr2_tiny/config.yaml",
-                           "--model_file", "exp/usr2_tiny/valid.loss.best.pth", "--outpath", str(zip_path),
-                           "--option", "conf/decode_greedy_att.yaml"], cwd=recipe, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
     packed = resolve_model_dir(zip_path)
     unpacked = zip_path.with_suffix("")
     assert packed.train_config == unpacked / "exp" / "usr2_tiny" / "config.yaml"
     assert packed.decode_config == unpacked / "conf" / "decode_greedy_att.yaml"
     video = _utterance(decode_setup["data"], next(iter(decode_setup["texts"])))[1]
-    assert USR2Speech2Text.from_pretrained(zip_path)(video=video)["v"][0].text == "ab"
+    s2t = USR2Speech2Text.from_pretrained(zip_path)
+    assert s2t.opts.method == "greedy_att" and s2t(video=video)["v"][0].text == "ab"
     assert resolve_model_dir(zip_path).model_file == packed.model_file  # the unpacked copy is reused
 
 

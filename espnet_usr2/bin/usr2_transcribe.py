@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Transcribe talking-face videos with a USR 2.0 model: every modality the file allows.
+
+    python -m espnet_usr2.bin.usr2_transcribe talk.mp4 interview.mkv --model_dir exp/usr2_base \\
+        --json transcripts.json
+
+For each video (any container and frame rate PyAV reads, with or without an audio track):
+mouth ROIs at 25 fps (MediaPipe face mesh, or ``--landmarks``), the audio at 16 kHz on
+the video's clock, one encoder pass, and the transcript of every modality the file
+allows -- video (V) always, audio (A) and audio-visual (AV) when it has a usable audio
+track. Printed one line per file and modality (``<uttid> <V|A|AV>: <text>``); ``--json``
+also writes the scores and timings. A file that cannot be used (unreadable, no face)
+gets one line on stderr; the exit status is non-zero only when nothing was transcribed.
+
+``--model_dir`` takes a model imported with ``usr2_import``, a recipe experiment directory
+``exp/<tag>`` (the model its training config selects; ``--model_file`` overrides), or a
+model packed by stage 14 (``.zip``). Decoding settings: ``--inference_config``, else the
+``decode*.yaml`` shipped with the model, else joint CTC/attention beam search (beam 40,
+CTC weight 0.1).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+# stdout carries the transcripts only: ESPnet prints a notice on import (no flash_attn)
+with contextlib.redirect_stdout(sys.stderr):
+    from espnet_usr2.decode.model_dir import ModelDirError, resolve_model_dir
+    from espnet_usr2.decode.speech2text import MODEL_ROLES, Transcription, USR2Speech2Text
+    from espnet_usr2.model.modalities import MODALITIES
+    from espnet_usr2.prep.landmarks import load_landmarks
+    from espnet_usr2.prep.roi_errors import SkipUtterance
+    from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_clip
+
+log = logging.getLogger("usr2_transcribe")
+PROG = "usr2_transcribe"
+SHORT_NAMES = {"v": "V", "a": "A", "av": "AV"}
+FPS = 25
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one input file."""
+
+    uttid: str
+    path: str
+    records: List[dict] = field(default_factory=list)  # one per decoded modality
+    skipped: Optional[dict] = None  # reason and detail when nothing could be decoded
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m espnet_usr2.bin.{PROG}", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="talking-face videos (any container / rate)")
+    parser.add_argument("--model_dir", required=True,
+                        help="usr2_import output, exp/<tag> of a recipe, or a packed model .zip")
+    parser.add_argument("--model_file", default=None,
+                        help="model .pth (a path, or a file name in --model_dir) instead of the selected one")
+    parser.add_argument("--inference_config", default=None,
+                        help="decoding YAML (conf/decode_*.yaml); default: the model's, else beam 40 / CTC 0.1")
+    parser.add_argument("--modalities", nargs="+", default=list(MODALITIES),
+                        help="any of v a av (video audio audiovisual); those the file allows are decoded")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--model_role", default="student", choices=MODEL_ROLES,
+                        help="the trained student or the EMA teacher of a semi-supervised run")
+    parser.add_argument("--landmarks", nargs="+", default=None, metavar="FILE",
+                        help="precomputed landmarks, one file per VIDEO in the same order (LRS2/LRS3 .pkl, "
+                             ".npy / .npz (T, K, 2) per source frame); default: MediaPipe face mesh")
+    parser.add_argument("--max_av_mismatch", type=float, default=1.0,
+                        help="seconds audio and video may differ; beyond it the audio is not used (V only)")
+    parser.add_argument("--json", default=None, metavar="OUT", help="write uttid, modality, text, score, timings")
+    parser.add_argument("--unpack_dir", default=None, help="where a .zip model is unpacked (default: beside it)")
+    parser.add_argument("--progress_interval", type=float, default=10.0,
+                        help="seconds between progress lines while reading a long video")
+    parser.add_argument("--log_level", default="INFO", choices=("ERROR", "WARNING", "INFO", "DEBUG"))
+    return parser
+
+
+def uttids_for(paths: Sequence[str]) -> List[str]:
+    """File stems as utterance ids, made unique (``a/x.mp4``, ``b/x.mp4`` -> ``x``, ``x_2``)."""
+    seen: Dict[str, int] = {}
+    out = []
+    for p in paths:
+        stem = Path(p).stem or "video"
+        seen[stem] = seen.get(stem, 0) + 1
+        out.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return out
+
+
+def transcribe_file(s2t: USR2Speech2Text, path: str, uttid: str, cfg: RoiConfig, landmarks: Optional[str],
+                    progress_interval: float) -> FileOutcome:
+    """Mouth ROIs + audio of one video, then every modality it allows; bad input -> ``skipped``."""
+    outcome = FileOutcome(uttid, path)
+    start = time.perf_counter()
+    try:
+        points = load_landmarks(landmarks) if landmarks is not None else None
+        clip = extract_clip(path, cfg, points, audio_optional=True, progress_interval=progress_interval)
+        roi_s = time.perf_counter() - start
+        frames = clip.roi.frames
+        audio_note = "with audio" if clip.audio is not None else f"video only ({clip.audio_problem})"
+        log.info("%s: %d frames (%.2f s) of mouth ROIs in %.1f s, %s", uttid, len(frames), len(frames) / FPS,
+                 roi_s, audio_note)
+        result = s2t.transcribe(speech=clip.audio, video=frames)  # the modalities the clip allows
+    except SkipUtterance as skip:
+        outcome.skipped = dict(reason=skip.reason, detail=skip.detail)
+        return outcome
+    except Exception as err:  # one bad file must not end a run over many: report it, go on
+        log.debug("%s failed", path, exc_info=True)
+        outcome.skipped = dict(reason="error", detail=f"{type(err).__name__}: {err}")
+        return outcome
+    _log_decoding(uttid, result)
+    outcome.records = _records(uttid, path, result, roi_s, clip.audio is not None)
+    return outcome
+
+
+def _log_decoding(uttid: str, result: Transcription) -> None:
+    searched = ", ".join(f"{SHORT_NAMES[m]} {result.seconds.get(m, 0.0):.2f} s" for m in result.nbest)
+    log.info("%s: encoded in %.2f s, searched %s", uttid, result.seconds.get("encode", 0.0), searched)
+
+
+def _records(uttid: str, path: str, result: Transcription, roi_s: float, has_audio: bool) -> List[dict]:
+    """One JSON record per modality; ROI and encoder times are shared by the file's modalities."""
+    encode_s = result.seconds.get("encode", 0.0)
+    records = []
+    for m, nbest in result.nbest.items():
+        best = nbest[0]
+        search_s = result.seconds.get(m, 0.0)
+        records.append(dict(
+            uttid=uttid, path=path, modality=SHORT_NAMES[m], text=best.text, score=best.score,
+            tokens=best.token, num_frames=result.num_frames, duration_s=result.num_frames / FPS,
+            has_audio=has_audio,
+            timings=dict(roi_s=round(roi_s, 4), encode_s=round(encode_s, 4), search_s=round(search_s, 4),
+                         total_s=round(roi_s + encode_s + search_s, 4))))
+    return records
+
+
+def skip_line(outcome: FileOutcome) -> str:
+    """The one line a file that could not be transcribed gets."""
+    detail = f": {outcome.skipped['detail']}" if outcome.skipped["detail"] else ""
+    return f"{PROG}: {outcome.path}: not transcribed ({outcome.skipped['reason']}{detail})"
+
+
+def write_json(out: str, outcomes: Sequence[FileOutcome], model: dict) -> None:
+    doc = dict(model=model,
+               results=[r for o in outcomes for r in o.records],
+               skipped=[dict(uttid=o.uttid, path=o.path, **o.skipped) for o in outcomes if o.skipped])
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load_model(args: argparse.Namespace) -> tuple:
+    """(USR2Speech2Text, a description of what was loaded for the JSON)."""
+    files = resolve_model_dir(args.model_dir, args.model_file, args.unpack_dir)
+    start = time.perf_counter()
+    s2t = USR2Speech2Text.from_model_files(files, args.inference_config, modalities=args.modalities,
+                                           device=args.device, model_role=args.model_role)
+    load_s = time.perf_counter() - start
+    log.info("model %s (%s) loaded in %.1f s; decoding %s", files.model_file, files.train_config, load_s,
+             dataclasses.asdict(s2t.opts))
+    return s2t, dict(model_dir=str(args.model_dir), train_config=str(files.train_config),
+                     model_file=str(files.model_file), decode=dataclasses.asdict(s2t.opts),
+                     load_s=round(load_s, 4))
+
+
+def main(cmd: Optional[Sequence[str]] = None) -> int:
+    args = get_parser().parse_args(cmd)
+    logging.basicConfig(level=args.log_level, format=f"{PROG} %(asctime)s %(levelname)s: %(message)s",
+                        stream=sys.stderr)
+    if args.landmarks is not None and len(args.landmarks) != len(args.videos):
+        print(f"{PROG}: error: --landmarks lists {len(args.landmarks)} file(s) for {len(args.videos)} video(s); "
+              "give one per video, in the same order", file=sys.stderr)
+        return 2
+    try:
+        s2t, model_info = load_model(args)
+    except (ModelDirError, FileNotFoundError, ValueError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    cfg = RoiConfig(max_av_mismatch=args.max_av_mismatch)
+    landmarks = args.landmarks or [None] * len(args.videos)
+    outcomes = []
+    for n, (path, uttid, lm) in enumerate(zip(args.videos, uttids_for(args.videos), landmarks), 1):
+        log.info("[%d/%d] %s", n, len(args.videos), path)
+        outcome = transcribe_file(s2t, path, uttid, cfg, lm, args.progress_interval)
+        outcomes.append(outcome)
+        if outcome.skipped:
+            print(skip_line(outcome), file=sys.stderr, flush=True)
+        for r in outcome.records:
+            print(f"{r['uttid']} {r['modality']}: {r['text']}", flush=True)
+    if args.json:
+        write_json(args.json, outcomes, model_info)
+    done = sum(1 for o in outcomes if o.records)
+    log.info("transcribed %d of %d file(s)", done, len(outcomes))
+    return 0 if done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

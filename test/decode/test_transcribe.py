@@ -1,0 +1,137 @@
+"""usr2_transcribe end to end on generated talking-face videos, with and without an audio track."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from espnet_usr2.bin import usr2_transcribe
+from espnet_usr2.prep import roi_errors as E
+from espnet_usr2.prep.mini_lrs3 import write_mp4
+from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_roi
+from espnet_usr2.prep.talking_face import FaceStyle, TalkingFace
+
+av = pytest.importorskip("av")
+
+SIZE = 128  # small frames keep face detection fast
+SECONDS = 1.6
+PHONES = [("h", 0.1, 0.2), ("@", 0.2, 0.4), ("l", 0.4, 0.5), ("oU", 0.5, 0.9), ("m", 1.0, 1.2), ("a", 1.2, 1.5)]
+
+
+def _drop_audio(src: Path, dst: Path) -> Path:
+    """Remux the video stream of ``src`` into ``dst`` (container by suffix), without the audio."""
+    with av.open(str(src)) as inp, av.open(str(dst), mode="w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """talk.mp4 (a talking face with audio), silent.mkv (the same video, no audio track),
+    noface.mp4 (a wall, with audio), corrupt.mp4 (random bytes)."""
+    root = tmp_path_factory.mktemp("transcribe")
+    n_frames = int(SECONDS * 25)
+    frames = list(TalkingFace(FaceStyle(), SIZE).animate(PHONES, n_frames))
+    wave = (0.1 * np.random.default_rng(0).standard_normal(n_frames * 640)).astype(np.float32)
+    write_mp4(root / "talk.mp4", frames, wave, SIZE)
+    _drop_audio(root / "talk.mp4", root / "silent.mkv")
+    write_mp4(root / "noface.mp4", [np.full((SIZE, SIZE, 3), 120, np.uint8)] * n_frames, wave, SIZE)
+    (root / "corrupt.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    for name, method in (("greedy_att", "greedy_att"), ("greedy_ctc", "greedy_ctc")):
+        (root / f"{name}.yaml").write_text(f"method: {method}\n")
+    return root
+
+
+def _run(capsys, *args) -> tuple:
+    """(exit status, stdout lines, the stderr lines the tool printed itself)."""
+    status = usr2_transcribe.main([str(a) for a in args] + ["--log_level", "WARNING"])
+    out, err = capsys.readouterr()
+    return status, out.splitlines(), [line for line in err.splitlines() if line.startswith("usr2_transcribe:")]
+
+
+def test_every_modality_the_file_allows(decode_setup, clips, tmp_path, capsys):
+    model_dir = Path(decode_setup["forced"][0]).parent  # config.yaml + model.pth
+    status, out, err = _run(capsys, clips / "talk.mp4", clips / "silent.mkv", "--model_dir", model_dir,
+                            "--inference_config", clips / "greedy_att.yaml", "--json", tmp_path / "out.json")
+    assert status == 0 and err == []
+    assert out == ["talk V: ab", "talk A: ab", "talk AV: ab", "silent V: ab"]
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc["model"]["decode"]["method"] == "greedy_att" and doc["skipped"] == []
+    assert doc["model"]["model_file"] == str(model_dir / "model.pth")
+    records = doc["results"]
+    assert [(r["uttid"], r["modality"], r["text"], r["has_audio"]) for r in records] == [
+        ("talk", "V", "ab", True), ("talk", "A", "ab", True), ("talk", "AV", "ab", True), ("silent", "V", "ab", False)]
+    for r in records:
+        assert r["num_frames"] == SECONDS * 25 and r["duration_s"] == pytest.approx(SECONDS)
+        assert isinstance(r["score"], float) and r["tokens"] == ["a", "b"]
+        t = r["timings"]
+        assert set(t) == {"roi_s", "encode_s", "search_s", "total_s"} and t["roi_s"] > 0 and t["search_s"] > 0
+        assert t["total_s"] == pytest.approx(t["roi_s"] + t["encode_s"] + t["search_s"], abs=1e-3)
+
+
+def test_without_audio_track_video_is_decoded_as_with_it(decode_setup, clips, tmp_path, capsys):
+    model_dir = Path(decode_setup["random"][0]).parent
+    status, out, _ = _run(capsys, clips / "talk.mp4", clips / "silent.mkv", "--model_dir", model_dir,
+                          "--inference_config", clips / "greedy_ctc.yaml", "--modalities", "video", "audio",
+                          "--json", tmp_path / "out.json")
+    assert status == 0
+    records = {(r["uttid"], r["modality"]): r for r in json.loads((tmp_path / "out.json").read_text())["results"]}
+    assert sorted(records) == [("silent", "V"), ("talk", "A"), ("talk", "V")]
+    assert records["silent", "V"]["score"] == records["talk", "V"]["score"]  # same frames, other container
+    assert records["silent", "V"]["text"] == records["talk", "V"]["text"]
+
+
+def test_bad_files_get_one_line_and_the_exit_status_says_whether_anything_was_done(
+        decode_setup, clips, tmp_path, capsys):
+    model_dir = Path(decode_setup["forced"][0]).parent
+    bad = [clips / "noface.mp4", clips / "corrupt.mp4", clips / "absent.mp4"]
+    common = ["--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml"]
+    status, out, err = _run(capsys, *bad, clips / "talk.mp4", *common)
+    assert status == 0 and out == ["talk V: ab", "talk A: ab", "talk AV: ab"]
+    reasons = (E.NO_FACE, E.UNREADABLE_VIDEO, E.FILE_NOT_FOUND)
+    assert len(err) == 3
+    for line, path, reason in zip(err, bad, reasons):
+        assert line.startswith(f"usr2_transcribe: {path}: not transcribed ({reason}")
+    status, out, err = _run(capsys, *bad, *common, "--json", tmp_path / "bad.json")
+    assert status == 1 and out == [] and len(err) == 3
+    skipped = json.loads((tmp_path / "bad.json").read_text())["skipped"]
+    assert [(s["uttid"], s["reason"]) for s in skipped] == list(zip(("noface", "corrupt", "absent"), reasons))
+    status, _, err = _run(capsys, clips / "talk.mp4", "--model_dir", tmp_path / "nowhere")
+    assert status == 1 and err == [f"usr2_transcribe: error: model directory {tmp_path / 'nowhere'} does not exist"]
+
+
+def test_precomputed_landmarks_replace_face_detection(decode_setup, clips, tmp_path, capsys, monkeypatch):
+    landmarks = tmp_path / "talk.npy"
+    np.save(landmarks, extract_roi(clips / "talk.mp4", RoiConfig()).landmarks)  # one row per 25 fps frame
+
+    def no_detection(*args, **kwargs):
+        raise AssertionError("face detection must not run with --landmarks")
+
+    monkeypatch.setattr("espnet_usr2.prep.roi_pipeline.MediaPipeFaceMesh", no_detection)
+    model_dir = Path(decode_setup["forced"][0]).parent
+    common = ["--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml"]
+    status, out, _ = _run(capsys, clips / "talk.mp4", clips / "silent.mkv", *common,
+                          "--landmarks", landmarks, landmarks)
+    assert status == 0 and out == ["talk V: ab", "talk A: ab", "talk AV: ab", "silent V: ab"]
+    status, _, err = _run(capsys, clips / "talk.mp4", clips / "silent.mkv", *common, "--landmarks", landmarks)
+    assert status == 2 and "one per video" in err[0]
+
+
+def test_module_entry_point_on_a_packed_model(packed_recipe, clips, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-m", "espnet_usr2.bin.usr2_transcribe", str(clips / "talk.mp4"),
+                           "--model_dir", str(packed_recipe["zip"]), "--unpack_dir", str(tmp_path / "unpacked")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["talk V: ab", "talk A: ab", "talk AV: ab"]  # the packed greedy_att config
+    assert "[1/1]" in proc.stderr and "frames (1.60 s) of mouth ROIs" in proc.stderr  # progress lines
+    assert (tmp_path / "unpacked" / "exp" / "usr2_tiny" / "valid.loss.best.pth").is_file()
