@@ -3,8 +3,10 @@ runners, and usr2.sh's messages for missing inputs."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -249,11 +251,14 @@ def test_cmd_sh_backends(recipe, tmp_path):
 
 
 FAKE_TRAINER = """#!/usr/bin/env bash
-# stands in for python: records the thread setting of each call, writes what stage 11 checks
+# stands in for python's training runs: records the thread setting of each, writes what
+# stage 11 hands on (config.yaml and the model it selects); other calls go to python
+[ "$2" = espnet_usr2.bin.usr2_train ] || exec %(python)s "$@"
 out=""
 while [ "$#" -gt 0 ]; do [ "$1" = --output_dir ] && out="$2"; shift; done
 echo "OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}" >> "$(dirname "$0")/calls.log"
 mkdir -p "${out}" && echo model > "${out}/valid.loss.best.pth"
+printf 'best_model_criterion:\\n- [valid, loss, min]\\nkeep_nbest_models: 1\\n' > "${out}/config.yaml"
 """
 
 
@@ -261,7 +266,7 @@ mkdir -p "${out}" && echo model > "${out}/valid.loss.best.pth"
 def test_training_threads(recipe, extra, expected):
     """Training gets --train_nthreads OpenMP threads; without it, path.sh's one thread."""
     fake = recipe / "fake_python"
-    fake.write_text(FAKE_TRAINER)
+    fake.write_text(FAKE_TRAINER % {"python": sys.executable})
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     (recipe / "conf" / "t.yaml").write_text("seed: 1\n")
     tok = recipe / "data" / "token_list" / "bpe_unigram30"
@@ -281,3 +286,101 @@ def test_training_threads(recipe, extra, expected):
                        env={**os.environ, "OMP_NUM_THREADS": "1", "USR2_CMD_BACKEND": "local"})
     assert p.returncode == 0, p.stderr
     assert (recipe / "calls.log").read_text() == f"OMP_NUM_THREADS={expected}\n"
+
+
+# ------------------------------------------------------------------ usr2.sh --help, stage 5 skip
+def _usr2_options() -> dict:
+    """The option variables of usr2.sh's options block and their defaults (as bash sets them)."""
+    text = (TEMPLATE / "usr2.sh").read_text()
+    block = text.split("# ---------------------------------------------------------------- options (defaults)", 1)[1]
+    block = block.split("help_message=", 1)[0]
+    names = re.findall(r"^([a-z_][a-z0-9_]*)=", block, flags=re.M)
+    show = "".join(f'printf "%s\\0" "${{{n}}}"; ' for n in names)
+    out = subprocess.run(["bash", "-c", block + show], capture_output=True, text=True, check=True).stdout
+    return dict(zip(names, out.split("\0")))
+
+
+def test_usr2_help_lists_every_option_with_its_default(recipe):
+    options = _usr2_options()
+    assert {"stage", "semi_type", "score_cer", "bpe_train_text", "python", "pretrained_encoder", "model_dir",
+            "token_list", "bpemodel", "inference_model"} <= set(options), options
+    p = subprocess.run(["./usr2.sh", "--help"], cwd=recipe, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    entries = re.split(r"\n(?=  --)", p.stdout)  # one entry per option line and its continuation lines
+    for name, default in options.items():
+        entry = [e for e in entries if re.match(rf"  --{name}\b", e)]
+        assert entry, f"--{name} is not in usr2.sh --help"
+        assert f"[{default}]" in entry[0], (name, default, entry[0])
+
+
+def _tokenizer_files(recipe: Path, first: str = "<blank>") -> None:
+    (recipe / "released").mkdir()
+    (recipe / "released" / "tokens.txt").write_text(f"{first}\n<unk>\n▁A\n<sos/eos>\n")
+    (recipe / "released" / "bpe.model").write_text("x")
+
+
+@pytest.mark.parametrize("args, ok, message", [
+    (["--token_list", "released/tokens.txt", "--bpemodel", "released/bpe.model"], True,
+     "Stage 5 skipped: --token_list released/tokens.txt (4 tokens) and --bpemodel released/bpe.model given"),
+    (["--token_list=released/tokens.txt", "--bpemodel=released/none.model"], False, "missing input released/none.model"),
+    (["--token_list", "released/none.txt", "--bpemodel", "released/bpe.model"], False, "missing input released/none.txt"),
+    (["--token_list", "released/tokens.txt"], False, "give both --token_list and --bpemodel"),
+])
+def test_stage5_skipped_for_a_given_tokenizer(recipe, args, ok, message):
+    _tokenizer_files(recipe)
+    p = subprocess.run(["./usr2.sh", "--stage", "5", "--stop_stage", "5", "--labelled_sets", "tr", *args],
+                       cwd=recipe, capture_output=True, text=True)
+    assert (p.returncode == 0) == ok, p.stderr
+    assert message in (p.stdout if ok else p.stderr), (p.stdout, p.stderr)
+    assert not (recipe / "data" / "token_list").exists()  # nothing trained
+
+
+def test_stage5_checks_a_given_token_list_layout(recipe):
+    _tokenizer_files(recipe, first="<unk>")
+    p = subprocess.run(["./usr2.sh", "--stage", "5", "--stop_stage", "5", "--token_list", "released/tokens.txt",
+                        "--bpemodel", "released/bpe.model"], cwd=recipe, capture_output=True, text=True)
+    assert p.returncode != 0 and "must start with <blank> and end with <sos/eos>" in p.stderr
+
+
+# ------------------------------------------------------------------ corpus run.sh option parsing
+FAKE_USR2 = """#!/usr/bin/env bash
+printf '%s\\n' "$@" > usr2_args.txt
+"""
+
+
+@pytest.mark.parametrize("corpus, own, effect", [
+    ("lrs3", ["--setting=high", "--model", "base_plus"],
+     {"--labelled_sets": "pretrain trainval", "--train_config": "conf/train_usr2_base_plus.yaml"}),
+    ("lrs2", ["--setting", "high", "--model=large"], {"--train_config": "conf/train_usr2_large.yaml"}),
+    ("lrs2_lrs3_vox2_avspeech", ["--model=huge", "--valid_size", "7"], {"--local_data_opts": "--valid_size 7 "}),
+    ("vox2", ["--max_len=4"], {"--local_data_opts": "--max_len 4 "}),
+    ("avspeech", ["--data_opts", "--x 1"], {"--local_data_opts": " --x 1"}),
+    ("mini_lrs3", ["--inference_nj=3", "--train_nthreads", "1"], {"--inference_nj": "3", "--train_nthreads": "1"}),
+])
+def test_corpus_run_sh_parses_both_forms_and_passes_the_rest(corpus, own, effect, tmp_path):
+    """Every corpus run.sh reads its own options with utils/parse_options.sh (--x y and
+    --x=y) and hands every other option, as given, to usr2.sh (here a stand-in that
+    records its arguments)."""
+    src = REPO / "egs2" / corpus / "usr2"
+    d = tmp_path / "recipe"
+    d.mkdir()
+    for entry in src.iterdir():
+        if entry.name != "usr2.sh":
+            (d / entry.name).symlink_to(entry.resolve())
+    (d / "usr2.sh").write_text(FAKE_USR2)
+    (d / "usr2.sh").chmod(0o755)
+    passed = ["--stage", "10", "--pretrained_encoder=/x/enc.pth", "--ngpu", "2", "--tag", "a b"]
+    p = subprocess.run(["./run.sh", "--nj=3", *own, *passed], cwd=d, capture_output=True, text=True,
+                       env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    assert p.returncode == 0, p.stderr
+    args = (d / "usr2_args.txt").read_text().splitlines()
+    rest = passed[2:] if corpus == "mini_lrs3" else passed  # mini's run.sh has its own --stage
+    assert args[-len(rest):] == rest  # the rest, as given, last (it wins in usr2.sh)
+    assert args[args.index("--stage") + 1] == "10"
+    assert args[args.index("--nj") + 1] == "3"  # run.sh's own option, --x=y form
+    for opt, value in effect.items():
+        assert value in args[args.index(opt) + 1], (opt, args)
+    p = subprocess.run(["./run.sh", "--help"], cwd=d, capture_output=True, text=True)
+    assert p.returncode == 0 and "Every other option goes to usr2.sh" in p.stdout
+    p = subprocess.run(["./run.sh", "--nj"], cwd=d, capture_output=True, text=True)
+    assert p.returncode != 0 and "option --nj needs a value" in p.stderr

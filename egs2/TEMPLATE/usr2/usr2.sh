@@ -7,13 +7,20 @@
 #   3  format/dump        Kaldi-style lists per set -> dump/<set>/ (train sets: dump/org/<set>/)
 #   4  length filter      min/max frames on labelled/unlabelled/valid sets -> dump/<set>/
 #   5  tokenizer          SentencePiece + ESPnet token list -> data/token_list/bpe_<type><nbpe>/
+#                         (skipped when --token_list and --bpemodel are given; both are checked)
 #  10  collect stats      shape files for the samplers -> <expdir>/stats_{lab,unlab}/
 #  11  training           supervised, or semi-supervised with --unlabelled_sets -> <expdir>/<tag>/
-#  12  decoding           A, V, AV on --test_sets -> <expdir>/<tag>/decode_<inference_tag>/<set>/
+#                         (11a: supervised warm-up -> <expdir>/<tag>_sup/ with --sup_train_config)
+#  12  decoding           A, V, AV on --test_sets -> <expdir>/<tag>/<inference_tag>/<set>/
 #  13  scoring            WER/CER per modality (sclite), <expdir>/<tag>/RESULTS.md
 #  14  packing            <expdir>/<tag>/packed/<tag>.zip
+# The model handed on (11a -> 11 -> 12 -> 14) is the file ESPnet's trainer writes for the
+# run's own best_model_criterion / keep_nbest_models (<exp>/config.yaml), unless
+# --inference_model / --sup_inference_model name one. --model_dir decodes a given model.
 # Every stage prints what it does and what it wrote; a stage whose inputs are missing
-# stops naming the missing file. Run from a recipe directory (egs2/<corpus>/usr2).
+# stops naming the missing file. Stages 10-11 write <expdir>/<tag>/run.sh and 12-13
+# <expdir>/<tag>/<inference_tag>/run.sh: the command line that ran them, run from the recipe
+# directory (options given to it are appended). Run from a recipe directory (egs2/<corpus>/usr2).
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
@@ -22,6 +29,8 @@ min() { if [ "$1" -lt "$2" ]; then echo "$1"; else echo "$2"; fi; }
 SECONDS=0
 
 # ---------------------------------------------------------------- options (defaults)
+# Every variable set in this block is an option (--name value or --name=value) and is
+# listed in --help with its default (test/recipe/test_usr2_pipeline.py checks both).
 stage=1
 stop_stage=10000
 skip_stages=""         # stage numbers to skip, e.g. "2 3"
@@ -53,15 +62,19 @@ token_type=bpe
 nbpe=1000
 bpemode=unigram
 bpe_train_text=""      # text file(s) to train on (default: the labelled sets' text)
+token_list=""          # a given token list (with --bpemodel): stage 5 is skipped
+bpemodel=""            # a given SentencePiece model (with --token_list)
 
 # Training (stages 10, 11)
 train_config=""        # USR 2.0 config, e.g. conf/train_usr2_base.yaml
 train_args=""          # extra arguments for usr2_train (override the config)
 tag=""                 # experiment name (default: from the config and data setting)
 init_param=""          # --init_param for training (e.g. a supervised model)
+pretrained_encoder=""  # an init file in this model's parameter names (usr2_import --encoder_only)
 sup_train_config=""    # semi-supervised only: first train a supervised model with this
                        # config and start the semi-supervised run from it
 sup_train_args=""      # extra arguments for that supervised warm-up run
+sup_inference_model="" # the warm-up's model handed to stage 11 (default: from its config)
 labelled_batch_frames=600    # semi-supervised batches, frames per device
 unlabelled_batch_frames=4400
 semi_type=usr2
@@ -69,8 +82,9 @@ semi_type=usr2
 # Decoding and scoring (stages 12, 13)
 inference_config=""    # e.g. conf/decode_beam30.yaml
 inference_args=""      # extra arguments for usr2_inference
-inference_model=valid.loss.best.pth
+inference_model=""     # default: the file the run's config selects (espnet_usr2/utils/model_selection.py)
 inference_tag=""       # default: decode_<config name>_<model name>
+model_dir=""           # decode a given model directory (config.yaml + model file) instead of training
 modalities="v a av"
 model_role=student     # student or teacher (the EMA teacher of semi-supervised runs)
 score_cer=true
@@ -79,44 +93,80 @@ help_message="Usage: $0 --train_config <yaml> --labelled_sets <sets> --valid_set
 
 Stages: 1 data prep, 2 mouth ROI + audio, 3 format, 4 length filter, 5 tokenizer,
         10 collect stats, 11 training, 12 decoding (A/V/AV), 13 scoring, 14 packing.
+Options take a value (--name value or --name=value); defaults in brackets, [] = empty.
+Stages 10-11 write <expdir>/<tag>/run.sh and stages 12-13 <expdir>/<tag>/<inference_tag>/run.sh,
+the command line that ran them: run again (with more options appended, e.g. --stage 12), it
+reproduces the experiment from the recipe directory.
 
 General:
-  --stage N / --stop-stage N   first / last stage to run (${stage} / ${stop_stage})
-  --skip_stages \"N M\"          stages to skip
-  --ngpu N                     GPUs for training and decoding (${ngpu}); N > 1 runs
-                               ESPnet's torch.distributed training on one node
-  --num_nodes N                nodes for multi-node training (${num_nodes}); jobs go through
+  --stage N                    first stage [${stage}]
+  --stop_stage N               last stage [${stop_stage}]
+  --skip_stages \"N M\"          stages to skip [${skip_stages}]
+  --ngpu N                     GPUs for training and decoding [${ngpu}]; N > 1 runs ESPnet's
+                               torch.distributed training on one node
+  --num_nodes N                nodes for multi-node training [${num_nodes}]; jobs go through
                                espnet2.bin.launch with \${cuda_cmd} (cmd.sh)
-  --train_nthreads N           CPU threads per training process (CPU training on an otherwise idle
-                               machine: its core count; path.sh keeps other jobs at 1 thread)
-  --nj N                       jobs for mouth-ROI extraction (${nj})
-  --roi_nproc N                processes per extraction job (${roi_nproc})
-  --inference_nj N             jobs for decoding (${inference_nj})
-  --datadir / --dumpdir / --expdir   (${datadir} / ${dumpdir} / ${expdir})
+  --train_nthreads N           CPU threads per training process [${train_nthreads}] (empty: OMP_NUM_THREADS,
+                               path.sh's 1; CPU training on an idle machine: its core count)
+  --nj N                       jobs for mouth-ROI extraction [${nj}]
+  --roi_nproc N                processes per extraction job [${roi_nproc}]
+  --inference_nj N             jobs for decoding [${inference_nj}]
+  --python CMD                 Python interpreter of every stage [${python}]
+  --datadir DIR                data directories [${datadir}]
+  --dumpdir DIR                extracted and formatted data [${dumpdir}]
+  --expdir DIR                 statistics and experiments [${expdir}]
 Data:
-  --labelled_sets \"A B\"        labelled training sets
-  --unlabelled_sets \"C\"        unlabelled training sets (semi-supervised training)
-  --valid_set V                validation set (labelled)
-  --test_sets \"T1 T2\"          sets to decode and score
-  --local_data_opts \"...\"      options passed to local/data.sh
-  --roi_opts \"...\"             options passed to usr2_prepare_roi
-  --min_frames / --max_frames  length filter of training sets, video frames (${min_frames} / ${max_frames})
-Tokenizer:
-  --token_type bpe --nbpe N --bpemode unigram|bpe   (${token_type}, ${nbpe}, ${bpemode})
-Training:
-  --train_config YAML          model/training config (required from stage 10)
-  --train_args \"...\"           extra usr2_train arguments
-  --tag NAME                   experiment name under --expdir
-  --init_param PATH            initialise from a model (ESPnet --init_param syntax)
-  --sup_train_config YAML      with --unlabelled_sets: supervised warm-up run first,
-  --sup_train_args \"...\"       then the semi-supervised run starts from its model
-  --labelled_batch_frames N / --unlabelled_batch_frames N   semi-supervised batch sizes
-Decoding:
-  --inference_config YAML      decoding config, e.g. conf/decode_beam30.yaml
-  --inference_args \"...\"       extra usr2_inference arguments
-  --inference_model FILE       model file in the experiment dir (${inference_model})
-  --modalities \"v a av\"        modalities to decode
-  --model_role student|teacher which network of a semi-supervised model to decode"
+  --labelled_sets \"A B\"        labelled training sets [${labelled_sets}]
+  --unlabelled_sets \"C\"        unlabelled training sets (semi-supervised training) [${unlabelled_sets}]
+  --valid_set V                validation set (labelled) [${valid_set}]
+  --test_sets \"T1 T2\"          sets to decode and score [${test_sets}]
+  --local_data_opts \"...\"      options passed to local/data.sh [${local_data_opts}]
+  --roi_opts \"...\"             options passed to usr2_prepare_roi [${roi_opts}]
+  --min_frames N               length filter of training sets, video frames [${min_frames}]
+  --max_frames N               [${max_frames}]
+Tokenizer (stage 5):
+  --token_type bpe             [${token_type}] (the only type implemented)
+  --nbpe N                     vocabulary size [${nbpe}]
+  --bpemode unigram|bpe        SentencePiece model type [${bpemode}]
+  --bpe_train_text \"F1 F2\"     Kaldi text files to train on [${bpe_train_text}] (empty: the labelled sets')
+  --token_list FILE            a given ESPnet token list [${token_list}] and
+  --bpemodel FILE              its SentencePiece model [${bpemodel}]: both given, stage 5 is skipped
+                               (e.g. a released model's vocabulary); empty: stage 5's in
+                               ${datadir}/token_list/${token_type}_${bpemode}${nbpe}/
+Training (stages 10, 11):
+  --train_config YAML          model/training config (required from stage 10) [${train_config}]
+  --train_args \"...\"           extra usr2_train arguments [${train_args}]
+  --tag NAME                   experiment name under --expdir [${tag}] (empty: from the config and
+                               sets, or the name of --model_dir)
+  --init_param PATH            initialise from a model (ESPnet --init_param syntax) [${init_param}]
+  --pretrained_encoder FILE    start from a self-supervised encoder [${pretrained_encoder}]: an init
+                               file in this model's parameter names (usr2_import --encoder_only);
+                               it starts the warm-up (11a) or, without one, stage 11
+  --sup_train_config YAML      with --unlabelled_sets: supervised warm-up run first (stage 11a),
+                               then the semi-supervised run starts from its model [${sup_train_config}]
+  --sup_train_args \"...\"       extra arguments for the warm-up run [${sup_train_args}]
+  --sup_inference_model FILE   the warm-up's model handed to stage 11 [${sup_inference_model}]
+                               (empty: the file its config's best_model_criterion selects)
+  --labelled_batch_frames N    semi-supervised batches: labelled frames per device [${labelled_batch_frames}]
+  --unlabelled_batch_frames N  unlabelled frames per device [${unlabelled_batch_frames}]
+  --semi_type usr2|usr1        semi-supervised objective (usr1: the USR baseline) [${semi_type}]
+Decoding and scoring (stages 12-14):
+  --inference_config YAML      decoding config, e.g. conf/decode_beam30.yaml [${inference_config}]
+  --inference_args \"...\"       extra usr2_inference arguments [${inference_args}]
+  --inference_model FILE       model file in the experiment dir [${inference_model}] (empty: the file
+                               the run's config selects, e.g. valid.acc_av.ave.pth for the paper
+                               configs, valid.loss.best.pth for a single kept model)
+  --inference_tag NAME         decoding directory [${inference_tag}] (empty: decode_<config>_<model>)
+  --model_dir DIR              decode, score and pack a given model (config.yaml + model file, e.g.
+                               usr2_import's output) [${model_dir}]; stages 5, 10, 11 are skipped,
+                               results go to --expdir/<tag>
+  --modalities \"v a av\"        modalities to decode [${modalities}]
+  --model_role student|teacher which network of a semi-supervised model to decode [${model_role}]
+  --score_cer true|false       also score the character error rate [${score_cer}]"
+
+# The command line as given, for <exp>/run.sh (parse_options.sh consumes "$@").
+run_cmd="$(printf '%q ' "$0" "$@")"
+recipe_dir="$(pwd)"
 
 [ -f ./path.sh ] && . ./path.sh
 [ -f ./cmd.sh ] || die "cmd.sh not found: run from a recipe directory (egs2/<corpus>/usr2)"
@@ -143,11 +193,21 @@ lab_train="$(echo ${labelled_sets} | tr ' ' '+')"
 unlab_train="$(echo ${unlabelled_sets} | tr ' ' '+')"
 train_sets_all="${labelled_sets} ${unlabelled_sets} ${valid_set}"
 
+# The tokenizer: stage 5's, or one given with --token_list and --bpemodel (stage 5 skipped).
 bpedir="${datadir}/token_list/${token_type}_${bpemode}${nbpe}"
-bpemodel="${bpedir}/bpe.model"
-token_list="${bpedir}/tokens.txt"
+if [ -n "${token_list}" ] || [ -n "${bpemodel}" ]; then
+    [ -n "${token_list}" ] && [ -n "${bpemodel}" ] \
+        || die "give both --token_list and --bpemodel (a given vocabulary), or neither (stage 5 makes one)"
+    tokenizer_given=true
+else
+    tokenizer_given=false
+    bpemodel="${bpedir}/bpe.model"
+    token_list="${bpedir}/tokens.txt"
+fi
 
-if [ -z "${tag}" ] && [ -n "${train_config}" ]; then
+if [ -z "${tag}" ] && [ -n "${model_dir}" ]; then
+    tag="$(basename "$(cd "${model_dir}" 2>/dev/null && pwd || echo "${model_dir}")")"
+elif [ -z "${tag}" ] && [ -n "${train_config}" ]; then
     tag="$(basename "${train_config}" .yaml)_${lab_train:-nolab}"
     [ -n "${unlab_train}" ] && tag+="_semi_${unlab_train}"
     [ -n "${train_args}" ] && tag+="_$(echo "${train_args}" | sed -e 's/--//g' -e 's/[ =\/,]\+/_/g' | cut -c1-60)"
@@ -156,11 +216,61 @@ exp="${expdir}/${tag}"
 sup_exp="${expdir}/${tag}_sup"
 stats_lab="${expdir}/stats_${lab_train:-none}"
 stats_unlab="${expdir}/stats_unlab_${unlab_train:-none}"
-if [ -z "${inference_tag}" ] && [ -n "${inference_config}" ]; then
-    _icfg="$(basename "${inference_config}" .yaml)"
-    inference_tag="decode_${_icfg#decode_}_${inference_model%.pth}"
-    [ "${model_role}" = student ] || inference_tag+="_${model_role}"
+# Where stages 12 and 14 read the model: the experiment, or the directory --model_dir gives
+# (its results still go to ${exp}).
+model_src="${model_dir:-${exp}}"
+if [ -n "${model_dir}" ]; then
+    for n in 5 10 11; do
+        if run_stage "${n}"; then
+            log "--model_dir ${model_dir}: stages 5, 10 and 11 (tokenizer, training) are skipped"
+            break
+        fi
+    done
+    skip_stages+=" 5 10 11"
 fi
+
+# select_model <dir> <name or empty> <what it is for>: the path of the model file to hand
+# on: <name> if given, else the file the directory's config.yaml selects (the same rule as
+# ESPnet's trainer, espnet_usr2/utils/model_selection.py); dies naming the missing file
+# and the .pth files that do exist.
+select_model() {
+    local name_opt=()
+    [ -z "$2" ] || name_opt=(--name "$2")
+    ${python} -m espnet_usr2.utils.model_selection --exp_dir "$1" "${name_opt[@]}" \
+        || die "no model file for $3 in $1 (see above)"
+}
+
+# set_inference_tag <stage>: decode_<config>_<model> unless --inference_tag was given;
+# records the command line (write_run_sh) in the decoding directory.
+set_inference_tag() {
+    [ -z "${inference_tag}" ] || { write_decode_run_sh; return 0; }
+    [ -n "${inference_config}" ] || die "--inference_config (or --inference_tag) is required for stage $1"
+    local _icfg _model
+    _icfg="$(basename "${inference_config}" .yaml)"
+    _model="$(select_model "${model_src}" "${inference_model}" "decoding")"
+    _model="$(basename "${_model}")"
+    inference_tag="decode_${_icfg#decode_}_${_model%.pth}"
+    [ "${model_role}" = student ] || inference_tag+="_${model_role}"
+    write_decode_run_sh
+}
+write_decode_run_sh() {
+    write_run_sh "${exp}/${inference_tag}"
+    [ -e "${exp}/run.sh" ] || write_run_sh "${exp}"
+}
+
+# write_run_sh <dir>: <dir>/run.sh, the command line of this run, executed from the recipe
+# directory; options given to it are appended and win (as asr.sh's <exp>/run.sh).
+write_run_sh() {
+    mkdir -p "$1"
+    {
+        echo "#!/usr/bin/env bash"
+        echo "# Written by usr2.sh ($(date '+%Y-%m-%dT%H:%M:%S')): the command that ran this experiment."
+        echo "# Options given to this script are appended, e.g. \"$1/run.sh --stage 12\" decodes again."
+        echo "cd $(printf '%q' "${recipe_dir}") || exit 1"
+        echo "${run_cmd}\"\$@\"; exit \$?"
+    } >"$1/run.sh"
+    chmod +x "$1/run.sh"
+}
 
 QUIET="--use_matplotlib false --use_tensorboard false --num_att_plot 0"
 
@@ -307,7 +417,18 @@ if run_stage 4; then
 fi
 
 # ===================================================================== stage 5
-if run_stage 5; then
+# check_token_list <file>: ESPnet's layout, <blank> first and <sos/eos> last.
+check_token_list() {
+    need_file "$1" "--token_list"
+    [ "$(head -n 1 "$1")" = "<blank>" ] && [ "$(tail -n 1 "$1")" = "<sos/eos>" ] \
+        || die "token list $1 must start with <blank> and end with <sos/eos> (ESPnet's token list)"
+}
+
+if run_stage 5 && [ "${tokenizer_given}" = true ]; then
+    check_token_list "${token_list}"
+    need_file "${bpemodel}" "--bpemodel"
+    log "Stage 5 skipped: --token_list ${token_list} ($(wc -l <"${token_list}") tokens) and --bpemodel ${bpemodel} given"
+elif run_stage 5; then
     [ "${token_type}" = bpe ] || die "--token_type ${token_type}: only bpe is implemented"
     texts="${bpe_train_text}"
     if [ -z "${texts}" ]; then
@@ -334,8 +455,8 @@ check_train_inputs() {
     need_file "${train_config}" "--train_config"
     [ -n "${lab_train}" ] || die "--labelled_sets is required"
     [ -n "${valid_set}" ] || die "--valid_set is required"
-    need_file "${token_list}" "stage 5"
-    need_file "${bpemodel}" "stage 5"
+    need_file "${token_list}" "$([ "${tokenizer_given}" = true ] && echo "--token_list" || echo "stage 5")"
+    need_file "${bpemodel}" "$([ "${tokenizer_given}" = true ] && echo "--bpemodel" || echo "stage 5")"
     local d
     for d in "${dumpdir}/${lab_train}" "${dumpdir}/${valid_set}"; do
         need_file "${d}/wav.scp" "stage 4"; need_file "${d}/video.scp" "stage 4"; need_file "${d}/text" "stage 4"
@@ -374,6 +495,13 @@ train_job() {
     fi
 }
 
+# Stages 10-13 leave the command line that ran them, as asr.sh does: training (10, 11) in
+# <exp>/run.sh, decoding and scoring (12, 13) in <exp>/<inference_tag>/run.sh (and in
+# <exp>/run.sh when no training wrote one, e.g. with --model_dir).
+if [ -n "${tag}" ] && { run_stage 10 || run_stage 11; }; then
+    write_run_sh "${exp}"
+fi
+
 # ===================================================================== stage 10
 if run_stage 10; then
     check_train_inputs
@@ -411,8 +539,13 @@ if run_stage 11; then
         $(data_opts --train_data_path_and_name_and_type "${dumpdir}/${lab_train}")
         $(data_opts --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}")
         --train_shape_file ${stats_lab}/train/video_shape --valid_shape_file ${stats_lab}/valid/video_shape"
+    # The first run (the warm-up, or stage 11 without one) starts from --pretrained_encoder
+    # and/or --init_param (ESPnet loads them in this order; the EMA teacher is copied from
+    # the student when semi-supervised training starts, so it starts from them too).
+    init_files="${pretrained_encoder} ${init_param}"
+    [ -z "${pretrained_encoder}" ] || need_file "${pretrained_encoder}" "--pretrained_encoder (e.g. usr2_import --encoder_only)"
     init_opt=""
-    [ -n "${init_param}" ] && init_opt="--init_param ${init_param}"
+    [ -z "${init_files// /}" ] || init_opt="--init_param ${init_files}"
     if [ -z "${unlab_train}" ]; then
         log "Stage 11: supervised training on ${lab_train} (${train_config}) -> ${exp} (log: ${exp}/train.log)"
         # shellcheck disable=SC2086
@@ -424,8 +557,9 @@ if run_stage 11; then
             log "Stage 11a: supervised warm-up on ${lab_train} (${sup_train_config}) -> ${sup_exp} (log: ${sup_exp}/train.log)"
             # shellcheck disable=SC2086
             train_job "${sup_exp}" "${sup_exp}/train.log" --config "${sup_train_config}" ${sup_common} ${init_opt} ${sup_train_args}
-            need_file "${sup_exp}/${inference_model}" "the supervised warm-up (stage 11a)"
-            init_opt="--init_param ${sup_exp}/${inference_model}"
+            sup_model="$(select_model "${sup_exp}" "${sup_inference_model}" "the semi-supervised run (stage 11)")"
+            log "Stage 11a: the semi-supervised run starts from ${sup_model}"
+            init_opt="--init_param ${sup_model}"
         fi
         log "Stage 11: semi-supervised training, labelled ${lab_train} + unlabelled ${unlab_train}" \
             "(${train_config}) -> ${exp} (log: ${exp}/train.log)"
@@ -436,16 +570,17 @@ if run_stage 11; then
             $(data_opts --unlabelled_data_path_and_name_and_type "${dumpdir}/${unlab_train}" false) \
             --unlabelled_shape_file "${stats_unlab}/train/video_shape" ${init_opt} ${train_args}
     fi
-    need_file "${exp}/${inference_model}" "stage 11 (see ${exp}/train.log)"
-    log "Stage 11 wrote ${exp}/{config.yaml,${inference_model},checkpoint.pth,train.log}"
+    final_model="$(select_model "${exp}" "${inference_model}" "decoding (stage 12; see ${exp}/train.log)")"
+    log "Stage 11 wrote ${exp}/{config.yaml,checkpoint.pth,train.log} and the model to decode, ${final_model}"
 fi
 
 # ===================================================================== stage 12
 if run_stage 12; then
     [ -n "${inference_config}" ] || die "--inference_config is required for stage 12"
     need_file "${inference_config}" "--inference_config"
-    need_file "${exp}/config.yaml" "stage 11"
-    need_file "${exp}/${inference_model}" "stage 11"
+    need_file "${model_src}/config.yaml" "$([ -n "${model_dir}" ] && echo "--model_dir" || echo "stage 11")"
+    model_file="$(select_model "${model_src}" "${inference_model}" "decoding (stage 12)")"
+    set_inference_tag 12
     # One GPU per decoding job (when any): jobs are parallel over data splits.
     gpu_opt=""
     dec_gpu=0
@@ -460,11 +595,12 @@ if run_stage 12; then
         mkdir -p "${logdir}"
         ${python} -m espnet_usr2.decode.splits split --scp "${d}/video.scp" --nj "${inference_nj}" --out_dir "${logdir}" >/dev/null
         _nj=$(find "${logdir}" -maxdepth 1 -name 'keys.*.scp' | wc -l)
-        log "Stage 12: decoding ${s} (${modalities}) with ${inference_config}, ${_nj} jobs -> ${out} (logs: ${logdir}/decode.*.log)"
+        log "Stage 12: decoding ${s} (${modalities}) with ${model_file} and ${inference_config}, ${_nj} jobs" \
+            "-> ${out} (logs: ${logdir}/decode.*.log)"
         # shellcheck disable=SC2086
         ${decode_cmd} --gpu "${dec_gpu}" JOB=1:"${_nj}" "${logdir}/decode.JOB.log" \
             ${python} -m espnet_usr2.bin.usr2_inference --config "${inference_config}" \
-                --train_config "${exp}/config.yaml" --model_file "${exp}/${inference_model}" \
+                --train_config "${model_src}/config.yaml" --model_file "${model_file}" \
                 --model_role "${model_role}" --modalities ${modalities} ${gpu_opt} \
                 --data_path_and_name_and_type "${d}/wav.scp,speech,sound" \
                 --data_path_and_name_and_type "${d}/video.scp,video,roi_video" \
@@ -478,12 +614,14 @@ fi
 
 # ===================================================================== stage 13
 if run_stage 13; then
-    [ -n "${inference_tag}" ] || die "--inference_config (or --inference_tag) is required for stage 13"
-    cer_opt=""
-    [ "${score_cer}" = true ] && cer_opt="--cer"
     for s in ${test_sets}; do
         need_file "${dumpdir}/${s}/text" "stage 3"
         need_file "${dumpdir}/${s}/utt2spk" "stage 3"
+    done
+    set_inference_tag 13
+    cer_opt=""
+    [ "${score_cer}" = true ] && cer_opt="--cer"
+    for s in ${test_sets}; do
         for m in ${modalities}; do
             case "${m}" in v | video) m=video ;; a | audio) m=audio ;; av | audiovisual) m=audiovisual ;; esac
             d="${exp}/${inference_tag}/${s}/${m}"
@@ -502,17 +640,17 @@ fi
 
 # ===================================================================== stage 14
 if run_stage 14; then
-    need_file "${exp}/config.yaml" "stage 11"
-    need_file "${exp}/${inference_model}" "stage 11"
+    need_file "${model_src}/config.yaml" "$([ -n "${model_dir}" ] && echo "--model_dir" || echo "stage 11")"
+    model_file="$(select_model "${model_src}" "${inference_model}" "packing (stage 14)")"
     pack_opts=""
     # config.yaml holds the token list itself; tokens.txt and bpe.model travel along for
     # users of the recipe layout.
     [ -f "${token_list}" ] && pack_opts+=" --option ${token_list}"
     [ -f "${exp}/RESULTS.md" ] && pack_opts+=" --option ${exp}/RESULTS.md"
     [ -n "${inference_config}" ] && [ -f "${inference_config}" ] && pack_opts+=" --option ${inference_config}"
-    log "Stage 14: packing ${exp} -> ${exp}/packed/${tag}.zip"
+    log "Stage 14: packing ${model_file} -> ${exp}/packed/${tag}.zip"
     # shellcheck disable=SC2086
-    ${python} pyscripts/pack_model.py --train_config "${exp}/config.yaml" --model_file "${exp}/${inference_model}" \
+    ${python} pyscripts/pack_model.py --train_config "${model_src}/config.yaml" --model_file "${model_file}" \
         --outpath "${exp}/packed/${tag}.zip" ${pack_opts}
     log "Stage 14 wrote ${exp}/packed/${tag}.zip"
 fi

@@ -16,15 +16,15 @@ set -euo pipefail
 landmarks_dir=""
 nj=8
 data_opts=""
-usr2_args=()
-while [ "$#" -gt 0 ]; do
-    case "$1" in
-        --landmarks_dir | --nj | --data_opts)
-            [ "$#" -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-            declare "${1#--}=$2"; shift 2 ;;
-        *) usr2_args+=("$1"); shift ;;
-    esac
-done
+help_message="Usage: $0 [options]
+  --landmarks_dir D   precomputed landmarks instead of face detection [${landmarks_dir}]
+  --nj N              data preparation jobs [${nj}]
+  --data_opts \"...\"   more local/data.sh options [${data_opts}]
+Every other option goes to usr2.sh (./usr2.sh --help), e.g. --stage 12 --model_dir DIR,
+--pretrained_encoder FILE."
+passthrough_args=()  # every other option goes to usr2.sh
+. utils/parse_options.sh
+[ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }
 local_opts="--nj ${nj} ${data_opts}"
 roi_opts="--face_hint data/face_hint.scp"
 if [ -n "${landmarks_dir}" ]; then
@@ -39,4 +39,4 @@ fi
     --min_frames 10 \
     --max_frames 400 \
     --stop_stage 4 \
-    "${usr2_args[@]}"
+    "${passthrough_args[@]}"

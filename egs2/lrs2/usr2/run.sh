@@ -16,15 +16,19 @@ landmarks_dir=""
 max_len=16
 nj=8
 data_opts=""
-usr2_args=()
-while [ "$#" -gt 0 ]; do
-    case "$1" in
-        --setting | --model | --landmarks_dir | --max_len | --nj | --data_opts)
-            [ "$#" -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-            declare "${1#--}=$2"; shift 2 ;;
-        *) usr2_args+=("$1"); shift ;;
-    esac
-done
+help_message="Usage: $0 [--setting low|high] [--model base|base_plus|large|huge] [options]
+  --setting S         data setting [${setting}]
+  --model M           model size: conf/train_usr2_<M>.yaml [${model}]
+  --landmarks_dir D   precomputed landmarks (corpus layout) instead of face detection [${landmarks_dir}]
+  --max_len S         pretrain split, seconds [${max_len}]
+  --nj N              data preparation jobs [${nj}]
+  --data_opts \"...\"   more local/data.sh options [${data_opts}]
+Every other option goes to usr2.sh (./usr2.sh --help), e.g. --stage 10, --ngpu 8,
+--pretrained_encoder FILE (start from a self-supervised encoder, usr2_import --encoder_only),
+--token_list FILE --bpemodel FILE (a released vocabulary; stage 5 skipped), --model_dir DIR."
+passthrough_args=()  # every other option goes to usr2.sh
+. utils/parse_options.sh
+[ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }
 case "${setting}" in
     low) lab="train"; unlab="pretrain"; lab_frames=600; unlab_frames=4400 ;;
     high) lab="pretrain train"; unlab=""; lab_frames=1200; unlab_frames=3200 ;;
@@ -54,4 +58,4 @@ fi
     --labelled_batch_frames "${lab_frames}" \
     --unlabelled_batch_frames "${unlab_frames}" \
     --inference_config conf/decode_beam30.yaml \
-    "${usr2_args[@]}"
+    "${passthrough_args[@]}"

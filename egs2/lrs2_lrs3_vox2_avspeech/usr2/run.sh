@@ -5,7 +5,7 @@
 #
 #   ./run.sh --ngpu 8                              # stages 1-13 (the paper used 64 GPUs)
 #   ./run.sh --stop_stage 5                        # data + tokenizer only
-#   ./run.sh --stage 11 --init_param /path/to/pretrained.pth:encoder:encoder   # see README.md
+#   ./run.sh --stage 11 --pretrained_encoder /path/to/encoder.pth   # usr2_import --encoder_only; README.md
 #
 # Options of this script: --model (huge; others run with the Huge data, not a paper
 # configuration), --max_len (s, LRS pretrain / VoxCeleb2 chunks), --valid_size (LRS3
@@ -25,16 +25,21 @@ lrs2_landmarks_dir=""
 lrs3_landmarks_dir=""
 vox2_landmarks_dir=""
 avspeech_landmarks_dir=""
-usr2_args=()
-while [ "$#" -gt 0 ]; do
-    case "$1" in
-        --model | --max_len | --valid_size | --nj | --data_opts | --lrs2_landmarks_dir | --lrs3_landmarks_dir | \
-            --vox2_landmarks_dir | --avspeech_landmarks_dir)
-            [ "$#" -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-            declare "${1#--}=$2"; shift 2 ;;
-        *) usr2_args+=("$1"); shift ;;
-    esac
-done
+help_message="Usage: $0 [options]
+  --model M           model size: conf/train_usr2_<M>.yaml [${model}]
+  --max_len S         LRS pretrain / VoxCeleb2 chunks, seconds [${max_len}]
+  --valid_size N      LRS3 trainval utterances held out for validation [${valid_size}]
+  --nj N              data preparation jobs [${nj}]
+  --data_opts \"...\"   more local/data.sh options [${data_opts}]
+  --lrs2_landmarks_dir D / --lrs3_landmarks_dir D / --vox2_landmarks_dir D / --avspeech_landmarks_dir D
+                      precomputed landmarks per corpus instead of face detection
+                      [${lrs2_landmarks_dir}] [${lrs3_landmarks_dir}] [${vox2_landmarks_dir}] [${avspeech_landmarks_dir}]
+Every other option goes to usr2.sh (./usr2.sh --help), e.g. --stage 10, --ngpu 8,
+--pretrained_encoder FILE (start from a self-supervised encoder, usr2_import --encoder_only),
+--token_list FILE --bpemodel FILE (a released vocabulary; stage 5 skipped), --model_dir DIR."
+passthrough_args=()  # every other option goes to usr2.sh
+. utils/parse_options.sh
+[ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }
 [ -f "conf/train_usr2_${model}.yaml" ] || { echo "$0: no conf/train_usr2_${model}.yaml" >&2; exit 1; }
 [ "${model}" = huge ] || echo "$0: note: --model ${model} on the Huge data is not a paper configuration" >&2
 
@@ -67,4 +72,4 @@ done
     --labelled_batch_frames 700 \
     --unlabelled_batch_frames 2400 \
     --inference_config conf/decode_beam30.yaml \
-    "${usr2_args[@]}"
+    "${passthrough_args[@]}"

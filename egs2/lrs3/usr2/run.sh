@@ -5,11 +5,13 @@
 #   ./run.sh --setting vox2_low --model base_plus   # + VoxCeleb2 (English) unlabelled; also --model large
 #   ./run.sh --setting vox2_high --model large      # pretrain+trainval labelled, VoxCeleb2 unlabelled
 #   ./run.sh --setting high --model base       # pretrain+trainval labelled, no unlabelled data (supervised)
+#   ./run.sh --setting low --model base --pretrained_encoder enc.pth   # from USR's self-supervised encoder
+#   ./run.sh --stage 12 --stop_stage 13 --model_dir released/base   # decode LRS3 test with a given model
 #
 # Options of this script: --setting, --model, --landmarks_dir DIR (precomputed landmarks in
 # the corpus layout, instead of face detection), --max_len (pretrain split, s), --valid_size,
 # --nj, --data_opts "..." (more local/data.sh options). Every other option goes to usr2.sh
-# (e.g. --stage 10, --stop_stage 5, --ngpu 8, --init_param ...).
+# (e.g. --stage 10, --stop_stage 5, --ngpu 8, --init_param ..., --pretrained_encoder ...).
 # Hyper-parameters (paper Appendix A): the model config carries lr / drop path / weight
 # decay; the frames per GPU of the setting are passed as --labelled_batch_frames /
 # --unlabelled_batch_frames.
@@ -22,15 +24,20 @@ max_len=16
 valid_size=1200
 nj=8
 data_opts=""
-usr2_args=()
-while [ "$#" -gt 0 ]; do
-    case "$1" in
-        --setting | --model | --landmarks_dir | --max_len | --valid_size | --nj | --data_opts)
-            [ "$#" -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-            declare "${1#--}=$2"; shift 2 ;;
-        *) usr2_args+=("$1"); shift ;;
-    esac
-done
+help_message="Usage: $0 [--setting low|vox2_low|vox2_high|high] [--model base|base_plus|large] [options]
+  --setting S         data setting [${setting}]
+  --model M           model size: conf/train_usr2_<M>.yaml [${model}]
+  --landmarks_dir D   precomputed landmarks (corpus layout) instead of face detection [${landmarks_dir}]
+  --max_len S         pretrain split, seconds [${max_len}]
+  --valid_size N      trainval utterances held out for validation [${valid_size}]
+  --nj N              data preparation jobs [${nj}]
+  --data_opts \"...\"   more local/data.sh options [${data_opts}]
+Every other option goes to usr2.sh (./usr2.sh --help), e.g. --stage 10, --ngpu 8,
+--pretrained_encoder FILE (start from a self-supervised encoder, usr2_import --encoder_only),
+--token_list FILE --bpemodel FILE (a released vocabulary; stage 5 skipped), --model_dir DIR."
+passthrough_args=()  # every other option goes to usr2.sh
+. utils/parse_options.sh
+[ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }
 
 # Sets and frames per GPU (labelled / unlabelled) of each setting (paper Appendix A, Table 6).
 case "${setting}" in
@@ -73,4 +80,4 @@ fi
     --labelled_batch_frames "${lab_frames}" \
     --unlabelled_batch_frames "${unlab_frames}" \
     --inference_config conf/decode_beam30.yaml \
-    "${usr2_args[@]}"
+    "${passthrough_args[@]}"

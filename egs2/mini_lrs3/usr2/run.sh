@@ -20,18 +20,16 @@ inference_nj=2
 # CPU threads for training (stage 11): the cores, at most 4 (more do not pay at this size);
 # --train_nthreads N overrides it
 train_nthreads=$(( $(nproc) < 4 ? $(nproc) : 4 ))
-usr2_args=()
-while [ "$#" -gt 0 ]; do
-    case "$1" in
-        --gen_opts) gen_opts="$2"; shift 2 ;;
-        --gen_opts=*) gen_opts="${1#*=}"; shift ;;
-        --stage) stage="$2"; shift 2 ;;
-        --stage=*) stage="${1#*=}"; shift ;;
-        --nj) nj="$2"; shift 2 ;;
-        --inference_nj) inference_nj="$2"; shift 2 ;;
-        *) usr2_args+=("$1"); shift ;;
-    esac
-done
+help_message="Usage: $0 [options]
+  --gen_opts \"...\"    options of usr2_make_mini_lrs3 [${gen_opts}]
+  --stage N           first stage; up to 1 the corpus is (re)generated when incomplete [${stage}]
+  --nj N              mouth-ROI extraction jobs [${nj}]
+  --inference_nj N    decoding jobs [${inference_nj}]
+  --train_nthreads N  CPU threads for training [${train_nthreads}]
+Every other option goes to usr2.sh (./usr2.sh --help)."
+passthrough_args=()  # every other option goes to usr2.sh
+. utils/parse_options.sh
+[ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }
 
 . ./path.sh
 . ./db.sh
@@ -65,7 +63,7 @@ trap 'rm -f "${marker}"' EXIT
     --labelled_batch_frames 600 \
     --unlabelled_batch_frames 600 \
     --inference_config conf/decode_mini.yaml \
-    "${usr2_args[@]}"
+    "${passthrough_args[@]}"
 
 # The WER table of the RESULTS.md this run wrote (stage 13), as the last thing printed.
 for results in $(find exp -name RESULTS.md -newer "${marker}" 2>/dev/null); do

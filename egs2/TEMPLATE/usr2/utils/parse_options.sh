@@ -13,6 +13,15 @@
 #   stays in "$@" for the caller (this file shifts the caller's positional parameters,
 #   which is why it must be sourced without arguments).
 # A boolean default (true/false) only accepts true or false.
+#
+# Pass-through (a corpus run.sh in front of usr2.sh): when the caller has declared the array
+# passthrough_args (passthrough_args=()), an option it has no variable for is not an
+# error but appended to that array as given (--x=y, or --x y), for the next script to
+# parse with the same rules:
+#
+#     setting=low; passthrough_args=()
+#     . utils/parse_options.sh          # --setting high --stage 10 --ngpu=8
+#     ./usr2.sh "${passthrough_args[@]}"  # gets --stage 10 --ngpu=8
 
 __usr2_po_usage() {
     if [ -n "${help_message:-}" ]; then
@@ -35,6 +44,7 @@ while [ "$#" -gt 0 ]; do
         --*=*)
             __usr2_po_name="${1%%=*}"
             __usr2_po_value="${1#*=}"
+            __usr2_po_given=("$1")
             shift
             ;;
         --?*)
@@ -44,6 +54,7 @@ while [ "$#" -gt 0 ]; do
                 exit 1
             fi
             __usr2_po_value="$2"
+            __usr2_po_given=("$1" "$2")
             shift 2
             ;;
         *)
@@ -58,6 +69,10 @@ while [ "$#" -gt 0 ]; do
     fi
     # ${var+x} distinguishes "set to empty" (a valid default) from "never set".
     if [ -z "$(eval "echo \${${__usr2_po_name}+x}")" ]; then
+        if [[ "$(declare -p passthrough_args 2>/dev/null)" == "declare -a"* ]]; then
+            passthrough_args+=("${__usr2_po_given[@]}")
+            continue
+        fi
         echo "$(basename "$0"): unknown option --${__usr2_po_name} (see --help)" >&2
         exit 1
     fi
@@ -70,5 +85,5 @@ while [ "$#" -gt 0 ]; do
     fi
     printf -v "${__usr2_po_name}" '%s' "${__usr2_po_value}"
 done
-unset __usr2_po_name __usr2_po_value __usr2_po_old
+unset __usr2_po_name __usr2_po_value __usr2_po_old __usr2_po_given
 true
