@@ -62,9 +62,9 @@ def get_parser() -> config_argparse.ArgumentParser:
     group.add_argument("--beam_size", type=int, default=40)
     group.add_argument("--ctc_weight", type=float, default=0.1)
     group.add_argument("--penalty", type=float, default=0.0, help="length bonus per output token")
-    group.add_argument("--maxlenratio", type=float, default=0.0,
+    group.add_argument("--maxlenratio", type=float, default=1.0,
                        help="0: up to one token per frame with end detection; <0: -maxlenratio tokens; "
-                            ">0: maxlenratio x frames")
+                            ">0: maxlenratio x frames, no end detection (1.0: the released default)")
     group.add_argument("--minlenratio", type=float, default=0.0)
     group.add_argument("--nbest", type=int, default=1)
 

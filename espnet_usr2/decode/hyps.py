@@ -7,6 +7,12 @@ fast search, the reference search and the greedy searches stop at the same place
 * ``maxlenratio < 0``: at most ``-maxlenratio`` tokens;
 * ``maxlenratio > 0``: at most ``max(1, int(maxlenratio * T))`` tokens;
 * ``minlenratio < 0``: at least ``-minlenratio`` tokens, else ``int(minlenratio * T)``.
+
+The released USR 2.0 evaluation (``ahaliassos/usr2``: ``evaluator.py`` with its vendored
+``espnet/nets/beam_search.py``) uses the same rules; its default is ``maxlenratio 1.0``
+(T tokens, no end detection), its noise and long-input settings ``0.4``. The one
+difference: it keeps hypotheses that end before ``minlen`` (it computes ``minlen`` but never
+uses it), which only matters for ``minlenratio > 0`` (its settings all use 0).
 """
 from __future__ import annotations
 
@@ -20,14 +26,15 @@ BEAM_IMPLS = ("fast", "espnet")
 @dataclass
 class DecodeOptions:
     """Search settings (joint CTC/attention scoring: paper Appendix B.1, eq. 10); defaults are
-    those of the released USR 2.0 decoding: beam 40, ctc_weight 0.1 (Sec. 5 uses beam 30)."""
+    those of the released USR 2.0 decoding: beam 40, ctc_weight 0.1 (Sec. 5 uses beam 30),
+    maxlenratio 1.0 without end detection (``maxlenratio=0.0``: ESPnet's end detection)."""
 
     method: str = "beam"
     beam_impl: str = "fast"
     beam_size: int = 40
     ctc_weight: float = 0.1
     penalty: float = 0.0
-    maxlenratio: float = 0.0
+    maxlenratio: float = 1.0
     minlenratio: float = 0.0
     nbest: int = 1
     pre_beam_ratio: float = 1.5

@@ -41,7 +41,9 @@ def standardize_over_time(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1
 
     ``x`` is (B, T) or (B, T, F) (then per feature). Shared by both audio frontends:
     recordings differ in gain by orders of magnitude, and per-utterance normalisation makes
-    a frontend insensitive to that (as USR does for the waveform).
+    a frontend insensitive to that. USR and USR 2.0 do *not* normalise the waveform (their
+    audio transform is the identity on the [-1, 1] signal), so the paper configs and
+    imported releases set ``normalize_waveform: false``.
     """
     valid = valid_mask(lengths.to(x.device), x.size(1)).to(x.dtype)
     valid = valid.view(*valid.shape, *([1] * (x.dim() - 2)))
@@ -52,7 +54,13 @@ def standardize_over_time(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1
 
 
 class ResNet1DAudioFrontend(AbsModalityFrontend):
-    """1-D ResNet-18 over the raw waveform; ``samples_per_frame`` samples -> one frame."""
+    """1-D ResNet-18 over the raw waveform; ``samples_per_frame`` samples -> one frame.
+
+    ``normalize_waveform``: standardise each utterance first (:func:`standardize_over_time`).
+    USR / USR 2.0 feed the raw waveform (``false``, the paper configs' setting, required for
+    released weights: their batch-norm statistics were collected on the raw signal); ``true``
+    makes a model trained from scratch insensitive to recording gain.
+    """
 
     def __init__(
         self,

@@ -142,10 +142,12 @@ def _encode(model, lengths: List[int], seed: int):
 
 
 @pytest.mark.parametrize("opts", [
-    DecodeOptions(beam_size=4, ctc_weight=0.3, nbest=3),
+    DecodeOptions(beam_size=4, ctc_weight=0.3, maxlenratio=0.0, nbest=3),
     DecodeOptions(beam_size=5, ctc_weight=0.5, penalty=0.5, maxlenratio=0.6, minlenratio=0.2, nbest=2),
-    DecodeOptions(beam_size=3, ctc_weight=0.0),
-], ids=["enddetect", "penalty-minmax", "attention-only"])
+    DecodeOptions(beam_size=3, ctc_weight=0.0, maxlenratio=0.0),
+    DecodeOptions(beam_size=6, ctc_weight=0.1, nbest=2),  # the release's length rule: T steps, no end detection
+    DecodeOptions(beam_size=5, ctc_weight=0.1, maxlenratio=0.4, nbest=2),  # the release's noise setting
+], ids=["enddetect", "penalty-minmax", "attention-only", "released-default", "released-noise"])
 def test_fast_matches_espnet_batch_beam_search(tiny, opts):
     encoded = _encode(tiny, [7, 12, 5, 9], seed=1)
     vocab = len(tiny.token_list)
@@ -156,6 +158,23 @@ def test_fast_matches_espnet_batch_beam_search(tiny, opts):
             assert f[0].yseq == r[0].yseq, f"{m} utterance {b}: 1-best differs"
             assert [h.yseq for h in f] == [h.yseq for h in r], f"{m} utterance {b}: n-best differs"
             assert f[0].score == pytest.approx(r[0].score, abs=1e-3)
+
+
+def test_released_greedy_setting_matches_espnet_beam_of_one(tiny):
+    """The released long / OOD decoding is ESPnet's beam search with beam 1, no CTC and
+    maxlenratio 0.4 (conf/decode_ood.yaml): the batched greedy search gives the same output."""
+    encoded = _encode(tiny, [30, 12, 21], seed=4)
+    vocab = len(tiny.token_list)
+    greedy_opts = DecodeOptions(method="greedy_att", maxlenratio=0.4)
+    beam_opts = DecodeOptions(beam_size=1, ctc_weight=0.0, maxlenratio=0.4)
+    for m, (enc, lens) in encoded.items():
+        greedy = greedy_attention(tiny, enc, lens, m, greedy_opts, tiny.sos, tiny.eos)
+        ref = espnet_beam_search(tiny, enc, lens, m, beam_opts, tiny.sos, tiny.eos, vocab)
+        for b, (g, r) in enumerate(zip(greedy, ref)):
+            ids = r[0].token_ids(tiny.sos, tiny.eos)
+            assert g[0].token_ids(tiny.sos, tiny.eos) == ids, f"{m} utterance {b}"
+            assert len(ids) <= int(0.4 * int(lens[b]))
+            assert g[0].score == pytest.approx(r[0].score, abs=1e-3)
 
 
 def test_fast_beam_search_batch_independent(tiny):
@@ -200,6 +219,8 @@ def test_length_bounds_follow_espnet():
     assert length_bounds(50, -7, -3) == (7, 3)
     assert length_bounds(50, 0.3, 0.1) == (15, 5)
     assert length_bounds(2, 0.1, 0.0) == (1, 0)
+    assert length_bounds(50, 1.0, 0.0) == (50, 0)  # the released default: T tokens, no end detection
+    assert DecodeOptions().maxlenratio == 1.0 and DecodeOptions().beam_size == 40
 
 
 def test_options_are_validated():
