@@ -2,7 +2,7 @@
 """Throughput of mouth-ROI preparation, in frames per second per CPU core.
 
 Makes an LRS3-like clip (224x224 H.264 at 25 fps, AAC audio; the jittered astronaut
-face of ``espnet_usr2.prep.roi_synth``) and times, on one core, the whole per-file work
+face of ``espnet_usr2.testing.roi_synth``) and times, on one core, the whole per-file work
 of data prep (``prepare_utterance``: audio, decoding, landmarks, alignment, warps,
 FFV1 + wav writing) with MediaPipe and with precomputed landmarks, then each part alone
 to show where the time goes.
@@ -53,7 +53,7 @@ def main() -> None:
     from espnet_usr2.prep.landmarks import MediaPipeFaceMesh
     from espnet_usr2.prep.media import VideoReader, align_audio_to_video, read_audio, write_wav
     from espnet_usr2.prep.roi_pipeline import RoiConfig, UttInput, extract_roi, prepare_utterance
-    from espnet_usr2.prep.roi_synth import make_clip
+    from espnet_usr2.testing.roi_synth import make_clip
 
     cv2.setNumThreads(1)  # one core per job is how data prep runs (parallelism = --nj)
     cfg = RoiConfig()

@@ -400,12 +400,6 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     return (speech.astype(np.float64) + gain * noise.astype(np.float64)).astype(out_dtype)
 
 
-def measured_snr_db(speech: np.ndarray, mixture: np.ndarray) -> float:
-    """SNR of ``mixture`` relative to the clean ``speech`` (for checks)."""
-    noise = np.asarray(mixture, dtype=np.float64) - np.asarray(speech, dtype=np.float64)
-    return 10.0 * math.log10(signal_power(speech) / signal_power(noise))
-
-
 def read_wav(path: PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """A mono float32 waveform; multi-channel files are averaged, other rates refused."""
     import soundfile as sf

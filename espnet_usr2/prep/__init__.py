@@ -10,5 +10,6 @@ Mouth-ROI modules (importing this package imports none of them):
 * :mod:`~espnet_usr2.prep.align` -- gap filling, smoothing, similarity alignment, crops
 * :mod:`~espnet_usr2.prep.roi_lists` / :mod:`~espnet_usr2.prep.roi_errors` -- Kaldi lists,
   sharding, the skip report and its reason codes
-* :mod:`~espnet_usr2.prep.roi_synth` -- jittered synthetic face clips for tests and benchmarks
+
+Synthetic face clips for the tests and benchmarks are in :mod:`espnet_usr2.testing.roi_synth`.
 """

@@ -72,11 +72,6 @@ def read_frame_lengths(shape_file: Union[str, Path]) -> Dict[str, int]:
     return {uid: int(shape[0]) for uid, shape in shapes.items()}
 
 
-def padded_frames(batch: Sequence[str], lengths: Mapping[str, int]) -> int:
-    """Frames of the padded tensor a batch becomes: size times the longest utterance."""
-    return len(batch) * max((lengths[u] for u in batch), default=0)
-
-
 def pack_greedy(ids: Sequence[str], lengths: Mapping[str, int], budget: int) -> List[List[str]]:
     """Cut ``ids`` (already in packing order) into consecutive batches within ``budget``.
 

@@ -7,7 +7,6 @@ from espnet_usr2.data.av_sync import AVLengthMismatchError, align_audio_to_video
 from espnet_usr2.data.preprocessor import USR2Preprocessor
 from espnet_usr2.data.roi_io import RoiFormatError, load_roi, save_roi
 from espnet_usr2.data.roi_video_type import ROI_VIDEO_TYPE  # noqa: F401  (registers the type)
-from espnet_usr2.utils.toy_data import ToyCorpusSpec, toy_token_list, write_toy_corpus
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".npz", ".npy"])
@@ -47,9 +46,9 @@ def _touch(path):
     return path
 
 
-def test_espnet_dataset_loads_roi_video_as_float_frames(tmp_path):
-    texts = write_toy_corpus(tmp_path, ToyCorpusSpec(num_utts=4, roi_format="mkv"))
-    preprocess = USR2Preprocessor(train=False, token_type="char", token_list=toy_token_list())
+def test_espnet_dataset_loads_roi_video_as_float_frames(token_list, write_toy_corpus, tmp_path):
+    texts = write_toy_corpus(tmp_path, num_utts=4, roi_format="mkv")
+    preprocess = USR2Preprocessor(train=False, token_type="char", token_list=token_list)
     dataset = ESPnetDataset(
         [(str(tmp_path / "wav.scp"), "speech", "sound"), (str(tmp_path / "video.scp"), "video", "roi_video"),
          (str(tmp_path / "text"), "text", "text")],
@@ -61,7 +60,7 @@ def test_espnet_dataset_loads_roi_video_as_float_frames(tmp_path):
     assert video.dtype == np.float32 and video.ndim == 3 and video.shape[1:] == (96, 96)
     assert 0 <= video.min() and video.max() <= 255 and video.max() > 1  # pixels, not [0, 1]
     assert len(speech) == 640 * len(video)
-    assert [toy_token_list()[i] for i in data["text"]] == list(texts[uid])
+    assert [token_list[i] for i in data["text"]] == list(texts[uid])
 
 
 def test_audio_is_trimmed_or_padded_to_640_samples_per_frame():

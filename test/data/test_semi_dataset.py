@@ -17,9 +17,8 @@ from espnet_usr2.samplers.semi_iter_factory import (
 )
 from espnet_usr2.samplers.semi_supervised import SemiSupervisedBatchSampler, read_frame_lengths
 from espnet_usr2.tasks.usr2 import USR2Task
-from espnet_usr2.utils.toy_data import ToyCorpusSpec, toy_token_list, write_toy_corpus
 
-FRAMES_PER_SYMBOL = ToyCorpusSpec().frames_per_symbol
+FRAMES_PER_SYMBOL = 5
 INPUTS = (("wav.scp", "speech", "sound"), ("video.scp", "video", "roi_video"))
 
 
@@ -29,27 +28,27 @@ def _entries(root: Path, with_text: bool):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
+def corpus(write_toy_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("semi")
     texts = {}
     for pool, n, seed in (("lab", 5, 0), ("unl", 8, 1)):
-        texts[pool] = write_toy_corpus(root / pool, ToyCorpusSpec(num_utts=n, seed=seed), prefix=pool)
+        texts[pool] = write_toy_corpus(root / pool, num_utts=n, seed=seed, prefix=pool,
+                                       frames_per_symbol=FRAMES_PER_SYMBOL)
         (root / pool / "video_shape").write_text(
             "".join(f"{u} {len(t) * FRAMES_PER_SYMBOL},96,96\n" for u, t in sorted(texts[pool].items())))
     return root, texts
 
 
-def _preprocess():
-    return USR2Preprocessor(train=True, token_type="char", token_list=toy_token_list())
+def _preprocess(token_list):
+    return USR2Preprocessor(train=True, token_type="char", token_list=token_list)
 
 
-def _union(root: Path) -> SemiSupervisedDataset:
-    return SemiSupervisedDataset(ESPnetDataset(_entries(root / "lab", True), preprocess=_preprocess()),
-                                 ESPnetDataset(_entries(root / "unl", False), preprocess=_preprocess()))
+def _union(root: Path, token_list) -> SemiSupervisedDataset:
+    return SemiSupervisedDataset(ESPnetDataset(_entries(root / "lab", True), preprocess=_preprocess(token_list)),
+                                 ESPnetDataset(_entries(root / "unl", False), preprocess=_preprocess(token_list)))
 
 
-def _check_batches(loader, texts):
-    tokens = toy_token_list()
+def _check_batches(loader, texts, tokens):
     seen_unlabelled = []
     for keys, batch in loader:
         flags = batch["labelled"]
@@ -69,9 +68,9 @@ def _check_batches(loader, texts):
     return seen_unlabelled
 
 
-def test_union_dataset_and_collate_give_flags_and_empty_text(corpus):
+def test_union_dataset_and_collate_give_flags_and_empty_text(corpus, token_list):
     root, texts = corpus
-    dataset = _union(root)
+    dataset = _union(root, token_list)
     uid = sorted(texts["unl"])[0]
     _, item = dataset[uid]
     assert item["text"].shape == (0,) and item["text"].dtype == np.int64 and item["labelled"].tolist() == [0]
@@ -80,11 +79,11 @@ def test_union_dataset_and_collate_give_flags_and_empty_text(corpus):
                                          read_frame_lengths(root / "unl" / "video_shape"), 40, 60, seed=0)
     factory = SemiSupervisedIterFactory(dataset, sampler, collate_fn=CommonCollateFn(
         float_pad_value=0.0, int_pad_value=-1, not_sequence=["labelled"]))
-    seen = _check_batches(factory.build_iter(1), texts)
+    seen = _check_batches(factory.build_iter(1), texts, token_list)
     assert sorted(seen) == sorted(texts["unl"])  # one pass over the unlabelled pool
 
 
-def test_build_factory_from_parsed_espnet_options(corpus):
+def test_build_factory_from_parsed_espnet_options(corpus, token_list):
     root, texts = corpus
     parser = USR2Task.get_parser()  # the task adds the semi-supervised options itself
     args = parser.parse_args([
@@ -99,12 +98,12 @@ def test_build_factory_from_parsed_espnet_options(corpus):
     ])
     checked = []
     factory = build_semi_supervised_iter_factory(
-        args, DistributedOption(), _preprocess(),
+        args, DistributedOption(), _preprocess(token_list),
         CommonCollateFn(float_pad_value=0.0, int_pad_value=-1, not_sequence=["labelled"]),
         check_requirements=lambda ds: checked.append(
             USR2Task.check_task_requirements(ds, args.allow_variable_data_keys, train=True)))
     assert checked == [None]
-    seen = _check_batches(factory.build_iter(2), texts)
+    seen = _check_batches(factory.build_iter(2), texts, token_list)
     assert sorted(seen) == sorted(texts["unl"])
     first = [keys for keys, _ in factory.build_iter(3)]
     assert first == [keys for keys, _ in factory.build_iter(3)]  # same epoch, same batches

@@ -11,7 +11,6 @@ import yaml
 
 from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.utils.config import parse_training_args
-from espnet_usr2.utils.toy_data import ToyCorpusSpec, write_toy_corpus
 
 PACK_MODEL = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2" / "pyscripts" / "pack_model.py"
 
@@ -49,7 +48,7 @@ def force_output(model, vocab: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def decode_setup(tmp_path_factory, tiny_config, token_list):
+def decode_setup(write_toy_corpus, tmp_path_factory, tiny_config, token_list):
     """``random`` and ``forced`` (config.yaml, model.pth) pairs of the tiny model, a 4-utterance toy data dir."""
     root = tmp_path_factory.mktemp("decode_models")
     torch.manual_seed(0)
@@ -59,7 +58,7 @@ def decode_setup(tmp_path_factory, tiny_config, token_list):
     force_output(model, len(token_list))
     forced_files = save_model(model, args, root / "forced")
     data = root / "data"
-    texts = write_toy_corpus(data, ToyCorpusSpec(num_utts=4, frames_per_symbol=3))
+    texts = write_toy_corpus(data, num_utts=4, frames_per_symbol=3)
     return dict(root=root, random=random_files, forced=forced_files, data=data, texts=texts, args=args)
 
 

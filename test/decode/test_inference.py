@@ -14,7 +14,6 @@ from espnet_usr2.decode import noise_sweep, robustness as rb, splits
 from espnet_usr2.decode.hyps import DecodeOptions
 from espnet_usr2.decode.inference import read_keys
 from espnet_usr2.decode.speech2text import USR2Speech2Text
-from espnet_usr2.utils.toy_data import ToyCorpusSpec, write_toy_corpus
 
 FILES = ("text", "token", "token_int", "score")
 
@@ -104,9 +103,9 @@ def test_teacher_role_without_teacher_fails_clearly(setup, tmp_path, capsys):
     assert "no EMA teacher" in capsys.readouterr().err
 
 
-def test_empty_utterance_gets_empty_hypothesis(setup, tmp_path, caplog):
+def test_empty_utterance_gets_empty_hypothesis(write_toy_corpus, setup, tmp_path, caplog):
     data = tmp_path / "data"
-    write_toy_corpus(data, ToyCorpusSpec(num_utts=2, frames_per_symbol=3))
+    write_toy_corpus(data, num_utts=2, frames_per_symbol=3)
     empty = "spk0-empty"
     soundfile.write(data / "media" / "empty.wav", np.zeros(0, np.float32), 16000, subtype="PCM_16")
     save_roi(data / "media" / "empty.npz", np.zeros((0, 96, 96), np.uint8))

@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from conftest import make_av_batch
 from espnet_usr2.data.av_sync import AVLengthMismatchError
 from espnet_usr2.utils.config import build_model_from_config
 
@@ -17,7 +16,7 @@ def tiny_model(tiny_config, token_list):
 
 
 @pytest.mark.parametrize("modalities", [["v"], ["a"], ["av"], ["v", "a", "av"]])
-def test_forward_backward_each_modality(tiny_model, token_list, modalities):
+def test_forward_backward_each_modality(make_av_batch, tiny_model, token_list, modalities):
     batch = make_av_batch(FRAMES, TOKENS, len(token_list))
     tiny_model.train()
     tiny_model.zero_grad()
@@ -37,7 +36,7 @@ def test_forward_backward_each_modality(tiny_model, token_list, modalities):
     assert audio_grad == any(m in ("a", "av") for m in modalities)
 
 
-def test_padding_does_not_change_outputs(tiny_model, token_list):
+def test_padding_does_not_change_outputs(make_av_batch, tiny_model, token_list):
     """An utterance encodes and decodes the same alone or padded in a batch (eval mode)."""
     batch = make_av_batch(FRAMES, TOKENS, len(token_list), seed=3)
     tiny_model.eval()
@@ -50,7 +49,7 @@ def test_padding_does_not_change_outputs(tiny_model, token_list):
         torch.testing.assert_close(together[m][0][i, :n], alone[m][0][0], atol=2e-4, rtol=1e-4)
 
 
-def test_validation_reports_error_rates_per_modality(tiny_model, token_list):
+def test_validation_reports_error_rates_per_modality(make_av_batch, tiny_model, token_list):
     batch = make_av_batch(FRAMES, TOKENS, len(token_list))
     tiny_model.eval()
     with torch.no_grad():
@@ -60,7 +59,7 @@ def test_validation_reports_error_rates_per_modality(tiny_model, token_list):
             assert f"{key}_{m}" in stats
 
 
-def test_modality_weight_scales_only_its_term(tiny_config, token_list):
+def test_modality_weight_scales_only_its_term(make_av_batch, tiny_config, token_list):
     batch = make_av_batch(FRAMES, TOKENS, len(token_list))
     losses = {}
     for w_v in (0.3, 0.0):
@@ -76,7 +75,7 @@ def test_modality_weight_scales_only_its_term(tiny_config, token_list):
     torch.testing.assert_close(loss_full - loss_no_v, 0.3 * term_v.reshape(1), rtol=1e-4, atol=1e-4)
 
 
-def test_audio_video_length_disagreement_is_a_clear_error(tiny_model, token_list):
+def test_audio_video_length_disagreement_is_a_clear_error(make_av_batch, tiny_model, token_list):
     batch = make_av_batch([20, 20], [3, 3], len(token_list))
     tiny_model.eval()
     # within tolerance (2 frames): trimmed to the shorter stream
@@ -89,7 +88,7 @@ def test_audio_video_length_disagreement_is_a_clear_error(tiny_model, token_list
         tiny_model(**bad)
 
 
-def test_missing_input_names_the_modality(tiny_model, token_list):
+def test_missing_input_names_the_modality(make_av_batch, tiny_model, token_list):
     batch = make_av_batch([10], [2], len(token_list))
     del batch["video"], batch["video_lengths"]
     with pytest.raises(ValueError, match="need 'video' input"):

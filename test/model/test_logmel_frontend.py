@@ -7,7 +7,6 @@ import pytest
 import torch
 import yaml
 
-from conftest import make_av_batch
 
 from espnet_usr2.model.frontends import LogMelAudioFrontend
 from espnet_usr2.utils.config import build_model_from_config
@@ -47,7 +46,7 @@ def test_samples_per_frame_must_be_a_multiple_of_the_hop():
         LogMelAudioFrontend(hop_length=150)
 
 
-def test_selectable_from_yaml_and_trains(tiny_config, token_list, tmp_path):
+def test_selectable_from_yaml_and_trains(make_av_batch, tiny_config, token_list, tmp_path):
     config = yaml.safe_load(Path(tiny_config).read_text())
     config["audio_frontend"] = "logmel"
     config["audio_frontend_conf"] = {"channels": 16, "output_size": 16}

@@ -1,7 +1,6 @@
 """The four paper configurations have the paper's parameter counts (Table 5, within 5%)."""
 import pytest
 
-from conftest import CONF_DIR
 from espnet_usr2.utils.config import build_model_from_config
 
 PAPER_MILLIONS = {"base": 86, "base_plus": 171, "large": 503, "huge": 953}
@@ -11,8 +10,8 @@ ARCHITECTURE = {  # (encoder blocks, decoder blocks, attention dim)
 
 
 @pytest.mark.parametrize("size", sorted(PAPER_MILLIONS))
-def test_parameter_count_within_five_percent_of_paper(size):
-    model = build_model_from_config(CONF_DIR / f"train_usr2_{size}.yaml", ["tok"] * 1000, meta=True)
+def test_parameter_count_within_five_percent_of_paper(conf_dir, size):
+    model = build_model_from_config(conf_dir / f"train_usr2_{size}.yaml", ["tok"] * 1000, meta=True)
     millions = sum(p.numel() for p in model.parameters()) / 1e6
     assert abs(millions - PAPER_MILLIONS[size]) / PAPER_MILLIONS[size] < 0.05, f"{size}: {millions:.1f} M"
     enc_blocks, dec_blocks, dim = ARCHITECTURE[size]
@@ -21,10 +20,10 @@ def test_parameter_count_within_five_percent_of_paper(size):
     assert model.encoder.output_size() == dim
 
 
-def test_frontends_are_the_same_in_every_size():
+def test_frontends_are_the_same_in_every_size(conf_dir):
     counts = set()
     for size in PAPER_MILLIONS:
-        model = build_model_from_config(CONF_DIR / f"train_usr2_{size}.yaml", ["tok"] * 1000, meta=True)
+        model = build_model_from_config(conf_dir / f"train_usr2_{size}.yaml", ["tok"] * 1000, meta=True)
         counts.add(sum(p.numel() for p in model.audio_frontend.parameters())
                    + sum(p.numel() for p in model.video_frontend.parameters()))
     assert len(counts) == 1

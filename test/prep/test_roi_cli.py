@@ -13,7 +13,7 @@ from espnet_usr2.prep import roi_errors as E
 from espnet_usr2.prep.roi_lists import read_kaldi_map, read_skip_report
 from espnet_usr2.prep.landmarks import save_landmarks_pickle
 from espnet_usr2.prep.roi_pipeline import extract_roi
-from espnet_usr2.prep.roi_synth import make_clip, tone, write_clip
+from espnet_usr2.testing.roi_synth import make_clip, tone, write_clip
 
 SIZE = 160  # small frames keep face detection fast; the face is still ~50 px across the eyes
 

@@ -5,7 +5,7 @@ import pytest
 from espnet_usr2.prep.landmark_sets import MEDIAPIPE468
 from espnet_usr2.prep.landmarks import MediaPipeFaceMesh, load_landmarks, save_landmarks_pickle
 from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_roi
-from espnet_usr2.prep.roi_synth import PHOTO_FACE_CENTER, jitter_transforms, make_clip, render_frames
+from espnet_usr2.testing.roi_synth import PHOTO_FACE_CENTER, jitter_transforms, make_clip, render_frames
 
 # Points of the astronaut photo (pixels): mouth, eyes, chin, between nose and mouth.
 PHOTO_POINTS = np.array([[222.0, 143.0], [195.0, 103.0], [250.0, 104.0], [222.0, 175.0], [222.0, 125.0]])

@@ -15,7 +15,7 @@ from espnet_usr2.prep.media import (
     read_audio,
 )
 from espnet_usr2.prep.roi_errors import SkipUtterance
-from espnet_usr2.prep.roi_synth import make_clip
+from espnet_usr2.testing.roi_synth import make_clip
 
 
 class _FakeFrame:

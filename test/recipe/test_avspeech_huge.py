@@ -12,21 +12,20 @@ on tiny trees in the corpora's real formats, plus VoxCeleb2's real English id li
   corpora fall back to face detection, listed).
 
 The generated clips and helpers are those of test_corpus_recipes.py (imported, not
-copied). Set USR2_SKIP_RECIPE_TEST=1 to leave these out of a quick run.
+copied; the clips fixture is in conftest.py). Marked ``recipe``: ``pytest -m "not recipe"``
+leaves these out of a quick run.
 """
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from test_corpus_recipes import _check_dump_dir, _env, _keys, _lrs2_tree, _lrs3_tree, _put, _recipe_copy, _run
-from test_corpus_recipes import clips  # noqa: F401  (the module-scoped fixture of generated clips)
 
-pytestmark = pytest.mark.skipif(os.environ.get("USR2_SKIP_RECIPE_TEST") == "1", reason="USR2_SKIP_RECIPE_TEST=1")
+pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
 FACE = 128  # side of each face of the two-face video
 
@@ -34,7 +33,7 @@ FACE = 128  # side of each face of the two-face video
 @pytest.fixture(scope="module")
 def two_faces(tmp_path_factory) -> Path:
     """2.4 s, two talking faces side by side: left mouth closed, right mouth wide open."""
-    from espnet_usr2.prep.roi_synth import tone, write_clip
+    from espnet_usr2.testing.roi_synth import tone, write_clip
     from espnet_usr2.prep.talking_face import MouthShape, TalkingFace
 
     left = TalkingFace(size=FACE).render(MouthShape(opening=0.0))

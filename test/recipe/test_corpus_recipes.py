@@ -1,9 +1,9 @@
 """The real-corpus recipes (egs2/{lrs3,lrs2,vox2,avspeech}/usr2) on tiny trees in each
 corpus's real layout and file formats: local/data.sh + usr2.sh stages 1-5, then the data
 directories are validated (sorted, the same ids in every list, counts as expected).
-A handful of 1-2.4 s synthetic clips (espnet_usr2.prep.roi_synth) stand in for the videos.
+A handful of 1-2.4 s synthetic clips (espnet_usr2.testing.roi_synth) stand in for the videos.
 
-Set USR2_SKIP_RECIPE_TEST=1 to leave it out of a quick run.
+Marked ``recipe``: ``pytest -m "not recipe"`` leaves it out of a quick run.
 """
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EGS = REPO / "egs2"
-SIZE = 128  # small frames keep face detection fast
 
-pytestmark = pytest.mark.skipif(os.environ.get("USR2_SKIP_RECIPE_TEST") == "1", reason="USR2_SKIP_RECIPE_TEST=1")
+pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
 
 # ------------------------------------------------------------------ helpers
@@ -72,20 +71,6 @@ def _check_dump_dir(d: Path, n: int, labelled: bool) -> list[str]:
         for line in (d / f).read_text().splitlines():
             assert (recipe / line.split(maxsplit=1)[1]).is_file(), (d, f, line)
     return ids
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    """Two synthetic talking-face clips (2.4 s and 1.2 s, 25 fps, 44.1 kHz stereo AAC),
-    copied wherever a corpus needs a video, and their per-frame landmarks (MediaPipe, once)."""
-    from espnet_usr2.prep.roi_pipeline import extract_roi
-    from espnet_usr2.prep.roi_synth import make_clip
-
-    root = tmp_path_factory.mktemp("clips")
-    long = make_clip(root / "long.mp4", seconds=2.4, size=SIZE, seed=1).path
-    short = make_clip(root / "short.mp4", seconds=1.2, size=SIZE, seed=2).path
-    lms = {"long": extract_roi(long).landmarks, "short": extract_roi(short).landmarks}
-    return {"long": long, "short": short, "landmarks": lms}
 
 
 WORDS = ["SO", "WHAT", "DO", "WE", "DO", "NOW"]

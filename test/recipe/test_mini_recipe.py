@@ -3,7 +3,7 @@ generates a tiny corpus and runs usr2.sh stages 1-13 (supervised warm-up, then
 semi-supervised training, A/V/AV decoding, scoring); the test checks what every stage
 wrote and the RESULTS.md table. About 4-8 minutes on 2 CPU cores.
 
-Set USR2_SKIP_RECIPE_TEST=1 to leave it out of a quick run.
+Marked ``recipe``: ``pytest -m "not recipe"`` leaves it out of a quick run.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ GEN_OPTS = ("--n_pretrain 16 --n_trainval 36 --n_test 6 --n_long 2 --n_speakers 
 TAG = "train_usr2_ci_trainval_train_semi_pretrain"
 DECODE_TAG = "decode_ci_valid.loss.best"
 
-pytestmark = pytest.mark.skipif(os.environ.get("USR2_SKIP_RECIPE_TEST") == "1", reason="USR2_SKIP_RECIPE_TEST=1")
+pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
 
 def _recipe_copy(dst: Path) -> Path:

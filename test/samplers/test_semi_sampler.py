@@ -15,10 +15,15 @@ from espnet_usr2.samplers.semi_supervised import (
     SemiSupervisedBatchSampler,
     SemiSupervisedSamplerError,
     pack_greedy,
-    padded_frames,
     read_frame_lengths,
     split_to_multiple,
 )
+
+
+def padded_frames(batch, lengths) -> int:
+    """Frames of the padded tensor a batch becomes: size times the longest utterance."""
+    return len(batch) * max((lengths[u] for u in batch), default=0)
+
 
 L_BUDGET, U_BUDGET = 600, 4400
 

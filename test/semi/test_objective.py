@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from conftest import make_av_batch
 from espnet_usr2.utils.config import build_model_from_config
 
 FRAMES = [20, 16, 12, 18]
@@ -16,12 +15,17 @@ def _semi_model(tiny_config, token_list, *extra):
     return model
 
 
-def _mixed_batch(token_list, n_labelled=2):
-    batch = make_av_batch(FRAMES, TOKENS, len(token_list))
-    labelled = torch.tensor([1] * n_labelled + [0] * (len(FRAMES) - n_labelled)).unsqueeze(1)
-    batch["text_lengths"] = torch.where(labelled[:, 0].bool(), batch["text_lengths"], 0)
-    batch["text"] = batch["text"].masked_fill(~labelled.bool(), -1)
-    return dict(batch, labelled=labelled)
+@pytest.fixture
+def mixed_batch(make_av_batch, token_list):
+    """``mixed_batch(n_labelled=2)``: a batch of 4, the first ``n_labelled`` with transcripts."""
+    def make(n_labelled: int = 2):
+        batch = make_av_batch(FRAMES, TOKENS, len(token_list))
+        labelled = torch.tensor([1] * n_labelled + [0] * (len(FRAMES) - n_labelled)).unsqueeze(1)
+        batch["text_lengths"] = torch.where(labelled[:, 0].bool(), batch["text_lengths"], 0)
+        batch["text"] = batch["text"].masked_fill(~labelled.bool(), -1)
+        return dict(batch, labelled=labelled)
+
+    return make
 
 
 def _forward(model, batch, seed=1):
@@ -30,28 +34,28 @@ def _forward(model, batch, seed=1):
 
 
 @pytest.mark.parametrize("p_ar, ar", [("0.0", 0.0), ("1.0", 1.0)])
-def test_mode_follows_p_ar_and_stats_keys_do_not_depend_on_it(tiny_config, token_list, p_ar, ar):
+def test_mode_follows_p_ar_and_stats_keys_do_not_depend_on_it(mixed_batch, tiny_config, token_list, p_ar, ar):
     model = _semi_model(tiny_config, token_list, "--semi_conf", f"p_ar={p_ar}", "--semi_conf", "threshold=0.0")
-    loss, stats, _ = _forward(model, _mixed_batch(token_list))
+    loss, stats, _ = _forward(model, mixed_batch())
     assert stats["pl_mode_ar"].item() == ar
     assert torch.isfinite(loss).all()
     other = _semi_model(tiny_config, token_list, "--semi_conf", f"p_ar={1.0 - float(p_ar)}")
-    _, other_stats, _ = _forward(other, _mixed_batch(token_list))
+    _, other_stats, _ = _forward(other, mixed_batch())
     assert sorted(stats) == sorted(other_stats)
 
 
 @pytest.mark.parametrize("schedule, step, expected_p", [("linear", 5, 0.5), ("cosine", 10, 1.0), ("linear", 0, 0.0)])
-def test_p_ar_schedule_follows_training_progress(tiny_config, token_list, schedule, step, expected_p):
+def test_p_ar_schedule_follows_training_progress(mixed_batch, tiny_config, token_list, schedule, step, expected_p):
     model = _semi_model(tiny_config, token_list, "--semi_conf", f"p_ar_schedule={schedule}",
                         "--teacher_conf", "total_steps=10")
     model.teacher.num_updates.fill_(step)
-    _, stats, _ = _forward(model, _mixed_batch(token_list))
+    _, stats, _ = _forward(model, mixed_batch())
     assert stats["p_ar"].item() == pytest.approx(expected_p)
     if expected_p in (0.0, 1.0):
         assert stats["pl_mode_ar"].item() == expected_p
 
 
-def test_teacher_sees_the_clean_audio_visual_view(tiny_config, token_list):
+def test_teacher_sees_the_clean_audio_visual_view(mixed_batch, tiny_config, token_list):
     model = _semi_model(tiny_config, token_list)
     calls = []
     original = model.teacher.model.encode
@@ -62,13 +66,13 @@ def test_teacher_sees_the_clean_audio_visual_view(tiny_config, token_list):
 
     model.teacher.model.encode = spy
     model.train()
-    _forward(model, _mixed_batch(token_list))
+    _forward(model, mixed_batch())
     assert len(calls) == 1
     assert calls[0]["modalities"] == ["av"] and calls[0]["augment"] is False
 
 
-def test_unlabelled_weight_gamma_changes_only_its_modality(tiny_config, token_list):
-    batch = _mixed_batch(token_list)
+def test_unlabelled_weight_gamma_changes_only_its_modality(mixed_batch, tiny_config, token_list):
+    batch = mixed_batch()
     results = {}
     for gamma_v in (0.97, 0.5):
         model = _semi_model(tiny_config, token_list, "--semi_conf", "threshold=0.0",
@@ -82,11 +86,11 @@ def test_unlabelled_weight_gamma_changes_only_its_modality(tiny_config, token_li
     torch.testing.assert_close((loss_a - loss_b).reshape(()), expected.reshape(()), rtol=1e-4, atol=1e-5)
 
 
-def test_unlabelled_rows_are_excluded_from_the_labelled_loss(tiny_config, token_list):
+def test_unlabelled_rows_are_excluded_from_the_labelled_loss(mixed_batch, tiny_config, token_list):
     """Adding unlabelled utterances leaves the labelled statistics untouched."""
     model = _semi_model(tiny_config, token_list)
     model.eval()
-    batch = _mixed_batch(token_list)
+    batch = mixed_batch()
     with torch.no_grad():
         _, semi_stats, _ = model(**batch)
         labelled_only = {k: (v[:2] if torch.is_tensor(v) else v) for k, v in batch.items() if k != "labelled"}
@@ -98,38 +102,38 @@ def test_unlabelled_rows_are_excluded_from_the_labelled_loss(tiny_config, token_
         torch.testing.assert_close(semi_stats[key], sup_stats[key], rtol=1e-5, atol=1e-5)
 
 
-def test_confident_pseudo_labels_give_nonzero_unlabelled_loss_and_masks_remove_it(tiny_config, token_list):
+def test_confident_pseudo_labels_give_nonzero_unlabelled_loss_and_masks_remove_it(mixed_batch, tiny_config, token_list):
     permissive = _semi_model(tiny_config, token_list, "--semi_conf", "threshold=0.0")
-    _, stats, _ = _forward(permissive, _mixed_batch(token_list))
+    _, stats, _ = _forward(permissive, mixed_batch())
     assert stats["pl_ctc_keep"].item() == 1.0 and stats["pl_att_keep"].item() == 1.0
     assert all(stats[f"loss_unl_{m}"].item() > 0 for m in ("v", "a", "av"))
     strict = _semi_model(tiny_config, token_list, "--semi_conf", "threshold=1.0")
-    _, stats, _ = _forward(strict, _mixed_batch(token_list))
+    _, stats, _ = _forward(strict, mixed_batch())
     assert stats["pl_ctc_keep"].item() == 0.0
     assert all(stats[f"loss_unl_{m}"].item() == 0 for m in ("v", "a", "av"))
 
 
-def test_ctc_knowledge_distillation_branch(tiny_config, token_list):
+def test_ctc_knowledge_distillation_branch(mixed_batch, tiny_config, token_list):
     model = _semi_model(tiny_config, token_list, "--semi_conf", "ctc_branch=kd",
                         "--semi_conf", "ctc_kd_conf={selection: symmetric, symmetric_n: 1, scale: 1.0}")
-    loss, stats, _ = _forward(model, _mixed_batch(token_list))
+    loss, stats, _ = _forward(model, mixed_batch())
     assert torch.isfinite(loss).all()
     # teacher == student at the start, but the student sees augmented input: KL > 0
     assert stats["loss_unl_ctc_av"].item() >= 0 and "loss_unl_ctc_pl_av" in stats
 
 
-def test_usr_v1_with_separate_heads_trains_them(tiny_config, token_list):
+def test_usr_v1_with_separate_heads_trains_them(mixed_batch, tiny_config, token_list):
     torch.manual_seed(0)
     model = build_model_from_config(tiny_config, token_list, ["--semi", "usr1", "--semi_conf", "separate_heads=true",
                                                               "--semi_conf", "threshold=0.0"])
-    loss, stats, _ = _forward(model, _mixed_batch(token_list))
+    loss, stats, _ = _forward(model, mixed_batch())
     loss.sum().backward()
     heads = model.unlabelled_objective
     assert heads.ctc_heads["v"].weight.grad.abs().sum() > 0 and heads.dec_heads["av"].weight.grad.abs().sum() > 0
     assert "pl_frame_keep" in stats and stats["pl_frame_keep"].item() == 1.0
     # unlabelled data alone reaches the separate heads, never the model's own output layers
     model.zero_grad(set_to_none=True)
-    loss, _, _ = _forward(model, _mixed_batch(token_list, n_labelled=0))
+    loss, _, _ = _forward(model, mixed_batch(n_labelled=0))
     loss.sum().backward()
     assert heads.ctc_heads["a"].weight.grad.abs().sum() > 0
     assert model.ctc_head("a").ctc_lo.weight.grad is None and model.decoder.output_head("a").weight.grad is None
@@ -143,7 +147,7 @@ def test_out_of_range_options_fail_at_start_up(tiny_config, token_list, option):
         build_model_from_config(tiny_config, token_list, ["--semi", "usr2", "--semi_conf", option])
 
 
-def test_unlabelled_batch_without_objective_is_a_clear_error(tiny_config, token_list):
+def test_unlabelled_batch_without_objective_is_a_clear_error(mixed_batch, tiny_config, token_list):
     model = build_model_from_config(tiny_config, token_list)
     with pytest.raises(ValueError, match="no semi-supervised objective"):
-        model(**_mixed_batch(token_list))
+        model(**mixed_batch())

@@ -13,9 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import TINY_CONFIG
 from espnet_usr2.data.roi_io import load_roi
-from espnet_usr2.utils.toy_data import ToyCorpusSpec, toy_token_list, write_toy_corpus
 
 WORLD = 2
 
@@ -36,7 +34,7 @@ def _write_video_shapes(data_dir: Path) -> Path:
     return out
 
 
-def _worker(rank: int, root: str, port: int) -> None:
+def _worker(rank: int, root: str, port: int, tiny_config: str, token_list: list) -> None:
     from espnet2.train.distributed_utils import DistributedOption
     from torch.nn.parallel import DistributedDataParallel
 
@@ -53,7 +51,7 @@ def _worker(rank: int, root: str, port: int) -> None:
                                     ("--unlabelled_data_path_and_name_and_type", "unl", False)):
         data += [option, f"{root / name}/wav.scp,speech,sound", option, f"{root / name}/video.scp,video,roi_video"]
         data += [option, f"{root / name}/text,text,text"] if with_text else []
-    args = parse_training_args(TINY_CONFIG, toy_token_list(), [
+    args = parse_training_args(tiny_config, token_list, [
         "--token_type", "char", "--semi", "usr2", "--semi_conf", "threshold=0.0", "--semi_conf", "p_ar=0.5",
         "--batch_type", "semi_supervised", "--labelled_batch_frames", "40", "--unlabelled_batch_frames", "60",
         "--train_shape_file", str(root / "lab" / "video_shape"),
@@ -85,13 +83,13 @@ def _worker(rank: int, root: str, port: int) -> None:
     dist.destroy_process_group()
 
 
-def test_two_rank_ddp_keeps_teachers_identical(tmp_path):
-    write_toy_corpus(tmp_path / "lab", ToyCorpusSpec(num_utts=12, seed=0))
-    write_toy_corpus(tmp_path / "unl", ToyCorpusSpec(num_utts=16, seed=3), prefix="unl")
+def test_two_rank_ddp_keeps_teachers_identical(write_toy_corpus, tiny_config, token_list, tmp_path):
+    write_toy_corpus(tmp_path / "lab", num_utts=12, seed=0)
+    write_toy_corpus(tmp_path / "unl", num_utts=16, seed=3, prefix="unl")
     (tmp_path / "unl" / "text").unlink()
     for name in ("lab", "unl"):
         _write_video_shapes(tmp_path / name)
-    mp.spawn(_worker, args=(str(tmp_path), _free_port()), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(str(tmp_path), _free_port(), str(tiny_config), token_list), nprocs=WORLD, join=True)
     records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     steps = [len(r["keys"]) for r in records]
     assert steps[0] == steps[1] > 0

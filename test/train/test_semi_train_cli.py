@@ -10,8 +10,6 @@ import pytest
 import torch
 from espnet2.train.reporter import Reporter
 
-from conftest import QUIET_TRAINING, TINY_CONFIG, TRAIN_CMD, run_usr2_train
-from espnet_usr2.utils.toy_data import ToyCorpusSpec, toy_token_list, write_toy_corpus
 
 MAX_EPOCH = 3
 
@@ -22,17 +20,17 @@ def _entries(option, root, with_text=True):
 
 
 @pytest.fixture(scope="module")
-def semi_setup(tmp_path_factory):
+def semi_setup(tiny_config, token_list, write_toy_corpus, usr2_train, tmp_path_factory):
     root = tmp_path_factory.mktemp("usr2_semi")
-    write_toy_corpus(root / "lab", ToyCorpusSpec(num_utts=24, seed=0))
-    write_toy_corpus(root / "valid", ToyCorpusSpec(num_utts=8, seed=1), prefix="val")
-    write_toy_corpus(root / "unl", ToyCorpusSpec(num_utts=24, seed=2), prefix="unl")
+    write_toy_corpus(root / "lab", num_utts=24, seed=0)
+    write_toy_corpus(root / "valid", num_utts=8, seed=1, prefix="val")
+    write_toy_corpus(root / "unl", num_utts=24, seed=2, prefix="unl")
     (root / "unl" / "text").unlink()  # unlabelled data has no transcripts
-    (root / "tokens.txt").write_text("\n".join(toy_token_list()) + "\n")
-    base = ["--config", str(TINY_CONFIG), "--token_list", str(root / "tokens.txt"), "--token_type", "char", *QUIET_TRAINING]
+    (root / "tokens.txt").write_text("\n".join(token_list) + "\n")
+    base = ["--config", str(tiny_config), "--token_list", str(root / "tokens.txt"), "--token_type", "char", *usr2_train.quiet]
     for name, data in (("lab", _entries("--train_data_path_and_name_and_type", root / "lab")),
                        ("unl", _entries("--train_data_path_and_name_and_type", root / "unl", with_text=False))):
-        run_usr2_train([*base, "--collect_stats", "true", "--output_dir", str(root / f"stats_{name}"), *data,
+        usr2_train([*base, "--collect_stats", "true", "--output_dir", str(root / f"stats_{name}"), *data,
               *_entries("--valid_data_path_and_name_and_type", root / "valid"),
               "--train_shape_file", str(root / name / "wav.scp"), "--valid_shape_file", str(root / "valid" / "text")],
              root)
@@ -47,7 +45,7 @@ def semi_setup(tmp_path_factory):
         "--unlabelled_shape_file", str(root / "stats_unl" / "train" / "video_shape"),
         "--valid_shape_file", str(root / "stats_lab" / "valid" / "video_shape"),
     ]
-    run_usr2_train([*train, "--output_dir", str(root / "exp_full")], root)
+    usr2_train([*train, "--output_dir", str(root / "exp_full")], root)
     return root, train
 
 
@@ -82,10 +80,10 @@ def test_teacher_follows_every_optimiser_step_and_is_saved(semi_setup):
     assert not torch.equal(student, teacher)  # the teacher lags behind the student
 
 
-def test_run_killed_mid_epoch_and_resumed_matches_uninterrupted(semi_setup):
+def test_run_killed_mid_epoch_and_resumed_matches_uninterrupted(usr2_train, semi_setup):
     root, train = semi_setup
     exp = root / "exp_resumed"
-    proc = subprocess.Popen([*TRAIN_CMD, *train, "--output_dir", str(exp)], cwd=root, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([*usr2_train.cmd, *train, "--output_dir", str(exp)], cwd=root, stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True)
     killed_mid_epoch = False
     for line in proc.stderr:
@@ -96,7 +94,7 @@ def test_run_killed_mid_epoch_and_resumed_matches_uninterrupted(semi_setup):
     proc.wait()
     assert killed_mid_epoch, "training finished before it could be interrupted"
     assert not (exp / "2epoch.pth").exists()
-    run_usr2_train([*train, "--output_dir", str(exp), "--resume", "true"], root)
+    usr2_train([*train, "--output_dir", str(exp), "--resume", "true"], root)
     full = torch.load(root / "exp_full" / "checkpoint.pth", weights_only=False)["model"]
     resumed = torch.load(exp / "checkpoint.pth", weights_only=False)["model"]
     assert full.keys() == resumed.keys()

@@ -5,9 +5,7 @@ import pytest
 import torch
 from espnet2.train.reporter import Reporter
 
-from conftest import QUIET_TRAINING, TINY_CONFIG, make_av_batch, run_usr2_train
 from espnet_usr2.tasks.usr2 import USR2Task
-from espnet_usr2.utils.toy_data import ToyCorpusSpec, toy_token_list, write_toy_corpus
 
 
 def _data_args(root: Path):
@@ -20,19 +18,19 @@ def _data_args(root: Path):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tiny_config, token_list, write_toy_corpus, usr2_train, tmp_path_factory):
     root = tmp_path_factory.mktemp("usr2_train")
-    write_toy_corpus(root / "train", ToyCorpusSpec(num_utts=48, seed=0))
-    write_toy_corpus(root / "valid", ToyCorpusSpec(num_utts=12, seed=1), prefix="val")
-    (root / "tokens.txt").write_text("\n".join(toy_token_list()) + "\n")
-    common = ["--config", str(TINY_CONFIG), "--token_list", str(root / "tokens.txt"), "--token_type", "char",
-              *_data_args(root), *QUIET_TRAINING]
-    run_usr2_train([*common, "--collect_stats", "true", "--output_dir", str(root / "stats"),
+    write_toy_corpus(root / "train", num_utts=48, seed=0)
+    write_toy_corpus(root / "valid", num_utts=12, seed=1, prefix="val")
+    (root / "tokens.txt").write_text("\n".join(token_list) + "\n")
+    common = ["--config", str(tiny_config), "--token_list", str(root / "tokens.txt"), "--token_type", "char",
+              *_data_args(root), *usr2_train.quiet]
+    usr2_train([*common, "--collect_stats", "true", "--output_dir", str(root / "stats"),
           "--train_shape_file", str(root / "train" / "text"), "--valid_shape_file", str(root / "valid" / "text")],
          root)
     shapes = ["--train_shape_file", str(root / "stats" / "train" / "video_shape"),
               "--valid_shape_file", str(root / "stats" / "valid" / "video_shape")]
-    log = run_usr2_train([*common, *shapes, "--output_dir", str(root / "exp"), "--max_epoch", "4", "--batch_size", "4",
+    log = usr2_train([*common, *shapes, "--output_dir", str(root / "exp"), "--max_epoch", "4", "--batch_size", "4",
                 "--scheduler_conf", "warmup_steps=10"], root)
     return root, common + shapes, log
 
@@ -56,7 +54,7 @@ def test_validation_loss_goes_down(trained):
         assert reporter.get_value("valid", f"loss_ctc_{m}", 4) < reporter.get_value("valid", f"loss_ctc_{m}", 1)
 
 
-def test_saved_model_reloads_strictly_with_identical_outputs(trained):
+def test_saved_model_reloads_strictly_with_identical_outputs(token_list, make_av_batch, trained):
     root, _, _ = trained
     exp = root / "exp"
     state = torch.load(exp / "valid.loss.best.pth", map_location="cpu")
@@ -64,7 +62,7 @@ def test_saved_model_reloads_strictly_with_identical_outputs(trained):
     result = fresh.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     loaded, _ = USR2Task.build_model_from_file(exp / "config.yaml", exp / "valid.loss.best.pth", "cpu")
-    batch = make_av_batch([20, 14], [3, 2], len(toy_token_list()))
+    batch = make_av_batch([20, 14], [3, 2], len(token_list))
     fresh.eval(), loaded.eval()
     with torch.no_grad():
         out_a = fresh.encode(batch["speech"], batch["speech_lengths"], batch["video"], batch["video_lengths"])
@@ -76,19 +74,19 @@ def test_saved_model_reloads_strictly_with_identical_outputs(trained):
     assert torch.equal(loss_a, loss_b)
 
 
-def test_resume_continues_from_the_last_epoch(trained):
+def test_resume_continues_from_the_last_epoch(usr2_train, trained):
     root, common, _ = trained
-    log = run_usr2_train([*common, "--output_dir", str(root / "exp"), "--max_epoch", "5", "--batch_size", "4",
+    log = usr2_train([*common, "--output_dir", str(root / "exp"), "--max_epoch", "5", "--batch_size", "4",
                 "--scheduler_conf", "warmup_steps=10", "--resume", "true"], root)
     assert "5epoch results" in log and "1epoch results" not in log
     assert (root / "exp" / "5epoch.pth").exists()
 
 
-def test_warmupcosine_schedule_spans_the_whole_run(tmp_path, trained):
+def test_warmupcosine_schedule_spans_the_whole_run(usr2_train, tmp_path, trained):
     """total_steps is derived from max_epoch x steps per epoch; the lr ends at min_lr."""
     root, common, _ = trained
     out = tmp_path / "cosine"
-    run_usr2_train([*common, "--output_dir", str(out), "--max_epoch", "2", "--batch_size", "4",
+    usr2_train([*common, "--output_dir", str(out), "--max_epoch", "2", "--batch_size", "4",
                     "--batch_type", "unsorted", "--scheduler", "warmupcosine",
                     "--scheduler_conf", "{warmup_steps: 3, min_lr: 1.0e-5}"], tmp_path)
     state = torch.load(out / "checkpoint.pth", weights_only=False)
@@ -97,8 +95,8 @@ def test_warmupcosine_schedule_spans_the_whole_run(tmp_path, trained):
     assert state["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(1e-5)
 
 
-def test_dry_run_builds_everything_without_training(tmp_path, trained):
+def test_dry_run_builds_everything_without_training(usr2_train, tmp_path, trained):
     _, common, _ = trained
-    run_usr2_train([*common, "--output_dir", str(tmp_path / "dry"), "--dry_run", "true"], tmp_path)
+    usr2_train([*common, "--output_dir", str(tmp_path / "dry"), "--dry_run", "true"], tmp_path)
     assert (tmp_path / "dry" / "config.yaml").exists()
     assert not list((tmp_path / "dry").glob("*.pth"))

@@ -1,4 +1,4 @@
-"""Synthetic talking-face clips for testing and benchmarking ROI preparation.
+"""Synthetic talking-face clips for testing and benchmarking ROI preparation (test material only).
 
 The face is scikit-image's public-domain astronaut photo (Eileen Collins), moved,
 scaled and rotated a little on every frame, so a correct alignment must undo the jitter.
