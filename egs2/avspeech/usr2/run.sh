@@ -17,11 +17,7 @@ landmarks_dir=""
 nj=8
 data_opts=""
 help_message="Usage: $0 [options]
-  --landmarks_dir D   precomputed landmarks instead of face detection [${landmarks_dir}]
-  --nj N              data preparation jobs [${nj}]
-  --data_opts \"...\"   more local/data.sh options [${data_opts}]
-Every other option goes to usr2.sh (./usr2.sh --help), e.g. --stage 12 --model_dir DIR,
---pretrained_encoder FILE."
+$(. scripts/run_help.sh; corpus_options_help landmarks_dir nj data_opts)"
 passthrough_args=()  # every other option goes to usr2.sh
 . utils/parse_options.sh
 [ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }

@@ -17,15 +17,9 @@ max_len=16
 nj=8
 data_opts=""
 help_message="Usage: $0 [--setting low|high] [--model base|base_plus|large|huge] [options]
-  --setting S         data setting [${setting}]
-  --model M           model size: conf/train_usr2_<M>.yaml [${model}]
-  --landmarks_dir D   precomputed landmarks (corpus layout) instead of face detection [${landmarks_dir}]
-  --max_len S         pretrain split, seconds [${max_len}]
-  --nj N              data preparation jobs [${nj}]
-  --data_opts \"...\"   more local/data.sh options [${data_opts}]
-Every other option goes to usr2.sh (./usr2.sh --help), e.g. --stage 10, --ngpu 8,
---pretrained_encoder FILE (start from a self-supervised encoder, usr2_import --encoder_only),
---token_list FILE --bpemodel FILE (a released vocabulary; stage 5 skipped), --model_dir DIR."
+  --setting S                data setting [${setting}]
+  --model M                  model size: conf/train_usr2_<M>.yaml [${model}]
+$(. scripts/run_help.sh; corpus_options_help landmarks_dir max_len nj data_opts)"
 passthrough_args=()  # every other option goes to usr2.sh
 . utils/parse_options.sh
 [ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }

@@ -26,17 +26,8 @@ lrs3_landmarks_dir=""
 vox2_landmarks_dir=""
 avspeech_landmarks_dir=""
 help_message="Usage: $0 [options]
-  --model M           model size: conf/train_usr2_<M>.yaml [${model}]
-  --max_len S         LRS pretrain / VoxCeleb2 chunks, seconds [${max_len}]
-  --valid_size N      LRS3 trainval utterances held out for validation [${valid_size}]
-  --nj N              data preparation jobs [${nj}]
-  --data_opts \"...\"   more local/data.sh options [${data_opts}]
-  --lrs2_landmarks_dir D / --lrs3_landmarks_dir D / --vox2_landmarks_dir D / --avspeech_landmarks_dir D
-                      precomputed landmarks per corpus instead of face detection
-                      [${lrs2_landmarks_dir}] [${lrs3_landmarks_dir}] [${vox2_landmarks_dir}] [${avspeech_landmarks_dir}]
-Every other option goes to usr2.sh (./usr2.sh --help), e.g. --stage 10, --ngpu 8,
---pretrained_encoder FILE (start from a self-supervised encoder, usr2_import --encoder_only),
---token_list FILE --bpemodel FILE (a released vocabulary; stage 5 skipped), --model_dir DIR."
+  --model M                  model size: conf/train_usr2_<M>.yaml [${model}]
+$(. scripts/run_help.sh; corpus_options_help max_len valid_size nj data_opts lrs2_landmarks_dir lrs3_landmarks_dir vox2_landmarks_dir avspeech_landmarks_dir)"
 passthrough_args=()  # every other option goes to usr2.sh
 . utils/parse_options.sh
 [ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }

@@ -15,12 +15,7 @@ max_len=16
 nj=8
 data_opts=""
 help_message="Usage: $0 [options]
-  --landmarks_dir D   precomputed landmarks (corpus layout) instead of face detection [${landmarks_dir}]
-  --max_len S         chunk length, seconds [${max_len}]
-  --nj N              data preparation jobs [${nj}]
-  --data_opts \"...\"   more local/data.sh options [${data_opts}]
-Every other option goes to usr2.sh (./usr2.sh --help), e.g. --stage 12 --model_dir DIR,
---pretrained_encoder FILE."
+$(. scripts/run_help.sh; corpus_options_help landmarks_dir max_len nj data_opts)"
 passthrough_args=()  # every other option goes to usr2.sh
 . utils/parse_options.sh
 [ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }
