@@ -7,9 +7,9 @@
     python -m espnet_usr2.bin.usr2_inference --train_config exp/usr2_release_base/config.yaml \\
         --model_file exp/usr2_release_base/model.pth --config exp/usr2_release_base/decode_beam40.yaml ...
 
-    # a self-supervised USR encoder -> encoder.pth, for --init_param
+    # a self-supervised USR encoder -> encoder.pth for --init_param (+ the released vocabulary)
     python -m espnet_usr2.bin.usr2_import --encoder_only --checkpoint usr_base_lrs3_ssl.pth \\
-        --out_dir exp/usr_ssl_base
+        --units unigram1000_units.txt --out_dir exp/usr_ssl_base
 
 The model size (Base, Base+, Large, Huge) is read from the tensor shapes; the training
 config is the paper config of that size unless ``--config`` names another. Every tensor of
@@ -32,7 +32,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True,
                         help="the released .pth state dict, or a training checkpoint holding 'state_dict'")
     parser.add_argument("--out_dir", required=True, help="the model directory to write (must be new or empty)")
-    parser.add_argument("--units", help="the release's unigram1000_units.txt (needed for a full model)")
+    parser.add_argument("--units", help="the release's unigram1000_units.txt (needed for a full model; with "
+                                        "--encoder_only it adds tokens.txt and bpe.model)")
     parser.add_argument("--encoder_only", action="store_true",
                         help="write out_dir/encoder.pth (frontends, projections, encoder blocks; no final norm) "
                              "for --init_param, e.g. from a self-supervised USR checkpoint")

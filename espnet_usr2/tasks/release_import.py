@@ -14,7 +14,8 @@ decodes and ``usr2_train --init_param out_dir/model.pth`` fine-tunes.
 Encoder only (a USR self-supervised release) -> ``out_dir/encoder.pth``: frontends,
 projections and encoder blocks (no final norm) under this project's names, for a plain
 ``--init_param out_dir/encoder.pth`` (ESPnet loads the listed tensors and keeps the rest;
-the EMA teacher copies the student at its first step, so it starts from them too).
+the EMA teacher copies the student at its first step, so it starts from them too); with
+``units`` also ``tokens.txt`` and ``bpe.model``, to train in the released vocabulary.
 
 The training config is the paper config of the detected size
 (``egs2/TEMPLATE/usr2/conf/train_usr2_<size>.yaml``) or ``config``, with the architecture
@@ -97,9 +98,9 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
     arch = detect_architecture(release.network, encoder_only=encoder_only)
     converted, origin = rename_network(release.network, encoder_only=encoder_only)
     config = Path(config) if config is not None else default_config(arch)
-    tokens = _token_list(units, arch) if not encoder_only else _placeholder_tokens()
+    tokens = _token_list(units, arch) if units is not None else None
     # encoder only: the file must fit the training config as it is (it is checked, not adapted)
-    args = training_args(config, None if encoder_only else arch, tokens,
+    args = training_args(config, None if encoder_only else arch, tokens or _placeholder_tokens(),
                          bpemodel=None if encoder_only else out_dir.resolve() / BPE_FILE)
     with torch.device("meta"):  # names and shapes only, no memory
         expected = USR2Task.build_model(args).state_dict()
@@ -109,13 +110,14 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
                           n_tensors=len(release.network), ignored=release.ignored, architecture=arch,
                           n_parameters=count_parameters(converted), config=config)
     with _staging(out_dir, overwrite) as stage:
+        if tokens is not None:  # the released vocabulary, also for training from an encoder
+            write_token_list(tokens, stage / TOKENS_FILE)
+            write_sentencepiece_model(tokens[1:-1], stage / BPE_FILE)
         if encoder_only:
             torch.save(converted, stage / ENCODER_FILE)
         else:
             torch.save(converted, stage / MODEL_FILE)
             write_config(args, stage / CONFIG_FILE)
-            write_token_list(tokens, stage / TOKENS_FILE)
-            write_sentencepiece_model(tokens[1:-1], stage / BPE_FILE)
             decode = TEMPLATE_CONF_DIR / RELEASE_DECODE_CONFIG
             if decode.is_file():
                 shutil.copyfile(decode, stage / RELEASE_DECODE_CONFIG)
@@ -189,7 +191,7 @@ def _conf(value) -> dict:
 
 def _token_list(units: PathLike, arch: ReleaseArchitecture) -> List[str]:
     tokens = release_token_list(read_units(units))
-    if len(tokens) != arch.vocab_size:
+    if arch.vocab_size and len(tokens) != arch.vocab_size:  # 0: an encoder has no output layer
         raise ReleaseImportError(f"{units} gives {len(tokens)} tokens (<blank> + {len(tokens) - 2} units + "
                                  f"<sos/eos>) but the checkpoint's output layers have {arch.vocab_size}")
     return tokens

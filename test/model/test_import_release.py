@@ -199,16 +199,18 @@ def test_usr2_train_fine_tunes_from_the_imported_model(imported, tmp_path, write
 
 
 @pytest.mark.parametrize("style", ["ssl", "ssl_stripped"])
-def test_encoder_only_init_reaches_student_and_teacher(style, tmp_path, capsys, tiny_config):
+def test_encoder_only_init_reaches_student_and_teacher(style, tmp_path, capsys, tiny_config, tiny_release):
     network = random_release_state(release_shapes(TINY), seed=3)
     torch.save(wrap(network, style).obj, tmp_path / "ssl.pth")
+    units = ["--units", tiny_release[2]] if style == "ssl" else []  # + the released vocabulary
     out = _import(["--checkpoint", tmp_path / "ssl.pth", "--encoder_only", "--out_dir", tmp_path / "enc",
-                   "--config", tiny_config], capsys)
+                   "--config", tiny_config, *units], capsys)
     assert "encoder only" in out
     if style == "ssl":
         assert "not part of the encoder (--encoder_only)" in out and "predictor" in out
     init = torch.load(tmp_path / "enc" / "encoder.pth")
-    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == ["encoder.pth"]
+    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == \
+        (["bpe.model", "encoder.pth", "tokens.txt"] if units else ["encoder.pth"])
     assert all(k.startswith(("audio_frontend.", "video_frontend.", "fusion.", "encoder.blocks.")) for k in init)
     released_encoder = [k for k in network if k.startswith("encoder.") and not k.startswith("encoder.after_norm.")]
     assert len(init) == len(released_encoder)
@@ -246,18 +248,16 @@ def tiny_network():
     return random_release_state(release_shapes(TINY), seed=4)
 
 
-def test_unknown_wrapper_tensor_is_an_error_listing_it(tiny_network, tiny_release, tmp_path, tiny_config):
-    state = wrap(tiny_network, "usr").obj
-    state["model.mystery_head.weight"] = torch.zeros(2)
-    with pytest.raises(ReleaseCheckpointError, match=r"model\.mystery_head\.weight"):
-        import_release(_save(tmp_path, state), tmp_path / "out", units=tiny_release[2], config=tiny_config)
-    _assert_nothing_written(tmp_path)
-
-
-def test_unknown_network_tensor_is_an_error_listing_it(tiny_network, tiny_release, tmp_path, tiny_config):
-    state = wrap(tiny_network, "compiled").obj
-    state["_orig_mod.model.backbone.encoder.encoders.0.conv_module.weight"] = torch.zeros(2)
-    with pytest.raises(ReleaseCheckpointError, match=r"no place in this model: encoder\.encoders\.0\.conv_module"):
+@pytest.mark.parametrize("style, extra, message", [
+    ("usr", "model.mystery_head.weight", r"nor a known part of its training wrapper: model\.mystery_head\.weight"),
+    ("compiled", "_orig_mod.model.backbone.encoder.encoders.0.conv_module.weight",
+     r"no place in this model: encoder\.encoders\.0\.conv_module\.weight"),
+], ids=["wrapper", "network"])
+def test_unknown_tensor_is_an_error_listing_it(style, extra, message, tiny_network, tiny_release, tmp_path,
+                                               tiny_config):
+    state = wrap(tiny_network, style).obj
+    state[extra] = torch.zeros(2)
+    with pytest.raises(ReleaseCheckpointError, match=message):
         import_release(_save(tmp_path, state), tmp_path / "out", units=tiny_release[2], config=tiny_config)
     _assert_nothing_written(tmp_path)
 
