@@ -180,7 +180,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         s2t, model_info = load_model(args)
-    except (ModelDirError, FileNotFoundError, ValueError) as e:
+    except (ModelDirError, FileNotFoundError, ValueError, RuntimeError) as e:  # incl. a model/config mismatch
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
     cfg = RoiConfig(max_av_mismatch=args.max_av_mismatch)

@@ -150,6 +150,8 @@ class USR2Speech2Text:
         if opts is not None and search:
             raise ValueError(f"give the search settings as opts or as keywords, not both: {sorted(search)}")
         self.opts = opts if opts is not None else DecodeOptions(**search)
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA device is available here; use device='cpu'")
         model, train_args = USR2Task.build_model_from_file(train_config, model_file, device)
         self.dtype = getattr(torch, dtype)
         self.model = model.to(dtype=self.dtype).eval()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import pytest
 from espnet_usr2.bin import usr2_transcribe
 from espnet_usr2.prep import roi_errors as E
 from espnet_usr2.prep.mini_lrs3 import write_mp4
-from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_roi
+from espnet_usr2.prep.roi_errors import SkipUtterance
+from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_clip, extract_roi
 from espnet_usr2.prep.talking_face import FaceStyle, TalkingFace
 
 av = pytest.importorskip("av")
@@ -37,7 +39,8 @@ def _drop_audio(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """talk.mp4 (a talking face with audio), silent.mkv (the same video, no audio track),
-    noface.mp4 (a wall, with audio), corrupt.mp4 (random bytes)."""
+    long_audio.mp4 (audio twice as long as the video), noface.mp4 (a wall, with audio),
+    corrupt.mp4 (random bytes)."""
     root = tmp_path_factory.mktemp("transcribe")
     n_frames = int(SECONDS * 25)
     frames = list(TalkingFace(FaceStyle(), SIZE).animate(PHONES, n_frames))
@@ -45,10 +48,27 @@ def clips(tmp_path_factory):
     write_mp4(root / "talk.mp4", frames, wave, SIZE)
     _drop_audio(root / "talk.mp4", root / "silent.mkv")
     write_mp4(root / "noface.mp4", [np.full((SIZE, SIZE, 3), 120, np.uint8)] * n_frames, wave, SIZE)
+    write_mp4(root / "long_audio.mp4", frames, np.concatenate([wave, wave]), SIZE)
     (root / "corrupt.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     for name, method in (("greedy_att", "greedy_att"), ("greedy_ctc", "greedy_ctc")):
         (root / f"{name}.yaml").write_text(f"method: {method}\n")
     return root
+
+
+def test_extract_clip_audio_is_optional_only_when_asked(clips, caplog):
+    cfg = RoiConfig()
+    with_audio = extract_clip(clips / "talk.mp4", cfg)
+    assert with_audio.audio.shape == (len(with_audio.roi.frames) * 640,) and with_audio.audio_problem is None
+    for name, reason in (("silent.mkv", E.NO_AUDIO_STREAM), ("long_audio.mp4", E.AV_LENGTH_MISMATCH)):
+        with pytest.raises(SkipUtterance) as skip:  # training data needs the audio
+            extract_clip(clips / name, cfg)
+        assert skip.value.reason == reason
+        with caplog.at_level(logging.INFO, logger="espnet_usr2.prep.roi_pipeline"):
+            clip = extract_clip(clips / name, cfg, audio_optional=True, progress_interval=0.0)
+        assert clip.audio is None and clip.audio_problem.reason == reason
+        assert np.array_equal(clip.roi.frames, with_audio.roi.frames)
+    progress = [r.getMessage() for r in caplog.records if "frames (" in r.getMessage()]
+    assert progress and progress[-1].startswith("long_audio.mp4: 39 frames (1.6 s of video) read in")
 
 
 def _run(capsys, *args) -> tuple:
