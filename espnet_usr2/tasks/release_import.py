@@ -69,6 +69,7 @@ class ImportReport:
     architecture: ReleaseArchitecture
     n_parameters: int
     config: Path
+    encoder_only: bool = False
     files: List[str] = field(default_factory=list)
 
     def lines(self) -> List[str]:
@@ -77,7 +78,8 @@ class ImportReport:
         for what, n in sorted(self.ignored.items()):
             lines.append(f"  ignored {n} x {what}")
         lines.append(f"detected {self.architecture.describe()}; {self.n_parameters / 1e6:.1f} M parameters")
-        lines.append(f"training config: {self.config} (architecture from the checkpoint)")
+        lines.append(f"checked against the model of {self.config}" if self.encoder_only
+                     else f"training config: {self.config} (architecture from the checkpoint)")
         lines.append(f"wrote {self.out_dir}: {' '.join(self.files)}")
         return lines
 
@@ -108,7 +110,7 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
                         what=f"the model of {config}")
     report = ImportReport(checkpoint=Path(checkpoint), out_dir=out_dir, prefix=release.prefix,
                           n_tensors=len(release.network), ignored=release.ignored, architecture=arch,
-                          n_parameters=count_parameters(converted), config=config)
+                          n_parameters=count_parameters(converted), config=config, encoder_only=encoder_only)
     with _staging(out_dir, overwrite) as stage:
         if tokens is not None:  # the released vocabulary, also for training from an encoder
             write_token_list(tokens, stage / TOKENS_FILE)
