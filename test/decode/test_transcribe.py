@@ -146,6 +146,10 @@ def test_precomputed_landmarks_replace_face_detection(decode_setup, clips, tmp_p
     assert status == 2 and "one per video" in err[0]
 
 
+def test_utterance_ids_are_file_stems_made_unique():
+    assert usr2_transcribe.uttids_for(["a/talk.mp4", "b/talk.mkv", "c/x.y.webm"]) == ["talk", "talk_2", "x.y"]
+
+
 def test_module_entry_point_on_a_packed_model(packed_recipe, clips, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run([sys.executable, "-m", "espnet_usr2.bin.usr2_transcribe", str(clips / "talk.mp4"),
