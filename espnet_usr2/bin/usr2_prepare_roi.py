@@ -19,7 +19,10 @@ Examples::
 Outputs in ``--outdir``: ``video.scp``, ``wav.scp``, ``utt2num_frames``, ``text`` (with
 ``--text``) and ``skipped.tsv`` (uttid, path, reason, detail), all sorted by uttid, and
 ``landmark_fallback.list`` (utterances that were not in ``--landmarks`` and went through
-face detection instead; ``--missing_landmarks skip`` skips them).
+face detection instead; ``--missing_landmarks skip`` skips them), and ``damaged.tsv``
+(uttid, stream, packets, seconds): kept utterances with damaged packets or frames, which
+were concealed in place (audio: silence, video: the previous frame). A stream damaged over
+``--max_damaged_fraction`` of the clip is skipped as ``damaged_stream``.
 """
 from __future__ import annotations
 
@@ -43,6 +46,9 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         "max_gap": "longest run of frames without a face that is interpolated; longer runs skip the file",
         "max_av_mismatch": "seconds audio and video lengths may differ before the file is skipped",
         "max_truncation": "seconds of the declared video duration that may fail to decode",
+        "max_damaged_fraction": "fraction of the clip a stream's damaged packets/frames may cover (they are "
+                                "concealed and listed in damaged.tsv); above it the file is skipped as "
+                                "damaged_stream",
         "landmark_tolerance": "frames precomputed landmarks may differ from the video by",
         "roi_format": "ROI file format: mkv (lossless FFV1), npz or npy",
         "min_detection_confidence": "MediaPipe face detection threshold",

@@ -24,6 +24,7 @@ TRUNCATED_VIDEO = "truncated_video"
 NO_AUDIO_STREAM = "no_audio_stream"
 EMPTY_AUDIO = "empty_audio"
 AV_LENGTH_MISMATCH = "av_length_mismatch"
+DAMAGED_STREAM = "damaged_stream"  # concealed damage over --max_damaged_fraction of the clip
 # landmarks
 MISSING_LANDMARKS = "missing_landmarks"
 UNREADABLE_LANDMARKS = "unreadable_landmarks"

@@ -21,6 +21,9 @@ DONE_MARKER = ".done"
 # Utterances prepared with the face detector although a landmark list was given (it had
 # no entry for them): listed so that a mixed landmark source is visible, not silent.
 LANDMARK_FALLBACK = "landmark_fallback.list"
+# Processed utterances whose damaged packets / frames were concealed, one row per stream.
+DAMAGE_REPORT = "damaged.tsv"
+DAMAGE_HEADER = ("uttid", "stream", "packets", "seconds")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,15 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class DamageRow:
+    """Concealed damage of one stream of a processed utterance."""
+
+    stream: str  # video or audio
+    packets: int  # damaged packets / frames
+    seconds: float  # time they covered
+
+
+@dataclass(frozen=True)
 class Processed:
     """One prepared utterance."""
 
@@ -43,6 +55,7 @@ class Processed:
     num_frames: int
     text: Optional[str] = None
     landmark_fallback: bool = False  # detector used: the landmark list had no entry
+    damage: Tuple[DamageRow, ...] = ()  # streams with concealed damage
 
 
 @dataclass(frozen=True)
@@ -138,8 +151,8 @@ def _cell(value: str) -> str:
 
 
 def write_lists(outdir: PathLike, processed: Sequence[Processed], skipped: Sequence[Skipped], with_text: bool) -> None:
-    """Write ``video.scp``, ``wav.scp``, ``utt2num_frames``, [``text``], the skip report and
-    (when not empty) the landmark fallback list, sorted."""
+    """Write ``video.scp``, ``wav.scp``, ``utt2num_frames``, [``text``], the skip report, the
+    damage report and (when not empty) the landmark fallback list, sorted."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / DONE_MARKER).unlink(missing_ok=True)
@@ -154,6 +167,11 @@ def write_lists(outdir: PathLike, processed: Sequence[Processed], skipped: Seque
         _write_atomic(outdir / LANDMARK_FALLBACK, fallback)
     else:  # never leave the list of an earlier run behind
         (outdir / LANDMARK_FALLBACK).unlink(missing_ok=True)
+    _write_atomic(
+        outdir / DAMAGE_REPORT,
+        ["\t".join(DAMAGE_HEADER)]
+        + [f"{p.uttid}\t{d.stream}\t{d.packets}\t{d.seconds:.3f}" for p in done for d in p.damage],
+    )
     rows = sorted(skipped, key=lambda s: (s.uttid, s.path, s.reason))
     _write_atomic(
         outdir / SKIP_REPORT,
@@ -170,8 +188,25 @@ def read_lists(outdir: PathLike) -> Tuple[List[Processed], List[Skipped]]:
     frames = read_kaldi_map(outdir / "utt2num_frames")
     texts = read_kaldi_map(outdir / "text") if (outdir / "text").exists() else {}
     fallback = set(read_uttid_list(outdir / LANDMARK_FALLBACK)) if (outdir / LANDMARK_FALLBACK).exists() else set()
-    processed = [Processed(u, videos[u], wavs[u], int(frames[u]), texts.get(u), u in fallback) for u in videos]
+    damage = read_damage_report(outdir / DAMAGE_REPORT) if (outdir / DAMAGE_REPORT).exists() else {}
+    processed = [
+        Processed(u, videos[u], wavs[u], int(frames[u]), texts.get(u), u in fallback, damage.get(u, ()))
+        for u in videos
+    ]
     return processed, read_skip_report(outdir / SKIP_REPORT)
+
+
+def read_damage_report(path: PathLike) -> Dict[str, Tuple[DamageRow, ...]]:
+    """uttid -> the rows of a damage report (header excluded)."""
+    rows: Dict[str, Tuple[DamageRow, ...]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh):
+            cells = line.rstrip("\n").split("\t")
+            if line_no == 0 and tuple(cells) == DAMAGE_HEADER:
+                continue
+            if len(cells) == 4:
+                rows[cells[0]] = rows.get(cells[0], ()) + (DamageRow(cells[1], int(cells[2]), float(cells[3])),)
+    return rows
 
 
 def read_skip_report(path: PathLike) -> List[Skipped]:
