@@ -375,3 +375,40 @@ def test_decoding_configs_as_released(name, expected, conf_dir):
     # usr2_inference takes the file as --config
     usr2_inference.get_parser().parse_args(["--config", str(conf_dir / name), "--output_dir", "x",
                                             "--train_config", "c", "--data_path_and_name_and_type", "a,b,c"])
+
+
+def test_imported_release_transcribes_a_video_from_anywhere(imported, tmp_path, capsys):
+    """The first thing a user does with a converted release: ``usr2_transcribe VIDEO --model_dir DIR``,
+    after moving DIR (config.yaml names bpe.model; the importer's decode_beam40.yaml is used)."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from espnet_usr2.bin import usr2_transcribe
+    from espnet_usr2.prep.mini_lrs3 import write_mp4
+    from espnet_usr2.prep.talking_face import FaceStyle, TalkingFace
+
+    out, _ = imported
+    moved = tmp_path / "elsewhere" / "release"
+    shutil.copytree(out, moved)
+    release_decoding = yaml.safe_load((moved / "decode_beam40.yaml").read_text())
+    (moved / "decode_beam40.yaml").write_text(yaml.safe_dump(dict(release_decoding, beam_size=3)))
+    n_frames, size = 30, 128
+    phones = [("h", 0.1, 0.2), ("@", 0.2, 0.4), ("m", 0.5, 0.7), ("a", 0.7, 1.0)]
+    frames = list(TalkingFace(FaceStyle(), size).animate(phones, n_frames))
+    wave = (0.1 * np.random.default_rng(0).standard_normal(n_frames * 640)).astype(np.float32)
+    write_mp4(tmp_path / "clip.mp4", frames, wave, size)
+    status = usr2_transcribe.main([str(tmp_path / "clip.mp4"), "--model_dir", str(moved),
+                                   "--json", str(tmp_path / "out.json"), "--log_level", "WARNING"])
+    capsys.readouterr()
+    assert status == 0
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc["model"]["model_file"] == str(moved / "model.pth")
+    decode = doc["model"]["decode"]  # the search the importer wrote (here with a smaller beam)
+    assert decode["beam_size"] == 3 and decode["ctc_weight"] == release_decoding["ctc_weight"]
+    assert decode["maxlenratio"] == release_decoding["maxlenratio"]
+    assert [r["modality"] for r in doc["results"]] == ["V", "A", "AV"]
+    vocab = set(token_units(TINY.vocab - 2))
+    for r in doc["results"]:
+        assert set(r["tokens"]) <= vocab and r["num_frames"] == n_frames
