@@ -68,6 +68,13 @@ def get_parser() -> config_argparse.ArgumentParser:
     group.add_argument("--minlenratio", type=float, default=0.0)
     group.add_argument("--nbest", type=int, default=1)
 
+    group = parser.add_argument_group("Language model (shallow fusion, beam search only)")
+    group.add_argument("--lm_train_config", type=str_or_none, default=None,
+                       help="config.yaml of an ESPnet LM (espnet2.bin.lm_train) with the model's token list")
+    group.add_argument("--lm_file", type=str_or_none, default=None, help="its .pth (random weights if omitted)")
+    group.add_argument("--lm_weight", type=float, default=0.0,
+                       help="weight of the LM log-probability; 0: no LM (greedy methods ignore it)")
+
     group = parser.add_argument_group("Text converter")
     group.add_argument("--token_type", type=str_or_none, default=None, choices=[None, "bpe", "char", "word"],
                        help="default: the training config's")
@@ -84,15 +91,15 @@ def main(cmd: Optional[List[str]] = None) -> None:
     try:
         opts = DecodeOptions(method=args.method, beam_impl=args.beam_impl, beam_size=args.beam_size,
                              ctc_weight=args.ctc_weight, penalty=args.penalty, maxlenratio=args.maxlenratio,
-                             minlenratio=args.minlenratio, nbest=args.nbest)
+                             minlenratio=args.minlenratio, nbest=args.nbest, lm_weight=args.lm_weight)
         out_dirs = inference(
             output_dir=args.output_dir, data_path_and_name_and_type=args.data_path_and_name_and_type,
             train_config=args.train_config, model_file=args.model_file, modalities=args.modalities, opts=opts,
             key_file=args.key_file, model_role=args.model_role, batch_size=args.batch_size, ngpu=args.ngpu,
             seed=args.seed, dtype=args.dtype, num_workers=args.num_workers, token_type=args.token_type,
             bpemodel=args.bpemodel, allow_variable_data_keys=args.allow_variable_data_keys,
-            log_interval=args.log_interval)
-    except (DataInputError, UnsupportedDecoderError, ValueError) as e:
+            log_interval=args.log_interval, lm_train_config=args.lm_train_config, lm_file=args.lm_file)
+    except (DataInputError, UnsupportedDecoderError, ValueError, FileNotFoundError) as e:
         # bad input: one clear line instead of a traceback
         print(f"usr2_inference: error: {e}", file=sys.stderr)
         raise SystemExit(1)

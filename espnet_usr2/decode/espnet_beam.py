@@ -3,12 +3,13 @@
 Built exactly as ``espnet2.bin.asr_inference.Speech2Text`` builds it -- scorers
 ``decoder`` (weight ``1 - ctc_weight``), ``ctc`` (:class:`CTCPrefixScorer`, weight
 ``ctc_weight``) and ``length_bonus`` (:class:`LengthBonus`, weight ``penalty``),
-``pre_beam_score_key="full"`` -- except that the decoder scorer is bound to one modality's
+``pre_beam_score_key="full"``, and with shallow fusion ``lm`` (the ESPnet LM, weight
+``lm_weight``) -- except that the decoder scorer is bound to one modality's
 output head (:class:`ModalityDecoderScorer`) instead of ``decoder.default_modality``.
 """
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 from espnet.nets.batch_beam_search import BatchBeamSearch
@@ -55,7 +56,7 @@ class ModalityDecoderScorer(torch.nn.Module, BatchScorerInterface):
 
 
 def build_espnet_beam_search(net, modality: str, opts: DecodeOptions, vocab_size: int, sos: int,
-                             eos: int) -> BatchBeamSearch:
+                             eos: int, lm: Optional[torch.nn.Module] = None) -> BatchBeamSearch:
     """ESPnet's vectorised beam search over the hypotheses of one utterance."""
     scorers = dict(
         decoder=ModalityDecoderScorer(net.decoder, modality),
@@ -63,6 +64,11 @@ def build_espnet_beam_search(net, modality: str, opts: DecodeOptions, vocab_size
         length_bonus=LengthBonus(vocab_size),
     )
     weights = dict(decoder=1.0 - opts.ctc_weight, ctc=opts.ctc_weight, length_bonus=opts.penalty)
+    if lm is not None:  # registered last, as asr_inference does; weight 0 -> BeamSearch drops it
+        scorers["lm"] = lm
+        weights["lm"] = opts.lm_weight
+    elif opts.lm_weight > 0:
+        raise ValueError(f"lm_weight {opts.lm_weight} needs a language model (lm_train_config)")
     search = BatchBeamSearch(scorers=scorers, weights=weights, beam_size=opts.beam_size, vocab_size=vocab_size,
                              sos=sos, eos=eos, token_list=None, pre_beam_ratio=opts.pre_beam_ratio,
                              pre_beam_score_key="full")
@@ -71,9 +77,11 @@ def build_espnet_beam_search(net, modality: str, opts: DecodeOptions, vocab_size
 
 @torch.no_grad()
 def espnet_beam_search(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, opts: DecodeOptions,
-                       sos: int, eos: int, vocab_size: int) -> List[List[Hyp]]:
-    """N-best lists of each utterance of ``enc`` (B, T, d), decoded one by one by ESPnet."""
-    search = build_espnet_beam_search(net, modality, opts, vocab_size, sos, eos)
+                       sos: int, eos: int, vocab_size: int, lm: Optional[torch.nn.Module] = None
+                       ) -> List[List[Hyp]]:
+    """N-best lists of each utterance of ``enc`` (B, T, d), decoded one by one by ESPnet
+    (``lm``: an ESPnet LM fused with weight ``opts.lm_weight``)."""
+    search = build_espnet_beam_search(net, modality, opts, vocab_size, sos, eos, lm)
     results = []
     for b in range(enc.size(0)):
         x = enc[b, : int(enc_lens[b])]

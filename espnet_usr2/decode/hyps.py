@@ -27,7 +27,10 @@ BEAM_IMPLS = ("fast", "espnet")
 class DecodeOptions:
     """Search settings (joint CTC/attention scoring: paper Appendix B.1, eq. 10); defaults are
     those of the released USR 2.0 decoding: beam 40, ctc_weight 0.1 (Sec. 5 uses beam 30),
-    maxlenratio 1.0 without end detection (``maxlenratio=0.0``: ESPnet's end detection)."""
+    maxlenratio 1.0 without end detection (``maxlenratio=0.0``: ESPnet's end detection).
+
+    ``lm_weight``: shallow fusion with an ESPnet LM (:mod:`.lm`; beam search only). At 0
+    no LM is used and the search is exactly the one without an LM."""
 
     method: str = "beam"
     beam_impl: str = "fast"
@@ -38,6 +41,7 @@ class DecodeOptions:
     minlenratio: float = 0.0
     nbest: int = 1
     pre_beam_ratio: float = 1.5
+    lm_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -50,6 +54,8 @@ class DecodeOptions:
             raise ValueError(f"nbest must be >= 1, got {self.nbest}")
         if self.nbest > self.beam_size and self.method == "beam":
             raise ValueError(f"nbest ({self.nbest}) cannot exceed beam_size ({self.beam_size})")
+        if self.lm_weight < 0:
+            raise ValueError(f"lm_weight must be >= 0, got {self.lm_weight}")
         if not 0.0 <= self.ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.method == "beam" and self.ctc_weight == 1.0:

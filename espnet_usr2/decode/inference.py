@@ -164,10 +164,12 @@ def inference(output_dir: PathLike, data_path_and_name_and_type: DataSpec, train
               ngpu: int = 0, seed: int = 0, dtype: str = "float32", num_workers: int = 1,
               token_type: Optional[str] = None, bpemodel: Optional[str] = None,
               allow_variable_data_keys: bool = False, log_interval: int = 100,
-              s2t: Optional[USR2Speech2Text] = None) -> Dict[str, Path]:
+              s2t: Optional[USR2Speech2Text] = None, lm_train_config: Optional[PathLike] = None,
+              lm_file: Optional[PathLike] = None) -> Dict[str, Path]:
     """Decode a data directory; returns ``{modality: output directory}``.
 
-    ``s2t`` reuses an already loaded model (several noise conditions, tests).
+    ``s2t`` reuses an already loaded model (several noise conditions, tests);
+    ``lm_train_config`` / ``lm_file``: an ESPnet LM fused with weight ``opts.lm_weight``.
     """
     modalities = canonical_modalities(modalities)
     data = [tuple(d) for d in data_path_and_name_and_type]
@@ -177,7 +179,8 @@ def inference(output_dir: PathLike, data_path_and_name_and_type: DataSpec, train
     device = "cuda" if ngpu > 0 else "cpu"
     if s2t is None:
         s2t = USR2Speech2Text(train_config, model_file, modalities=modalities, opts=opts, device=device,
-                              dtype=dtype, model_role=model_role, token_type=token_type, bpemodel=bpemodel)
+                              dtype=dtype, model_role=model_role, token_type=token_type, bpemodel=bpemodel,
+                              lm_train_config=lm_train_config, lm_file=lm_file)
     elif tuple(s2t.modalities) != modalities:
         raise ValueError(f"the loaded decoder is set up for {list(s2t.modalities)}, not {list(modalities)}")
     loader = build_loader(s2t, data, key_file, batch_size, dtype, num_workers, allow_variable_data_keys, ngpu)
@@ -185,7 +188,8 @@ def inference(output_dir: PathLike, data_path_and_name_and_type: DataSpec, train
     fps = float(getattr(s2t.train_args, "video_fps", 25))
     progress = Progress(len(keys), log_interval, fps)
     log.info("decoding %d utterances, modalities %s, method %s%s", len(keys), list(modalities), opts.method,
-             f" ({opts.beam_impl}, beam {opts.beam_size}, ctc_weight {opts.ctc_weight})"
+             f" ({opts.beam_impl}, beam {opts.beam_size}, ctc_weight {opts.ctc_weight}"
+             f"{f', lm_weight {opts.lm_weight}' if s2t.lm is not None else ''})"
              if opts.method == "beam" else "")
     writers = {m: ModalityWriter(d) for m, d in out_dirs.items()}
     try:

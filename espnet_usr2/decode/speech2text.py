@@ -30,6 +30,7 @@ from espnet_usr2.decode.espnet_beam import espnet_beam_search
 from espnet_usr2.decode.fast_beam import fast_beam_search
 from espnet_usr2.decode.greedy import greedy_attention, greedy_ctc
 from espnet_usr2.decode.hyps import DecodeOptions, Hyp, empty_hyp
+from espnet_usr2.decode.lm import load_lm
 from espnet_usr2.decode.model_dir import ModelFiles, resolve_model_dir, resolved_train_config
 from espnet_usr2.model.modalities import LONG_NAMES, MODALITIES, canonical_modalities, needs_audio, needs_video
 from espnet_usr2.tasks.usr2 import USR2Task
@@ -42,6 +43,8 @@ SPEECH, VIDEO_NAME = "speech", "video"
 MODEL_ROLES = ("student", "teacher")
 #: keys of a decoding YAML that are usr2_inference options rather than search settings
 DECODE_YAML_OTHER_KEYS = ("batch_size",)
+#: keys of a decoding YAML that name the shallow-fusion LM's files (USR2Speech2Text arguments)
+DECODE_YAML_LM_KEYS = ("lm_train_config", "lm_file")
 
 
 class Result(NamedTuple):
@@ -88,21 +91,33 @@ def select_network(model: torch.nn.Module, role: str) -> torch.nn.Module:
     return teacher
 
 
-def decode_options_from_yaml(path: PathLike) -> DecodeOptions:
-    """Search settings of a decoding config (``conf/decode_*.yaml``).
-
-    Keys that are batch-decoding options (``batch_size``) are ignored; anything else that
-    is not a :class:`DecodeOptions` field is an error naming it.
-    """
+def _read_decode_yaml(path: PathLike) -> Dict[str, Any]:
+    """A decoding config as a mapping; any key that is neither a :class:`DecodeOptions` field,
+    a batch-decoding option nor an LM file is an error naming it."""
     with open(path, encoding="utf-8") as f:
         conf = yaml.safe_load(f) or {}
     if not isinstance(conf, dict):
         raise ValueError(f"decoding config {path}: expected a mapping of options, got {type(conf).__name__}")
     known = {f.name for f in dataclasses.fields(DecodeOptions)}
-    unknown = sorted(set(conf) - known - set(DECODE_YAML_OTHER_KEYS))
+    unknown = sorted(set(conf) - known - set(DECODE_YAML_OTHER_KEYS) - set(DECODE_YAML_LM_KEYS))
     if unknown:
         raise ValueError(f"decoding config {path}: unknown option(s) {unknown}; known: {sorted(known)}")
-    return DecodeOptions(**{k: v for k, v in conf.items() if k in known})
+    return conf
+
+
+def decode_options_from_yaml(path: PathLike) -> DecodeOptions:
+    """Search settings of a decoding config (``conf/decode_*.yaml``).
+
+    Keys that are batch-decoding options (``batch_size``) or LM files (:func:`lm_files_from_yaml`)
+    are ignored; anything else that is not a :class:`DecodeOptions` field is an error naming it.
+    """
+    known = {f.name for f in dataclasses.fields(DecodeOptions)}
+    return DecodeOptions(**{k: v for k, v in _read_decode_yaml(path).items() if k in known})
+
+
+def lm_files_from_yaml(path: PathLike) -> Dict[str, str]:
+    """``lm_train_config`` / ``lm_file`` of a decoding config (those it names)."""
+    return {k: v for k, v in _read_decode_yaml(path).items() if k in DECODE_YAML_LM_KEYS and v is not None}
 
 
 def _as_tensor(x: ArrayLike, name: str, ndim: int, shape_hint: str) -> torch.Tensor:
@@ -128,6 +143,9 @@ class USR2Speech2Text:
         dtype: ``float32``, ``float16`` or ``float64`` for the model and the inputs.
         model_role: ``student`` or ``teacher`` (the EMA teacher of a semi-supervised run).
         token_type, bpemodel: the text converter; default: the training config's.
+        lm_train_config, lm_file: an ESPnet LM (``espnet2.bin.lm_train``, usr2.sh stage 7)
+            with the model's token list, fused into the beam search with weight
+            ``opts.lm_weight`` (shallow fusion). Greedy methods do not use it.
 
     Examples:
         >>> import soundfile
@@ -146,7 +164,8 @@ class USR2Speech2Text:
     def __init__(self, train_config: PathLike, model_file: Optional[PathLike] = None,
                  modalities: Sequence[str] = MODALITIES, opts: Optional[DecodeOptions] = None,
                  device: str = "cpu", dtype: str = "float32", model_role: str = "student",
-                 token_type: Optional[str] = None, bpemodel: Optional[str] = None, **search: Any):
+                 token_type: Optional[str] = None, bpemodel: Optional[str] = None,
+                 lm_train_config: Optional[PathLike] = None, lm_file: Optional[PathLike] = None, **search: Any):
         if opts is not None and search:
             raise ValueError(f"give the search settings as opts or as keywords, not both: {sorted(search)}")
         self.opts = opts if opts is not None else DecodeOptions(**search)
@@ -170,6 +189,30 @@ class USR2Speech2Text:
             self.tokenizer = build_tokenizer(token_type=token_type, bpemodel=bpemodel)
         elif token_type == "bpe":
             log.warning("token_type bpe without a bpemodel: text is the tokens joined, '\u2581' read as a space")
+        self.lm = self._fusion_lm(lm_train_config, lm_file)
+
+    def _fusion_lm(self, lm_train_config: Optional[PathLike], lm_file: Optional[PathLike]
+                   ) -> Optional[torch.nn.Module]:
+        """The LM the beam search fuses, or None (no LM, weight 0, or a greedy method)."""
+        opts = self.opts
+        if lm_train_config is None:
+            if lm_file is not None:
+                raise ValueError("lm_file given without lm_train_config (the LM's config.yaml)")
+            if opts.lm_weight > 0:
+                raise ValueError(f"lm_weight {opts.lm_weight} needs a language model: give lm_train_config "
+                                 "(and lm_file)")
+            return None
+        if opts.lm_weight == 0:
+            log.info("lm_weight is 0: the language model %s is not used", lm_train_config)
+            return None
+        if opts.method != "beam":
+            log.warning("method %s ignores the language model (lm_weight %s): shallow fusion is for the "
+                        "beam search", opts.method, opts.lm_weight)
+            return None
+        lm = load_lm(lm_train_config, lm_file, self.token_list, self.device, self.dtype)
+        log.info("shallow fusion: language model %s (%s), lm_weight %s", lm_file or lm_train_config,
+                 type(lm).__name__, opts.lm_weight)
+        return lm
 
     @classmethod
     def from_pretrained(cls, model_dir: PathLike, model_file: Optional[PathLike] = None,
@@ -193,6 +236,8 @@ class USR2Speech2Text:
         if decode_config is not None and not search_keys & set(kwargs):
             log.info("decoding config: %s", decode_config)
             kwargs["opts"] = decode_options_from_yaml(decode_config)
+            if not set(DECODE_YAML_LM_KEYS) & set(kwargs):
+                kwargs.update(lm_files_from_yaml(decode_config))
         with resolved_train_config(files.train_config) as (config, bpemodel):
             kwargs.setdefault("bpemodel", bpemodel)
             return cls(config, files.model_file, **kwargs)
@@ -333,5 +378,6 @@ class USR2Speech2Text:
         if opts.method == "greedy_att":
             return greedy_attention(self.net, enc, enc_lens, modality, opts, self.sos, self.eos)
         if opts.beam_impl == "espnet":
-            return espnet_beam_search(self.net, enc, enc_lens, modality, opts, self.sos, self.eos, self.vocab_size)
-        return fast_beam_search(self.net, enc, enc_lens, modality, opts, self.sos, self.eos, self.blank)
+            return espnet_beam_search(self.net, enc, enc_lens, modality, opts, self.sos, self.eos, self.vocab_size,
+                                      lm=self.lm)
+        return fast_beam_search(self.net, enc, enc_lens, modality, opts, self.sos, self.eos, self.blank, lm=self.lm)

@@ -1,0 +1,204 @@
+"""Shallow fusion with an ESPnet LM: both beam searches agree, a forced LM changes the answer
+as its weights say, lm_weight 0 changes nothing, the LM's token list must be the model's."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import torch
+import yaml
+from espnet2.tasks.lm import LMTask
+
+from espnet_usr2.decode.espnet_beam import espnet_beam_search
+from espnet_usr2.decode.fast_beam import fast_beam_search
+from espnet_usr2.decode.hyps import DecodeOptions
+from espnet_usr2.decode.lm import LMMismatchError, load_lm
+from espnet_usr2.decode.speech2text import USR2Speech2Text, decode_options_from_yaml, lm_files_from_yaml
+from espnet_usr2.utils.config import build_model_from_config
+
+LM_TINY = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2" / "conf" / "train_lm_tiny.yaml"
+RNN_CONF = {"lm": "seq_rnn", "lm_conf": {"rnn_type": "lstm", "unit": 16, "nlayers": 2}}
+
+
+def write_lm(out: Path, token_list: List[str], conf: Path = LM_TINY, seed: int = 0, sharpen: float = 1.0,
+             bias: Dict[int, float] = None) -> tuple:
+    """An ESPnet LM run's files (``config.yaml``, ``lm.pth``) as ``lm_train`` leaves them.
+
+    ``sharpen`` scales the output layer so the random LM has opinions; ``bias`` makes it a
+    unigram LM: output weights zero, logit ``bias[token]`` (0 for the others).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    args = LMTask.get_parser().parse_args(["--config", str(conf), "--token_list",
+                                           str(_write_tokens(out, token_list)), "--token_type", "char",
+                                           "--output_dir", str(out)])
+    torch.manual_seed(seed)
+    model = LMTask.build_model(args)
+    head = model.lm.decoder
+    with torch.no_grad():
+        head.weight.mul_(sharpen)
+        if bias is not None:
+            head.weight.zero_()
+            head.bias.zero_()
+            for token, value in bias.items():
+                head.bias[token] = value
+    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)), encoding="utf-8")
+    torch.save(model.state_dict(), out / "lm.pth")
+    return out / "config.yaml", out / "lm.pth"
+
+
+def _write_tokens(out: Path, token_list: List[str]) -> Path:
+    path = out / "tokens.txt"
+    path.write_text("\n".join(token_list) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_config, token_list):
+    torch.manual_seed(0)
+    return build_model_from_config(tiny_config, token_list).eval()
+
+
+@pytest.fixture(scope="module")
+def lms(tmp_path_factory, token_list) -> Dict[str, torch.nn.Module]:
+    """Random tiny Transformer and LSTM LMs with the model's token list, loaded as decoding loads them."""
+    root = tmp_path_factory.mktemp("lms")
+    rnn_conf = root / "rnn.yaml"
+    rnn_conf.write_text(yaml.safe_dump({**yaml.safe_load(LM_TINY.read_text()), **RNN_CONF}))
+    out = {}
+    for name, conf in (("transformer", LM_TINY), ("rnn", rnn_conf)):
+        config, lm_file = write_lm(root / name, token_list, conf, seed=1, sharpen=8.0)
+        out[name] = load_lm(config, lm_file, token_list)
+    return out
+
+
+def _encode(model, lengths: List[int], seed: int):
+    g = torch.Generator().manual_seed(seed)
+    lens = torch.tensor(lengths)
+    speech = torch.randn(len(lengths), max(lengths) * 640, generator=g)
+    video = torch.rand(len(lengths), max(lengths), 96, 96, generator=g) * 255
+    with torch.no_grad():
+        return model.encode(speech, lens * 640, video, lens, modalities=["v", "av"], augment=False)
+
+
+@pytest.mark.parametrize("lm_name", ["transformer", "rnn"])
+@pytest.mark.parametrize("opts", [
+    DecodeOptions(beam_size=4, ctc_weight=0.3, maxlenratio=0.0, nbest=2, lm_weight=0.5),
+    DecodeOptions(beam_size=5, ctc_weight=0.1, penalty=0.3, maxlenratio=0.6, lm_weight=1.0),
+], ids=["enddetect", "released-length-rule"])
+def test_fast_matches_espnet_with_lm(tiny, lms, lm_name, opts):
+    """Same n-best from the batched search (LM states of utterances x hypotheses) and from
+    ESPnet's BatchBeamSearch with the LM as a scorer; and the LM does change the output."""
+    lm = lms[lm_name]
+    vocab = len(tiny.token_list)
+    changed = 0
+    for m, (enc, lens) in _encode(tiny, [7, 12, 5], seed=1).items():
+        fast = fast_beam_search(tiny, enc, lens, m, opts, tiny.sos, tiny.eos, lm=lm)
+        ref = espnet_beam_search(tiny, enc, lens, m, opts, tiny.sos, tiny.eos, vocab, lm=lm)
+        plain = fast_beam_search(tiny, enc, lens, m, DecodeOptions(**{**vars(opts), "lm_weight": 0.0}),
+                                 tiny.sos, tiny.eos)
+        for b, (f, r) in enumerate(zip(fast, ref)):
+            assert [h.yseq for h in f] == [h.yseq for h in r], f"{m} utterance {b}: n-best differs"
+            assert f[0].score == pytest.approx(r[0].score, abs=1e-3)
+            changed += f[0].yseq != plain[b][0].yseq
+    assert changed, "the LM changed no hypothesis: the test would not see a missing LM"
+
+
+# ---------------------------------------------------------------------------- forced LM
+
+def _force_two_paths(model, ids: Dict[str, int]) -> None:
+    """Decoder of every modality: <sos> -> d (logit 10) or f (logit 9), d|f -> e, e -> <eos>.
+
+    Residual branches zeroed and one-hot embeddings (see test_beam_search): the output
+    head sees only LayerNorm(previous token's one-hot), which is sqrt(63) at the hot unit
+    of 64, so "de" beats "fe" by (10 - 9) * sqrt(63) = 7.9 nats.
+    """
+    dec = model.decoder
+    vocab, d = len(model.token_list), dec.after_norm.normalized_shape[0]
+    with torch.no_grad():
+        for layer in dec.decoders:
+            for lin in (layer.self_attn.linear_out, layer.src_attn.linear_out, layer.feed_forward.w_2):
+                lin.weight.zero_()
+                lin.bias.zero_()
+        dec.embed[0].weight.copy_(torch.eye(vocab, d) * 50.0)
+        for m in ("v", "a", "av"):
+            head = dec.output_head(m)
+            head.weight.zero_()
+            head.bias.zero_()
+            for prev, nxt, logit in ((model.sos, ids["d"], 10.0), (model.sos, ids["f"], 9.0),
+                                     (ids["d"], ids["e"], 10.0), (ids["f"], ids["e"], 10.0),
+                                     (ids["e"], model.eos, 10.0)):
+                head.weight[nxt, prev] = logit
+
+
+@pytest.mark.parametrize("impl", ["fast", "espnet"])
+def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, tmp_path, impl):
+    """A unigram LM preferring "f" by 10 nats over every other token turns "de" into "fe" at
+    lm_weight 1 (7.9 - 10 < 0), not at lm_weight 0.5 (7.9 - 5 > 0)."""
+    ids = {t: i for i, t in enumerate(token_list)}
+    model = build_model_from_config(tiny_config, token_list).eval()
+    _force_two_paths(model, ids)
+    lm = load_lm(*write_lm(tmp_path, token_list, bias={ids["f"]: 10.0}), token_list)
+    enc, lens = torch.randn(2, 6, 64), torch.tensor([6, 5])  # the forced decoder ignores the memory
+
+    def text(lm_weight: float) -> List[str]:
+        opts = DecodeOptions(beam_size=3, ctc_weight=0.0, lm_weight=lm_weight)
+        if impl == "fast":
+            nbest = fast_beam_search(model, enc, lens, "v", opts, model.sos, model.eos, lm=lm)
+        else:
+            nbest = espnet_beam_search(model, enc, lens, "v", opts, model.sos, model.eos, len(token_list), lm=lm)
+        return ["".join(token_list[t] for t in h[0].token_ids(model.sos, model.eos)) for h in nbest]
+
+    assert text(0.0) == ["de", "de"]
+    assert text(0.5) == ["de", "de"]
+    assert text(1.0) == ["fe", "fe"]
+
+
+# ---------------------------------------------------------------------------- USR2Speech2Text
+
+def test_speech2text_lm_weight_zero_is_todays_output(decode_setup, token_list, tmp_path, caplog):
+    """With lm_weight 0 the LM files change nothing (the LM is not even loaded); greedy methods
+    say they ignore the LM; with a weight the beam search uses it."""
+    config, model_file = decode_setup["random"]
+    lm_config, lm_file = write_lm(tmp_path / "lm", token_list, seed=2, sharpen=8.0)
+    g = torch.Generator().manual_seed(5)
+    speech, video = torch.randn(6 * 640, generator=g), torch.rand(6, 96, 96, generator=g) * 255
+
+    def decode(**kw):
+        s2t = USR2Speech2Text(config, model_file, modalities=["av"], beam_size=4, ctc_weight=0.3, **kw)
+        return s2t, s2t(speech=speech, video=video)["av"][0]
+
+    _, plain = decode()
+    s2t, zero = decode(lm_train_config=lm_config, lm_file=lm_file, lm_weight=0.0)
+    assert s2t.lm is None and zero.token_int == plain.token_int and zero.score == plain.score
+    s2t, fused = decode(lm_train_config=lm_config, lm_file=lm_file, lm_weight=2.0)
+    assert s2t.lm is not None and fused.score != plain.score
+    with caplog.at_level(logging.WARNING):
+        s2t, _ = decode(lm_train_config=lm_config, lm_file=lm_file, lm_weight=0.5, method="greedy_ctc")
+    assert s2t.lm is None and "ignores the language model" in caplog.text
+
+
+def test_lm_files_and_weight_from_decoding_yaml(tmp_path):
+    conf = tmp_path / "decode_lm.yaml"
+    conf.write_text("beam_size: 3\nlm_weight: 0.4\nlm_train_config: exp/lm/config.yaml\n"
+                    "lm_file: exp/lm/valid.loss.ave.pth\nbatch_size: 2\n")
+    assert decode_options_from_yaml(conf).lm_weight == 0.4
+    assert lm_files_from_yaml(conf) == {"lm_train_config": "exp/lm/config.yaml",
+                                        "lm_file": "exp/lm/valid.loss.ave.pth"}
+
+
+def test_bad_lm_inputs_are_named(decode_setup, token_list, tmp_path):
+    config, model_file = decode_setup["random"]
+    other = token_list[:-2] + ["<x>", token_list[-1]]
+    lm_config, lm_file = write_lm(tmp_path / "other", other)
+    with pytest.raises(LMMismatchError, match=r"token \d+ is '<x>' in the LM and '<space>' in the model"):
+        load_lm(lm_config, lm_file, token_list)
+    with pytest.raises(LMMismatchError, match="tokens in the LM"):
+        load_lm(*write_lm(tmp_path / "short", token_list[:-2] + token_list[-1:]), token_list)
+    with pytest.raises(ValueError, match="needs a language model"):
+        USR2Speech2Text(config, model_file, lm_weight=0.5)
+    with pytest.raises(FileNotFoundError, match="lm_file .*missing.pth"):
+        load_lm(lm_config, tmp_path / "missing.pth", other)
+    with pytest.raises(ValueError, match="lm_weight must be >= 0"):
+        DecodeOptions(lm_weight=-1.0)
