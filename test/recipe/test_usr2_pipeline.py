@@ -48,7 +48,7 @@ def _selection_key(config) -> tuple:
 
 
 def test_groups_cover_every_shipped_config():
-    shipped = sorted(EGS.glob("*/usr2/conf/train*.yaml"))
+    shipped = sorted(EGS.glob("*/usr2/conf/train_usr2*.yaml"))  # train_lm_*.yaml: ESPnet's LM task (stage 7)
     names = {p.name for p in shipped}
     assert {f"train_usr2_{m}.yaml" for m in ("base", "base_plus", "large", "huge", "tiny", "mini", "mini_sup",
                                               "ci", "ci_sup")} <= names, names
