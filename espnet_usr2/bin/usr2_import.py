@@ -11,6 +11,10 @@
     python -m espnet_usr2.bin.usr2_import --encoder_only --checkpoint usr_base_lrs3_ssl.pth \\
         --units unigram1000_units.txt --out_dir exp/usr_ssl_base
 
+    # this project's own self-supervised pre-training (model: usr2_pretrain) -> encoder.pth
+    python -m espnet_usr2.bin.usr2_import --encoder_only --checkpoint exp/pretrain/valid.loss.ave.pth \\
+        --config conf/train_usr2_base.yaml --out_dir exp/pretrain/encoder
+
 The model size (Base, Base+, Large, Huge) is read from the tensor shapes; the training
 config is the paper config of that size unless ``--config`` names another. Every tensor of
 the file is placed or explicitly ignored (USR's EMA teacher copy and unlabelled-loss heads,
@@ -38,7 +42,8 @@ def get_parser() -> argparse.ArgumentParser:
                         help="write out_dir/encoder.pth (frontends, projections, encoder blocks; no final norm) "
                              "for --init_param, e.g. from a self-supervised USR checkpoint")
     parser.add_argument("--config", help="training config to build on (default: the paper config of the "
-                                         "detected size, egs2/TEMPLATE/usr2/conf/train_usr2_<size>.yaml)")
+                                         "detected size, egs2/TEMPLATE/usr2/conf/train_usr2_<size>.yaml); "
+                                         "needed for a checkpoint of this project (pre-training)")
     parser.add_argument("--source", choices=(STUDENT, TEACHER), default=STUDENT,
                         help="which network of a USR training wrapper to import: the student ('backbone', "
                              "default) or its EMA teacher ('target_backbone')")

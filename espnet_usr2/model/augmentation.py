@@ -45,6 +45,14 @@ class StudentAugmentation(nn.Module):
     # ------------------------------------------------------------------ video
     def video_view(self, video: torch.Tensor, lengths: torch.Tensor, augment: bool) -> torch.Tensor:
         """(B, T, H, W) -> (B, T, crop, crop): random crop + flip + masking, or the centre crop."""
+        video = self.crop_and_flip(video, augment)
+        return time_mask(video, lengths, *self.video_mask) if augment else video
+
+    def crop_and_flip(self, video: torch.Tensor, augment: bool) -> torch.Tensor:
+        """(B, T, H, W) -> (B, T, crop, crop): random crop + flip per clip, or the centre crop.
+
+        Pre-training gives this view to the teacher and, span-masked, to the student.
+        """
         height, width = video.shape[-2:]
         if height < self.crop_size or width < self.crop_size:
             raise ValueError(f"video frames of {height}x{width} are smaller than the crop size {self.crop_size}")
@@ -59,7 +67,7 @@ class StudentAugmentation(nn.Module):
             if float(torch.rand(())) < self.flip_prob:
                 clip = clip.flip(-1)
             crops.append(clip)
-        return time_mask(torch.stack(crops), lengths, *self.video_mask)
+        return torch.stack(crops)
 
     # ------------------------------------------------------------------ audio
     def audio_view(self, speech: torch.Tensor, lengths: torch.Tensor, augment: bool) -> torch.Tensor:

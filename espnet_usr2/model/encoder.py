@@ -7,7 +7,7 @@ audio-visual streams; the model stacks the three along the batch and runs this o
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from espnet.nets.pytorch_backend.transformer.attention import RelPositionMultiHeadedAttention
@@ -126,11 +126,20 @@ class RelPosTransformerEncoder(AbsEncoder):
         ilens: torch.Tensor,
         prev_states: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        return self.after_norm(self.block_outputs(xs_pad, ilens)[-1]), ilens, None
+
+    def block_outputs(self, xs_pad: torch.Tensor, ilens: torch.Tensor) -> List[torch.Tensor]:
+        """The output (B, T, output_size) of every block, before the final norm.
+
+        Self-supervised pre-training regresses the layer average of these (USR's targets).
+        """
         mask = valid_mask(ilens.to(xs_pad.device), xs_pad.size(1))[:, None, :]
         x, pos_emb = self.pos_enc(xs_pad)
+        outputs = []
         for block in self.blocks:
             x = block(x, pos_emb, mask)
-        return self.after_norm(x), ilens, None
+            outputs.append(x)
+        return outputs
 
 
 def _drop_path_rates(rate: float, num_blocks: int, schedule: str) -> list:

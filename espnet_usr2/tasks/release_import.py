@@ -17,6 +17,11 @@ projections and encoder blocks (no final norm) under this project's names, for a
 the EMA teacher copies the student at its first step, so it starts from them too); with
 ``units`` also ``tokens.txt`` and ``bpe.model``, to train in the released vocabulary.
 
+A checkpoint of this project itself -- the output of self-supervised pre-training
+(``model: usr2_pretrain``) -- already has this project's names: ``--encoder_only`` takes its
+frontends, projections and encoder blocks as they are (the student, or with ``source:
+target_backbone`` its EMA teacher ``teacher.model.*``), checked against ``config`` (needed).
+
 The training config is the paper config of the detected size
 (``egs2/TEMPLATE/usr2/conf/train_usr2_<size>.yaml``) or ``config``, with the architecture
 taken from the checkpoint's shapes. Everything is checked against the model that config
@@ -41,7 +46,7 @@ from espnet_usr2.data.unit_tokenizer import (
     read_units, release_token_list, write_sentencepiece_model, write_token_list,
 )
 from espnet_usr2.model.release_checkpoint import (
-    STUDENT, ReleaseArchitecture, ReleaseCheckpointError, check_against_model, count_parameters,
+    STUDENT, TEACHER, ReleaseArchitecture, ReleaseCheckpointError, check_against_model, count_parameters,
     detect_architecture, load_checkpoint_file, rename_network, split_release_state,
 )
 from espnet_usr2.tasks.usr2 import USR2Task
@@ -55,6 +60,9 @@ MODEL_FILE, CONFIG_FILE, TOKENS_FILE, BPE_FILE, ENCODER_FILE = (
     "model.pth", "config.yaml", "tokens.txt", "bpe.model", "encoder.pth")
 #: the parts of this project's model an encoder-only file must fill completely
 ENCODER_INIT_PARTS = ("audio_frontend.", "video_frontend.", "fusion.", "encoder.blocks.")
+#: where a checkpoint of this project keeps its EMA teacher's copy of the network
+OWN_TEACHER_PREFIX = "teacher.model."
+OWN_CHECKPOINT_NOTE = "not part of the encoder init (this project's checkpoint)"
 
 
 @dataclass
@@ -66,7 +74,7 @@ class ImportReport:
     prefix: str
     n_tensors: int
     ignored: Dict[str, int]
-    architecture: ReleaseArchitecture
+    architecture: Optional[ReleaseArchitecture]  # None: a checkpoint of this project (names kept)
     n_parameters: int
     config: Path
     encoder_only: bool = False
@@ -77,7 +85,8 @@ class ImportReport:
                  + (f" under '{self.prefix}'" if self.prefix else "")]
         for what, n in sorted(self.ignored.items()):
             lines.append(f"  ignored {n} x {what}")
-        lines.append(f"detected {self.architecture.describe()}; {self.n_parameters / 1e6:.1f} M parameters")
+        found = self.architecture.describe() if self.architecture else "this project's parameter names"
+        lines.append(f"detected {found}; {self.n_parameters / 1e6:.1f} M parameters")
         lines.append(f"checked against the model of {self.config}" if self.encoder_only
                      else f"training config: {self.config} (architecture from the checkpoint)")
         lines.append(f"wrote {self.out_dir}: {' '.join(self.files)}")
@@ -96,9 +105,19 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
     _check_out_dir(out_dir, overwrite)
     if not encoder_only and units is None:
         raise ReleaseImportError("a full model needs --units (the release's unigram1000_units.txt)")
-    release = split_release_state(load_checkpoint_file(checkpoint), encoder_only=encoder_only, source=source)
-    arch = detect_architecture(release.network, encoder_only=encoder_only)
-    converted, origin = rename_network(release.network, encoder_only=encoder_only)
+    state = load_checkpoint_file(checkpoint)
+    own = own_encoder_state(state, source) if encoder_only else None
+    if own is not None:  # e.g. self-supervised pre-training of this project: the names are already ours
+        if config is None:
+            raise ReleaseImportError(f"{checkpoint} is a checkpoint of this project: give --config, the training "
+                                     "config whose model the encoder is for")
+        converted, origin, arch = own, {k: k for k in own}, None
+        n_tensors, prefix, ignored = len(state), "", {OWN_CHECKPOINT_NOTE: len(state) - len(own)}
+    else:
+        release = split_release_state(state, encoder_only=encoder_only, source=source)
+        arch = detect_architecture(release.network, encoder_only=encoder_only)
+        converted, origin = rename_network(release.network, encoder_only=encoder_only)
+        n_tensors, prefix, ignored = len(release.network), release.prefix, release.ignored
     config = Path(config) if config is not None else default_config(arch)
     tokens = _token_list(units, arch) if units is not None else None
     # encoder only: the file must fit the training config as it is (it is checked, not adapted)
@@ -108,8 +127,8 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
         expected = USR2Task.build_model(args).state_dict()
     check_against_model(converted, origin, expected, ENCODER_INIT_PARTS if encoder_only else None,
                         what=f"the model of {config}")
-    report = ImportReport(checkpoint=Path(checkpoint), out_dir=out_dir, prefix=release.prefix,
-                          n_tensors=len(release.network), ignored=release.ignored, architecture=arch,
+    report = ImportReport(checkpoint=Path(checkpoint), out_dir=out_dir, prefix=prefix,
+                          n_tensors=n_tensors, ignored=ignored, architecture=arch,
                           n_parameters=count_parameters(converted), config=config, encoder_only=encoder_only)
     with _staging(out_dir, overwrite) as stage:
         if tokens is not None:  # the released vocabulary, also for training from an encoder
@@ -125,6 +144,22 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
                 shutil.copyfile(decode, stage / RELEASE_DECODE_CONFIG)
         report.files = sorted(p.name for p in stage.iterdir())
     return report
+
+
+def own_encoder_state(state: Dict[str, torch.Tensor], source: str = STUDENT) -> Optional[Dict[str, torch.Tensor]]:
+    """The encoder-init tensors of a checkpoint in this project's names (None: not one).
+
+    ``source``: the student (``backbone``) or the EMA teacher (``target_backbone``, kept
+    under ``teacher.model.``); the final encoder norm is left out, as for a release.
+    """
+    if not any(k.startswith("encoder.blocks.") for k in state):
+        return None
+    prefix = OWN_TEACHER_PREFIX if source == TEACHER else ""
+    picked = {k[len(prefix):]: v for k, v in state.items()
+              if k.startswith(prefix) and k[len(prefix):].startswith(ENCODER_INIT_PARTS)}
+    if not picked:
+        raise ReleaseImportError(f"the checkpoint holds no EMA teacher ({OWN_TEACHER_PREFIX}*) to import")
+    return picked
 
 
 # ============================================================================ config

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
 from espnet2.tasks.abs_task import AbsTask
+from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
@@ -35,6 +36,7 @@ from espnet_usr2.model.frontends import (
     ResNet3DVideoFrontend,
 )
 from espnet_usr2.model.fusion import ConcatProjectionFusion
+from espnet_usr2.model.pretrain import USR2PretrainModel
 from espnet_usr2.samplers.semi_iter_factory import (
     SEMI_SUPERVISED_BATCH_TYPE,
     add_semi_supervised_arguments,
@@ -89,8 +91,8 @@ semi_choices = ClassChoices(
 )
 model_choices = ClassChoices(
     name="model",
-    classes=dict(usr2=ESPnetUSR2Model),
-    type_check=ESPnetUSR2Model,
+    classes=dict(usr2=ESPnetUSR2Model, usr2_pretrain=USR2PretrainModel),
+    type_check=AbsESPnetModel,
     default="usr2",
 )
 
@@ -101,7 +103,8 @@ class USR2Task(AbsTask):
     Besides ESPnet's common training options, the YAML config (or command line) sets:
 
     Args:
-        token_list: token file or list; ``<blank>`` first, ``<sos/eos>`` last (ESPnet's layout).
+        token_list: token file or list; ``<blank>`` first, ``<sos/eos>`` last (ESPnet's layout);
+            not needed by ``model: usr2_pretrain`` (self-supervised pre-training reads no text).
         init: parameter initialisation (None: PyTorch's defaults).
         sample_rate: audio sampling rate; with ``video_fps`` it fixes the samples per video
             frame that the audio frontend must produce (16000 / 25 = 640).
@@ -112,12 +115,14 @@ class USR2Task(AbsTask):
             tokenisation by ESPnet's ``CommonPreprocessor`` (``token_type``: bpe, char, word).
         audio_frontend, video_frontend, fusion, encoder, decoder, augmentation, model: the
             class of each part (one ``ClassChoices`` each) and its ``<name>_conf`` keyword
-            arguments; ``model_conf`` keys are the arguments of :class:`ESPnetUSR2Model`.
+            arguments; ``model_conf`` keys are the arguments of :class:`ESPnetUSR2Model`
+            (``model: usr2``) or of :class:`~espnet_usr2.model.pretrain.USR2PretrainModel`
+            (``model: usr2_pretrain``, self-supervised pre-training: no decoder, no text).
         semi: ``usr2`` or ``usr1`` turns on semi-supervised training; ``semi_conf`` keys are
             the arguments of :class:`~espnet_usr2.semi.objective.USR2Objective` /
             :class:`~espnet_usr2.semi.objective.USR1Objective`.
         teacher_conf: the EMA teacher's options, read by
-            :meth:`ESPnetUSR2Model.attach_semi_supervised`.
+            :meth:`ESPnetUSR2Model.attach_semi_supervised` (and by pre-training's encoder teacher).
         unlabelled_*, labelled_batch_frames, unlabelled_batch_frames, batch_type
             ``semi_supervised``: the unlabelled data and the paired sampler
             (``samplers/semi_iter_factory.py``).
@@ -139,10 +144,9 @@ class USR2Task(AbsTask):
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         group = parser.add_argument_group(description="Task related")
-        required = parser.get_default("required")
-        required += ["token_list"]
         group.add_argument("--token_list", type=str_or_none, default=None,
-                           help="A text file mapping token ids to tokens (one token per line)")
+                           help="A text file mapping token ids to tokens (one token per line); required "
+                                "except for self-supervised pre-training (model: usr2_pretrain)")
         group.add_argument("--init", type=lambda x: str_or_none(x.lower()), default=None,
                            choices=["chainer", "xavier_uniform", "xavier_normal", "kaiming_uniform",
                                     "kaiming_normal", None],
@@ -212,7 +216,7 @@ class USR2Task(AbsTask):
             train=train,
             samples_per_frame=_samples_per_frame(args),
             av_length_tolerance=args.av_length_tolerance,
-            token_type=args.token_type,
+            token_type=args.token_type if args.token_list is not None else None,  # pre-training: no text
             token_list=args.token_list,
             bpemodel=args.bpemodel,
             non_linguistic_symbols=args.non_linguistic_symbols,
@@ -231,31 +235,23 @@ class USR2Task(AbsTask):
         return ("speech", "video", "text")
 
     @classmethod
-    def build_model(cls, args: argparse.Namespace) -> ESPnetUSR2Model:
+    def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
+        if issubclass(model_choices.get_class(args.model), USR2PretrainModel):
+            return _build_pretrain_model(args)
+        if args.token_list is None:
+            raise ValueError(f"model: {args.model} needs --token_list (the token file); only self-supervised "
+                             "pre-training (model: usr2_pretrain) trains without one")
         token_list = _read_token_list(args.token_list)
         args.token_list = list(token_list)
         vocab_size = len(token_list)
         logging.info(f"Vocabulary size: {vocab_size}")
 
-        audio_frontend = audio_frontend_choices.get_class(args.audio_frontend)(**args.audio_frontend_conf)
-        if audio_frontend.samples_per_frame != _samples_per_frame(args):
-            raise ValueError(
-                f"the audio frontend maps {audio_frontend.samples_per_frame} samples to one frame, but "
-                f"{args.sample_rate} Hz audio with {args.video_fps} fps video needs {_samples_per_frame(args)}"
-            )
-        video_frontend = video_frontend_choices.get_class(args.video_frontend)(**args.video_frontend_conf)
-        encoder = encoder_choices.get_class(args.encoder)(**args.encoder_conf)
+        audio_frontend, video_frontend, encoder, fusion = _build_encoder_parts(args)
         d_model = encoder.output_size()
-        fusion = fusion_choices.get_class(args.fusion)(
-            video_size=video_frontend.output_size(), audio_size=audio_frontend.output_size(),
-            output_size=d_model, **args.fusion_conf,
-        )
         decoder = decoder_choices.get_class(args.decoder)(
             vocab_size=vocab_size, encoder_output_size=d_model, **args.decoder_conf
         )
-        augmentation = augmentation_choices.get_class(args.augmentation)(
-            video_fps=float(args.video_fps), sample_rate=args.sample_rate, **args.augmentation_conf
-        )
+        augmentation = _build_augmentation(args)
         model = model_choices.get_class(args.model)(
             vocab_size=vocab_size,
             token_list=token_list,
@@ -276,6 +272,45 @@ class USR2Task(AbsTask):
             )
             model.attach_semi_supervised(objective, args.teacher_conf)
         return model
+
+
+def _build_pretrain_model(args: argparse.Namespace) -> USR2PretrainModel:
+    """Self-supervised pre-training: the recognition model's encoder parts, a predictor, an EMA teacher."""
+    if getattr(args, "semi", None) is not None:
+        raise ValueError(f"model: {args.model} is self-supervised pre-training; remove 'semi: {args.semi}'")
+    audio_frontend, video_frontend, encoder, fusion = _build_encoder_parts(args)
+    model = model_choices.get_class(args.model)(
+        audio_frontend=audio_frontend, video_frontend=video_frontend, fusion=fusion, encoder=encoder,
+        augmentation=_build_augmentation(args), av_length_tolerance=args.av_length_tolerance, **args.model_conf,
+    )
+    if args.init is not None:
+        initialize(model, args.init)
+    model.attach_teacher(args.teacher_conf)  # after init: the teacher copies the initialised student
+    return model
+
+
+def _build_encoder_parts(args: argparse.Namespace):
+    """The frontends, encoder and projections (fusion) of the configured sizes."""
+    audio_frontend = audio_frontend_choices.get_class(args.audio_frontend)(**args.audio_frontend_conf)
+    if audio_frontend.samples_per_frame != _samples_per_frame(args):
+        raise ValueError(
+            f"the audio frontend maps {audio_frontend.samples_per_frame} samples to one frame, but "
+            f"{args.sample_rate} Hz audio with {args.video_fps} fps video needs {_samples_per_frame(args)}"
+        )
+    video_frontend = video_frontend_choices.get_class(args.video_frontend)(**args.video_frontend_conf)
+    encoder = encoder_choices.get_class(args.encoder)(**args.encoder_conf)
+    d_model = encoder.output_size()
+    fusion = fusion_choices.get_class(args.fusion)(
+        video_size=video_frontend.output_size(), audio_size=audio_frontend.output_size(),
+        output_size=d_model, **args.fusion_conf,
+    )
+    return audio_frontend, video_frontend, encoder, fusion
+
+
+def _build_augmentation(args: argparse.Namespace) -> torch.nn.Module:
+    return augmentation_choices.get_class(args.augmentation)(
+        video_fps=float(args.video_fps), sample_rate=args.sample_rate, **args.augmentation_conf
+    )
 
 
 def _samples_per_frame(args: argparse.Namespace) -> int:

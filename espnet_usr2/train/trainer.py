@@ -11,6 +11,9 @@ method needs:
 * under DDP every rank applies the same update to the same all-reduced student, so the
   teachers stay identical without communication.
 
+After every training epoch a model with an ``end_of_epoch_check`` method (self-supervised
+pre-training: the collapse check of its targets) gets it called.
+
 Run lengths that are not configured are derived here as ``max_epoch x steps per epoch /
 accum_grad`` optimiser steps: the teacher's (``teacher_conf.total_steps: 0``), so the cosine
 momentum reaches its end value at the end of training, and the ``warmupcosine`` lr
@@ -62,6 +65,14 @@ class USR2Trainer(Trainer):
         finally:
             for handle in handles:
                 handle.remove()
+
+    @classmethod
+    def train_one_epoch(cls, model: torch.nn.Module, *args, **kwargs) -> bool:
+        all_steps_are_invalid = super().train_one_epoch(model, *args, **kwargs)
+        check = getattr(getattr(model, "module", model), "end_of_epoch_check", None)  # DDP wraps the model
+        if check is not None:
+            check()
+        return all_steps_are_invalid
 
 
 def _ema_hook(model):

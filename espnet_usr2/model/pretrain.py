@@ -1,0 +1,353 @@
+"""Self-supervised pre-training of the unified A / V / AV encoder (``model: usr2_pretrain``).
+
+USR 2.0 paper, Appendix A: "All models are initialised from the same self-supervised
+checkpoints as USR. For Huge, we pre-train using the Large USR hyperparameters". This is
+USR's pre-training (Haliassos et al., 2024a; the RAVEn / BRAVEn family): masked prediction
+of an EMA teacher's audio-visual features.
+
+* **Student**: the recognition model's frontends, projections (v, a, av) and encoder, under
+  the same parameter names, so the pre-trained encoder initialises recognition training
+  with a plain ``--init_param`` (``usr2_import --encoder_only`` writes that file).
+* **Masking**: span masks over video frames (:mod:`~espnet_usr2.model.pretrain_masking`;
+  start probability 0.2 video / 0.4 audio, spans of 3 frames, at least one span); a
+  masked frame zeroes the video frame or its 640 audio samples.
+* **Teacher**: an EMA copy of the encoder only (frontends + projections + encoder; the
+  project's :class:`~espnet_usr2.semi.teacher.EMATeacher`, stepped by ``USR2Trainer`` after
+  every optimiser step), momentum on a cosine to 1. It sees the unmasked clip.
+* **Targets**: the teacher's audio-visual stream averaged over the outputs of all encoder
+  blocks, instance-normalised (per utterance and channel over its frames).
+* **Predictor**: a 2-block transformer with a learned mask token, shared by the three
+  streams: student features -> linear -> mask token at the masked frames -> blocks ->
+  linear to the target dimension.
+* **Loss**: negative cosine similarity on the masked frames, per stream,
+  ``0.3 L_v + 0.7 L_a + 0.7 L_av``.
+
+No text is read: the model trains on audio-visual data alone.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from torch import nn
+
+from espnet_usr2.data.av_sync import check_batch_frame_agreement
+from espnet_usr2.model.augmentation import StudentAugmentation
+from espnet_usr2.model.encoder import RelPosTransformerEncoder
+from espnet_usr2.model.frontends import AbsModalityFrontend
+from espnet_usr2.model.fusion import ConcatProjectionFusion
+from espnet_usr2.model.modalities import AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, merge_modality_values
+from espnet_usr2.model.pretrain_masking import frames_to_samples, span_mask
+from espnet_usr2.semi.teacher import EMATeacher
+from espnet_usr2.utils.masks import valid_mask
+
+log = logging.getLogger(__name__)
+
+#: the loss weights of USR's pre-training (``v_rel_weight`` 0.3 for video, 0.7 for a and av)
+DEFAULT_PRETRAIN_WEIGHTS = {VIDEO: 0.3, AUDIO: 0.7, AUDIOVISUAL: 0.7}
+
+
+class EncoderStack(nn.Module):
+    """Frontends + projections + encoder: what pre-training trains and its teacher copies.
+
+    Holds the pre-training model's own modules (no copies), so its parameter names --
+    ``audio_frontend.*``, ``video_frontend.*``, ``fusion.*``, ``encoder.*`` -- are the
+    recognition model's; the EMA teacher is a deep copy of one.
+    """
+
+    def __init__(self, audio_frontend: AbsModalityFrontend, video_frontend: AbsModalityFrontend,
+                 fusion: ConcatProjectionFusion, encoder: AbsEncoder, av_length_tolerance: float):
+        super().__init__()
+        self.audio_frontend = audio_frontend
+        self.video_frontend = video_frontend
+        self.fusion = fusion
+        self.encoder = encoder
+        self.av_length_tolerance = av_length_tolerance
+
+    def project(self, video: torch.Tensor, video_lengths: torch.Tensor, speech: torch.Tensor,
+                speech_lengths: torch.Tensor, modalities) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """Cropped video (B, T, H, W) and waveforms (B, S) -> ``{m: (B, T', d)}``, lengths (B,)."""
+        video_feats, lengths = self.video_frontend(video, video_lengths)
+        audio_feats, audio_lengths = self.audio_frontend(speech, speech_lengths)
+        lengths = check_batch_frame_agreement(audio_lengths, lengths, self.av_length_tolerance)
+        n_frames = min(video_feats.size(1), audio_feats.size(1))
+        return self.fusion(video_feats[:, :n_frames], audio_feats[:, :n_frames], modalities), lengths
+
+    def encode(self, video, video_lengths, speech, speech_lengths) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """The encoder's final outputs of the v, a and av streams (one stacked pass)."""
+        projected, lengths = self.project(video, video_lengths, speech, speech_lengths, MODALITIES)
+        stacked = torch.cat([projected[m] for m in MODALITIES], dim=0)
+        enc, _, _ = self.encoder(stacked, lengths.repeat(len(MODALITIES)))
+        return dict(zip(MODALITIES, enc.chunk(len(MODALITIES), dim=0))), lengths
+
+    def av_block_outputs(self, video, video_lengths, speech, speech_lengths) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """The output of every encoder block for the audio-visual stream."""
+        projected, lengths = self.project(video, video_lengths, speech, speech_lengths, (AUDIOVISUAL,))
+        return self.encoder.block_outputs(projected[AUDIOVISUAL], lengths), lengths
+
+
+class MaskedPredictor(nn.Module):
+    """Student features -> teacher targets: linear, mask token, transformer blocks, linear.
+
+    The blocks are the encoder's own (relative positions, pre-LN), without LayerScale or
+    drop path, as USR's predictor.
+    """
+
+    def __init__(self, input_size: int, output_size: int, hidden_size: int = 512, attention_heads: int = 8,
+                 linear_units: int = 2048, num_blocks: int = 2, dropout_rate: float = 0.1,
+                 attention_dropout_rate: float = 0.1, mask_token_init_std: float = 0.02):
+        super().__init__()
+        self.embed = nn.Linear(input_size, hidden_size)
+        self.mask_token = nn.Parameter(torch.randn(hidden_size) * mask_token_init_std)
+        self.blocks = RelPosTransformerEncoder(
+            output_size=hidden_size, attention_heads=attention_heads, linear_units=linear_units,
+            num_blocks=num_blocks, dropout_rate=dropout_rate, positional_dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate, drop_path_rate=0.0, layer_scale_init=0.0,
+        )
+        self.out = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
+        """(N, T, input_size), (N,), (N, T) bool -> (N, T, output_size); the mask token replaces
+        the embedded student feature wherever ``token_mask`` is true."""
+        h = self.embed(x)
+        h = torch.where(token_mask[..., None], self.mask_token.to(h.dtype), h)
+        h, _, _ = self.blocks(h, lengths)
+        return self.out(h)
+
+
+def instance_normalise(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """(B, T, D) -> zero mean, unit variance per utterance and channel over its valid frames.
+
+    Padding does not enter the statistics and is zero in the output.
+    """
+    valid = valid_mask(lengths, x.size(1))[..., None].to(x.dtype)
+    count = valid.sum(1, keepdim=True).clamp_min(1.0)
+    mean = (x * valid).sum(1, keepdim=True) / count
+    var = (((x - mean) * valid) ** 2).sum(1, keepdim=True) / count
+    return (x - mean) * torch.rsqrt(var + eps) * valid
+
+
+def layer_averaged_targets(block_outputs: List[torch.Tensor], lengths: torch.Tensor,
+                           eps: float = 1e-5) -> Tuple[torch.Tensor, torch.Tensor]:
+    """USR's targets: the mean of the blocks' outputs, instance-normalised; also the raw mean."""
+    average = torch.stack(block_outputs).mean(0)
+    return instance_normalise(average, lengths, eps), average
+
+
+class USR2PretrainModel(AbsESPnetModel):
+    """Masked prediction of an EMA encoder teacher's layer-averaged audio-visual features.
+
+    ``USR2Task.build_model`` builds the parts from the same ``ClassChoices`` as the
+    recognition model (``audio_frontend``, ``video_frontend``, ``fusion``, ``encoder``,
+    ``augmentation``: only its crop and flip are used; no decoder) and passes ``model_conf``
+    as the keyword arguments after ``augmentation``; ``teacher_conf`` configures the EMA.
+
+    Args:
+        mask_prob_video, mask_prob_audio: span start probability (fairseq's ``mask_prob``)
+            of the video and audio masks (USR: 0.2, 0.4).
+        mask_length: span length in video frames (3).
+        min_masks: spans per utterance at least (1).
+        shared_mask: one mask (drawn with ``mask_prob_audio``) for both streams, as USR's
+            pre-training code does; false: independent masks with their own probability.
+        modality_weights: loss weights of the v, a and av streams (0.3, 0.7, 0.7).
+        predictor_conf: keyword arguments of :class:`MaskedPredictor` (hidden_size 512,
+            attention_heads 8, linear_units 2048, num_blocks 2, dropout 0.1).
+        target_eps: epsilon of the targets' instance norm.
+        collapse_threshold: the end-of-epoch collapse check warns when the standard deviation
+            of the targets over time and batch (``target_std``, 1 while healthy) is below this.
+        av_length_tolerance: largest audio / video length difference in video frames.
+    """
+
+    def __init__(
+        self,
+        audio_frontend: AbsModalityFrontend,
+        video_frontend: AbsModalityFrontend,
+        fusion: ConcatProjectionFusion,
+        encoder: AbsEncoder,
+        augmentation: StudentAugmentation,
+        mask_prob_video: float = 0.2,
+        mask_prob_audio: float = 0.4,
+        mask_length: int = 3,
+        min_masks: int = 1,
+        shared_mask: bool = True,
+        modality_weights: Optional[Mapping[str, float]] = None,
+        predictor_conf: Optional[dict] = None,
+        target_eps: float = 1e-5,
+        collapse_threshold: float = 0.1,
+        av_length_tolerance: float = 2.0,
+    ):
+        super().__init__()
+        for name, value in (("mask_prob_video", mask_prob_video), ("mask_prob_audio", mask_prob_audio)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if mask_length < 1 or min_masks < 0:
+            raise ValueError(f"mask_length must be >= 1 and min_masks >= 0, got {mask_length}, {min_masks}")
+        self.audio_frontend = audio_frontend
+        self.video_frontend = video_frontend
+        self.fusion = fusion
+        self.encoder = encoder
+        self.augmentation = augmentation
+        self.av_length_tolerance = av_length_tolerance
+        self.mask_prob = {VIDEO: float(mask_prob_video), AUDIO: float(mask_prob_audio)}
+        self.mask_length = int(mask_length)
+        self.min_masks = int(min_masks)
+        self.shared_mask = bool(shared_mask)
+        self.modality_weights = merge_modality_values(DEFAULT_PRETRAIN_WEIGHTS, modality_weights)
+        if any(w < 0 for w in self.modality_weights.values()):
+            raise ValueError(f"modality weights must be >= 0, got {self.modality_weights}")
+        d_model = encoder.output_size()
+        self.predictor = MaskedPredictor(d_model, d_model, **(predictor_conf or {}))
+        self.target_eps = target_eps
+        self.collapse_threshold = collapse_threshold
+        self.teacher: Optional[EMATeacher] = None
+        self._epoch_target_std: List[float] = []
+
+    # ------------------------------------------------------------------ teacher
+    def student_stack(self) -> EncoderStack:
+        """The student's frontends, projections and encoder (this model's own modules)."""
+        return EncoderStack(self.audio_frontend, self.video_frontend, self.fusion, self.encoder,
+                            self.av_length_tolerance)
+
+    def attach_teacher(self, teacher_conf: Optional[dict] = None) -> None:
+        """Add the EMA teacher of the encoder stack (``--teacher_conf``: EMATeacher's arguments)."""
+        if self.teacher is not None:
+            raise RuntimeError("a teacher is already attached")
+        self.teacher = EMATeacher(self.student_stack(), **(teacher_conf or {}))
+
+    def ensure_teacher_initialized(self) -> None:
+        """Copy the student into the teacher at the first step (after any ``--init_param``)."""
+        if not bool(self.teacher.initialized):
+            self.teacher.sync_from(self.student_stack())
+
+    def update_teacher(self) -> None:
+        """EMA step of the teacher (called after every optimiser step by USR2Trainer)."""
+        if self.teacher is not None and bool(self.teacher.initialized):
+            self.teacher.update(self.student_stack())
+
+    # ------------------------------------------------------------------ masks and targets
+    def draw_masks(self, lengths: torch.Tensor, max_len: int) -> Dict[str, torch.Tensor]:
+        """(B, T) bool masks of the video and audio streams (True: masked)."""
+        audio = span_mask(lengths, max_len, self.mask_prob[AUDIO], self.mask_length, self.min_masks)
+        video = audio if self.shared_mask else span_mask(
+            lengths, max_len, self.mask_prob[VIDEO], self.mask_length, self.min_masks)
+        return {VIDEO: video, AUDIO: audio}
+
+    @torch.no_grad()
+    def targets(self, video, video_lengths, speech, speech_lengths) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The teacher's layer-averaged, instance-normalised AV features, the raw average, lengths."""
+        blocks, lengths = self.teacher.model.av_block_outputs(video, video_lengths, speech, speech_lengths)
+        normalised, raw = layer_averaged_targets(blocks, lengths, self.target_eps)
+        return normalised, raw, lengths
+
+    # ------------------------------------------------------------------ loss
+    def forward(
+        self,
+        speech: Optional[torch.Tensor] = None,
+        speech_lengths: Optional[torch.Tensor] = None,
+        video: Optional[torch.Tensor] = None,
+        video_lengths: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        """Pre-training loss of one batch; text and other inputs are ignored.
+
+        Returns ``(loss, stats, B)``; stats: ``loss`` and per stream ``loss_<m>``,
+        ``cos_masked_<m>``, ``cos_unmasked_<m>``; ``mask_frac_v`` / ``mask_frac_a`` (masked
+        share of the valid frames), ``ema_momentum``, ``target_std`` and ``target_raw_std``
+        (std of the normalised / raw targets over time and batch, see :func:`target_spread`).
+        """
+        for name, x, lengths in (("video", video, video_lengths), ("speech", speech, speech_lengths)):
+            if x is None or lengths is None:
+                raise ValueError(f"pre-training needs '{name}' (audio-visual data): add a {name} file to "
+                                 f"--train_data_path_and_name_and_type / --valid_data_path_and_name_and_type")
+        self.ensure_teacher_initialized()
+        view = self.augmentation.crop_and_flip(video, augment=self.training)
+        targets, raw, lengths = self.targets(view, video_lengths, speech, speech_lengths)
+        masks = self.draw_masks(video_lengths, view.size(1))
+        masked_view = view * ~masks[VIDEO][..., None, None]
+        masked_speech = speech * ~frames_to_samples(masks[AUDIO], self.audio_frontend.samples_per_frame,
+                                                    speech.size(1))
+        encoded, _ = self.student_stack().encode(masked_view, video_lengths, masked_speech, speech_lengths)
+        n_frames = targets.size(1)
+        valid = valid_mask(lengths, n_frames)
+        loss_masks = {VIDEO: masks[VIDEO][:, :n_frames] & valid, AUDIO: masks[AUDIO][:, :n_frames] & valid}
+        loss_masks[AUDIOVISUAL] = loss_masks[VIDEO] | loss_masks[AUDIO]
+
+        token_mask = torch.cat([loss_masks[m] for m in MODALITIES])
+        predictions = self.predictor(torch.cat([encoded[m] for m in MODALITIES]), lengths.repeat(len(MODALITIES)),
+                                     token_mask).chunk(len(MODALITIES), dim=0)
+        loss = 0.0
+        stats: Dict[str, torch.Tensor] = {}
+        for m, prediction in zip(MODALITIES, predictions):
+            cos = F.cosine_similarity(prediction.float(), targets.float(), dim=-1)
+            loss_m = -_masked_mean(cos, loss_masks[m])
+            loss = loss + self.modality_weights[m] * loss_m
+            stats[f"loss_{m}"] = loss_m.detach()
+            stats[f"cos_masked_{m}"] = -loss_m.detach()
+            stats[f"cos_unmasked_{m}"] = _masked_mean(cos.detach(), valid & ~loss_masks[m])
+        n_valid = valid.sum().clamp_min(1)
+        stats["mask_frac_v"] = loss_masks[VIDEO].sum() / n_valid
+        stats["mask_frac_a"] = loss_masks[AUDIO].sum() / n_valid
+        stats["ema_momentum"] = torch.tensor(self.teacher.current_momentum())
+        stats.update(target_spread(targets, raw, valid))
+        if self.training:
+            self._epoch_target_std.append(float(stats["target_std"]))
+        stats["loss"] = loss.detach()
+        return force_gatherable((loss, stats, video.size(0)), loss.device)
+
+    # ------------------------------------------------------------------ diagnostics
+    def end_of_epoch_check(self) -> Optional[float]:
+        """Collapse check (called by USR2Trainer after each training epoch).
+
+        Logs the epoch's mean ``target_std`` -- the standard deviation of the normalised
+        targets over time and batch, averaged over channels -- and warns when it is below
+        ``collapse_threshold``. Instance normalisation keeps it at 1 as long as the teacher's
+        features vary over time; it falls towards 0 as channels become constant (variance
+        under the norm's epsilon): the teacher then gives the same target for every frame
+        and the student learns nothing from matching it. Returns the value (None when no
+        training step ran).
+        """
+        values, self._epoch_target_std = self._epoch_target_std, []
+        if not values:
+            return None
+        target_std = sum(values) / len(values)
+        if not math.isfinite(target_std) or target_std < self.collapse_threshold:
+            log.warning(f"pre-training targets are COLLAPSING: target_std {target_std:.4g} < "
+                        f"{self.collapse_threshold} (std of the teacher's normalised layer-averaged features over "
+                        "time and batch; 1 when healthy): the teacher gives nearly constant targets -- lower the "
+                        "lr, raise the teacher momentum or check the data")
+        else:
+            log.info(f"pre-training collapse check: target_std {target_std:.4g} (warns below "
+                     f"{self.collapse_threshold})")
+        return target_std
+
+    def collect_feats(self, **kwargs) -> Dict[str, torch.Tensor]:
+        """Nothing to collect (the frontends normalise their input); shape files only."""
+        return {}
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over ``mask`` (NaN when the mask is empty, so an empty set is visible)."""
+    count = mask.sum()
+    if int(count) == 0:
+        return torch.tensor(float("nan"), device=x.device)
+    return (x * mask).sum() / count
+
+
+def target_spread(targets: torch.Tensor, raw: torch.Tensor, valid: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Standard deviation over time and batch (all valid frames), per channel, averaged over channels.
+
+    ``target_std``: of the normalised targets (1 while every channel varies over time, lower
+    as channels fall under the norm's epsilon). ``target_raw_std``: of the teacher's raw
+    layer average, on the scale of its features.
+    """
+    if int(valid.sum()) < 2:
+        nan = torch.tensor(float("nan"))
+        return {"target_std": nan, "target_raw_std": nan}
+    return {"target_std": targets[valid].float().std(0).mean().detach(),
+            "target_raw_std": raw[valid].float().std(0).mean().detach()}
