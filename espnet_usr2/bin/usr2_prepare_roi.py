@@ -10,6 +10,8 @@ Examples::
     # one job of a cluster array (JOB = 1..N), then merge once all are done:
     python -m espnet_usr2.bin.usr2_prepare_roi --input list --outdir D --nj N --job JOB
     python -m espnet_usr2.bin.usr2_prepare_roi --input list --outdir D --nj N --merge
+    # meanwhile, one progress line for all N jobs every 10 s:
+    python -m espnet_usr2.bin.usr2_prepare_roi --input list --outdir D --nj N --progress
 
     # precomputed landmarks where the list has them (face detection for the others), and
     # face hints (AVSpeech: the speaker's face centre in the first frame, 0..1):
@@ -23,16 +25,31 @@ face detection instead; ``--missing_landmarks skip`` skips them), and ``damaged.
 (uttid, stream, packets, seconds): kept utterances with damaged packets or frames, which
 were concealed in place (audio: silence, video: the previous frame). A stream damaged over
 ``--max_damaged_fraction`` of the clip is skipped as ``damaged_stream``.
+
+Resumable: a job killed at any point and run again (same ``--nj``) decodes only the
+utterances its journal (``split<nj>/<job>/journal.jsonl``) does not list as finished,
+and the lists come out as those of an uninterrupted run.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from typing import List, Optional
 
-from espnet_usr2.prep.roi_pipeline import RoiConfig, merge, prepare_all, run_job, run_shard_list
+from espnet_usr2.prep.roi_lists import read_entries
+from espnet_usr2.prep.roi_pipeline import (
+    RoiConfig,
+    job_dir,
+    list_dir,
+    merge,
+    prepare_all,
+    run_job,
+    run_shard_list,
+)
+from espnet_usr2.prep.roi_progress import watch
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,10 +97,24 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shard_list", nargs="+", default=None, help="explicit shard(s): files of uttids; "
                         "each is processed into outdir/split_lists/<name> (or merged with --merge)")
     parser.add_argument("--merge", action="store_true", help="only merge finished jobs / shard lists into outdir")
+    parser.add_argument("--progress", action="store_true", help="only watch: print the progress of the "
+                        "running jobs (--nj or --shard_list) every --progress_interval seconds until all have "
+                        "finished or the parent process (usr2.sh) is gone")
+    parser.add_argument("--progress_interval", type=float, default=10.0, help="seconds between progress lines")
     parser.add_argument("--nproc", type=int, default=1, help="processes when running all jobs here")
     parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     _config_arguments(parser)
     return parser
+
+
+def _watch(args: argparse.Namespace) -> None:
+    if args.shard_list:
+        dirs = [list_dir(args.outdir, s) for s in args.shard_list]
+    else:
+        dirs = [job_dir(args.outdir, args.nj, j) for j in range(1, args.nj + 1)]
+    parent = os.getppid()
+    watch(args.outdir, len(read_entries(args.input)), dirs, args.progress_interval,
+          keep_going=lambda: os.getppid() == parent)
 
 
 def main(cmd: Optional[List[str]] = None) -> int:
@@ -92,6 +123,9 @@ def main(cmd: Optional[List[str]] = None) -> int:
     cfg = RoiConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RoiConfig)}).validate()
     if args.job is not None and not 1 <= args.job <= args.nj:
         raise SystemExit(f"--job must be in 1..{args.nj}")
+    if args.progress:
+        _watch(args)
+        return 0
     if args.merge:
         summary = merge(args.input, args.outdir, nj=args.nj, shard_lists=args.shard_list)
     elif args.shard_list:

@@ -25,10 +25,10 @@ is steps 2-4 in memory, with the audio optional (``usr2_transcribe`` on a silent
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
-import sys
 import time
 import traceback
 from collections import Counter
@@ -57,6 +57,8 @@ from espnet_usr2.prep.media import (
     write_wav,
 )
 from espnet_usr2.prep.roi_errors import SkipUtterance
+from espnet_usr2.prep.roi_journal import Journal, fsync_file
+from espnet_usr2.prep.roi_progress import ProgressWriter
 
 PathLike = Union[str, Path]
 logger = logging.getLogger(__name__)
@@ -337,10 +339,14 @@ def _save(roi_path: Path, wav_path: Path, frames: np.ndarray, samples: np.ndarra
     try:
         # Write under a temporary name (same suffix: it selects the format) and rename,
         # so an interrupted job never leaves a half-written ROI behind a valid name.
+        # fsync before the rename: the journal entry written next must never point at a
+        # file a power cut could leave empty.
         tmp = roi_path.with_name(f"{roi_path.stem}.partial{roi_path.suffix}")
         save_roi(tmp, frames)
+        fsync_file(tmp)
         os.replace(tmp, roi_path)
         write_wav(wav_path, samples)
+        fsync_file(wav_path)
     except OSError as err:
         raise SkipUtterance(E.WRITE_ERROR, f"{type(err).__name__}: {err}") from err
 
@@ -359,35 +365,6 @@ def prepare_utterance(utt: UttInput, media_dir: PathLike, cfg: RoiConfig) -> L.P
 
 
 # ----------------------------------------------------------------------------- a shard
-
-
-class _Progress:
-    """tqdm on a terminal, plus a log line every ``interval`` seconds for job logs."""
-
-    def __init__(self, total: int, desc: str, interval: float = 30.0) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, desc=desc, unit="utt", disable=not sys.stderr.isatty())
-        self.total, self.desc, self.interval = total, desc, interval
-        self.start = self.last = time.monotonic()
-        self.done = self.skipped = self.frames = 0
-
-    def update(self, frames: int, skipped: bool) -> None:
-        self.done += 1
-        self.skipped += int(skipped)
-        self.frames += frames
-        self.bar.update(1)
-        now = time.monotonic()
-        if now - self.last >= self.interval or self.done == self.total:
-            self.last = now
-            rate = self.frames / max(now - self.start, 1e-9)
-            logger.info(
-                "%s: %d/%d utterances (%d skipped), %d frames, %.1f frames/s",
-                self.desc, self.done, self.total, self.skipped, self.frames, rate,
-            )
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 @dataclass
@@ -440,6 +417,28 @@ def _process_entry(
         return L.Skipped(entry.uttid, entry.path, E.INTERNAL_ERROR, f"{type(err).__name__}: {err}")
 
 
+def _journal_key(entry: L.Entry, inputs: ShardInputs) -> Dict:
+    """Everything about one utterance its result depends on, besides the shard's settings:
+    an earlier result is reused only while none of it changed."""
+    hint = inputs.face_hints.get(entry.uttid) if inputs.face_hints is not None else None
+    return {
+        "path": entry.path,
+        "landmarks": inputs.landmarks.get(entry.uttid) if inputs.landmarks is not None else None,
+        "has_landmark_list": inputs.landmarks is not None,
+        "text": inputs.text.get(entry.uttid) if inputs.text is not None else None,
+        "has_text_file": inputs.text is not None,
+        "face_hint": list(hint) if hint is not None else None,
+    }
+
+
+def output_settings(cfg: RoiConfig) -> Dict:
+    """The settings that change what is written (not how fast): a journal is valid under them."""
+    settings = dataclasses.asdict(cfg)
+    for speed_only in ("decoder_threads", "frame_cache_mb"):
+        settings.pop(speed_only)
+    return settings
+
+
 def run_shard(
     entries: Sequence[L.Entry],
     shard_dir: PathLike,
@@ -448,25 +447,46 @@ def run_shard(
     inputs: ShardInputs,
     desc: str = "roi",
 ) -> Tuple[List[L.Processed], List[L.Skipped]]:
-    """Process ``entries`` and write the shard's lists (video.scp, wav.scp, skip report, ...)."""
+    """Process ``entries`` and write the shard's lists (video.scp, wav.scp, skip report, ...).
+
+    Resumable: each finished utterance goes to the shard's journal (:mod:`roi_journal`);
+    run again after a crash or a kill, the shard decodes only what the journal lacks and
+    writes the same lists an uninterrupted run writes. Progress goes to
+    ``progress.json`` for ``usr2_prepare_roi --progress`` (:mod:`roi_progress`).
+    """
     cfg.validate()
     # A stale marker from an earlier run would let merge() take old results if this run dies.
     Path(shard_dir).mkdir(parents=True, exist_ok=True)
     (Path(shard_dir) / L.DONE_MARKER).unlink(missing_ok=True)
     processed: List[L.Processed] = []
     skipped: List[L.Skipped] = []
-    progress = _Progress(len(entries), desc)
-    try:
-        for entry in entries:
-            result = _process_entry(entry, inputs, Path(media_dir), cfg)
-            if isinstance(result, L.Skipped):
-                skipped.append(result)
-                logger.info("%s: skipped (%s) %s", result.uttid, result.reason, result.detail)
-            else:
-                processed.append(result)
-            progress.update(result.num_frames if isinstance(result, L.Processed) else 0, isinstance(result, L.Skipped))
-    finally:
-        progress.close()
+    progress = ProgressWriter(shard_dir, len(entries), desc)
+    finished = False
+    with Journal(shard_dir, output_settings(cfg)) as journal:
+        resumable = sum(journal.lookup(e.uttid, _journal_key(e, inputs)) is not None for e in entries)
+        if resumable:
+            logger.info("%s: %d of %d utterances done by an earlier run (journal): %d to go",
+                        desc, resumable, len(entries), len(entries) - resumable)
+        try:
+            for entry in entries:
+                key = _journal_key(entry, inputs)
+                result = journal.lookup(entry.uttid, key) if entry.problem is None else None
+                resumed = result is not None
+                if result is None:
+                    result = _process_entry(entry, inputs, Path(media_dir), cfg)
+                    if entry.problem is None:
+                        journal.add(key, result)
+                    if isinstance(result, L.Skipped):
+                        logger.info("%s: skipped (%s) %s", result.uttid, result.reason, result.detail)
+                if isinstance(result, L.Skipped):
+                    skipped.append(result)
+                else:
+                    processed.append(result)
+                progress.update(result.num_frames if isinstance(result, L.Processed) else 0,
+                                isinstance(result, L.Skipped), resumed)
+            finished = True
+        finally:
+            progress.close(finished)
     L.write_lists(shard_dir, processed, skipped, with_text=inputs.text is not None)
     return processed, skipped
 

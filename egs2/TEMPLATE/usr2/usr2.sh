@@ -305,11 +305,18 @@ if run_stage 2; then
         n_utt=$(wc -l <"${src}/video_src.scp")
         _nj=$(min "${nj}" "${n_utt}")
         mkdir -p "${out}/log"
-        log "  ${s}: ${n_utt} videos -> ${out} (log: ${out}/log/roi.*.log)"
+        log "  ${s}: ${n_utt} videos -> ${out} (log: ${out}/log/roi.*.log; a rerun resumes a killed run)"
+        # One progress line for all jobs every 10 s on the console (the jobs log to files);
+        # stopped once they return (and it stops by itself if this script dies).
+        ${python} -m espnet_usr2.bin.usr2_prepare_roi --input "${src}/video_src.scp" --outdir "${out}" \
+            --nj "${_nj}" --progress --progress_interval 10 &
+        watcher=$!
         # shellcheck disable=SC2086
         ${decode_cmd} JOB=1:"${_nj}" "${out}/log/roi.JOB.log" \
             ${python} -m espnet_usr2.bin.usr2_prepare_roi --input "${src}/video_src.scp" \
                 --outdir "${out}" ${text_opt} --nj "${_nj}" --job JOB --nproc "${roi_nproc}" ${roi_opts}
+        kill "${watcher}" 2>/dev/null || true
+        wait "${watcher}" 2>/dev/null || true
         # shellcheck disable=SC2086
         ${python} -m espnet_usr2.bin.usr2_prepare_roi --input "${src}/video_src.scp" --outdir "${out}" \
             ${text_opt} --nj "${_nj}" --merge ${roi_opts} >"${out}/log/merge.log" 2>&1 \
