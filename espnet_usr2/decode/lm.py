@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence, Union
 
 import torch
+import yaml
 from espnet.nets.scorer_interface import BatchScorerInterface
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,18 @@ def check_lm_tokens(lm_tokens: Sequence[str], asr_tokens: Sequence[str], lm_trai
         detail = f"token {i} is {lm_tokens[i]!r} in the LM and {asr_tokens[i]!r} in the model"
     raise LMMismatchError(f"language model {lm_train_config}: its token list is not the model's ({detail}); "
                           "train the LM with the recipe's token list (usr2.sh stage 7)")
+
+
+def check_lm_config(lm_train_config: PathLike, token_list: PathLike) -> None:
+    """Check an LM run's config.yaml against a recipe's tokens.txt (``usr2.sh`` stages 8 and 12)."""
+    if not Path(lm_train_config).is_file():
+        raise FileNotFoundError(f"lm_train_config {str(lm_train_config)!r} does not exist")
+    with open(lm_train_config, encoding="utf-8") as f:
+        config = yaml.safe_load(f) or {}
+    if "token_list" not in config:
+        raise LMMismatchError(f"language model {lm_train_config}: no token_list (not an espnet2.bin.lm_train "
+                              "config.yaml?)")
+    check_lm_tokens(_lm_token_list(config["token_list"]), _lm_token_list(str(token_list)), lm_train_config)
 
 
 def load_lm(lm_train_config: PathLike, lm_file: Optional[PathLike], token_list: Sequence[str],

@@ -8,10 +8,16 @@
 #   4  length filter      min/max frames on labelled/unlabelled/valid sets -> dump/<set>/
 #   5  tokenizer          SentencePiece + ESPnet token list -> data/token_list/bpe_<type><nbpe>/
 #                         (skipped when --token_list and --bpemodel are given; both are checked)
+#   6  LM text + stats    --use_lm true: labelled transcripts (+ --lm_train_text) -> <lm_exp>/data/,
+#                         shape files -> <lm_exp>/stats/ (espnet2.bin.lm_train --collect_stats)
+#   7  LM training        ESPnet's LM task (espnet2.bin.lm_train, --lm_config) on the token list -> <lm_exp>/
+#   8  LM perplexity      on the valid set's transcripts -> <lm_exp>/perplexity_<valid_set>/ppl
+#                         (6-7 are skipped when --lm_exp names a trained LM: <lm_exp>/config.yaml exists)
 #  10  collect stats      shape files for the samplers -> <expdir>/stats_{lab,unlab}/
 #  11  training           supervised, or semi-supervised with --unlabelled_sets -> <expdir>/<tag>/
 #                         (11a: supervised warm-up -> <expdir>/<tag>_sup/ with --sup_train_config)
 #  12  decoding           A, V, AV on --test_sets -> <expdir>/<tag>/<inference_tag>/<set>/
+#                         (--use_lm true: shallow fusion with <lm_exp>'s LM, lm_weight from the config)
 #  13  scoring            WER/CER per modality (sclite), <expdir>/<tag>/RESULTS.md
 #  14  packing            <expdir>/<tag>/packed/<tag>.zip
 # The model handed on (11a -> 11 -> 12 -> 14) is the file ESPnet's trainer writes for the
@@ -65,6 +71,15 @@ bpe_train_text=""      # text file(s) to train on (default: the labelled sets' t
 token_list=""          # a given token list (with --bpemodel): stage 5 is skipped
 bpemodel=""            # a given SentencePiece model (with --token_list)
 
+# Language model (stages 6-8; decoding with it in stage 12)
+use_lm=false           # true: train (or take --lm_exp's) LM and fuse it into the beam search
+lm_config=""           # ESPnet LM config, e.g. conf/train_lm_transformer.yaml
+lm_args=""             # extra arguments for espnet2.bin.lm_train
+lm_train_text=""       # Kaldi text file(s) added to the labelled transcripts for LM training
+lm_exp=""              # the LM directory (default: <expdir>/lm_<lm_config name>); one holding a
+                       # config.yaml already is a given LM: stages 6-7 are skipped
+inference_lm=""        # LM model file in lm_exp (default: the file its config selects)
+
 # Training (stages 10, 11)
 train_config=""        # USR 2.0 config, e.g. conf/train_usr2_base.yaml
 train_args=""          # extra arguments for usr2_train (override the config)
@@ -92,6 +107,7 @@ score_cer=true
 help_message="Usage: $0 --train_config <yaml> --labelled_sets <sets> --valid_set <set> --test_sets <sets> [options]
 
 Stages: 1 data prep, 2 mouth ROI + audio, 3 format, 4 length filter, 5 tokenizer,
+        6 LM text + stats, 7 LM training, 8 LM perplexity (6-8 with --use_lm true),
         10 collect stats, 11 training, 12 decoding (A/V/AV), 13 scoring, 14 packing.
 Options take a value (--name value or --name=value); defaults in brackets, [] = empty.
 Stages 10-11 write <expdir>/<tag>/run.sh and stages 12-13 <expdir>/<tag>/<inference_tag>/run.sh,
@@ -133,6 +149,19 @@ Tokenizer (stage 5):
   --bpemodel FILE              its SentencePiece model [${bpemodel}]: both given, stage 5 is skipped
                                (e.g. a released model's vocabulary); empty: stage 5's in
                                ${datadir}/token_list/${token_type}_${bpemode}${nbpe}/
+Language model (stages 6-8, fused in stage 12):
+  --use_lm true|false          train an LM on the transcripts and fuse it when decoding [${use_lm}]
+                               (false: stages 6-8 are skipped and decoding uses no LM)
+  --lm_config YAML             ESPnet LM config (TransformerLM or RNN LM), e.g.
+                               conf/train_lm_transformer.yaml [${lm_config}]
+  --lm_args \"...\"              extra espnet2.bin.lm_train arguments [${lm_args}]
+  --lm_train_text \"F1 F2\"      Kaldi text files (uttid WORDS, normalised like the transcripts)
+                               added to the labelled sets' text [${lm_train_text}]
+  --lm_exp DIR                 the LM directory [${lm_exp}] (empty: --expdir/lm_<lm_config name>); a
+                               directory with a config.yaml is an LM trained elsewhere: stages 6-7
+                               are skipped and its token list must be this recipe's
+  --inference_lm FILE          LM model file in --lm_exp [${inference_lm}] (empty: the file its
+                               config's best_model_criterion selects, e.g. valid.loss.ave.pth)
 Training (stages 10, 11):
   --train_config YAML          model/training config (required from stage 10) [${train_config}]
   --train_args \"...\"           extra usr2_train arguments [${train_args}]
@@ -216,6 +245,14 @@ exp="${expdir}/${tag}"
 sup_exp="${expdir}/${tag}_sup"
 stats_lab="${expdir}/stats_${lab_train:-none}"
 stats_unlab="${expdir}/stats_unlab_${unlab_train:-none}"
+# The language model (stages 6-8): trained here (default directory), or given (--lm_exp
+# naming a directory that holds a trained LM's config.yaml).
+lm_given=false
+if [ -z "${lm_exp}" ]; then
+    lm_exp="${expdir}/lm_$(basename "${lm_config:-lm}" .yaml)"
+elif [ -f "${lm_exp}/config.yaml" ]; then
+    lm_given=true
+fi
 # Where stages 12 and 14 read the model: the experiment, or the directory --model_dir gives
 # (its results still go to ${exp}).
 model_src="${model_dir:-${exp}}"
@@ -251,6 +288,10 @@ set_inference_tag() {
     _model="$(basename "${_model}")"
     inference_tag="decode_${_icfg#decode_}_${_model%.pth}"
     [ "${model_role}" = student ] || inference_tag+="_${model_role}"
+    if [ "${use_lm}" = true ]; then  # as asr.sh: _lm_<LM dir>_<LM model>
+        _model="$(basename "$(select_model "${lm_exp}" "${inference_lm}" "shallow fusion")")"
+        inference_tag+="_lm_$(basename "${lm_exp}")_${_model%.pth}"
+    fi
     write_decode_run_sh
 }
 write_decode_run_sh() {
@@ -449,6 +490,106 @@ elif run_stage 5; then
     log "Stage 5 wrote ${bpemodel} and ${token_list}"
 fi
 
+# ================================================================ stages 6-8: language model
+lm_data="${lm_exp}/data"
+lm_stats="${lm_exp}/stats"
+# check_lm_tokens: the LM in ${lm_exp} predicts this recipe's tokens (same list, same order).
+check_lm_tokens() {
+    need_file "${lm_exp}/config.yaml" "stage 7, or an LM trained elsewhere given with --lm_exp"
+    need_file "${token_list}" "$([ "${tokenizer_given}" = true ] && echo "--token_list" || echo "stage 5")"
+    ${python} -c 'import sys; from espnet_usr2.decode.lm import check_lm_config; check_lm_config(*sys.argv[1:])' \
+        "${lm_exp}/config.yaml" "${token_list}" || die "the LM in ${lm_exp} cannot be used with ${token_list}"
+}
+# lm_job <log> <args...>: one espnet2.bin.lm_train run (on --ngpu GPUs of one node).
+lm_job() {
+    local logfile="$1" dist=""
+    shift
+    [ "${ngpu}" -gt 1 ] && dist="--multiprocessing_distributed true"
+    # shellcheck disable=SC2086
+    ${cuda_cmd} --gpu "${ngpu}" "${logfile}" \
+        ${python} -m espnet2.bin.lm_train --ngpu "${ngpu}" ${dist} --use_preprocessor true --token_type bpe \
+            --token_list "${token_list}" --bpemodel "${bpemodel}" --fold_length 150 ${QUIET} "$@" \
+        || { tail -n 30 "${logfile}" >&2; die "LM training failed: see ${logfile}"; }
+}
+
+if [ "${use_lm}" = true ] && [ "${lm_given}" = true ] && { run_stage 6 || run_stage 7; }; then
+    check_lm_tokens
+    log "Stages 6-7 skipped: --lm_exp ${lm_exp} holds a trained LM (its token list is ${token_list}'s)"
+fi
+
+if [ "${use_lm}" = true ] && [ "${lm_given}" = false ] && run_stage 6; then
+    [ -n "${lm_config}" ] || die "--lm_config is required for stage 6 (e.g. conf/train_lm_transformer.yaml)"
+    need_file "${lm_config}" "--lm_config"
+    [ -n "${valid_set}" ] || die "--valid_set is required for stage 6 (the LM's validation text)"
+    need_file "${token_list}" "$([ "${tokenizer_given}" = true ] && echo "--token_list" || echo "stage 5")"
+    need_file "${bpemodel}" "$([ "${tokenizer_given}" = true ] && echo "--bpemodel" || echo "stage 5")"
+    need_file "${dumpdir}/${valid_set}/text" "stage 4"
+    texts=""
+    for s in ${labelled_sets}; do texts+=" ${dumpdir}/${s}/text"; need_file "${dumpdir}/${s}/text" "stage 4"; done
+    for f in ${lm_train_text}; do need_file "${f}" "--lm_train_text"; done
+    [ -n "${texts// /}${lm_train_text// /}" ] || die "stage 6 needs --labelled_sets or --lm_train_text"
+    mkdir -p "${lm_data}" "${lm_stats}/logdir"
+    # Utterance ids get the number of their file: the same id in two files must not collide
+    # in ESPnet's text reader. Lines without words are left out.
+    i=0
+    for f in ${texts} ${lm_train_text}; do
+        i=$((i + 1))
+        awk -v p="${i}-" 'NF > 1 { $1 = p $1; print }' "${f}"
+    done >"${lm_data}/train.txt"
+    awk 'NF > 1' "${dumpdir}/${valid_set}/text" >"${lm_data}/valid.txt"
+    log "Stage 6: LM text: $(wc -l <"${lm_data}/train.txt") sentences from${texts} ${lm_train_text}," \
+        "valid: ${valid_set}; collect stats -> ${lm_stats} (log: ${lm_stats}/logdir/stats.log)"
+    # shellcheck disable=SC2086
+    ${train_cmd} "${lm_stats}/logdir/stats.log" \
+        ${python} -m espnet2.bin.lm_train --collect_stats true --use_preprocessor true --config "${lm_config}" \
+            --token_type bpe --token_list "${token_list}" --bpemodel "${bpemodel}" ${QUIET} \
+            --train_data_path_and_name_and_type "${lm_data}/train.txt,text,text" \
+            --valid_data_path_and_name_and_type "${lm_data}/valid.txt,text,text" \
+            --train_shape_file "${lm_data}/train.txt" --valid_shape_file "${lm_data}/valid.txt" \
+            --output_dir "${lm_stats}" ${lm_args} \
+        || { tail -n 30 "${lm_stats}/logdir/stats.log" >&2; die "LM collect stats failed: see ${lm_stats}/logdir/stats.log"; }
+    # the vocabulary size as the last dimension: batch_type numel counts tokens x vocabulary (as asr.sh)
+    for p in train valid; do
+        awk -v n="$(wc -l <"${token_list}")" '{ print $0 "," n }' "${lm_stats}/${p}/text_shape" \
+            >"${lm_stats}/${p}/text_shape.bpe"
+    done
+    log "Stage 6 wrote ${lm_data}/{train,valid}.txt and ${lm_stats}/{train,valid}/text_shape.bpe"
+fi
+
+if [ "${use_lm}" = true ] && [ "${lm_given}" = false ] && run_stage 7; then
+    [ -n "${lm_config}" ] || die "--lm_config is required for stage 7 (e.g. conf/train_lm_transformer.yaml)"
+    need_file "${lm_config}" "--lm_config"
+    need_file "${lm_stats}/train/text_shape.bpe" "stage 6"
+    need_file "${lm_stats}/valid/text_shape.bpe" "stage 6"
+    log "Stage 7: LM training (${lm_config}) on ${lm_data}/train.txt -> ${lm_exp} (log: ${lm_exp}/train.log)"
+    # shellcheck disable=SC2086
+    lm_job "${lm_exp}/train.log" --config "${lm_config}" --resume true \
+        --train_data_path_and_name_and_type "${lm_data}/train.txt,text,text" \
+        --valid_data_path_and_name_and_type "${lm_data}/valid.txt,text,text" \
+        --train_shape_file "${lm_stats}/train/text_shape.bpe" --valid_shape_file "${lm_stats}/valid/text_shape.bpe" \
+        --output_dir "${lm_exp}" ${lm_args}
+    lm_model="$(select_model "${lm_exp}" "${inference_lm}" "the LM (stages 8, 12; see ${lm_exp}/train.log)")"
+    log "Stage 7 wrote ${lm_exp}/{config.yaml,train.log} and the LM to use, ${lm_model}"
+fi
+
+if [ "${use_lm}" = true ] && run_stage 8; then
+    check_lm_tokens
+    [ -n "${valid_set}" ] || die "--valid_set is required for stage 8 (the perplexity's text)"
+    need_file "${dumpdir}/${valid_set}/text" "stage 4"
+    lm_model="$(select_model "${lm_exp}" "${inference_lm}" "the perplexity (stage 8)")"
+    out="${lm_exp}/perplexity_${valid_set}"
+    mkdir -p "${out}"
+    awk 'NF > 1' "${dumpdir}/${valid_set}/text" >"${out}/text"
+    log "Stage 8: perplexity of ${lm_model} on ${valid_set} -> ${out} (log: ${out}/lm_calc_perplexity.log)"
+    # shellcheck disable=SC2086
+    ${cuda_cmd} --gpu "$(min "${ngpu}" 1)" "${out}/lm_calc_perplexity.log" \
+        ${python} -m espnet2.bin.lm_calc_perplexity --ngpu "$(min "${ngpu}" 1)" \
+            --data_path_and_name_and_type "${out}/text,text,text" --train_config "${lm_exp}/config.yaml" \
+            --model_file "${lm_model}" --output_dir "${out}" \
+        || { tail -n 30 "${out}/lm_calc_perplexity.log" >&2; die "perplexity failed: see ${out}/lm_calc_perplexity.log"; }
+    log "Stage 8 wrote ${out}/ppl: perplexity $(cat "${out}/ppl") (per token, ${valid_set})"
+fi
+
 # ================================================================ training helpers
 # data_opts <option> <dir> [with_text]: the three data entries of a directory.
 data_opts() {
@@ -592,6 +733,15 @@ if run_stage 12; then
     gpu_opt=""
     dec_gpu=0
     [ "${ngpu}" -gt 0 ] && gpu_opt="--ngpu 1" && dec_gpu=1
+    # Shallow fusion: the LM files; its weight is the decoding config's lm_weight (or --inference_args)
+    lm_opts=""
+    if [ "${use_lm}" = true ]; then
+        check_lm_tokens
+        lm_model="$(select_model "${lm_exp}" "${inference_lm}" "shallow fusion (stage 12)")"
+        lm_opts="--lm_train_config ${lm_exp}/config.yaml --lm_file ${lm_model}"
+        log "Stage 12: shallow fusion with ${lm_model} (lm_weight: ${inference_config} or --inference_args;" \
+            "0 means no LM)"
+    fi
     for s in ${test_sets}; do
         d="${dumpdir}/${s}"
         need_file "${d}/wav.scp" "stage 3"
@@ -611,7 +761,7 @@ if run_stage 12; then
                 --model_role "${model_role}" --modalities ${modalities} ${gpu_opt} \
                 --data_path_and_name_and_type "${d}/wav.scp,speech,sound" \
                 --data_path_and_name_and_type "${d}/video.scp,video,roi_video" \
-                --key_file "${logdir}/keys.JOB.scp" --output_dir "${logdir}/output.JOB" ${inference_args} \
+                --key_file "${logdir}/keys.JOB.scp" --output_dir "${logdir}/output.JOB" ${lm_opts} ${inference_args} \
             || die "decoding failed: see ${logdir}/decode.*.log"
         # shellcheck disable=SC2046
         ${python} -m espnet_usr2.decode.splits merge --out_dir "${out}" $(seq -f "${logdir}/output.%g" 1 "${_nj}") >/dev/null
