@@ -26,6 +26,11 @@ face detection instead; ``--missing_landmarks skip`` skips them), and ``damaged.
 were concealed in place (audio: silence, video: the previous frame). A stream damaged over
 ``--max_damaged_fraction`` of the clip is skipped as ``damaged_stream``.
 
+With ``--allow_single_stream true`` a video without an audio track is kept video-only
+(``video.scp`` only, ``video_only.list``) and an audio file audio-only (``wav.scp`` only,
+``audio_only.list``); ``--no_face audio_only`` keeps the audio of a video with no face.
+``utt2num_frames`` then counts 40 ms frames of the audio for audio-only utterances.
+
 Resumable: a job killed at any point and run again (same ``--nj``) decodes only the
 utterances its journal (``split<nj>/<job>/journal.jsonl``) does not list as finished,
 and the lists come out as those of an uninterrupted run.
@@ -37,6 +42,8 @@ import dataclasses
 import logging
 import os
 import sys
+
+from espnet2.utils.types import str2bool
 from typing import List, Optional
 
 from espnet_usr2.prep.roi_lists import read_entries
@@ -77,9 +84,16 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         "hint_frames": "first frames in which only a face near the hint is accepted",
         "missing_landmarks": "an utterance not in --landmarks: 'detect' (face detection, listed in "
                              "landmark_fallback.list) or 'skip' (reason missing_landmarks)",
+        "allow_single_stream": "keep utterances with one stream: a video without an audio track becomes "
+                               "video-only (video.scp, video_only.list), an audio file (wav, flac, mp3, m4a, ...) "
+                               "audio-only (16 kHz mono in wav.scp, audio_only.list); off: both are skipped, as "
+                               "training needs both streams",
+        "no_face": "a video whose face is never found: 'skip' (reason no_face) or 'audio_only' (keep its audio, "
+                   "listed in audio_only.list)",
     }
     for field in dataclasses.fields(RoiConfig):
-        group.add_argument(f"--{field.name}", type=type(field.default), default=field.default, help=helps[field.name])
+        kind = str2bool if isinstance(field.default, bool) else type(field.default)
+        group.add_argument(f"--{field.name}", type=kind, default=field.default, help=helps[field.name])
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -59,6 +59,19 @@ def require_streams(path: PathLike, audio: bool = True) -> bool:
         return bool(container.streams.audio)
 
 
+def probe_streams(path: PathLike) -> Tuple[bool, bool]:
+    """(has a video stream, has an audio stream), without decoding.
+
+    A cover picture (mp3 / m4a artwork: a video stream of one attached picture) is not a
+    video: such a file is audio.
+    """
+    from av.stream import Disposition
+
+    with _open_container(check_media_file(path)) as container:
+        videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+        return bool(videos), bool(container.streams.audio)
+
+
 def _open_container(path: Path):
     import av
 

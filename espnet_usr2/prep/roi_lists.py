@@ -24,6 +24,10 @@ LANDMARK_FALLBACK = "landmark_fallback.list"
 # Processed utterances whose damaged packets / frames were concealed, one row per stream.
 DAMAGE_REPORT = "damaged.tsv"
 DAMAGE_HEADER = ("uttid", "stream", "packets", "seconds")
+# Utterances with one stream (--allow_single_stream, --no_face audio_only): in video.scp
+# only, or in wav.scp only. Written only when not empty, so runs without them look as before.
+VIDEO_ONLY = "video_only.list"
+AUDIO_ONLY = "audio_only.list"
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,12 @@ class DamageRow:
 
 @dataclass(frozen=True)
 class Processed:
-    """One prepared utterance."""
+    """One prepared utterance: both streams, or one (the other path None)."""
 
     uttid: str
-    roi_path: str
-    wav_path: str
-    num_frames: int
+    roi_path: Optional[str]
+    wav_path: Optional[str]
+    num_frames: int  # ROI frames; for audio-only, the 40 ms frames the audio covers
     text: Optional[str] = None
     landmark_fallback: bool = False  # detector used: the landmark list had no entry
     damage: Tuple[DamageRow, ...] = ()  # streams with concealed damage
@@ -150,23 +154,29 @@ def _cell(value: str) -> str:
     return " ".join(str(value).split())
 
 
+def _write_if_any(path: Path, uttids: Sequence[str]) -> None:
+    if uttids:
+        _write_atomic(path, uttids)
+    else:  # never leave the list of an earlier run behind
+        path.unlink(missing_ok=True)
+
+
 def write_lists(outdir: PathLike, processed: Sequence[Processed], skipped: Sequence[Skipped], with_text: bool) -> None:
     """Write ``video.scp``, ``wav.scp``, ``utt2num_frames``, [``text``], the skip report, the
-    damage report and (when not empty) the landmark fallback list, sorted."""
+    damage report and (when not empty) the landmark fallback, video-only and audio-only
+    lists, sorted."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / DONE_MARKER).unlink(missing_ok=True)
     done = sorted(processed, key=lambda p: p.uttid)
-    _write_atomic(outdir / "video.scp", (f"{p.uttid} {p.roi_path}" for p in done))
-    _write_atomic(outdir / "wav.scp", (f"{p.uttid} {p.wav_path}" for p in done))
+    _write_atomic(outdir / "video.scp", (f"{p.uttid} {p.roi_path}" for p in done if p.roi_path is not None))
+    _write_atomic(outdir / "wav.scp", (f"{p.uttid} {p.wav_path}" for p in done if p.wav_path is not None))
     _write_atomic(outdir / "utt2num_frames", (f"{p.uttid} {p.num_frames}" for p in done))
     if with_text:
         _write_atomic(outdir / "text", (f"{p.uttid} {p.text}" for p in done))
-    fallback = [p.uttid for p in done if p.landmark_fallback]
-    if fallback:
-        _write_atomic(outdir / LANDMARK_FALLBACK, fallback)
-    else:  # never leave the list of an earlier run behind
-        (outdir / LANDMARK_FALLBACK).unlink(missing_ok=True)
+    _write_if_any(outdir / LANDMARK_FALLBACK, [p.uttid for p in done if p.landmark_fallback])
+    _write_if_any(outdir / VIDEO_ONLY, [p.uttid for p in done if p.wav_path is None])
+    _write_if_any(outdir / AUDIO_ONLY, [p.uttid for p in done if p.roi_path is None])
     _write_atomic(
         outdir / DAMAGE_REPORT,
         ["\t".join(DAMAGE_HEADER)]
@@ -190,8 +200,8 @@ def read_lists(outdir: PathLike) -> Tuple[List[Processed], List[Skipped]]:
     fallback = set(read_uttid_list(outdir / LANDMARK_FALLBACK)) if (outdir / LANDMARK_FALLBACK).exists() else set()
     damage = read_damage_report(outdir / DAMAGE_REPORT) if (outdir / DAMAGE_REPORT).exists() else {}
     processed = [
-        Processed(u, videos[u], wavs[u], int(frames[u]), texts.get(u), u in fallback, damage.get(u, ()))
-        for u in videos
+        Processed(u, videos.get(u), wavs.get(u), int(frames[u]), texts.get(u), u in fallback, damage.get(u, ()))
+        for u in sorted(set(videos) | set(wavs))
     ]
     return processed, read_skip_report(outdir / SKIP_REPORT)
 

@@ -46,12 +46,15 @@ from espnet_usr2.prep.face_select import FaceHint, hint_to_pixels, read_face_hin
 from espnet_usr2.prep.landmark_sets import landmark_set_for
 from espnet_usr2.prep.landmarks import MediaPipeFaceMesh, load_landmarks
 from espnet_usr2.prep.media import (
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
     TARGET_FPS,
     Damage,
     VideoReader,
     align_audio_to_video,
     check_damage,
     check_not_truncated,
+    probe_streams,
     read_audio,
     require_streams,
     write_wav,
@@ -89,6 +92,11 @@ class RoiConfig:
     max_face_jump: float = 1.0  # face widths the tracked face may move between frames
     hint_frames: int = 25  # frames in which a face near the hint is waited for
     missing_landmarks: str = "detect"  # no entry in the landmark list: detect or skip
+    # Off by default: training needs both streams, and the format stage expects them. On,
+    # a video without an audio track is kept video-only, an audio file audio-only (the
+    # paper's VSR / ASR out-of-distribution test sets, unpaired material).
+    allow_single_stream: bool = False
+    no_face: str = "skip"  # a video whose face is never found: skip, or audio_only (keep its audio)
 
     def validate(self) -> "RoiConfig":
         if self.crop_size < 8 or self.eye_span_px <= 0:
@@ -101,6 +109,8 @@ class RoiConfig:
             raise ValueError("smooth_window and center_window must be >= 1, max_gap >= 0")
         if self.roi_format not in ("mkv", "npz", "npy"):
             raise ValueError(f"roi_format must be mkv, npz or npy, got {self.roi_format!r}")
+        if self.no_face not in ("skip", "audio_only"):
+            raise ValueError(f"no_face must be skip or audio_only, got {self.no_face!r}")
         if not 0.0 <= self.max_damaged_fraction <= 1.0:
             raise ValueError(f"max_damaged_fraction must be in [0, 1], got {self.max_damaged_fraction}")
         return self
@@ -333,7 +343,9 @@ def _check_transcript(utt: UttInput) -> None:
         raise SkipUtterance(E.EMPTY_TRANSCRIPT, "the transcript is empty")
 
 
-def _save(roi_path: Path, wav_path: Path, frames: np.ndarray, samples: np.ndarray) -> None:
+def _save(roi_path: Optional[Path], wav_path: Optional[Path], frames: Optional[np.ndarray],
+          samples: Optional[np.ndarray]) -> None:
+    """Write the streams there are (a None path: that stream is absent)."""
     from espnet_usr2.data.roi_io import save_roi
 
     try:
@@ -341,26 +353,66 @@ def _save(roi_path: Path, wav_path: Path, frames: np.ndarray, samples: np.ndarra
         # so an interrupted job never leaves a half-written ROI behind a valid name.
         # fsync before the rename: the journal entry written next must never point at a
         # file a power cut could leave empty.
-        tmp = roi_path.with_name(f"{roi_path.stem}.partial{roi_path.suffix}")
-        save_roi(tmp, frames)
-        fsync_file(tmp)
-        os.replace(tmp, roi_path)
-        write_wav(wav_path, samples)
-        fsync_file(wav_path)
+        if roi_path is not None:
+            tmp = roi_path.with_name(f"{roi_path.stem}.partial{roi_path.suffix}")
+            save_roi(tmp, frames)
+            fsync_file(tmp)
+            os.replace(tmp, roi_path)
+        if wav_path is not None:
+            write_wav(wav_path, samples)
+            fsync_file(wav_path)
     except OSError as err:
         raise SkipUtterance(E.WRITE_ERROR, f"{type(err).__name__}: {err}") from err
+
+
+def _audio_only(utt: UttInput, media_dir: PathLike, cfg: RoiConfig) -> L.Processed:
+    """An audio-only utterance: the whole track, 16 kHz mono, damage concealed and checked."""
+    audio = read_audio(utt.video_path)
+    check_damage(audio.damage, "audio", len(audio.samples) / SAMPLE_RATE, cfg.max_damaged_fraction)
+    _, wav_path = media_paths(media_dir, utt.uttid, cfg.roi_format)
+    _save(None, wav_path, None, audio.samples)
+    rows = (L.DamageRow("audio", audio.damage.packets, audio.damage.seconds),) if audio.damage.packets else ()
+    num_frames = -(-len(audio.samples) // SAMPLES_PER_FRAME)  # 40 ms frames, the video clock
+    return L.Processed(utt.uttid, None, str(wav_path), num_frames, utt.transcript, False, rows)
+
+
+def _clip_single_stream(utt: UttInput, landmarks: Optional[np.ndarray], cfg: RoiConfig) -> Optional[ClipMedia]:
+    """The clip with the single-stream rules (``allow_single_stream``, ``no_face``); None: the
+    utterance is audio-only. A video without an audio track comes back without audio."""
+    has_video, has_audio = probe_streams(utt.video_path)
+    if not has_video:
+        if has_audio and cfg.allow_single_stream:
+            return None
+        raise SkipUtterance(E.NO_VIDEO_STREAM, "the file has no video stream")
+    if not has_audio and not cfg.allow_single_stream:
+        raise SkipUtterance(E.NO_AUDIO_STREAM, "the file has no audio track")
+    try:
+        # audio_optional only for a file without a track: a damaged or mismatched track
+        # of a video that has one is still a reason to skip, as for two-stream data.
+        return extract_clip(utt.video_path, cfg, landmarks, utt.face_hint, audio_optional=not has_audio)
+    except SkipUtterance as skip:
+        if skip.reason == E.NO_FACE and has_audio and cfg.no_face == "audio_only":
+            logger.info("%s: %s: keeping its audio only (--no_face audio_only)", utt.uttid, skip.detail)
+            return None
+        raise
 
 
 def prepare_utterance(utt: UttInput, media_dir: PathLike, cfg: RoiConfig) -> L.Processed:
     """Run the whole chain for one utterance; raises :class:`SkipUtterance` on bad input."""
     _check_transcript(utt)
     landmarks = load_landmarks(utt.landmark_path) if utt.landmark_path is not None else None
-    clip = extract_clip(utt.video_path, cfg, landmarks, utt.face_hint)
+    if cfg.allow_single_stream or cfg.no_face != "skip":
+        clip = _clip_single_stream(utt, landmarks, cfg)
+        if clip is None:
+            return _audio_only(utt, media_dir, cfg)
+    else:  # both streams required: the path every two-stream corpus takes, unchanged
+        clip = extract_clip(utt.video_path, cfg, landmarks, utt.face_hint)
     roi_path, wav_path = media_paths(media_dir, utt.uttid, cfg.roi_format)
+    wav_path = wav_path if clip.audio is not None else None
     _save(roi_path, wav_path, clip.roi.frames, clip.audio)
     return L.Processed(
-        utt.uttid, str(roi_path), str(wav_path), len(clip.roi.frames), utt.transcript, utt.landmark_fallback,
-        clip.damage_rows(),
+        utt.uttid, str(roi_path), str(wav_path) if wav_path is not None else None, len(clip.roi.frames),
+        utt.transcript, utt.landmark_fallback, clip.damage_rows(),
     )
 
 
@@ -504,6 +556,8 @@ class Summary:
     reasons: Counter = field(default_factory=Counter)
     landmark_fallback: int = 0  # processed with the detector: no entry in the landmark list
     damaged: int = 0  # processed with concealed damage (listed in damaged.tsv)
+    video_only: int = 0  # processed without audio (listed in video_only.list)
+    audio_only: int = 0  # processed without video (listed in audio_only.list)
 
     @property
     def skipped(self) -> int:
@@ -523,6 +577,10 @@ class Summary:
             )
         if self.damaged:
             lines.append(f"  {self.damaged} processed with damaged packets concealed (listed in {L.DAMAGE_REPORT})")
+        if self.video_only:
+            lines.append(f"  {self.video_only} processed video-only: no audio track (listed in {L.VIDEO_ONLY})")
+        if self.audio_only:
+            lines.append(f"  {self.audio_only} processed audio-only (listed in {L.AUDIO_ONLY})")
         return "\n".join(lines)
 
 
@@ -594,7 +652,10 @@ def merge(
     frames = sum(p.num_frames for p in processed)
     fallback = sum(p.landmark_fallback for p in processed)
     damaged = sum(bool(p.damage) for p in processed)
-    return Summary(len(entries), len(processed), frames, Counter(s.reason for s in skipped), fallback, damaged)
+    video_only = sum(p.wav_path is None for p in processed)
+    audio_only = sum(p.roi_path is None for p in processed)
+    return Summary(len(entries), len(processed), frames, Counter(s.reason for s in skipped), fallback, damaged,
+                   video_only, audio_only)
 
 
 def _run_job_logged(args: tuple) -> int:
