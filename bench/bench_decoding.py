@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Beam search speed on CPU: the fast batched path vs ESPnet's BatchBeamSearch, same inputs.
+"""Beam search speed on CPU: the fast batched path vs ESPnet's BatchBeamSearch, same inputs,
+without and with shallow fusion of an ESPnet LM.
 
     python bench/bench_decoding.py                      # Base config, beam 30, ctc_weight 0.1
     python bench/bench_decoding.py --num_utts 6 --modality av
+    python bench/bench_decoding.py --config egs2/TEMPLATE/usr2/conf/train_usr2_tiny.yaml \
+        --lm_config egs2/TEMPLATE/usr2/conf/train_lm_tiny.yaml --vocab 100 --num_utts 2 --beam_size 5
 
 Model: ``train_usr2_base.yaml`` (86 M parameters) with random weights and a 1000-token list.
 Inputs: random audio/video of realistic lengths (75-150 frames at 25 fps, 3-6 s); the
@@ -17,8 +20,14 @@ per second, about the rate of LRS3 transcripts in 1000 BPE units) bounds it: wit
 sentence of that length. End detection is therefore off in this benchmark; it is exercised
 by the tests.
 
-Reported per implementation: search seconds per utterance, real-time factor
-(search time / input duration) and whether the 1-best of every utterance is identical.
+LM: ``--lm_config`` (default ``conf/train_lm_transformer.yaml``, 12 layers) with random
+weights and the same token list, fused with ``--lm_weight``; the fast path scores all
+utterances x hypotheses with one ``batch_score`` call per step, ESPnet's one utterance's
+hypotheses per call.
+
+Reported per implementation, without and with the LM: search seconds per utterance,
+real-time factor (search time / input duration) and whether the 1-best of every utterance
+is identical.
 Also reported: the process's peak RSS while encoding (one utterance at a time) and what
 the encoder pass adds to the RSS of the loaded model.
 """
@@ -26,9 +35,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -39,12 +49,40 @@ from bench_common import FPS, SAMPLES_PER_FRAME, Measured, random_av, token_list
 from espnet_usr2.decode.espnet_beam import espnet_beam_search  # noqa: E402
 from espnet_usr2.decode.fast_beam import fast_beam_search  # noqa: E402
 from espnet_usr2.decode.hyps import DecodeOptions  # noqa: E402
+from espnet_usr2.decode.lm import load_lm  # noqa: E402
 from espnet_usr2.utils.config import build_model_from_config  # noqa: E402
 
 
 def lengths_for(n: int, lo: int = 75, hi: int = 150) -> List[int]:
     """``n`` lengths spread evenly over [lo, hi] frames."""
     return [lo] if n == 1 else [round(lo + (hi - lo) * i / (n - 1)) for i in range(n)]
+
+
+def random_lm(lm_config: Path, tokens: List[str]) -> torch.nn.Module:
+    """An ESPnet LM of ``lm_config`` with random weights, built as decoding loads one."""
+    from espnet2.tasks.lm import LMTask
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tok_file = Path(tmp) / "tokens.txt"
+        tok_file.write_text("\n".join(tokens) + "\n")
+        args = LMTask.get_parser().parse_args(["--config", str(lm_config), "--token_list", str(tok_file),
+                                               "--token_type", "char", "--output_dir", tmp])
+        config = Path(tmp) / "config.yaml"
+        config.write_text(yaml.safe_dump(vars(args)))
+        return load_lm(config, None, tokens)
+
+
+def time_searches(model, enc, enc_lens, modality: str, opts: DecodeOptions, sos: int, eos: int, vocab: int,
+                  lm: Optional[torch.nn.Module]):
+    """(fast seconds, ESPnet seconds, per-utterance 1-best agreement, 1-best lengths)."""
+    t0 = time.perf_counter()
+    fast = fast_beam_search(model, enc, enc_lens, modality, opts, sos, eos, lm=lm)
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ref = espnet_beam_search(model, enc, enc_lens, modality, opts, sos, eos, vocab, lm=lm)
+    t_ref = time.perf_counter() - t0
+    return t_fast, t_ref, [f[0].yseq == r[0].yseq for f, r in zip(fast, ref)], [len(f[0].yseq) - 2 for f in fast]
 
 
 def main() -> None:
@@ -60,6 +98,9 @@ def main() -> None:
     parser.add_argument("--beam_size", type=int, default=30)
     parser.add_argument("--ctc_weight", type=float, default=0.1)
     parser.add_argument("--maxlenratio", type=float, default=0.2)
+    parser.add_argument("--lm_config", default=str(REPO / "egs2/TEMPLATE/usr2/conf/train_lm_transformer.yaml"),
+                        help="ESPnet LM config of the fused LM (random weights)")
+    parser.add_argument("--lm_weight", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -92,15 +133,13 @@ def main() -> None:
 
     opts = DecodeOptions(beam_size=args.beam_size, ctc_weight=args.ctc_weight, maxlenratio=args.maxlenratio)
     sos = eos = len(tokens) - 1
-    t0 = time.perf_counter()
-    fast = fast_beam_search(model, enc, enc_lens, args.modality, opts, sos, eos)
-    t_fast = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ref = espnet_beam_search(model, enc, enc_lens, args.modality, opts, sos, eos, len(tokens))
-    t_ref = time.perf_counter() - t0
-
-    agree = [f[0].yseq == r[0].yseq for f, r in zip(fast, ref)]
-    hyp_lens = [len(f[0].yseq) - 2 for f in fast]
+    lm = random_lm(Path(args.lm_config), tokens)
+    lm_params = sum(p.numel() for p in lm.parameters()) / 1e6
+    runs = {"no LM": time_searches(model, enc, enc_lens, args.modality, opts, sos, eos, len(tokens), None)}
+    lm_opts = DecodeOptions(**{**vars(opts), "lm_weight": args.lm_weight})
+    runs[f"LM x {args.lm_weight}"] = time_searches(model, enc, enc_lens, args.modality, lm_opts, sos, eos,
+                                                  len(tokens), lm)
+    hyp_lens = runs["no LM"][3]
     print(f"model {Path(args.config).name}: {n_params:.1f} M parameters, vocab {len(tokens)}, "
           f"modality {args.modality}, beam {opts.beam_size}, ctc_weight {opts.ctc_weight}, "
           f"maxlenratio {opts.maxlenratio}, torch threads {torch.get_num_threads()}")
@@ -109,11 +148,14 @@ def main() -> None:
     if peaks[-1].peak_mb is not None:
         print(f"encoder pass of the longest utterance ({T} frames): process peak RSS {peaks[-1].peak_mb:.0f} MB, "
               f"{peaks[-1].extra_mb:.0f} MB above the loaded model")
-    print(f"{'search':<28}{'s / utt':>10}{'RTF':>9}{'speed-up':>10}")
-    print(f"{'ESPnet BatchBeamSearch':<28}{t_ref / n:>10.3f}{t_ref / audio_s:>9.3f}{1.0:>9.1f}x")
-    print(f"{'fast (batched B x beam)':<28}{t_fast / n:>10.3f}{t_fast / audio_s:>9.3f}{t_ref / t_fast:>9.1f}x")
-    print(f"identical 1-best: {sum(agree)}/{n} utterances"
-          + ("" if all(agree) else f" (differ: {[i for i, a in enumerate(agree) if not a]})"))
+    print(f"LM {Path(args.lm_config).name}: {lm_params:.2f} M parameters ({type(lm).__name__}), random weights")
+    print(f"{'search':<36}{'s / utt':>10}{'RTF':>9}{'speed-up':>10}")
+    for name, (t_fast, t_ref, agree, _) in runs.items():
+        print(f"{f'ESPnet BatchBeamSearch, {name}':<36}{t_ref / n:>10.3f}{t_ref / audio_s:>9.3f}{1.0:>9.1f}x")
+        print(f"{f'fast (batched B x beam), {name}':<36}{t_fast / n:>10.3f}{t_fast / audio_s:>9.3f}"
+              f"{t_ref / t_fast:>9.1f}x")
+        print(f"  identical 1-best ({name}): {sum(agree)}/{n} utterances"
+              + ("" if all(agree) else f" (differ: {[i for i, a in enumerate(agree) if not a]})"))
 
 
 if __name__ == "__main__":
