@@ -17,14 +17,23 @@ from espnet_usr2.testing.roi_synth import make_clip, tone
 AUDIO_SECONDS = {"wav": 1.3, "flac": 0.9, "mp3": 1.1, "m4a": 1.2, "noface": 1.0}
 
 
-def _encode(path, codec, seconds, rate, channels):
-    """An audio-only file in the container its suffix names (mp3, m4a), a 220 Hz tone."""
+def _encode(path, codec, seconds, rate, channels, cover=False):
+    """An audio-only file in the container its suffix names (mp3, m4a), a 220 Hz tone;
+    ``cover``: with album art (a one-picture video stream marked as an attached picture)."""
     import av
+    from av.stream import Disposition
 
     samples = tone(seconds, rate, channels).astype(np.float32)
     layout = "mono" if channels == 1 else "stereo"
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=rate, layout=layout)
+        if cover:
+            art = container.add_stream("mjpeg", rate=1)
+            art.width, art.height, art.pix_fmt = 64, 64, "yuvj420p"
+            art.disposition = Disposition.attached_pic
+            picture = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 200, np.uint8), format="rgb24")
+            for packet in [*art.encode(picture), *art.encode()]:
+                container.mux(packet)
         for start in range(0, samples.shape[1], 1152):
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1152]),
                                                format="fltp", layout=layout)
@@ -46,7 +55,7 @@ def corpus(tmp_path_factory):
         "junk": root / "junk.mp4",
         "wav": root / "a.wav",
         "flac": root / "a.flac",
-        "mp3": _encode(root / "a.mp3", "libmp3lame", AUDIO_SECONDS["mp3"], 44100, 2),
+        "mp3": _encode(root / "a.mp3", "libmp3lame", AUDIO_SECONDS["mp3"], 44100, 2, cover=True),
         "m4a": _encode(root / "a.m4a", "aac", AUDIO_SECONDS["m4a"], 48000, 1),
     }
     files["junk"].write_text("this is not a video\n" * 50)
@@ -75,8 +84,9 @@ def test_without_the_options_single_stream_inputs_are_skipped_as_before(corpus, 
     out = tmp_path / "out"
     _run(listing, text, out)
     assert list(read_kaldi_map(out / "video.scp")) == list(read_kaldi_map(out / "wav.scp")) == ["av"]
+    # (the mp3's cover picture is searched for a face, as before: no_face)
     assert _reasons(out) == {"silent": E.NO_AUDIO_STREAM, "noface": E.NO_FACE, "junk": E.UNREADABLE_VIDEO,
-                             **{k: E.NO_VIDEO_STREAM for k in ("wav", "flac", "mp3", "m4a")}}
+                             "mp3": E.NO_FACE, **{k: E.NO_VIDEO_STREAM for k in ("wav", "flac", "m4a")}}
     assert not (out / VIDEO_ONLY).exists() and not (out / AUDIO_ONLY).exists()
 
     # the same directory run again with the options: the journal's results under the
