@@ -515,14 +515,14 @@ def run_shard(
     progress = ProgressWriter(shard_dir, len(entries), desc)
     finished = False
     with Journal(shard_dir, output_settings(cfg)) as journal:
-        resumable = sum(journal.lookup(e.uttid, _journal_key(e, inputs)) is not None for e in entries)
+        keys = [_journal_key(e, inputs) for e in entries]
+        earlier = [journal.lookup(e.uttid, k) if e.problem is None else None for e, k in zip(entries, keys)]
+        resumable = sum(r is not None for r in earlier)
         if resumable:
             logger.info("%s: %d of %d utterances done by an earlier run (journal): %d to go",
                         desc, resumable, len(entries), len(entries) - resumable)
         try:
-            for entry in entries:
-                key = _journal_key(entry, inputs)
-                result = journal.lookup(entry.uttid, key) if entry.problem is None else None
+            for entry, key, result in zip(entries, keys, earlier):
                 resumed = result is not None
                 if result is None:
                     result = _process_entry(entry, inputs, Path(media_dir), cfg)
