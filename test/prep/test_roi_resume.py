@@ -140,8 +140,7 @@ def test_progress_line_sums_the_jobs():
 TEMPLATE = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2"
 
 
-def test_usr2_stage2_shows_progress_on_the_console_and_a_rerun_resumes(corpus, tmp_path):
-    listing, text = corpus
+def _recipe(tmp_path, listing, text):
     recipe = tmp_path / "recipe"
     recipe.mkdir()
     for name in ("utils", "pyscripts", "scripts", "usr2.sh", "cmd.sh", "db.sh"):
@@ -150,8 +149,15 @@ def test_usr2_stage2_shows_progress_on_the_console_and_a_rerun_resumes(corpus, t
     data.mkdir(parents=True)
     data.joinpath("video_src.scp").write_text("".join(listing.read_text().splitlines(keepends=True)[:3]))
     data.joinpath("text").write_text(text.read_text())
-    stage2 = ["./usr2.sh", "--stage", "2", "--stop_stage", "2", "--labelled_sets", "tr", "--nj", "2",
-              "--python", sys.executable]
+    return recipe
+
+
+STAGE2 = ["./usr2.sh", "--stage", "2", "--stop_stage", "2", "--labelled_sets", "tr", "--nj", "2",
+          "--python", sys.executable]
+
+
+def test_usr2_stage2_shows_progress_on_the_console_and_a_rerun_resumes(corpus, tmp_path):
+    recipe, stage2 = _recipe(tmp_path, *corpus), STAGE2
     first = subprocess.run(stage2, cwd=recipe, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     out = recipe / "dump" / "extract" / "tr"
@@ -163,3 +169,13 @@ def test_usr2_stage2_shows_progress_on_the_console_and_a_rerun_resumes(corpus, t
     assert _lists(out) == lists
     logs = " ".join(p.read_text() for p in (out / "log").glob("roi.*.log"))
     assert "1 of 1 utterances done by an earlier run" in logs and "2 of 2 utterances done by an earlier run" in logs
+
+
+def test_usr2_stage2_failing_jobs_end_the_watcher_and_name_their_logs(corpus, tmp_path):
+    recipe = _recipe(tmp_path, *corpus)
+    start = time.monotonic()
+    p = subprocess.run(STAGE2 + ["--roi_opts", "--no_face keep"], cwd=recipe, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode != 0
+    assert "ROI extraction of tr failed: see dump/extract/tr/log/roi.*.log" in p.stderr
+    assert time.monotonic() - start < 9  # the watcher (10 s lines) was stopped, not waited for

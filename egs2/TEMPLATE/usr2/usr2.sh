@@ -355,7 +355,8 @@ if run_stage 2; then
         # shellcheck disable=SC2086
         ${decode_cmd} JOB=1:"${_nj}" "${out}/log/roi.JOB.log" \
             ${python} -m espnet_usr2.bin.usr2_prepare_roi --input "${src}/video_src.scp" \
-                --outdir "${out}" ${text_opt} --nj "${_nj}" --job JOB --nproc "${roi_nproc}" ${roi_opts}
+                --outdir "${out}" ${text_opt} --nj "${_nj}" --job JOB --nproc "${roi_nproc}" ${roi_opts} \
+            || { kill "${watcher}" 2>/dev/null; die "ROI extraction of ${s} failed: see ${out}/log/roi.*.log"; }
         kill "${watcher}" 2>/dev/null || true
         wait "${watcher}" 2>/dev/null || true
         # shellcheck disable=SC2086
