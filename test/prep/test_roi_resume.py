@@ -179,3 +179,21 @@ def test_usr2_stage2_failing_jobs_end_the_watcher_and_name_their_logs(corpus, tm
     assert p.returncode != 0
     assert "ROI extraction of tr failed: see dump/extract/tr/log/roi.*.log" in p.stderr
     assert time.monotonic() - start < 9  # the watcher (10 s lines) was stopped, not waited for
+
+
+def test_usr2_stage2_counts_single_stream_utterances(corpus, tmp_path):
+    import soundfile
+
+    from espnet_usr2.testing.roi_synth import tone
+
+    recipe = _recipe(tmp_path, *corpus)
+    speech = tmp_path / "speech.flac"
+    soundfile.write(str(speech), tone(1.0, 16000, 1)[0], 16000)
+    scp = recipe / "data" / "tr" / "video_src.scp"
+    scp.write_text(scp.read_text().splitlines(keepends=True)[0] + f"utt9 {speech}\n")
+    (recipe / "data" / "tr" / "text").write_text("utt0 A\nutt9 B\n")
+    p = subprocess.run(STAGE2 + ["--roi_opts", "--allow_single_stream true"], cwd=recipe, capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr
+    assert "tr: 2 extracted, 0 skipped" in p.stdout
+    assert "of which 1 audio-only (dump/extract/tr/audio_only.list)" in p.stdout

@@ -363,9 +363,15 @@ if run_stage 2; then
         ${python} -m espnet_usr2.bin.usr2_prepare_roi --input "${src}/video_src.scp" --outdir "${out}" \
             ${text_opt} --nj "${_nj}" --merge ${roi_opts} >"${out}/log/merge.log" 2>&1 \
             || { tail -n 20 "${out}/log/merge.log" >&2; die "merging ${out} failed: see ${out}/log/merge.log"; }
-        n_ok=$(wc -l <"${out}/video.scp")
+        n_ok=$(wc -l <"${out}/utt2num_frames")
         n_skip=$(grep -vc '^uttid' "${out}/skipped.tsv" || true)
         log "  ${s}: ${n_ok} extracted, ${n_skip} skipped (reasons in ${out}/skipped.tsv)"
+        # single-stream utterances (--roi_opts "--allow_single_stream true" / "--no_face audio_only")
+        for only in video_only audio_only; do
+            if [ -s "${out}/${only}.list" ]; then
+                log "    of which $(wc -l <"${out}/${only}.list") ${only/_/-} (${out}/${only}.list)"
+            fi
+        done
         if [ "${n_skip}" -gt 0 ]; then
             grep -v '^uttid' "${out}/skipped.tsv" | cut -f3 | sort | uniq -c | sed 's/^/      /'
         fi
