@@ -11,6 +11,7 @@ import torch
 import yaml
 from espnet2.tasks.lm import LMTask
 
+from espnet_usr2.bin import usr2_inference
 from espnet_usr2.decode.espnet_beam import espnet_beam_search
 from espnet_usr2.decode.fast_beam import fast_beam_search
 from espnet_usr2.decode.hyps import DecodeOptions
@@ -202,3 +203,33 @@ def test_bad_lm_inputs_are_named(decode_setup, token_list, tmp_path):
         load_lm(lm_config, tmp_path / "missing.pth", other)
     with pytest.raises(ValueError, match="lm_weight must be >= 0"):
         DecodeOptions(lm_weight=-1.0)
+
+
+# ---------------------------------------------------------------------------- usr2_inference
+
+def _inference(setup, out: Path, *extra: str) -> Dict[str, str]:
+    config, model_file = setup["forced"]
+    data = setup["data"]
+    usr2_inference.main(["--train_config", str(config), "--model_file", str(model_file), "--output_dir", str(out),
+                         "--data_path_and_name_and_type", f"{data}/wav.scp,speech,sound",
+                         "--data_path_and_name_and_type", f"{data}/video.scp,video,roi_video",
+                         "--log_level", "WARNING", "--num_workers", "0", "--modalities", "v", *extra])
+    lines = (out / "video" / "text").read_text(encoding="utf-8").splitlines()
+    return {k: (rest or [""])[0] for k, *rest in (line.split(maxsplit=1) for line in lines)}
+
+
+def test_usr2_inference_takes_the_lm_from_its_yaml(decode_setup, token_list, tmp_path, capsys):
+    """The forced model says "ab"; an LM that wants "c" (bias 200 > the decoder's 79-nat
+    margin) wins in both beam paths when the decoding YAML names it and gives it weight 1."""
+    ids = {t: i for i, t in enumerate(token_list)}
+    lm_config, lm_file = write_lm(tmp_path / "lm", token_list, bias={ids["c"]: 200.0})
+    conf = tmp_path / "decode_lm.yaml"
+    conf.write_text(f"beam_size: 2\nctc_weight: 0.1\nmaxlenratio: -3\nlm_weight: 1.0\nbatch_size: 2\n"
+                    f"lm_train_config: {lm_config}\nlm_file: {lm_file}\n")
+    assert set(_inference(decode_setup, tmp_path / "plain", "--beam_size", "2").values()) == {"ab"}
+    fast = _inference(decode_setup, tmp_path / "fast", "--config", str(conf))
+    ref = _inference(decode_setup, tmp_path / "ref", "--config", str(conf), "--beam_impl", "espnet")
+    assert set(fast.values()) == {"ccc"} and ref == fast
+    with pytest.raises(SystemExit):
+        _inference(decode_setup, tmp_path / "bad", "--lm_weight", "0.5")
+    assert "lm_weight 0.5 needs a language model" in capsys.readouterr().err
