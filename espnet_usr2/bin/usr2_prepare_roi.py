@@ -31,9 +31,10 @@ With ``--allow_single_stream true`` a video without an audio track is kept video
 ``audio_only.list``); ``--no_face audio_only`` keeps the audio of a video with no face.
 ``utt2num_frames`` then counts 40 ms frames of the audio for audio-only utterances.
 
-Resumable: a job killed at any point and run again (same ``--nj``) decodes only the
-utterances its journal (``split<nj>/<job>/journal.jsonl``) does not list as finished,
-and the lists come out as those of an uninterrupted run.
+Resumable: a job killed at any point and run again decodes only the utterances its
+journal (``split<nj>/<job>/journal.jsonl``) does not list as finished, and the lists come
+out as those of an uninterrupted run; a rerun with another ``--nj`` takes the finished
+results over from the other split's journals.
 """
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ so they are identical whether the shard ran in one go or in several; and the jou
 records what each result was computed from (input path, landmark file, transcript, face
 hint, the settings that change outputs), so a result is reused only while those are
 unchanged. A half-written last line (a crash inside ``write``) is dropped on reading; a
-processed result whose files have gone is decoded again.
+processed result whose files have gone is decoded again. A shard that has no journal yet
+takes over its utterances' results from the journals of another split of the same output
+directory (a rerun with another ``--nj``).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 from espnet_usr2.prep import roi_errors as E
 from espnet_usr2.prep import roi_lists as L
@@ -63,6 +65,27 @@ def _files_present(result: Result) -> bool:
     return all(p is None or os.path.isfile(p) for p in (result.roi_path, result.wav_path))
 
 
+def read_journal(path: PathLike, settings: Dict) -> Optional[Dict[str, Tuple[Dict, Result]]]:
+    """uttid -> (key, result) of a journal; None when it is missing, unreadable or was
+    written under other settings. A torn (half-written) line is left out."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().split("\n")
+        header = json.loads(lines[0])
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("settings") != settings:
+        return None
+    results: Dict[str, Tuple[Dict, Result]] = {}
+    for line in lines[1:]:
+        try:
+            record = json.loads(line)
+            results[record["result"]["uttid"]] = (record["key"], _decode(record))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # the torn last line of a killed job (or an empty one)
+    return results
+
+
 class Journal:
     """Results of one shard, keyed by uttid; appended durably, one line per utterance.
 
@@ -70,35 +93,34 @@ class Journal:
         shard_dir: the shard's output directory (the journal lives there).
         settings: everything besides the per-utterance key that changes the outputs
             (extraction settings); a journal written under other settings is discarded.
+        adopt: for a shard without a journal yet, other shards' journals (a rerun with
+            another ``--nj``): their results for ``wanted`` utterances are taken over.
+        wanted: the shard's utterance ids (what ``adopt`` may contribute).
     """
 
-    def __init__(self, shard_dir: PathLike, settings: Dict) -> None:
+    def __init__(self, shard_dir: PathLike, settings: Dict, adopt: Sequence[PathLike] = (),
+                 wanted: Iterable[str] = ()) -> None:
         self.path = Path(shard_dir) / JOURNAL
         self.settings = settings
         self.results: Dict[str, Tuple[Dict, Result]] = {}
-        self._load()
+        if self.path.is_file():
+            found = read_journal(self.path, settings)
+            if found is None:
+                logger.warning("%s: written with other settings (or unreadable): starting this shard afresh",
+                               self.path)
+            self.results = found or {}
+        else:
+            self._adopt(adopt, set(wanted))
         self._rewrite()  # drops a torn last line before appending after it
         self._fh = open(self.path, "a", encoding="utf-8")
 
-    def _load(self) -> None:
-        if not self.path.is_file():
-            return
-        with open(self.path, encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
-        try:
-            header = json.loads(lines[0])
-        except (json.JSONDecodeError, IndexError):
-            header = None
-        if not isinstance(header, dict) or header.get("settings") != self.settings:
-            logger.warning("%s: written with other settings (or unreadable): starting this shard afresh", self.path)
-            return
-        for line in lines[1:]:
-            try:
-                record = json.loads(line)
-                result = _decode(record)
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # the torn last line of a killed job (or an empty one)
-            self.results[result.uttid] = (record["key"], result)
+    def _adopt(self, journals: Sequence[PathLike], wanted: set) -> None:
+        for path in journals:
+            found = read_journal(path, self.settings) or {}
+            self.results.update((u, r) for u, r in found.items() if u in wanted)
+        if self.results:
+            logger.info("%s: %d results taken over from the journals of another split", self.path,
+                        len(self.results))
 
     def _rewrite(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")

@@ -60,7 +60,7 @@ from espnet_usr2.prep.media import (
     write_wav,
 )
 from espnet_usr2.prep.roi_errors import SkipUtterance
-from espnet_usr2.prep.roi_journal import Journal, fsync_file
+from espnet_usr2.prep.roi_journal import JOURNAL, Journal, fsync_file
 from espnet_usr2.prep.roi_progress import ProgressWriter
 
 PathLike = Union[str, Path]
@@ -491,6 +491,13 @@ def output_settings(cfg: RoiConfig) -> Dict:
     return settings
 
 
+def _other_journals(outdir: PathLike, shard_dir: PathLike) -> List[Path]:
+    """The journals of every other shard of ``outdir`` (``split<nj>/<job>``, ``split_lists/<name>``)."""
+    own = Path(shard_dir).resolve()
+    found = sorted(Path(outdir).glob(f"split*/*/{JOURNAL}"))
+    return [p for p in found if p.parent.resolve() != own]
+
+
 def run_shard(
     entries: Sequence[L.Entry],
     shard_dir: PathLike,
@@ -514,7 +521,8 @@ def run_shard(
     skipped: List[L.Skipped] = []
     progress = ProgressWriter(shard_dir, len(entries), desc)
     finished = False
-    with Journal(shard_dir, output_settings(cfg)) as journal:
+    with Journal(shard_dir, output_settings(cfg), _other_journals(media_dir, shard_dir),
+                 (e.uttid for e in entries)) as journal:
         keys = [_journal_key(e, inputs) for e in entries]
         earlier = [journal.lookup(e.uttid, k) if e.problem is None else None for e, k in zip(entries, keys)]
         resumable = sum(r is not None for r in earlier)

@@ -36,9 +36,9 @@ def corpus(tmp_path_factory):
     return listing, text
 
 
-def _cli(counter, delay, listing, text, outdir, *extra):
+def _cli(counter, delay, listing, text, outdir, *extra, nj=2):
     return [sys.executable, SLOW, str(counter), str(delay), "--input", str(listing), "--text", str(text),
-            "--outdir", str(outdir), "--nj", "2", *extra]
+            "--outdir", str(outdir), "--nj", str(nj), *extra]
 
 
 def _lines(path: Path) -> list:
@@ -104,6 +104,13 @@ def test_killed_job_resumes_without_decoding_finished_utterances(corpus, tmp_pat
     assert sum(Counter(_lines(counter)).values()) == sum(counts.values())
     progress = read_progress(out / "split2" / "1")
     assert progress.finished and progress.resumed == progress.total == progress.done and progress.frames == 0
+
+    # a rerun with another --nj takes the results over from the other split's journals
+    for job in ("1", "2", "3"):
+        subprocess.run(_cli(counter, 0, listing, text, out, "--job", job, nj=3), check=True)
+    assert main(["--input", str(listing), "--outdir", str(out), "--nj", "3", "--merge"]) == 0
+    assert sum(Counter(_lines(counter)).values()) == sum(counts.values())
+    assert _lists(out) == _lists(ref)
 
 
 def test_journal_results_count_only_under_the_same_settings_and_inputs(tmp_path):
