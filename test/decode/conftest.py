@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Dict, Sequence, Tuple
 
 import pytest
 import torch
@@ -23,24 +24,42 @@ def save_model(model, args, out: Path, model_name: str = "model.pth") -> tuple:
     return out / "config.yaml", out / model_name
 
 
-def force_output(model, vocab: int) -> None:
-    """The decoder emits <sos> -> a -> b -> <eos> whatever the input, every CTC frame says "c".
+def make_successor_decoder(model, edges: Dict[str, Sequence[Tuple[int, int, float]]]) -> None:
+    """Make the decoder a successor table: for modality ``m``, ``edges[m]`` lists ``(previous
+    token, next token, weight)``; the memory (encoder output) is ignored.
 
-    All residual branches of the decoder are zeroed and its embeddings are one-hot, so the
-    output head sees only the previous token.
+    All residual branches of the decoder are zeroed and its embeddings are scaled one-hot
+    vectors, so the output head sees only LayerNorm(one-hot of the previous token), which is
+    sqrt(d - 1) at the hot unit (d = 64: 7.9): a weight w is a logit of about 7.9 w.
     """
+    dec = model.decoder
+    vocab, d = dec.embed[0].num_embeddings, dec.after_norm.normalized_shape[0]
     with torch.no_grad():
-        for layer in model.decoder.decoders:
+        for layer in dec.decoders:
             for lin in (layer.self_attn.linear_out, layer.src_attn.linear_out, layer.feed_forward.w_2):
                 lin.weight.zero_()
                 lin.bias.zero_()
-        model.decoder.embed[0].weight.copy_(torch.eye(vocab, 64) * 50.0)
-        for m in ("v", "a", "av"):
-            head = model.decoder.output_head(m)
+        dec.embed[0].weight.copy_(torch.eye(vocab, d) * 50.0)
+        for m, table in edges.items():
+            head = dec.output_head(m)
             head.weight.zero_()
             head.bias.zero_()
-            for prev, nxt in ((vocab - 1, 2), (2, 3), (3, vocab - 1)):
-                head.weight[nxt, prev] = 10.0
+            for prev, nxt, weight in table:
+                head.weight[nxt, prev] += weight
+
+
+@pytest.fixture(scope="session")
+def successor_decoder():
+    """:func:`make_successor_decoder`, for the tests that force a decoder's output."""
+    return make_successor_decoder
+
+
+def force_output(model, vocab: int) -> None:
+    """The decoder emits <sos> -> a -> b -> <eos> whatever the input, every CTC frame says "c"."""
+    chain = ((vocab - 1, 2, 10.0), (2, 3, 10.0), (3, vocab - 1, 10.0))
+    make_successor_decoder(model, {m: chain for m in ("v", "a", "av")})
+    with torch.no_grad():
+        for m in ("v", "a", "av"):
             ctc = model.ctc_head(m).ctc_lo
             ctc.weight.zero_()
             ctc.bias.zero_()

@@ -34,7 +34,7 @@ FORCED_FRAMES = {"v": "dd-e", "a": "aa-b-bcc", "av": "a-bc"}
 FORCED_CHAIN = {"v": "de", "a": "abbc", "av": "abc"}
 
 
-def _force_model(model, ids: Dict[str, int]) -> None:
+def _force_model(model, ids: Dict[str, int], successor_decoder) -> None:
     """Make the decoder a successor table per modality and each CTC head read its input frame.
 
     Decoder: all residual branches are zeroed, so the last hidden state is
@@ -45,21 +45,12 @@ def _force_model(model, ids: Dict[str, int]) -> None:
     CTC: encoder frames are given directly as one-hot vectors and the CTC projection is
     a scaled identity, so frame t's best token is FORCED_FRAMES[t].
     """
-    dec = model.decoder
-    vocab, d = len(model.token_list), dec.after_norm.normalized_shape[0]
+    vocab, d = len(model.token_list), model.decoder.after_norm.normalized_shape[0]
+    seqs = {m: [model.sos] + [ids[c] for c in chain] + [model.eos] for m, chain in FORCED_CHAIN.items()}
+    successor_decoder(model, {m: [(prev, nxt, 10.0) for prev, nxt in zip(seq[:-1], seq[1:])]
+                              for m, seq in seqs.items()})
     with torch.no_grad():
-        for layer in dec.decoders:
-            for lin in (layer.self_attn.linear_out, layer.src_attn.linear_out, layer.feed_forward.w_2):
-                lin.weight.zero_()
-                lin.bias.zero_()
-        dec.embed[0].weight.copy_(torch.eye(vocab, d) * 50.0)
-        for m, chain in FORCED_CHAIN.items():
-            head = dec.output_head(m)
-            head.weight.zero_()
-            head.bias.zero_()
-            seq = [model.sos] + [ids[c] for c in chain] + [model.eos]
-            for prev, nxt in zip(seq[:-1], seq[1:]):
-                head.weight[nxt, prev] += 10.0
+        for m in FORCED_CHAIN:
             ctc = model.ctc_head(m).ctc_lo
             ctc.weight.copy_(torch.eye(vocab, d) * 10.0)
             ctc.bias.zero_()
@@ -73,9 +64,9 @@ def _forced_enc(model, ids, modality: str, d: int) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def forced(tiny_config, token_list, ids):
+def forced(tiny_config, token_list, ids, successor_decoder):
     model = build_model_from_config(tiny_config, token_list).eval()
-    _force_model(model, ids)
+    _force_model(model, ids, successor_decoder)
     return model
 
 

@@ -108,38 +108,17 @@ def test_fast_matches_espnet_with_lm(tiny, lms, lm_name, opts):
 
 # ---------------------------------------------------------------------------- forced LM
 
-def _force_two_paths(model, ids: Dict[str, int]) -> None:
-    """Decoder of every modality: <sos> -> d (logit 10) or f (logit 9), d|f -> e, e -> <eos>.
-
-    Residual branches zeroed and one-hot embeddings (see test_beam_search): the output
-    head sees only LayerNorm(previous token's one-hot), which is sqrt(63) at the hot unit
-    of 64, so "de" beats "fe" by (10 - 9) * sqrt(63) = 7.9 nats.
-    """
-    dec = model.decoder
-    vocab, d = len(model.token_list), dec.after_norm.normalized_shape[0]
-    with torch.no_grad():
-        for layer in dec.decoders:
-            for lin in (layer.self_attn.linear_out, layer.src_attn.linear_out, layer.feed_forward.w_2):
-                lin.weight.zero_()
-                lin.bias.zero_()
-        dec.embed[0].weight.copy_(torch.eye(vocab, d) * 50.0)
-        for m in ("v", "a", "av"):
-            head = dec.output_head(m)
-            head.weight.zero_()
-            head.bias.zero_()
-            for prev, nxt, logit in ((model.sos, ids["d"], 10.0), (model.sos, ids["f"], 9.0),
-                                     (ids["d"], ids["e"], 10.0), (ids["f"], ids["e"], 10.0),
-                                     (ids["e"], model.eos, 10.0)):
-                head.weight[nxt, prev] = logit
-
-
 @pytest.mark.parametrize("impl", ["fast", "espnet"])
-def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, tmp_path, impl):
-    """A unigram LM preferring "f" by 10 nats over every other token turns "de" into "fe" at
-    lm_weight 1 (7.9 - 10 < 0), not at lm_weight 0.5 (7.9 - 5 > 0)."""
+def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, tmp_path, successor_decoder, impl):
+    """Decoder: <sos> -> d (weight 10) or f (9), d|f -> e, e -> <eos>, so "de" beats "fe" by
+    (10 - 9) * sqrt(63) = 7.9 nats (conftest.make_successor_decoder). A unigram LM preferring
+    "f" by 10 nats over every other token turns "de" into "fe" at lm_weight 1 (7.9 - 10 < 0),
+    not at lm_weight 0.5 (7.9 - 5 > 0)."""
     ids = {t: i for i, t in enumerate(token_list)}
     model = build_model_from_config(tiny_config, token_list).eval()
-    _force_two_paths(model, ids)
+    sos, eos = model.sos, model.eos
+    successor_decoder(model, {"v": [(sos, ids["d"], 10.0), (sos, ids["f"], 9.0), (ids["d"], ids["e"], 10.0),
+                                    (ids["f"], ids["e"], 10.0), (ids["e"], eos, 10.0)]})
     lm = load_lm(*write_lm(tmp_path, token_list, bias={ids["f"]: 10.0}), token_list)
     enc, lens = torch.randn(2, 6, 64), torch.tensor([6, 5])  # the forced decoder ignores the memory
 
