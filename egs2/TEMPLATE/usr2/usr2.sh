@@ -247,6 +247,7 @@ stats_lab="${expdir}/stats_${lab_train:-none}"
 stats_unlab="${expdir}/stats_unlab_${unlab_train:-none}"
 # The language model (stages 6-8): trained here (default directory), or given (--lm_exp
 # naming a directory that holds a trained LM's config.yaml).
+case "${use_lm}" in true | false) ;; *) die "--use_lm must be true or false (got '${use_lm}')" ;; esac
 lm_given=false
 if [ -z "${lm_exp}" ]; then
     lm_exp="${expdir}/lm_$(basename "${lm_config:-lm}" .yaml)"
