@@ -125,12 +125,10 @@ def recipe(corpus, tmp_path_factory) -> Path:
     return recipe
 
 
-@pytest.fixture(scope="module", params=sorted(GROUPS))
-def pipeline(request, recipe, corpus):
+def _run_pipeline(group: str, recipe: Path, corpus: Path) -> dict:
     """Stages 10-14 with the group's selection: warm-up, semi-supervised run, decoding,
     scoring, packing, without --inference_model. Stage 10 (shape statistics, the same for
     every model) runs with the first group; later groups start at stage 11."""
-    group = request.param
     (recipe / "conf" / f"{group}.yaml").write_text(yaml.safe_dump(_derived_config(GROUPS[group])))
     first = "11" if (recipe / "exp" / "stats_train" / "train" / "video_shape").is_file() else "10"
     proc = _usr2(recipe, "--stage", first, "--stop_stage", "14", *_data_args(corpus),
@@ -142,6 +140,24 @@ def pipeline(request, recipe, corpus):
     return dict(group=group, recipe=recipe, corpus=corpus, model=model, tag=tag, exp=recipe / "exp" / tag,
                 decode=f"decode_ci_{model[:-len('.pth')]}", args=[*_data_args(corpus), "--train_config",
                                                                    f"conf/{group}.yaml", *DECODE_ARGS])
+
+
+@pytest.fixture(scope="module")
+def paper_pipeline(recipe, corpus) -> dict:
+    """The pipeline under the paper configs' selection (valid acc_av max, 5 models averaged)."""
+    return _run_pipeline("paper", recipe, corpus)
+
+
+@pytest.fixture(scope="module")
+def single_pipeline(recipe, corpus) -> dict:
+    """The pipeline under the small configs' selection (valid loss min, 1 model kept)."""
+    return _run_pipeline("single", recipe, corpus)
+
+
+@pytest.fixture(params=sorted(GROUPS))
+def pipeline(request) -> dict:
+    """Each selection group's pipeline in turn (every shipped config is in one group)."""
+    return request.getfixturevalue(f"{request.param}_pipeline")
 
 
 def _hyps(decode_dir: Path) -> dict:
@@ -171,52 +187,47 @@ def test_every_hand_over_uses_the_selected_model(pipeline):
 
 
 @pytest.mark.recipe
-def test_missing_model_names_the_files_that_exist(pipeline):
-    if pipeline["group"] != "paper":
-        pytest.skip("one group is enough")
-    recipe, model = pipeline["recipe"], pipeline["model"]
-    proc = _usr2(recipe, "--stage", "12", "--stop_stage", "12", "--inference_model", "nope.pth", *pipeline["args"])
+def test_missing_model_names_the_files_that_exist(paper_pipeline):
+    recipe, model = paper_pipeline["recipe"], paper_pipeline["model"]
+    proc = _usr2(recipe, "--stage", "12", "--stop_stage", "12", "--inference_model", "nope.pth",
+                 *paper_pipeline["args"])
     assert proc.returncode != 0
-    assert f"exp/{pipeline['tag']}/nope.pth (given) does not exist" in proc.stderr, proc.stderr
+    assert f"exp/{paper_pipeline['tag']}/nope.pth (given) does not exist" in proc.stderr, proc.stderr
     assert model in proc.stderr and "checkpoint.pth" in proc.stderr
 
 
 # ------------------------------------------------------------------ run.sh, --model_dir
 @pytest.mark.recipe
-def test_exp_run_sh_redecodes_the_same(pipeline):
-    if pipeline["group"] != "paper":
-        pytest.skip("one group is enough")
-    exp = pipeline["exp"]
+def test_exp_run_sh_redecodes_the_same(paper_pipeline):
+    exp = paper_pipeline["exp"]
     script = (exp / "run.sh").read_text()
-    assert f"cd {shlex.quote(str(pipeline['recipe']))}" in script
+    assert f"cd {shlex.quote(str(paper_pipeline['recipe']))}" in script
     assert "--stop_stage 14" in script and "--train_config conf/paper.yaml" in script
     assert "nope.pth" not in script  # a failed run (test_missing_model_...) records nothing
-    assert (exp / pipeline["decode"] / "run.sh").read_text().splitlines()[-1] == script.splitlines()[-1]
+    assert (exp / paper_pipeline["decode"] / "run.sh").read_text().splitlines()[-1] == script.splitlines()[-1]
     # from anywhere: the script goes to the recipe directory itself
     proc = subprocess.run([str(exp / "run.sh"), "--stage", "12", "--stop_stage", "12", "--inference_tag", "again"],
                           cwd="/", env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _hyps(exp / "again") == _hyps(exp / pipeline["decode"])
+    assert _hyps(exp / "again") == _hyps(exp / paper_pipeline["decode"])
 
 
 @pytest.mark.recipe
-def test_model_dir_decodes_a_given_model(pipeline, tmp_path):
+def test_model_dir_decodes_a_given_model(paper_pipeline, tmp_path):
     """A directory with config.yaml + model.pth (usr2_import's layout): stages 12-13 decode
     it into exp/<its name>/ with the hypotheses of the experiment it came from."""
-    if pipeline["group"] != "paper":
-        pytest.skip("one group is enough")
-    exp, recipe = pipeline["exp"], pipeline["recipe"]
+    exp, recipe = paper_pipeline["exp"], paper_pipeline["recipe"]
     given = tmp_path / "released_base"
     given.mkdir()
     shutil.copy(exp / "config.yaml", given / "config.yaml")
-    shutil.copy((exp / pipeline["model"]).resolve(), given / "model.pth")
+    shutil.copy((exp / paper_pipeline["model"]).resolve(), given / "model.pth")
     proc = _usr2(recipe, "--stage", "5", "--stop_stage", "13", "--model_dir", str(given), "--test_sets", "test",
                  "--modalities", "av", "--inference_config", "conf/decode_ci.yaml", "--inference_nj", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "stages 5, 10 and 11 (tokenizer, training) are skipped" in proc.stdout
     out = recipe / "exp" / "released_base"
     hyps = (out / "decode_ci_model" / "test" / "audiovisual" / "text").read_text()
-    assert hyps == _hyps(exp / pipeline["decode"])["audiovisual"]
+    assert hyps == _hyps(exp / paper_pipeline["decode"])["audiovisual"]
     assert (out / "RESULTS.md").is_file() and (out / "run.sh").is_file()
     assert not (given / "decode_ci_model").exists()  # the given directory is only read
 
@@ -226,15 +237,13 @@ ENCODER_PREFIXES = ("audio_frontend.", "video_frontend.", "fusion.", "encoder.")
 
 
 @pytest.mark.recipe
-def test_pretrained_encoder_reaches_student_and_teacher(pipeline, tmp_path):
+def test_pretrained_encoder_reaches_student_and_teacher(single_pipeline, tmp_path):
     """Semi-supervised stage 11 without a warm-up, from an encoder-only init file (keys in
     this model's names, encoder.after_norm left out as usr2_import --encoder_only does); at
     learning rate 0 the student keeps those values and the EMA teacher copies them."""
-    if pipeline["group"] != "single":
-        pytest.skip("one group is enough")
     from espnet_usr2.utils.config import build_model_from_config
 
-    recipe, corpus = pipeline["recipe"], pipeline["corpus"]
+    recipe, corpus = single_pipeline["recipe"], single_pipeline["corpus"]
     config = _derived_config(GROUPS["single"], max_epoch=1)
     config["optim_conf"]["lr"] = 0.0
     (recipe / "conf" / "lr0.yaml").write_text(yaml.safe_dump(config))
