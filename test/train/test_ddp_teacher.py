@@ -6,32 +6,13 @@ optimiser -- for every step of one epoch.
 """
 import json
 import os
-import socket
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from espnet_usr2.data.roi_io import load_roi
-
 WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _write_video_shapes(data_dir: Path) -> Path:
-    lines = []
-    for line in (data_dir / "video.scp").read_text().splitlines():
-        uid, path = line.split(maxsplit=1)
-        lines.append(f"{uid} {','.join(map(str, load_roi(path).shape))}\n")
-    out = data_dir / "video_shape"
-    out.write_text("".join(lines))
-    return out
 
 
 def _worker(rank: int, root: str, port: int, tiny_config: str, token_list: list) -> None:
@@ -83,13 +64,14 @@ def _worker(rank: int, root: str, port: int, tiny_config: str, token_list: list)
     dist.destroy_process_group()
 
 
-def test_two_rank_ddp_keeps_teachers_identical(write_toy_corpus, tiny_config, token_list, tmp_path):
+def test_two_rank_ddp_keeps_teachers_identical(write_toy_corpus, write_video_shapes, free_port, tiny_config,
+                                               token_list, tmp_path):
     write_toy_corpus(tmp_path / "lab", num_utts=12, seed=0)
     write_toy_corpus(tmp_path / "unl", num_utts=16, seed=3, prefix="unl")
     (tmp_path / "unl" / "text").unlink()
     for name in ("lab", "unl"):
-        _write_video_shapes(tmp_path / name)
-    mp.spawn(_worker, args=(str(tmp_path), _free_port(), str(tiny_config), token_list), nprocs=WORLD, join=True)
+        write_video_shapes(tmp_path / name)
+    mp.spawn(_worker, args=(str(tmp_path), free_port, str(tiny_config), token_list), nprocs=WORLD, join=True)
     records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     steps = [len(r["keys"]) for r in records]
     assert steps[0] == steps[1] > 0

@@ -3,7 +3,6 @@
 One uninterrupted run, and one killed in the middle of epoch 2 and resumed: the resumed
 run must end with exactly the same student and teacher weights.
 """
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -80,20 +79,10 @@ def test_teacher_follows_every_optimiser_step_and_is_saved(semi_setup):
     assert not torch.equal(student, teacher)  # the teacher lags behind the student
 
 
-def test_run_killed_mid_epoch_and_resumed_matches_uninterrupted(usr2_train, semi_setup):
+def test_run_killed_mid_epoch_and_resumed_matches_uninterrupted(usr2_train, kill_mid_epoch, semi_setup):
     root, train = semi_setup
     exp = root / "exp_resumed"
-    proc = subprocess.Popen([*usr2_train.cmd, *train, "--output_dir", str(exp)], cwd=root, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True)
-    killed_mid_epoch = False
-    for line in proc.stderr:
-        if "2epoch:train:" in line:  # the first step of epoch 2 has run
-            proc.kill()
-            killed_mid_epoch = True
-            break
-    proc.wait()
-    assert killed_mid_epoch, "training finished before it could be interrupted"
-    assert not (exp / "2epoch.pth").exists()
+    kill_mid_epoch(train, exp, root)
     usr2_train([*train, "--output_dir", str(exp), "--resume", "true"], root)
     full = torch.load(root / "exp_full" / "checkpoint.pth", weights_only=False)["model"]
     resumed = torch.load(exp / "checkpoint.pth", weights_only=False)["model"]
