@@ -76,6 +76,9 @@ def get_parser() -> argparse.ArgumentParser:
                              ".npy / .npz (T, K, 2) per source frame); default: MediaPipe face mesh")
     parser.add_argument("--max_av_mismatch", type=float, default=1.0,
                         help="seconds audio and video may differ; beyond it the audio is not used (V only)")
+    parser.add_argument("--max_damaged_fraction", type=float, default=0.05,
+                        help="damaged packets are concealed (audio: silence, video: the previous frame); a stream "
+                             "damaged over this fraction of the clip is not used (audio: V only; video: skipped)")
     parser.add_argument("--json", default=None, metavar="OUT", help="write uttid, modality, text, score, timings")
     parser.add_argument("--unpack_dir", default=None, help="where a .zip model is unpacked (default: beside it)")
     parser.add_argument("--progress_interval", type=float, default=10.0,
@@ -183,7 +186,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     except (ModelDirError, FileNotFoundError, ValueError, RuntimeError) as e:  # incl. a model/config mismatch
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
-    cfg = RoiConfig(max_av_mismatch=args.max_av_mismatch)
+    cfg = RoiConfig(max_av_mismatch=args.max_av_mismatch, max_damaged_fraction=args.max_damaged_fraction)
     landmarks = args.landmarks or [None] * len(args.videos)
     outcomes = []
     for n, (path, uttid, lm) in enumerate(zip(args.videos, uttids_for(args.videos), landmarks), 1):

@@ -129,6 +129,22 @@ def test_bad_files_get_one_line_and_the_exit_status_says_whether_anything_was_do
     assert status == 1 and err == [f"usr2_transcribe: error: model directory {tmp_path / 'nowhere'} does not exist"]
 
 
+def test_damaged_audio_is_concealed_or_left_out_by_the_threshold(decode_setup, clips, tmp_path, capsys):
+    """Damaged audio packets cost their duration, not the file: under --max_damaged_fraction the
+    audio is concealed and every modality decoded; over it the video is still transcribed."""
+    from espnet_usr2.testing.damage import damage_packets
+
+    model_dir = Path(decode_setup["forced"][0]).parent
+    damaged = tmp_path / "glitch.mp4"
+    assert len(damage_packets(clips / "talk.mp4", damaged, "audio", range(2, 22, 4))) == 5
+    common = ["--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml"]
+    status, out, err = _run(capsys, damaged, *common, "--max_damaged_fraction", "1.0")
+    assert status == 0 and err == [] and out == ["glitch V: ab", "glitch A: ab", "glitch AV: ab"]
+    status, out, err = _run(capsys, damaged, *common, "--json", tmp_path / "v.json")
+    assert status == 0 and out == ["glitch V: ab"]  # 5 packets of 1.6 s: over the default 0.05
+    assert [r["has_audio"] for r in json.loads((tmp_path / "v.json").read_text())["results"]] == [False]
+
+
 def test_precomputed_landmarks_replace_face_detection(decode_setup, clips, tmp_path, capsys, monkeypatch):
     landmarks = tmp_path / "talk.npy"
     np.save(landmarks, extract_roi(clips / "talk.mp4", RoiConfig()).landmarks)  # one row per 25 fps frame

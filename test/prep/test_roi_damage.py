@@ -29,44 +29,13 @@ from espnet_usr2.prep.media import (
 )
 from espnet_usr2.prep.roi_errors import SkipUtterance
 from espnet_usr2.prep.roi_lists import read_damage_report, read_kaldi_map, read_skip_report
+from espnet_usr2.testing.damage import cut_inside_packet, damage_packets
 from espnet_usr2.testing.roi_synth import jitter_transforms, make_clip, render_frames, tone
 
 SIZE = 160  # as test_roi_cli: small frames, face detection still finds the face
 AAC_FRAME = Fraction(1024, 44100)  # samples per AAC frame / rate of make_clip's audio
 AC3_FRAME = Fraction(1536, 44100)
 MARGIN = 24  # 16 kHz samples the resampler's filter smears a step over
-
-
-def _packets(path, kind: str):
-    import av
-
-    with av.open(str(path)) as container:
-        stream = getattr(container.streams, kind)[0]
-        return [(p.pos, p.size, Fraction(p.pts) * p.time_base) for p in container.demux(stream) if p.size]
-
-
-def damage_packets(src: Path, dst: Path, kind: str, indices, offset: float = 0.1, nbytes: int = 16,
-                   fill: int = 0xFF) -> list:
-    """Copy ``src`` to ``dst`` with ``nbytes`` overwritten at ``offset`` (0..1) into each of the
-    ``kind`` (audio / video) packets at ``indices`` (demux order); returns their timestamps."""
-    packets = _packets(src, kind)
-    data = bytearray(src.read_bytes())
-    times = []
-    for index in indices:
-        pos, size, time = packets[index]
-        start = pos + int(size * offset)
-        data[start : start + nbytes] = bytes([fill]) * nbytes
-        times.append(time)
-    dst.write_bytes(bytes(data))
-    return times
-
-
-def cut_inside_packet(src: Path, dst: Path, kind: str, index: int) -> Fraction:
-    """Copy ``src`` cut in the middle of its ``kind`` packet ``index`` (a broken download);
-    returns that packet's timestamp."""
-    pos, size, time = _packets(src, kind)[index]
-    dst.write_bytes(src.read_bytes()[: pos + size // 2])
-    return time
 
 
 def write_avi_ac3(path: Path, seconds: float = 2.0, size: int = 96) -> Path:
