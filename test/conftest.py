@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+import yaml
 
 from espnet_usr2.data.roi_io import save_roi
 
@@ -165,3 +166,51 @@ class USR2TrainRunner:
         proc = subprocess.run([*self.cmd, *args], cwd=cwd, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-4000:]
         return proc.stderr
+
+
+# ----------------------------------------------------------------------------- ESPnet LMs
+LM_TINY_CONF = CONF_DIR / "train_lm_tiny.yaml"
+LM_RNN_CONF = {"lm": "seq_rnn", "lm_conf": {"rnn_type": "lstm", "unit": 16, "nlayers": 2}}
+
+
+@pytest.fixture(scope="session")
+def write_espnet_lm():
+    """``write_espnet_lm(out, token_list, kind="transformer", seed=0, sharpen=1.0, bias=None)``: the
+    files of a random tiny ESPnet LM run (``conf/train_lm_tiny.yaml``; ``kind="rnn"``: a 2-layer
+    LSTM of 16 units), returns ``(config.yaml, lm.pth)`` (see :func:`_write_espnet_lm`)."""
+    return _write_espnet_lm
+
+
+def _write_espnet_lm(out: Path, token_list: List[str], kind: str = "transformer", seed: int = 0,
+                     sharpen: float = 1.0, bias: Dict[int, float] = None) -> tuple:
+    """An ESPnet LM run's files (``config.yaml``, ``lm.pth``) as ``lm_train`` leaves them.
+
+    ``sharpen`` scales the output layer so the random LM has opinions; ``bias`` makes it a
+    unigram LM: output weights zero, logit ``bias[token]`` (0 for the others).
+    """
+    from espnet2.tasks.lm import LMTask
+
+    out.mkdir(parents=True, exist_ok=True)
+    conf = LM_TINY_CONF
+    if kind == "rnn":
+        conf = out / "rnn.yaml"
+        conf.write_text(yaml.safe_dump({**yaml.safe_load(LM_TINY_CONF.read_text()), **LM_RNN_CONF}))
+    elif kind != "transformer":
+        raise ValueError(f"kind must be transformer or rnn, got {kind!r}")
+    tokens = out / "tokens.txt"
+    tokens.write_text("\n".join(token_list) + "\n", encoding="utf-8")
+    args = LMTask.get_parser().parse_args(["--config", str(conf), "--token_list", str(tokens), "--token_type",
+                                           "char", "--output_dir", str(out)])
+    torch.manual_seed(seed)
+    model = LMTask.build_model(args)
+    head = model.lm.decoder
+    with torch.no_grad():
+        head.weight.mul_(sharpen)
+        if bias is not None:
+            head.weight.zero_()
+            head.bias.zero_()
+            for token, value in bias.items():
+                head.bias[token] = value
+    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)), encoding="utf-8")
+    torch.save(model.state_dict(), out / "lm.pth")
+    return out / "config.yaml", out / "lm.pth"

@@ -30,6 +30,7 @@ from torch import nn
 
 from espnet_usr2.data.av_sync import check_batch_frame_agreement
 from espnet_usr2.model.augmentation import StudentAugmentation
+from espnet_usr2.model.comat import COMATLoss
 from espnet_usr2.model.decoder import USR2TransformerDecoder
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
@@ -43,6 +44,7 @@ Encoded = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
 DEFAULT_MODALITY_WEIGHTS = {VIDEO: 0.3, AUDIO: 0.7, AUDIOVISUAL: 0.7}
 SHARED_CTC = "shared"
 SUPERVISED_STATS = ("loss_ctc", "loss_att", "acc")
+COMAT_STATS = ("loss_comat", "comat_skipped")
 
 
 class ESPnetUSR2Model(AbsESPnetModel):
@@ -138,6 +140,26 @@ class ESPnetUSR2Model(AbsESPnetModel):
         # semi-supervised training (paper Sec. 3-4): set by attach_semi_supervised()
         self.teacher: Optional[EMATeacher] = None
         self.unlabelled_objective: Optional[nn.Module] = None
+        # COMAT distillation of a PLM into the CTC branch: set by attach_comat()
+        self.comat: Optional[COMATLoss] = None
+
+    # ------------------------------------------------------------------ COMAT
+    def attach_comat(self, comat: COMATLoss) -> None:
+        """Add the COMAT term to the labelled loss (``comat_conf`` of the training config).
+
+        ``comat_conf`` (read by ``USR2Task.build_model``; absent = off, training unchanged):
+        ``plm`` (``espnet_lm`` with ``lm_train_config`` / ``lm_file`` of usr2.sh stage 7, or
+        ``hf`` with ``hf_dir``, a local Hugging Face directory), ``weight`` (1.0),
+        ``compress_factor`` (2), ``modalities`` (default: all). Each such modality's labelled
+        loss becomes ``L_lab^m + weight * L_comat^m`` and the statistics gain ``loss_comat_<m>``
+        and ``comat_skipped_<m>`` (NaN in a step without labelled utterances). Nothing of it is
+        used at inference; see :mod:`espnet_usr2.model.comat`.
+        """
+        if self.comat is not None:
+            raise RuntimeError("COMAT is already attached")
+        if self.teacher is not None:
+            raise RuntimeError("attach COMAT before the teacher, so the teacher's copy has the same parameters")
+        self.comat = comat
 
     # ------------------------------------------------------------------ semi-supervised
     def attach_semi_supervised(self, objective: nn.Module, teacher_conf: Optional[dict] = None) -> None:
@@ -312,7 +334,8 @@ class ESPnetUSR2Model(AbsESPnetModel):
             sup_losses, stats = self._labelled_losses(lab, text[is_labelled], text_lengths[is_labelled])
         else:  # a step without labelled utterances: only the unlabelled term (stats as NaN)
             sup_losses = {m: torch.zeros((), device=text.device) for m in self.modalities}
-            stats = {f"{k}_{m}": torch.tensor(float("nan")) for m in self.modalities for k in SUPERVISED_STATS}
+            stats = {f"{k}_{m}": torch.tensor(float("nan"))
+                     for m in self.modalities for k in self._supervised_stat_names(m)}
         self.ensure_teacher_initialized()
         unl_losses, unl_stats = self.unlabelled_objective(
             student=self, teacher=self.teacher.model, step=int(self.teacher.num_updates),
@@ -327,6 +350,12 @@ class ESPnetUSR2Model(AbsESPnetModel):
             stats[f"loss_total_{m}"] = term.detach()
             total = total + self.modality_weights[m] * term
         return total, stats
+
+    def _supervised_stat_names(self, m: str) -> Tuple[str, ...]:
+        """Names of the labelled statistics of modality ``m`` (the same keys every step: DDP)."""
+        if self.comat is not None and self.comat.applies_to(m):
+            return SUPERVISED_STATS + COMAT_STATS
+        return SUPERVISED_STATS
 
     def _weighted_sum(self, losses: Dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(self.modality_weights[m] * losses[m] for m in losses)
@@ -344,6 +373,10 @@ class ESPnetUSR2Model(AbsESPnetModel):
             loss_ctc = self.ctc_head(m)(enc, enc_lens, text, text_lengths)
             loss_att = self.criterion_att(logits, ys_out)
             losses[m] = self.ctc_weight * loss_ctc + (1.0 - self.ctc_weight) * loss_att
+            if self.comat is not None and self.comat.applies_to(m):
+                loss_comat, comat_stats = self.comat(enc, enc_lens, text, text_lengths)
+                losses[m] = losses[m] + self.comat.weight * loss_comat
+                stats.update({f"{k}_{m}": v for k, v in comat_stats.items()})
             stats[f"loss_ctc_{m}"] = loss_ctc.detach()
             stats[f"loss_att_{m}"] = loss_att.detach()
             stats[f"acc_{m}"] = torch.tensor(th_accuracy(logits.reshape(-1, self.vocab_size), ys_out, self.ignore_id))

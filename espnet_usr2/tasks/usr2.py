@@ -26,6 +26,7 @@ from espnet2.utils.types import str2bool, str_or_none
 import espnet_usr2.data.roi_video_type  # noqa: F401  (registers the roi_video data type)
 from espnet_usr2.data.preprocessor import USR2Preprocessor
 from espnet_usr2.model.augmentation import StudentAugmentation
+from espnet_usr2.model.comat import build_comat
 from espnet_usr2.model.decoder import USR2TransformerDecoder
 from espnet_usr2.model.encoder import RelPosTransformerEncoder
 from espnet_usr2.model.espnet_model import ESPnetUSR2Model
@@ -121,6 +122,9 @@ class USR2Task(AbsTask):
         semi: ``usr2`` or ``usr1`` turns on semi-supervised training; ``semi_conf`` keys are
             the arguments of :class:`~espnet_usr2.semi.objective.USR2Objective` /
             :class:`~espnet_usr2.semi.objective.USR1Objective`.
+        comat_conf: COMAT, a loss distilling a frozen pre-trained language model into the
+            CTC branch (:mod:`espnet_usr2.model.comat`); empty (the default) = off; read by
+            :meth:`ESPnetUSR2Model.attach_comat`, which lists the keys.
         teacher_conf: the EMA teacher's options, read by
             :meth:`ESPnetUSR2Model.attach_semi_supervised` (and by pre-training's encoder teacher).
         unlabelled_*, labelled_batch_frames, unlabelled_batch_frames, batch_type
@@ -157,6 +161,10 @@ class USR2Task(AbsTask):
                            help="EMA teacher options (semi-supervised training): momentum_start (0.998), "
                                 "momentum_end (1.0), total_steps (0: max_epoch x steps per epoch), "
                                 "validate (true: validation also reports the teacher's <stat>_teacher)")
+        group.add_argument("--comat_conf", action=NestedDictAction, default=dict(),
+                           help="COMAT (an optional loss distilling a frozen pre-trained LM into the CTC "
+                                "branch; empty = off): plm (espnet_lm | hf), lm_train_config, lm_file, hf_dir, "
+                                "weight (1.0), compress_factor (2), modalities; see espnet_usr2/model/comat.py")
         group.add_argument("--av_length_tolerance", type=float, default=2.0,
                            help="Largest audio/video length difference (in video frames) that is "
                                 "absorbed by trimming; larger differences are errors")
@@ -237,6 +245,8 @@ class USR2Task(AbsTask):
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
         if issubclass(model_choices.get_class(args.model), USR2PretrainModel):
+            if getattr(args, "comat_conf", None):
+                raise ValueError(f"model: {args.model} reads no text; COMAT (comat_conf) needs transcripts")
             return _build_pretrain_model(args)
         if args.token_list is None:
             raise ValueError(f"model: {args.model} needs --token_list (the token file); only self-supervised "
@@ -264,6 +274,8 @@ class USR2Task(AbsTask):
             av_length_tolerance=args.av_length_tolerance,
             **args.model_conf,
         )
+        if getattr(args, "comat_conf", None):  # before init (the compressor is initialised too) and the teacher
+            model.attach_comat(build_comat(args.comat_conf, token_list, d_model))
         if args.init is not None:
             initialize(model, args.init)
         if getattr(args, "semi", None) is not None:

@@ -9,7 +9,6 @@ from typing import Dict, List
 import pytest
 import torch
 import yaml
-from espnet2.tasks.lm import LMTask
 
 from espnet_usr2.bin import usr2_inference
 from espnet_usr2.decode.espnet_beam import espnet_beam_search
@@ -19,42 +18,6 @@ from espnet_usr2.decode.lm import LMMismatchError, load_lm
 from espnet_usr2.decode.speech2text import USR2Speech2Text, decode_options_from_yaml, lm_files_from_yaml
 from espnet_usr2.utils.config import build_model_from_config
 
-LM_TINY = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2" / "conf" / "train_lm_tiny.yaml"
-RNN_CONF = {"lm": "seq_rnn", "lm_conf": {"rnn_type": "lstm", "unit": 16, "nlayers": 2}}
-
-
-def write_lm(out: Path, token_list: List[str], conf: Path = LM_TINY, seed: int = 0, sharpen: float = 1.0,
-             bias: Dict[int, float] = None) -> tuple:
-    """An ESPnet LM run's files (``config.yaml``, ``lm.pth``) as ``lm_train`` leaves them.
-
-    ``sharpen`` scales the output layer so the random LM has opinions; ``bias`` makes it a
-    unigram LM: output weights zero, logit ``bias[token]`` (0 for the others).
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    args = LMTask.get_parser().parse_args(["--config", str(conf), "--token_list",
-                                           str(_write_tokens(out, token_list)), "--token_type", "char",
-                                           "--output_dir", str(out)])
-    torch.manual_seed(seed)
-    model = LMTask.build_model(args)
-    head = model.lm.decoder
-    with torch.no_grad():
-        head.weight.mul_(sharpen)
-        if bias is not None:
-            head.weight.zero_()
-            head.bias.zero_()
-            for token, value in bias.items():
-                head.bias[token] = value
-    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)), encoding="utf-8")
-    torch.save(model.state_dict(), out / "lm.pth")
-    return out / "config.yaml", out / "lm.pth"
-
-
-def _write_tokens(out: Path, token_list: List[str]) -> Path:
-    path = out / "tokens.txt"
-    path.write_text("\n".join(token_list) + "\n", encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def tiny(tiny_config, token_list):
     torch.manual_seed(0)
@@ -62,14 +25,12 @@ def tiny(tiny_config, token_list):
 
 
 @pytest.fixture(scope="module")
-def lms(tmp_path_factory, token_list) -> Dict[str, torch.nn.Module]:
+def lms(tmp_path_factory, token_list, write_espnet_lm) -> Dict[str, torch.nn.Module]:
     """Random tiny Transformer and LSTM LMs with the model's token list, loaded as decoding loads them."""
     root = tmp_path_factory.mktemp("lms")
-    rnn_conf = root / "rnn.yaml"
-    rnn_conf.write_text(yaml.safe_dump({**yaml.safe_load(LM_TINY.read_text()), **RNN_CONF}))
     out = {}
-    for name, conf in (("transformer", LM_TINY), ("rnn", rnn_conf)):
-        config, lm_file = write_lm(root / name, token_list, conf, seed=1, sharpen=8.0)
+    for name in ("transformer", "rnn"):
+        config, lm_file = write_espnet_lm(root / name, token_list, kind=name, seed=1, sharpen=8.0)
         out[name] = load_lm(config, lm_file, token_list)
     return out
 
@@ -109,7 +70,7 @@ def test_fast_matches_espnet_with_lm(tiny, lms, lm_name, opts):
 # ---------------------------------------------------------------------------- forced LM
 
 @pytest.mark.parametrize("impl", ["fast", "espnet"])
-def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, tmp_path, successor_decoder, impl):
+def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, write_espnet_lm, tmp_path, successor_decoder, impl):
     """Decoder: <sos> -> d (weight 10) or f (9), d|f -> e, e -> <eos>, so "de" beats "fe" by
     (10 - 9) * sqrt(63) = 7.9 nats (conftest.make_successor_decoder). A unigram LM preferring
     "f" by 10 nats over every other token turns "de" into "fe" at lm_weight 1 (7.9 - 10 < 0),
@@ -119,7 +80,7 @@ def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, tmp_path, suc
     sos, eos = model.sos, model.eos
     successor_decoder(model, {"v": [(sos, ids["d"], 10.0), (sos, ids["f"], 9.0), (ids["d"], ids["e"], 10.0),
                                     (ids["f"], ids["e"], 10.0), (ids["e"], eos, 10.0)]})
-    lm = load_lm(*write_lm(tmp_path, token_list, bias={ids["f"]: 10.0}), token_list)
+    lm = load_lm(*write_espnet_lm(tmp_path, token_list, bias={ids["f"]: 10.0}), token_list)
     enc, lens = torch.randn(2, 6, 64), torch.tensor([6, 5])  # the forced decoder ignores the memory
 
     def text(lm_weight: float) -> List[str]:
@@ -137,11 +98,11 @@ def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, tmp_path, suc
 
 # ---------------------------------------------------------------------------- USR2Speech2Text
 
-def test_speech2text_lm_weight_zero_is_todays_output(decode_setup, token_list, tmp_path, caplog):
+def test_speech2text_lm_weight_zero_is_todays_output(decode_setup, token_list, write_espnet_lm, tmp_path, caplog):
     """With lm_weight 0 the LM files change nothing (the LM is not even loaded); greedy methods
     say they ignore the LM; with a weight the beam search uses it."""
     config, model_file = decode_setup["random"]
-    lm_config, lm_file = write_lm(tmp_path / "lm", token_list, seed=2, sharpen=8.0)
+    lm_config, lm_file = write_espnet_lm(tmp_path / "lm", token_list, seed=2, sharpen=8.0)
     g = torch.Generator().manual_seed(5)
     speech, video = torch.randn(6 * 640, generator=g), torch.rand(6, 96, 96, generator=g) * 255
 
@@ -168,14 +129,14 @@ def test_lm_files_and_weight_from_decoding_yaml(tmp_path):
                                         "lm_file": "exp/lm/valid.loss.ave.pth"}
 
 
-def test_bad_lm_inputs_are_named(decode_setup, token_list, tmp_path):
+def test_bad_lm_inputs_are_named(decode_setup, token_list, write_espnet_lm, tmp_path):
     config, model_file = decode_setup["random"]
     other = token_list[:-2] + ["<x>", token_list[-1]]
-    lm_config, lm_file = write_lm(tmp_path / "other", other)
+    lm_config, lm_file = write_espnet_lm(tmp_path / "other", other)
     with pytest.raises(LMMismatchError, match=r"token \d+ is '<x>' in the LM and '<space>' in the model"):
         load_lm(lm_config, lm_file, token_list)
     with pytest.raises(LMMismatchError, match="tokens in the LM"):
-        load_lm(*write_lm(tmp_path / "short", token_list[:-2] + token_list[-1:]), token_list)
+        load_lm(*write_espnet_lm(tmp_path / "short", token_list[:-2] + token_list[-1:]), token_list)
     with pytest.raises(ValueError, match="needs a language model"):
         USR2Speech2Text(config, model_file, lm_weight=0.5)
     with pytest.raises(FileNotFoundError, match="lm_file .*missing.pth"):
@@ -197,11 +158,11 @@ def _inference(setup, out: Path, *extra: str) -> Dict[str, str]:
     return {k: (rest or [""])[0] for k, *rest in (line.split(maxsplit=1) for line in lines)}
 
 
-def test_usr2_inference_takes_the_lm_from_its_yaml(decode_setup, token_list, tmp_path, capsys):
+def test_usr2_inference_takes_the_lm_from_its_yaml(decode_setup, token_list, write_espnet_lm, tmp_path, capsys):
     """The forced model says "ab"; an LM that wants "c" (bias 200 > the decoder's 79-nat
     margin) wins in both beam paths when the decoding YAML names it and gives it weight 1."""
     ids = {t: i for i, t in enumerate(token_list)}
-    lm_config, lm_file = write_lm(tmp_path / "lm", token_list, bias={ids["c"]: 200.0})
+    lm_config, lm_file = write_espnet_lm(tmp_path / "lm", token_list, bias={ids["c"]: 200.0})
     conf = tmp_path / "decode_lm.yaml"
     conf.write_text(f"beam_size: 2\nctc_weight: 0.1\nmaxlenratio: -3\nlm_weight: 1.0\nbatch_size: 2\n"
                     f"lm_train_config: {lm_config}\nlm_file: {lm_file}\n")
