@@ -8,7 +8,9 @@
         --modalities v a av --config conf/decode_beam40.yaml --output_dir exp/usr2/decode/test
 
 Writes ``<output_dir>/{video,audio,audiovisual}/`` in ESPnet's decode layout (1-best
-``text``, ``token``, ``token_int``, ``score`` and ``<n>best_recog/``). Options may also come
+``text``, ``token``, ``token_int``, ``score`` and ``<n>best_recog/``). With
+``--allow_single_stream true`` a set may mix audio-visual, video-only (not in wav.scp) and
+audio-only (not in video.scp) utterances; each is decoded in the modalities it has. Options may also come
 from a YAML file (``--config``), as in ESPnet's ``asr_inference``.
 """
 from __future__ import annotations
@@ -42,6 +44,10 @@ def get_parser() -> config_argparse.ArgumentParser:
                        help="PATH,NAME,TYPE: e.g. wav.scp,speech,sound and video.scp,video,roi_video")
     group.add_argument("--key_file", type=str_or_none, help="decode only these utterances (first column)")
     group.add_argument("--allow_variable_data_keys", type=str2bool, default=False)
+    group.add_argument("--allow_single_stream", type=str2bool, default=False,
+                       help="utterances missing from the speech or the video file are decoded in the "
+                            "modalities their one stream allows (V for video-only, A for audio-only); "
+                            "the log gives the count per modality")
     group.add_argument("--batch_size", type=int, default=1,
                        help="utterances per batch; the fast beam search and greedy searches decode a "
                             "batch together (padding may change encoder outputs at the edges slightly)")
@@ -98,7 +104,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
             key_file=args.key_file, model_role=args.model_role, batch_size=args.batch_size, ngpu=args.ngpu,
             seed=args.seed, dtype=args.dtype, num_workers=args.num_workers, token_type=args.token_type,
             bpemodel=args.bpemodel, allow_variable_data_keys=args.allow_variable_data_keys,
-            log_interval=args.log_interval, lm_train_config=args.lm_train_config, lm_file=args.lm_file)
+            log_interval=args.log_interval, lm_train_config=args.lm_train_config, lm_file=args.lm_file,
+            allow_single_stream=args.allow_single_stream)
     except (DataInputError, UnsupportedDecoderError, ValueError, FileNotFoundError) as e:
         # bad input: one clear line instead of a traceback
         print(f"usr2_inference: error: {e}", file=sys.stderr)

@@ -42,6 +42,9 @@ def get_parser() -> argparse.ArgumentParser:
                      help="references without a hypothesis: refuse, or score them as empty")
     one.add_argument("--extra_hyp", choices=("error", "ignore"), default="error",
                      help="hypotheses without a reference: refuse, or drop them")
+    one.add_argument("--utt_list", default=None,
+                     help="score only these utterances (first column), e.g. those that have the modality's "
+                          "streams in a set mixing audio-visual and single-stream utterances")
     one.add_argument("--nlsyms_txt", default=None, help="non-linguistic symbols to remove (one per line)")
     one.add_argument("--cleaner", default=None, help="ESPnet text cleaner for the reference (as asr.sh)")
     many = parser.add_argument_group("collect RESULTS.md")
@@ -57,7 +60,7 @@ def _score_one(args: argparse.Namespace) -> None:
     metrics = ("wer", "cer") if args.cer else ("wer",)
     outcomes = score(args.ref_text, args.hyp_text, args.utt2spk, args.out_dir, metrics=metrics,
                      backend=args.backend, missing_hyp=args.missing_hyp, extra_hyp=args.extra_hyp,
-                     non_linguistic_symbols=args.nlsyms_txt, cleaner=args.cleaner)
+                     non_linguistic_symbols=args.nlsyms_txt, cleaner=args.cleaner, utt_list=args.utt_list)
     for metric, outcome in outcomes.items():
         for note in outcome.notes:
             logging.warning("%s: %s", metric, note)

@@ -12,8 +12,8 @@ the file gets, per metric, the table ESPnet users know::
     |decode_<tag>/<test_set>/<modality>|1321|9890|...|
 
 (the numbers are the ``Sum/Avg`` line as sclite printed it), preceded by a compact
-"error rate per modality" table (one row per decode/test set, one column per modality) and
-headed by the environment lines (date, python / espnet / torch versions, git hash).
+"error rate per modality" table (one row per decode/test set, one column per modality), the
+number of utterances each modality was scored on, and headed by the environment lines (date, python / espnet / torch versions, git hash).
 """
 from __future__ import annotations
 
@@ -135,19 +135,33 @@ def environment_lines(repo_dir: Optional[PathLike] = None) -> List[str]:
     return lines
 
 
+def _modality_table(title: str, rows: Dict[str, Dict[str, str]]) -> List[str]:
+    """One row per decode/test set, one column per modality ("-" where it was not scored)."""
+    if not rows:
+        return []
+    header = "|decode/test set|" + "|".join(f"{m} ({s})" for m, s in MODALITIES) + "|"
+    lines = [f"### {title}", "", header, "|---" * (len(MODALITIES) + 1) + "|"]
+    for key, by_modality in rows.items():
+        lines.append(f"|{key}|" + "|".join(by_modality.get(m, "-") for m, _ in MODALITIES) + "|")
+    return lines + [""]
+
+
 def _summary_table(entries: List[ResultEntry], metric: str) -> List[str]:
-    """One row per decode/test set, one column per modality: the paper's way to compare."""
+    """Error rate per decode/test set and modality: the paper's way to compare."""
     rows: Dict[str, Dict[str, str]] = {}
     for e in entries:
         if e.metric == metric:
             rows.setdefault(f"{e.decode}/{e.test_set}", {})[e.modality] = e.summary.fields[6]
-    if not rows:
-        return []
-    header = "|decode/test set|" + "|".join(f"{m} ({s})" for m, s in MODALITIES) + "|"
-    lines = [f"### {metric.upper()} (%) per modality", "", header, "|---" * (len(MODALITIES) + 1) + "|"]
-    for key, by_modality in rows.items():
-        lines.append(f"|{key}|" + "|".join(by_modality.get(m, "-") for m, _ in MODALITIES) + "|")
-    return lines + [""]
+    return _modality_table(f"{metric.upper()} (%) per modality", rows)
+
+
+def _count_table(entries: List[ResultEntry]) -> List[str]:
+    """Utterances scored per modality (sclite's Snt): a set mixing audio-visual and
+    single-stream utterances scores each modality over the utterances that have it."""
+    rows: Dict[str, Dict[str, str]] = {}
+    for e in entries:
+        rows.setdefault(f"{e.decode}/{e.test_set}", {}).setdefault(e.modality, str(e.summary.snt))
+    return _modality_table("Utterances scored per modality", rows)
 
 
 def render_results_md(entries: List[ResultEntry], env: Optional[List[str]] = None,
@@ -162,6 +176,7 @@ def render_results_md(entries: List[ResultEntry], env: Optional[List[str]] = Non
         out += [f"## {model}", ""]
         for metric in METRICS:
             out += _summary_table(mine, metric)
+        out += _count_table(mine)
         for metric in METRICS:
             rows = [e.summary.markdown_row(e.dataset) for e in mine if e.metric == metric]
             if rows:

@@ -857,17 +857,23 @@ def choose_backend(backend: str = "auto") -> Tuple[str, Optional[Path]]:
 def score(ref_text: PathLike, hyp_text: PathLike, utt2spk: PathLike, out_dir: PathLike,
           metrics: Sequence[str] = ("wer",), backend: str = "auto", missing_hyp: str = "error",
           extra_hyp: str = "error", non_linguistic_symbols: Optional[PathLike] = None,
-          cleaner: Optional[str] = None) -> Dict[str, ScoreOutcome]:
+          cleaner: Optional[str] = None, utt_list: Optional[PathLike] = None) -> Dict[str, ScoreOutcome]:
     """Score one decode directory: ``out_dir/score_<metric>/{ref.trn,hyp.trn,result.txt}``.
 
     Writes ``scoring_info.txt`` next to each result.txt saying which scorer produced it and
-    any notes (e.g. hypotheses scored as empty).
+    any notes (e.g. hypotheses scored as empty). ``utt_list`` (first column) scores only
+    those reference utterances, e.g. the ones that have a modality's streams in a set that
+    mixes audio-visual and single-stream utterances.
     """
     unknown = [m for m in metrics if m not in METRIC_TOKEN_TYPES]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; choose from {sorted(METRIC_TOKEN_TYPES)}")
-    matched = match_hypotheses(read_kaldi_text(ref_text, "reference text"),
-                               read_kaldi_text(hyp_text, "hypothesis text"), missing_hyp, extra_hyp)
+    ref = read_kaldi_text(ref_text, "reference text")
+    subset_note = []
+    if utt_list is not None:
+        ref, subset_note = _select_utterances(ref, utt_list)
+    matched = match_hypotheses(ref, read_kaldi_text(hyp_text, "hypothesis text"), missing_hyp, extra_hyp)
+    matched.notes[:0] = subset_note
     spk = read_utt2spk(utt2spk)
     nlsyms = _read_nlsyms(non_linguistic_symbols)
     kind, exe = choose_backend(backend)
@@ -887,6 +893,20 @@ def score(ref_text: PathLike, hyp_text: PathLike, utt2spk: PathLike, out_dir: Pa
         (score_dir / "scoring_info.txt").write_text("\n".join(info) + "\n", encoding="utf-8")
         outcomes[metric] = ScoreOutcome(metric, score_dir, result, parse_result(result), used, matched.notes)
     return outcomes
+
+
+def _select_utterances(ref: Dict[str, str], utt_list: PathLike) -> Tuple[Dict[str, str], List[str]]:
+    """The references of the utterances ``utt_list`` names, and a note saying how many."""
+    path = Path(utt_list)
+    if not path.is_file():
+        raise ScoringInputError(f"utterance list {str(path)!r} does not exist")
+    wanted = [line.split(maxsplit=1)[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    unknown = [u for u in wanted if u not in ref]
+    if unknown:
+        raise ScoringInputError(f"{len(unknown)} utterances of {str(path)!r} have no reference: {_name_ids(unknown)}")
+    keep = set(wanted)
+    return ({u: t for u, t in ref.items() if u in keep},
+            [f"scored {len(keep)} of {len(ref)} reference utterances (those listed in {path})"])
 
 
 def _read_nlsyms(path: Optional[PathLike]) -> Optional[List[str]]:
