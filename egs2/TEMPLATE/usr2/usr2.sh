@@ -58,6 +58,8 @@ valid_set=""           # labelled validation set
 test_sets=""           # sets to decode and score
 local_data_opts=""     # options for local/data.sh
 roi_opts=""            # extra options for usr2_prepare_roi (e.g. "--landmarks lm.scp")
+allow_single_stream=false  # true: stage 2 keeps video-only and audio-only utterances; training sets
+                       # drop them in stage 4, test sets decode each in the modalities it has
 
 # Length filtering (stage 4), in video frames (25 per second)
 min_frames=10
@@ -138,6 +140,9 @@ Data:
   --test_sets \"T1 T2\"          sets to decode and score [${test_sets}]
   --local_data_opts \"...\"      options passed to local/data.sh [${local_data_opts}]
   --roi_opts \"...\"             options passed to usr2_prepare_roi [${roi_opts}]
+  --allow_single_stream BOOL   keep utterances with one stream [${allow_single_stream}]: a video without an
+                               audio track (video-only), an audio file (audio-only); training sets keep
+                               only audio-visual ones (stage 4), test sets decode V / A / AV as each allows
   --min_frames N               length filter of training sets, video frames [${min_frames}]
   --max_frames N               [${max_frames}]
 Tokenizer (stage 5):
@@ -248,6 +253,11 @@ stats_unlab="${expdir}/stats_unlab_${unlab_train:-none}"
 # The language model (stages 6-8): trained here (default directory), or given (--lm_exp
 # naming a directory that holds a trained LM's config.yaml).
 case "${use_lm}" in true | false) ;; *) die "--use_lm must be true or false (got '${use_lm}')" ;; esac
+case "${allow_single_stream}" in
+    true) roi_opts+=" --allow_single_stream true" ;;
+    false) ;;
+    *) die "--allow_single_stream must be true or false (got '${allow_single_stream}')" ;;
+esac
 lm_given=false
 if [ -z "${lm_exp}" ]; then
     lm_exp="${expdir}/lm_$(basename "${lm_config:-lm}" .yaml)"
@@ -382,18 +392,24 @@ fi
 
 # ===================================================================== stage 3
 # format_set <set> <dst>: the utterances stage 2 extracted, with every list the
-# training and scoring tools read, in the same sorted order.
+# training and scoring tools read, in the same sorted order. utt2num_frames lists every
+# kept utterance; a video-only one is not in wav.scp, an audio-only one not in video.scp.
 format_set() {
     local s="$1" dst="$2" src="${datadir}/$1" ext="${dumpdir}/extract/$1" f
-    need_file "${ext}/video.scp" "stage 2"
-    need_file "${ext}/wav.scp" "stage 2"
     need_file "${ext}/utt2num_frames" "stage 2"
+    if [ -s "${ext}/video_only.list" ] || [ -s "${ext}/audio_only.list" ]; then
+        # single-stream utterances: one of the two lists may be empty (e.g. an audio-only set)
+        [ -f "${ext}/video.scp" ] && [ -f "${ext}/wav.scp" ] || die "missing ${ext}/{video,wav}.scp (made by stage 2)"
+    else
+        need_file "${ext}/video.scp" "stage 2"
+        need_file "${ext}/wav.scp" "stage 2"
+    fi
     need_file "${src}/utt2spk" "stage 1"
     mkdir -p "${dst}"
     for f in video.scp wav.scp utt2num_frames; do
         LC_ALL=C sort -k1,1 "${ext}/${f}" >"${dst}/${f}"
     done
-    local keep="${dst}/video.scp"
+    local keep="${dst}/utt2num_frames"
     awk 'NR == FNR { k[$1] = 1; next } ($1 in k)' "${keep}" "${src}/utt2spk" | LC_ALL=C sort -k1,1 >"${dst}/utt2spk"
     if [ -s "${src}/text" ]; then
         awk 'NR == FNR { k[$1] = 1; next } ($1 in k)' "${keep}" "${src}/text" | LC_ALL=C sort -k1,1 >"${dst}/text"
@@ -402,7 +418,29 @@ format_set() {
     fi
     spk2utt_of "${dst}/utt2spk" >"${dst}/spk2utt"
     cp "${ext}/skipped.tsv" "${dst}/skipped.tsv"
-    log "  ${s}: $(wc -l <"${dst}/video.scp") utterances -> ${dst}"
+    log "  ${s}: $(wc -l <"${dst}/utt2num_frames") utterances -> ${dst}$(single_stream_counts "${dst}")"
+}
+
+# single_stream_counts <dir>: " (N video-only, M audio-only)" when the directory has any.
+single_stream_counts() {
+    local n_v n_a
+    n_v=$(awk 'NR == FNR { k[$1] = 1; next } !($1 in k)' "$1/wav.scp" "$1/utt2num_frames" | wc -l)
+    n_a=$(awk 'NR == FNR { k[$1] = 1; next } !($1 in k)' "$1/video.scp" "$1/utt2num_frames" | wc -l)
+    [ "$((n_v + n_a))" -eq 0 ] || echo " (${n_v} video-only, ${n_a} audio-only)"
+}
+
+# long_modality <v|a|av|...>: the decode directory name of a modality.
+long_modality() {
+    case "$1" in v | video) echo video ;; a | audio) echo audio ;; av | audiovisual) echo audiovisual ;; *) echo "$1" ;; esac
+}
+
+# stream_utts <dir> <audio|video|audiovisual>: the utterances that have the modality's streams.
+stream_utts() {
+    case "$2" in
+        audio) awk '{ print $1 }' "$1/wav.scp" ;;
+        video) awk '{ print $1 }' "$1/video.scp" ;;
+        audiovisual) awk 'NR == FNR { k[$1] = 1; next } ($1 in k) { print $1 }' "$1/wav.scp" "$1/video.scp" ;;
+    esac
 }
 
 if run_stage 3; then
@@ -414,8 +452,9 @@ if run_stage 3; then
 fi
 
 # ===================================================================== stage 4
-# filter_set <set> <labelled: true/false>: drop too short/long utterances (and, for
-# labelled sets, empty transcripts); list every dropped one in dropped.tsv.
+# filter_set <set> <labelled: true/false>: drop single-stream utterances (training needs
+# the audio-visual view), too short/long ones (and, for labelled sets, empty transcripts);
+# list every dropped one in dropped.tsv.
 filter_set() {
     local s="$1" labelled="$2" src="${dumpdir}/org/$1" dst="${dumpdir}/$1" f
     need_file "${src}/utt2num_frames" "stage 3"
@@ -424,12 +463,17 @@ filter_set() {
     awk -v lo="${min_frames}" -v hi="${max_frames}" -v lab="${labelled}" -v out="${dst}/dropped.tsv" '
         BEGIN { print "uttid\tframes\treason" > out }
         FILENAME ~ /text$/ { if (NF > 1) has_text[$1] = 1; next }
+        FILENAME ~ /wav\.scp$/ { has_audio[$1] = 1; next }
+        FILENAME ~ /video\.scp$/ { has_video[$1] = 1; next }
         {   reason = ""
-            if ($2 < lo) reason = "shorter than " lo " frames"
+            if (!($1 in has_audio)) reason = "video-only"
+            else if (!($1 in has_video)) reason = "audio-only"
+            else if ($2 < lo) reason = "shorter than " lo " frames"
             else if ($2 > hi) reason = "longer than " hi " frames"
             else if (lab == "true" && !($1 in has_text)) reason = "empty transcript"
             if (reason == "") print $1; else print $1 "\t" $2 "\t" reason > out
-        }' $([ "${labelled}" = true ] && echo "${src}/text") "${src}/utt2num_frames" >"${dst}/.keep"
+        }' $([ "${labelled}" = true ] && echo "${src}/text") "${src}/wav.scp" "${src}/video.scp" \
+        "${src}/utt2num_frames" >"${dst}/.keep"
     for f in video.scp wav.scp utt2num_frames utt2spk text; do
         [ -f "${src}/${f}" ] || continue
         awk 'NR == FNR { k[$1] = 1; next } ($1 in k)' "${dst}/.keep" "${src}/${f}" >"${dst}/${f}"
@@ -441,6 +485,9 @@ filter_set() {
     rm -f "${dst}/.keep"
     [ "${n_out}" -gt 0 ] || die "stage 4 dropped every utterance of ${s}: see ${dst}/dropped.tsv"
     log "  ${s}: kept ${n_out} of ${n_in}, dropped $((n_in - n_out)) -> ${dst}"
+    local n_single
+    n_single=$(grep -Ec $'\t(video|audio)-only$' "${dst}/dropped.tsv" || true)
+    [ "${n_single}" -eq 0 ] || log "  ${s}: dropped ${n_single} single-stream utterances (training needs both streams)"
     if [ "${n_in}" -gt "${n_out}" ]; then
         tail -n +2 "${dst}/dropped.tsv" | cut -f3 | sort | uniq -c | sed 's/^/      /'
     fi
@@ -752,13 +799,14 @@ if run_stage 12; then
     fi
     for s in ${test_sets}; do
         d="${dumpdir}/${s}"
-        need_file "${d}/wav.scp" "stage 3"
-        need_file "${d}/video.scp" "stage 3"
+        need_file "${d}/utt2num_frames" "stage 3"
+        # a set may hold single-stream utterances (one of the two lists may even be empty)
+        [ -f "${d}/wav.scp" ] && [ -f "${d}/video.scp" ] || die "missing ${d}/{wav,video}.scp (made by stage 3)"
         out="${exp}/${inference_tag}/${s}"
         logdir="${out}/logdir"
         rm -rf "${logdir}"
         mkdir -p "${logdir}"
-        ${python} -m espnet_usr2.decode.splits split --scp "${d}/video.scp" --nj "${inference_nj}" --out_dir "${logdir}" >/dev/null
+        ${python} -m espnet_usr2.decode.splits split --scp "${d}/utt2num_frames" --nj "${inference_nj}" --out_dir "${logdir}" >/dev/null
         _nj=$(find "${logdir}" -maxdepth 1 -name 'keys.*.scp' | wc -l)
         log "Stage 12: decoding ${s} (${modalities}) with ${model_file} and ${inference_config}, ${_nj} jobs" \
             "-> ${out} (logs: ${logdir}/decode.*.log)"
@@ -766,14 +814,16 @@ if run_stage 12; then
         ${decode_cmd} --gpu "${dec_gpu}" JOB=1:"${_nj}" "${logdir}/decode.JOB.log" \
             ${python} -m espnet_usr2.bin.usr2_inference --config "${inference_config}" \
                 --train_config "${model_src}/config.yaml" --model_file "${model_file}" \
-                --model_role "${model_role}" --modalities ${modalities} ${gpu_opt} \
+                --model_role "${model_role}" --modalities ${modalities} ${gpu_opt} --allow_single_stream true \
                 --data_path_and_name_and_type "${d}/wav.scp,speech,sound" \
                 --data_path_and_name_and_type "${d}/video.scp,video,roi_video" \
                 --key_file "${logdir}/keys.JOB.scp" --output_dir "${logdir}/output.JOB" ${lm_opts} ${inference_args} \
             || die "decoding failed: see ${logdir}/decode.*.log"
         # shellcheck disable=SC2046
         ${python} -m espnet_usr2.decode.splits merge --out_dir "${out}" $(seq -f "${logdir}/output.%g" 1 "${_nj}") >/dev/null
-        log "  wrote ${out}/{video,audio,audiovisual}/text"
+        log "  wrote ${out}/{video,audio,audiovisual}/text:$(for m in ${modalities}; do m="$(long_modality "${m}")"
+            echo -n " ${m} $(wc -l <"${out}/${m}/text")"; done) of $(wc -l <"${d}/utt2num_frames") utterances$(
+            single_stream_counts "${d}")"
     done
 fi
 
@@ -788,13 +838,26 @@ if run_stage 13; then
     [ "${score_cer}" = true ] && cer_opt="--cer"
     for s in ${test_sets}; do
         for m in ${modalities}; do
-            case "${m}" in v | video) m=video ;; a | audio) m=audio ;; av | audiovisual) m=audiovisual ;; esac
+            m="$(long_modality "${m}")"
             d="${exp}/${inference_tag}/${s}/${m}"
-            need_file "${d}/text" "stage 12"
+            [ -f "${d}/text" ] || die "missing input ${d}/text (made by stage 12)"
+            # each modality is scored over the utterances that have its streams
+            n_all=$(wc -l <"${dumpdir}/${s}/utt2num_frames")
+            stream_utts "${dumpdir}/${s}" "${m}" >"${d}/.scored_utts"
+            n_m=$(wc -l <"${d}/.scored_utts")
+            utt_opt=""
+            [ "${n_m}" -eq "${n_all}" ] || utt_opt="--utt_list ${d}/.scored_utts"
+            if [ "${n_m}" -eq 0 ]; then
+                rm -f "${d}/.scored_utts"
+                log "Stage 13: ${s} ${m}: no utterance has its streams, not scored"
+                continue
+            fi
             ${python} -m espnet_usr2.bin.usr2_score --ref_text "${dumpdir}/${s}/text" --hyp_text "${d}/text" \
-                --utt2spk "${dumpdir}/${s}/utt2spk" --out_dir "${d}" ${cer_opt} >"${d}/score.log" 2>&1 \
+                --utt2spk "${dumpdir}/${s}/utt2spk" --out_dir "${d}" ${cer_opt} ${utt_opt} >"${d}/score.log" 2>&1 \
                 || { cat "${d}/score.log" >&2; die "scoring ${d} failed"; }
-            log "Stage 13: scored ${s} ${m}: $(grep -E 'Sum/Avg' "${d}/score_wer/result.txt" | head -n 1 | tr -s ' ')"
+            rm -f "${d}/.scored_utts"
+            log "Stage 13: scored ${s} ${m} (${n_m} of ${n_all} utterances):" \
+                "$(grep -E 'Sum/Avg' "${d}/score_wer/result.txt" | head -n 1 | tr -s ' ')"
         done
     done
     ${python} -m espnet_usr2.bin.usr2_score --results "${exp}" --out "${exp}/RESULTS.md" >/dev/null 2>"${exp}/results.log" \
