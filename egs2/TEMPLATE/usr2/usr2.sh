@@ -396,7 +396,6 @@ fi
 # kept utterance; a video-only one is not in wav.scp, an audio-only one not in video.scp.
 format_set() {
     local s="$1" dst="$2" src="${datadir}/$1" ext="${dumpdir}/extract/$1" f
-    need_file "${ext}/utt2num_frames" "stage 2"
     if [ -s "${ext}/video_only.list" ] || [ -s "${ext}/audio_only.list" ]; then
         # single-stream utterances: one of the two lists may be empty (e.g. an audio-only set)
         [ -f "${ext}/video.scp" ] && [ -f "${ext}/wav.scp" ] || die "missing ${ext}/{video,wav}.scp (made by stage 2)"
@@ -404,6 +403,7 @@ format_set() {
         need_file "${ext}/video.scp" "stage 2"
         need_file "${ext}/wav.scp" "stage 2"
     fi
+    need_file "${ext}/utt2num_frames" "stage 2"
     need_file "${src}/utt2spk" "stage 1"
     mkdir -p "${dst}"
     for f in video.scp wav.scp utt2num_frames; do
