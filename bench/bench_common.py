@@ -9,6 +9,7 @@ import ctypes
 import re
 import resource
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -88,3 +89,18 @@ class Measured:
         measurable = can_reset and peak is not None and before is not None
         self.peak_mb = peak if measurable else None
         self.extra_mb = peak - before if measurable else None
+
+
+def write_lm_run_config(lm_config: Path, tokens: List[str], out_dir: Path) -> Path:
+    """The ``config.yaml`` an ``espnet2.bin.lm_train`` run of ``lm_config`` would write (with
+    ``tokens``), in ``out_dir``: an LM with random weights is ``(this file, lm_file=None)``."""
+    import yaml
+    from espnet2.tasks.lm import LMTask
+
+    tok_file = out_dir / "tokens.txt"
+    tok_file.write_text("\n".join(tokens) + "\n")
+    args = LMTask.get_parser().parse_args(["--config", str(lm_config), "--token_list", str(tok_file),
+                                           "--token_type", "char", "--output_dir", str(out_dir)])
+    config = out_dir / "config.yaml"
+    config.write_text(yaml.safe_dump(vars(args)))
+    return config

@@ -45,7 +45,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_common import FPS, SAMPLES_PER_FRAME, Measured, random_av, token_list  # noqa: E402
+from bench_common import FPS, SAMPLES_PER_FRAME, Measured, random_av, token_list, write_lm_run_config  # noqa: E402
 from espnet_usr2.decode.espnet_beam import espnet_beam_search  # noqa: E402
 from espnet_usr2.decode.fast_beam import fast_beam_search  # noqa: E402
 from espnet_usr2.decode.hyps import DecodeOptions  # noqa: E402
@@ -60,17 +60,8 @@ def lengths_for(n: int, lo: int = 75, hi: int = 150) -> List[int]:
 
 def random_lm(lm_config: Path, tokens: List[str]) -> torch.nn.Module:
     """An ESPnet LM of ``lm_config`` with random weights, built as decoding loads one."""
-    from espnet2.tasks.lm import LMTask
-    import yaml
-
     with tempfile.TemporaryDirectory() as tmp:
-        tok_file = Path(tmp) / "tokens.txt"
-        tok_file.write_text("\n".join(tokens) + "\n")
-        args = LMTask.get_parser().parse_args(["--config", str(lm_config), "--token_list", str(tok_file),
-                                               "--token_type", "char", "--output_dir", tmp])
-        config = Path(tmp) / "config.yaml"
-        config.write_text(yaml.safe_dump(vars(args)))
-        return load_lm(config, None, tokens)
+        return load_lm(write_lm_run_config(lm_config, tokens, Path(tmp)), None, tokens)
 
 
 def time_searches(model, enc, enc_lens, modality: str, opts: DecodeOptions, sos: int, eos: int, vocab: int,
