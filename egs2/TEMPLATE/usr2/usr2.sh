@@ -16,6 +16,8 @@
 #  10  collect stats      shape files for the samplers -> <expdir>/stats_{lab,unlab}/
 #  11  training           supervised, or semi-supervised with --unlabelled_sets -> <expdir>/<tag>/
 #                         (11a: supervised warm-up -> <expdir>/<tag>_sup/ with --sup_train_config)
+#                         (first, with --pretrain_config: self-supervised pre-training ->
+#                         <expdir>/pretrain_<config>_<sets>/, its encoder starts the first run)
 #  12  decoding           A, V, AV on --test_sets -> <expdir>/<tag>/<inference_tag>/<set>/
 #                         (--use_lm true: shallow fusion with <lm_exp>'s LM, lm_weight from the config)
 #  13  scoring            WER/CER per modality (sclite), <expdir>/<tag>/RESULTS.md
@@ -88,6 +90,10 @@ train_args=""          # extra arguments for usr2_train (override the config)
 tag=""                 # experiment name (default: from the config and data setting)
 init_param=""          # --init_param for training (e.g. a supervised model)
 pretrained_encoder=""  # an init file in this model's parameter names (usr2_import --encoder_only)
+pretrain_config=""     # self-supervised pre-training first (stage 11), e.g. conf/pretrain_usr2_base.yaml;
+                       # its encoder becomes --pretrained_encoder
+pretrain_sets=""       # the audio-visual sets it reads (text unused; default: labelled + unlabelled sets)
+pretrain_args=""       # extra arguments for the pre-training run
 sup_train_config=""    # semi-supervised only: first train a supervised model with this
                        # config and start the semi-supervised run from it
 sup_train_args=""      # extra arguments for that supervised warm-up run
@@ -176,6 +182,12 @@ Training (stages 10, 11):
   --pretrained_encoder FILE    start from a self-supervised encoder [${pretrained_encoder}]: an init
                                file in this model's parameter names (usr2_import --encoder_only);
                                it starts the warm-up (11a) or, without one, stage 11
+  --pretrain_config YAML       self-supervised pre-training first, in stage 11 [${pretrain_config}]
+                               (e.g. conf/pretrain_usr2_base.yaml); its encoder (usr2_import
+                               --encoder_only of the last epoch) is handed on as --pretrained_encoder
+  --pretrain_sets \"A B\"        sets pre-training reads (audio and video only) [${pretrain_sets}]
+                               (empty: the labelled and unlabelled sets)
+  --pretrain_args \"...\"        extra usr2_train arguments for pre-training [${pretrain_args}]
   --sup_train_config YAML      with --unlabelled_sets: supervised warm-up run first (stage 11a),
                                then the semi-supervised run starts from its model [${sup_train_config}]
   --sup_train_args \"...\"       extra arguments for the warm-up run [${sup_train_args}]
@@ -733,6 +745,49 @@ if run_stage 10; then
     log "Stage 10 wrote ${stats_lab}/{train,valid}/{speech,video,text}_shape$([ -n "${unlab_train}" ] && echo " and ${stats_unlab}/train/video_shape")"
 fi
 
+# run_pretraining: self-supervised pre-training (model: usr2_pretrain) on --pretrain_sets
+# without their text, in <expdir>/pretrain_<config>_<sets>; sets pretrained_encoder to the
+# encoder file of its last epoch, checked against the first recognition run's config.
+run_pretraining() {
+    [ -z "${pretrained_encoder}" ] || die "give --pretrain_config or --pretrained_encoder, not both"
+    need_file "${pretrain_config}" "--pretrain_config"
+    local sets pt_train pt_exp pt_stats s
+    sets="$(echo ${pretrain_sets:-${labelled_sets} ${unlabelled_sets}})"
+    for s in ${sets}; do
+        need_file "${dumpdir}/${s}/video.scp" "stage 4 (a --pretrain_sets set must be a labelled or unlabelled set)"
+    done
+    pt_train="$(echo ${sets} | tr ' ' '+')"
+    # shellcheck disable=SC2086
+    [ "${pt_train}" = "${sets}" ] || combine_sets "${pt_train}" ${sets}
+    pt_exp="${expdir}/pretrain_$(basename "${pretrain_config}" .yaml)_${pt_train}"
+    pt_stats="${expdir}/stats_pretrain_${pt_train}"
+    local data
+    data="$(data_opts --train_data_path_and_name_and_type "${dumpdir}/${pt_train}" false)
+        $(data_opts --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}" false)"
+    if [ ! -s "${pt_stats}/train/video_shape" ]; then
+        log "Stage 11 (pre-training): collect stats of ${pt_train} -> ${pt_stats}"
+        mkdir -p "${pt_stats}/logdir"
+        # shellcheck disable=SC2086
+        ${train_cmd} "${pt_stats}/logdir/stats.log" \
+            ${python} -m espnet_usr2.bin.usr2_train --collect_stats true --config "${pretrain_config}" ${QUIET} \
+                ${data} --train_shape_file "${dumpdir}/${pt_train}/wav.scp" \
+                --valid_shape_file "${dumpdir}/${valid_set}/wav.scp" --output_dir "${pt_stats}" ${pretrain_args} \
+            || { tail -n 30 "${pt_stats}/logdir/stats.log" >&2; die "collect stats failed: see ${pt_stats}/logdir/stats.log"; }
+    fi
+    log "Stage 11 (pre-training): self-supervised on ${pt_train} (${pretrain_config}) -> ${pt_exp} (log: ${pt_exp}/train.log)"
+    # shellcheck disable=SC2086
+    train_job "${pt_exp}" "${pt_exp}/train.log" --config "${pretrain_config}" ${QUIET} --resume true ${data} \
+        --train_shape_file "${pt_stats}/train/video_shape" --train_shape_file "${pt_stats}/train/speech_shape" \
+        --valid_shape_file "${pt_stats}/valid/video_shape" --valid_shape_file "${pt_stats}/valid/speech_shape" \
+        ${pretrain_args}
+    need_file "${pt_exp}/latest.pth" "the pre-training run (see ${pt_exp}/train.log)"
+    ${python} -m espnet_usr2.bin.usr2_import --encoder_only --checkpoint "${pt_exp}/latest.pth" \
+        --config "${sup_train_config:-${train_config}}" --out_dir "${pt_exp}/encoder" --overwrite \
+        || die "the encoder of ${pt_exp}/latest.pth does not fit ${sup_train_config:-${train_config}} (see above)"
+    pretrained_encoder="${pt_exp}/encoder/encoder.pth"
+    log "Stage 11 (pre-training) wrote ${pretrained_encoder}: the first recognition run starts from it"
+}
+
 # ===================================================================== stage 11
 if run_stage 11; then
     check_train_inputs
@@ -742,6 +797,7 @@ if run_stage 11; then
         $(data_opts --train_data_path_and_name_and_type "${dumpdir}/${lab_train}")
         $(data_opts --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}")
         --train_shape_file ${stats_lab}/train/video_shape --valid_shape_file ${stats_lab}/valid/video_shape"
+    [ -z "${pretrain_config}" ] || run_pretraining  # sets pretrained_encoder
     # The first run (the warm-up, or stage 11 without one) starts from --pretrained_encoder
     # and/or --init_param (ESPnet loads them in this order; the EMA teacher is copied from
     # the student when semi-supervised training starts, so it starts from them too).
