@@ -18,3 +18,22 @@ def clips(tmp_path_factory):
     short = make_clip(root / "short.mp4", seconds=1.2, size=CLIP_SIZE, seed=2).path
     lms = {"long": extract_roi(long).landmarks, "short": extract_roi(short).landmarks}
     return {"long": long, "short": short, "landmarks": lms}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_config, token_list, tmp_path_factory):
+    """The tiny model with random weights as training leaves it (config.yaml + model.pth),
+    for recipes that decode a given model (--model_dir); char tokens."""
+    import torch
+    import yaml
+
+    from espnet_usr2.tasks.usr2 import USR2Task
+    from espnet_usr2.utils.config import parse_training_args
+
+    out = tmp_path_factory.mktemp("models") / "given_model"
+    out.mkdir()
+    torch.manual_seed(0)
+    args = parse_training_args(tiny_config, token_list, ["--token_type", "char"])
+    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)))
+    torch.save(USR2Task.build_model(args).state_dict(), out / "model.pth")
+    return out

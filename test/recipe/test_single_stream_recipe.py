@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-import torch
-import yaml
 
 pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
@@ -37,21 +35,8 @@ def _media(clips, root: Path) -> dict:
     return {"long": clips["long"], "short": clips["short"], "silent": silent, "wav": wav}
 
 
-def _model_dir(tiny_config: Path, token_list, out: Path) -> Path:
-    """The tiny model with random weights as training leaves it (config.yaml + model.pth)."""
-    from espnet_usr2.tasks.usr2 import USR2Task
-    from espnet_usr2.utils.config import parse_training_args
-
-    torch.manual_seed(0)
-    args = parse_training_args(tiny_config, token_list, ["--token_type", "char"])
-    out.mkdir(parents=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)))
-    torch.save(USR2Task.build_model(args).state_dict(), out / "model.pth")
-    return out
-
-
 @pytest.fixture(scope="module")
-def run(clips, tiny_config, token_list, tmp_path_factory):
+def run(clips, tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("single_stream_recipe")
     media = _media(clips, root / "media")
     recipe = root / "recipe"
@@ -66,7 +51,7 @@ def run(clips, tiny_config, token_list, tmp_path_factory):
         (d / "video_src.scp").write_text("".join(f"{u} {media[k]}\n" for u, k in utts.items()))
         (d / "text").write_text("".join(f"{u} a b c\n" for u in utts))
         (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in utts))
-    model = _model_dir(tiny_config, token_list, root / "given_model")
+    model = tiny_model_dir
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "USR2_CMD_BACKEND": "local", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(["./usr2.sh", "--stage", "2", "--stop_stage", "13", "--nj", "2", "--allow_single_stream",

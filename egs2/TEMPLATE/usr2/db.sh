@@ -10,3 +10,6 @@ VOX2_EN_LIST="${VOX2_EN_LIST:-}"      # English-only VoxCeleb2 ids: AV-HuBERT's 
 VOX2_TEXT="${VOX2_TEXT:-}"            # optional VoxCeleb2 transcripts "<id>/<video>/<clip> WORDS" (length buckets)
 AVSPEECH_CSV="${AVSPEECH_CSV:-}"      # AVSpeech CSV: youtube_id,start,end,face_x,face_y (default ${AVSPEECH}/avspeech_train.csv)
 AVSPEECH_TEXT="${AVSPEECH_TEXT:-}"    # optional AVSpeech transcripts "<uttid> WORDS" (OOD test)
+LIBRISPEECH="${LIBRISPEECH:-}"        # .../LibriSpeech with test-clean/ test-other/ (out-of-distribution ASR test)
+WILDVSR="${WILDVSR:-}"                # .../WildVSR with videos/ and labels.json (out-of-distribution VSR test)
+WILDVSR_LIST="${WILDVSR_LIST:-}"      # or a list "uttid path-to-mp4 WORDS" (instead of WILDVSR)

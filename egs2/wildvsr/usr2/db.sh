@@ -1,0 +1,1 @@
+../../TEMPLATE/usr2/db.sh
