@@ -52,6 +52,8 @@ setup(
             "packaging>=22",
             "pocketsphinx>=5",  # bundles an English model: the mini corpus intelligibility test
         ],
+        # COMAT with a Hugging Face encoder as the PLM (comat_conf.plm: hf); imported only then
+        "comat": ["transformers>=4.30"],
     },
     entry_points={
         "console_scripts": [

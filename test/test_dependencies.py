@@ -24,6 +24,11 @@ INSTALLED_BY_TOOLS = {
     "mediapipe": "mediapipe==0.10.21 goes in with --no-deps: its metadata asks for numpy<2, espnet 202511 "
                  "for numpy>=2, so pip could not install both from setup.py",
 }
+# Imported by the package only when an optional feature is used (lazily, inside a function),
+# declared in that extra of setup.py and may be absent: module -> (extra, what needs it).
+OPTIONAL_EXTRAS = {
+    "transformers": ("comat", "COMAT with a Hugging Face PLM (comat_conf.plm: hf)"),
+}
 
 
 def imported_modules(files: Iterable[Path]) -> Dict[str, Set[str]]:
@@ -93,7 +98,7 @@ def _python_files(*roots: str) -> List[Path]:
 def _undeclared(files: List[Path], declared: Set[str]) -> List[str]:
     problems = []
     for module, users in sorted(third_party(imported_modules(files), files).items()):
-        if module in INSTALLED_BY_TOOLS:
+        if module in INSTALLED_BY_TOOLS or module in OPTIONAL_EXTRAS:
             continue
         if not distributions_of(module) & declared:
             problems.append(f"{module} (provided by {sorted(distributions_of(module))}; imported by "
@@ -120,7 +125,7 @@ def test_every_declared_requirement_is_imported_or_says_why():
     files = _python_files("espnet_usr2", "egs2", "test", "bench")
     imported = set()
     for module in third_party(imported_modules(files), files):
-        if module not in INSTALLED_BY_TOOLS:
+        if module not in INSTALLED_BY_TOOLS and module not in OPTIONAL_EXTRAS:
             imported |= distributions_of(module)
     lines = (REPO / "setup.py").read_text(encoding="utf-8").splitlines()
     unexplained = []
@@ -131,6 +136,13 @@ def test_every_declared_requirement_is_imported_or_says_why():
         if "#" not in line.split(repr(requirement).strip("'"), 1)[-1] and not above.startswith("#"):
             unexplained.append(requirement)
     assert not unexplained, f"declared, never imported, and no comment saying why: {unexplained}"
+
+
+def test_optional_modules_are_declared_in_their_extra():
+    _, extras = setup_requirements()
+    for module, (extra, _) in OPTIONAL_EXTRAS.items():
+        assert canonicalize_name(module) in _names(extras.get(extra, [])), \
+            f"{module} must be declared in setup.py's extras_require[{extra!r}]"
 
 
 def test_modules_installed_outside_setup_py_are_installed_by_tools_install_sh():
