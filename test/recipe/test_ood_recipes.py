@@ -137,3 +137,9 @@ def test_wildvsr_kaldi_list_is_accepted(wildvsr_tree, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (recipe / "data" / "test" / "text").read_text() == "clip_a HELLO THERE\nclip_b SO NEXT\n"
     assert (recipe / "data" / "test" / "spk2utt").read_text() == "clip_a clip_a\nclip_b clip_b\n"
+
+
+@pytest.mark.parametrize("corpus", ["librispeech", "wildvsr"])
+def test_ood_recipe_needs_a_model(corpus, tmp_path):
+    proc = _run(_recipe_copy(corpus, tmp_path / "recipe"), ["./run.sh"])
+    assert proc.returncode != 0 and "--model_dir is required" in proc.stderr

@@ -356,6 +356,9 @@ printf '%s\\n' "$@" > usr2_args.txt
     ("vox2", ["--max_len=4"], {"--local_data_opts": "--max_len 4 "}),
     ("avspeech", ["--data_opts", "--x 1"], {"--local_data_opts": " --x 1"}),
     ("mini_lrs3", ["--inference_nj=3", "--train_nthreads", "1"], {"--inference_nj": "3", "--train_nthreads": "1"}),
+    ("librispeech", ["--model_dir", "/m", "--splits=test-clean"],
+     {"--model_dir": "/m", "--test_sets": "test_clean", "--local_data_opts": "--splits test-clean"}),
+    ("wildvsr", ["--model_dir=/m"], {"--model_dir": "/m", "--modalities": "v"}),
 ])
 def test_corpus_run_sh_parses_both_forms_and_passes_the_rest(corpus, own, effect, tmp_path):
     """Every corpus run.sh reads its own options with utils/parse_options.sh (--x y and
