@@ -34,8 +34,10 @@ The details below are this project's choices:
 * **Weight**: ``L_lab^m += comat_weight * L_comat^m`` (comat_conf ``weight``, default 1.0,
   not tuned: the ESPnet CTC loss is a per-utterance sum, tens to hundreds, COMAT is in
   [0, 2]).
-* **Text**: on labelled data the PLM reads the transcript. Unlabelled data gets no COMAT
-  term (the CTC pseudo-label option was not built).
+* **Text**: on labelled data the PLM reads the transcript. With ``pseudo_labels: true``
+  (semi: usr2 only) the unlabelled term L_unl^m also gets ``weight * L_comat^m`` with the
+  PLM reading the teacher's collapsed CTC pseudo-label (utterances failing its confidence
+  mask are left out). Whether that helps was not measured.
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ from torch import nn
 
 from espnet_usr2.model.comat_plm import FrozenPLM, build_frozen_plm
 
-COMAT_CONF_KEYS = ("plm", "lm_train_config", "lm_file", "hf_dir", "weight", "compress_factor", "modalities")
+COMAT_CONF_KEYS = ("plm", "lm_train_config", "lm_file", "hf_dir", "weight", "compress_factor", "modalities",
+                   "pseudo_labels")
 
 
 def monotonic_alignment_search(similarity: torch.Tensor, frame_lengths: torch.Tensor,
@@ -69,6 +72,8 @@ def monotonic_alignment_search(similarity: torch.Tensor, frame_lengths: torch.Te
         raise ValueError(f"similarity must be (B, T, L), got shape {tuple(similarity.shape)}")
     b, t_max, l_max = similarity.shape
     device = similarity.device
+    if t_max == 0 or l_max == 0:
+        return torch.zeros_like(similarity)
     frame_lengths = frame_lengths.to(device)
     token_lengths = token_lengths.to(device)
     sim = similarity.detach().float()
@@ -144,15 +149,17 @@ class COMATLoss(nn.Module):
         weight: factor of the COMAT term in each modality's labelled loss.
         compress_factor: frames per compressed frame.
         modalities: the modalities that get the term (None: all the model trains).
+        pseudo_labels: also on unlabelled data, the PLM reading the CTC pseudo-label.
     """
 
     def __init__(self, encoder_output_size: int, plm: FrozenPLM, weight: float = 1.0, compress_factor: int = 2,
-                 modalities: Optional[Sequence[str]] = None):
+                 modalities: Optional[Sequence[str]] = None, pseudo_labels: bool = False):
         super().__init__()
         if weight < 0:
             raise ValueError(f"comat_conf.weight must be >= 0, got {weight}")
         self.weight = weight
         self.modalities = None if modalities is None else tuple(modalities)
+        self.pseudo_labels = bool(pseudo_labels)
         self.compressor = FrameCompressor(encoder_output_size, plm.output_size, compress_factor)
         self.plm = plm
 

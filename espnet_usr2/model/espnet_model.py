@@ -150,7 +150,9 @@ class ESPnetUSR2Model(AbsESPnetModel):
         ``comat_conf`` (read by ``USR2Task.build_model``; absent = off, training unchanged):
         ``plm`` (``espnet_lm`` with ``lm_train_config`` / ``lm_file`` of usr2.sh stage 7, or
         ``hf`` with ``hf_dir``, a local Hugging Face directory), ``weight`` (1.0),
-        ``compress_factor`` (2), ``modalities`` (default: all). Each such modality's labelled
+        ``compress_factor`` (2), ``modalities`` (default: all), ``pseudo_labels`` (false; true:
+        also on unlabelled data with the CTC pseudo-label, ``semi: usr2`` only, statistics
+        ``loss_comat_unl_<m>``, ``comat_skipped_unl_<m>``). Each such modality's labelled
         loss becomes ``L_lab^m + weight * L_comat^m`` and the statistics gain ``loss_comat_<m>``
         and ``comat_skipped_<m>`` (NaN in a step without labelled utterances). Nothing of it is
         used at inference; see :mod:`espnet_usr2.model.comat`.
@@ -175,6 +177,9 @@ class ESPnetUSR2Model(AbsESPnetModel):
         """
         if self.teacher is not None:
             raise RuntimeError("a teacher is already attached")
+        if self.comat is not None and self.comat.pseudo_labels and not getattr(objective, "supports_comat", False):
+            raise ValueError(f"comat_conf.pseudo_labels needs collapsed CTC pseudo-labels (semi: usr2); "
+                             f"{type(objective).__name__} has none")
         teacher = EMATeacher(self, **(teacher_conf or {}))
         self.unlabelled_objective = objective
         self.teacher = teacher
@@ -193,6 +198,16 @@ class ESPnetUSR2Model(AbsESPnetModel):
         """EMA step of the teacher (called after every optimiser step by USR2Trainer)."""
         if self.teacher is not None and bool(self.teacher.initialized):
             self.teacher.update(self)
+
+    def comat_pseudo_label_loss(self, m: str, enc: torch.Tensor, enc_lengths: torch.Tensor, tokens: torch.Tensor,
+                                lengths: torch.Tensor) -> Tuple[Optional[torch.Tensor], Dict[str, torch.Tensor]]:
+        """``weight * L_comat^m`` with the PLM reading pseudo-labels (rows with length 0 are left
+        out), and its statistics; ``(None, {})`` unless ``comat_conf.pseudo_labels`` is on for ``m``.
+        Called by the unlabelled objective (``USR2Objective``)."""
+        if self.comat is None or not self.comat.pseudo_labels or not self.comat.applies_to(m):
+            return None, {}
+        loss, stats = self.comat(enc, enc_lengths, tokens, lengths)
+        return self.comat.weight * loss, {f"{k}_unl_{m}": v for k, v in stats.items()}
 
     # ------------------------------------------------------------------ heads
     def ctc_head(self, modality: str) -> CTC:

@@ -123,6 +123,8 @@ class USR2Objective(_UnlabelledObjective):
             combined with the step number so that every DDP rank draws the same.
     """
 
+    supports_comat = True  # collapsed CTC pseudo-labels for comat_conf.pseudo_labels
+
     def __init__(
         self,
         p_ar: float = 0.5,
@@ -183,6 +185,12 @@ class USR2Objective(_UnlabelledObjective):
             losses[m], modality_stats = self._modality_loss(student, m, enc, lens, logits, ctc_pl, att_pl, mode,
                                                             teacher_logp, step)
             stats.update({f"{k}_{m}": v for k, v in modality_stats.items()})
+            # COMAT on the CTC pseudo-label (comat_conf.pseudo_labels); masked-out PLs count as empty
+            comat, comat_stats = student.comat_pseudo_label_loss(
+                m, enc, lens, ctc_pl.tokens, torch.where(ctc_pl.mask, ctc_pl.lengths, 0))
+            if comat is not None:
+                losses[m] = losses[m] + comat
+                stats.update(comat_stats)
         return losses, stats
 
     @torch.no_grad()

@@ -16,6 +16,7 @@ from espnet_usr2.model.comat_plm import (
     build_frozen_plm, load_hf_encoder, pack_rows, tokens_to_words, words_to_pieces,
 )
 from espnet_usr2.tasks.usr2 import USR2Task
+from espnet_usr2.utils.config import build_model_from_config
 
 
 def _brute_force(sim: torch.Tensor) -> tuple:
@@ -203,3 +204,39 @@ def test_comat_term_is_added_and_trains_the_compressor_only(tiny_config, token_l
     loss.backward()
     assert model.comat.compressor.proj.weight.grad is not None
     assert all(p.grad is None for p in model.comat.plm.module.parameters())
+
+
+def _semi_comat_model(tiny_config, token_list, lm_files, semi="usr2", pseudo_labels="true"):
+    config, lm_file = lm_files["transformer"]
+    comat = f"{{lm_train_config: {config}, lm_file: {lm_file}, pseudo_labels: {pseudo_labels}}}"
+    torch.manual_seed(0)
+    return build_model_from_config(tiny_config, token_list,
+                                   ["--semi", semi, "--semi_conf", "threshold=0.0", "--comat_conf", comat])
+
+
+def _mixed(make_av_batch, token_list, n_labelled: int):
+    batch = make_av_batch([20, 16, 12, 18], [4, 3, 2, 1], len(token_list))
+    labelled = torch.tensor([1] * n_labelled + [0] * (4 - n_labelled)).unsqueeze(1)
+    batch["text_lengths"] = torch.where(labelled[:, 0].bool(), batch["text_lengths"], 0)
+    batch["text"] = batch["text"].masked_fill(~labelled.bool(), -1)
+    return dict(batch, labelled=labelled)
+
+
+def test_semi_supervised_steps_keep_the_same_comat_keys(tiny_config, token_list, lm_files, make_av_batch):
+    model = _semi_comat_model(tiny_config, token_list, lm_files)
+    keys = []
+    for n_labelled in (2, 0):  # a step without labelled utterances reports NaN for the labelled term
+        _, stats, _ = model(**_mixed(make_av_batch, token_list, n_labelled))
+        keys.append(set(stats))
+        for m in ("v", "a", "av"):
+            assert torch.isfinite(stats[f"loss_comat_unl_{m}"])  # threshold 0: every pseudo-label is kept
+            assert torch.isfinite(stats[f"loss_comat_{m}"]) == (n_labelled > 0)
+    assert keys[0] == keys[1]
+    off = _semi_comat_model(tiny_config, token_list, lm_files, pseudo_labels="false")
+    _, stats, _ = off(**_mixed(make_av_batch, token_list, 2))
+    assert "loss_comat_a" in stats and not any("comat_skipped_unl" in k or "loss_comat_unl" in k for k in stats)
+
+
+def test_pseudo_label_comat_needs_usr2(tiny_config, token_list, lm_files):
+    with pytest.raises(ValueError, match="pseudo_labels needs collapsed CTC pseudo-labels"):
+        _semi_comat_model(tiny_config, token_list, lm_files, semi="usr1")
