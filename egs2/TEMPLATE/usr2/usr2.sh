@@ -433,11 +433,19 @@ format_set() {
     log "  ${s}: $(wc -l <"${dst}/utt2num_frames") utterances -> ${dst}$(single_stream_counts "${dst}")"
 }
 
+# utt_list_of <dir>: the file listing every utterance of a data directory: utt2num_frames
+# (stage 3 writes it; single-stream utterances are in only one of the scp files), or
+# video.scp for a two-stream directory made without it.
+utt_list_of() {
+    if [ -f "$1/utt2num_frames" ]; then echo "$1/utt2num_frames"; else echo "$1/video.scp"; fi
+}
+
 # single_stream_counts <dir>: " (N video-only, M audio-only)" when the directory has any.
 single_stream_counts() {
-    local n_v n_a
-    n_v=$(awk 'NR == FNR { k[$1] = 1; next } !($1 in k)' "$1/wav.scp" "$1/utt2num_frames" | wc -l)
-    n_a=$(awk 'NR == FNR { k[$1] = 1; next } !($1 in k)' "$1/video.scp" "$1/utt2num_frames" | wc -l)
+    local n_v n_a all
+    all="$(utt_list_of "$1")"
+    n_v=$(awk 'NR == FNR { k[$1] = 1; next } !($1 in k)' "$1/wav.scp" "${all}" | wc -l)
+    n_a=$(awk 'NR == FNR { k[$1] = 1; next } !($1 in k)' "$1/video.scp" "${all}" | wc -l)
     [ "$((n_v + n_a))" -eq 0 ] || echo " (${n_v} video-only, ${n_a} audio-only)"
 }
 
@@ -855,14 +863,14 @@ if run_stage 12; then
     fi
     for s in ${test_sets}; do
         d="${dumpdir}/${s}"
-        need_file "${d}/utt2num_frames" "stage 3"
         # a set may hold single-stream utterances (one of the two lists may even be empty)
         [ -f "${d}/wav.scp" ] && [ -f "${d}/video.scp" ] || die "missing ${d}/{wav,video}.scp (made by stage 3)"
+        need_file "$(utt_list_of "${d}")" "stage 3"
         out="${exp}/${inference_tag}/${s}"
         logdir="${out}/logdir"
         rm -rf "${logdir}"
         mkdir -p "${logdir}"
-        ${python} -m espnet_usr2.decode.splits split --scp "${d}/utt2num_frames" --nj "${inference_nj}" --out_dir "${logdir}" >/dev/null
+        ${python} -m espnet_usr2.decode.splits split --scp "$(utt_list_of "${d}")" --nj "${inference_nj}" --out_dir "${logdir}" >/dev/null
         _nj=$(find "${logdir}" -maxdepth 1 -name 'keys.*.scp' | wc -l)
         log "Stage 12: decoding ${s} (${modalities}) with ${model_file} and ${inference_config}, ${_nj} jobs" \
             "-> ${out} (logs: ${logdir}/decode.*.log)"
@@ -878,7 +886,7 @@ if run_stage 12; then
         # shellcheck disable=SC2046
         ${python} -m espnet_usr2.decode.splits merge --out_dir "${out}" $(seq -f "${logdir}/output.%g" 1 "${_nj}") >/dev/null
         log "  wrote ${out}/{video,audio,audiovisual}/text:$(for m in ${modalities}; do m="$(long_modality "${m}")"
-            echo -n " ${m} $(wc -l <"${out}/${m}/text")"; done) of $(wc -l <"${d}/utt2num_frames") utterances$(
+            echo -n " ${m} $(wc -l <"${out}/${m}/text")"; done) of $(wc -l <"$(utt_list_of "${d}")") utterances$(
             single_stream_counts "${d}")"
     done
 fi
@@ -898,7 +906,7 @@ if run_stage 13; then
             d="${exp}/${inference_tag}/${s}/${m}"
             [ -f "${d}/text" ] || die "missing input ${d}/text (made by stage 12)"
             # each modality is scored over the utterances that have its streams
-            n_all=$(wc -l <"${dumpdir}/${s}/utt2num_frames")
+            n_all=$(wc -l <"$(utt_list_of "${dumpdir}/${s}")")
             stream_utts "${dumpdir}/${s}" "${m}" >"${d}/.scored_utts"
             n_m=$(wc -l <"${d}/.scored_utts")
             utt_opt=""
