@@ -14,7 +14,9 @@ scheduler's state, so ``--resume`` continues the same curve.
     lr(s) = min_lr                                                s > N
 
 ``peak`` is the optimiser's configured lr (``optim_conf.lr``), ``W = warmup_steps``,
-``N = total_steps``.
+``N = total_steps``. ``warmup_epochs`` instead of ``warmup_steps`` gives the warm-up in
+epochs (USR's pre-training: 40 of 150); the trainer converts it with the run's steps per
+epoch.
 
 Registered in ESPnet's scheduler table as ``warmupcosine`` (``scheduler: warmupcosine``).
 """
@@ -39,6 +41,7 @@ class WarmupCosineLR(_LRScheduler, AbsBatchStepScheduler):
         warmup_steps: int = 0,
         total_steps: int = 0,
         min_lr: float = 0.0,
+        warmup_epochs: float = 0.0,
         last_epoch: int = -1,
     ):
         # numbers may arrive as strings (YAML 1.1 reads "1e-5" as one; so do some --*_conf forms)
@@ -47,6 +50,11 @@ class WarmupCosineLR(_LRScheduler, AbsBatchStepScheduler):
             raise ValueError(f"warmupcosine: warmup_steps must be >= 0, got {warmup_steps}")
         if min_lr < 0:
             raise ValueError(f"warmupcosine: min_lr must be >= 0, got {min_lr}")
+        warmup_epochs = float(warmup_epochs)
+        if warmup_epochs < 0 or (warmup_epochs > 0 and warmup_steps > 0):
+            raise ValueError(f"warmupcosine: give warmup_steps or warmup_epochs (>= 0), not both; got "
+                             f"{warmup_steps}, {warmup_epochs}")
+        self.warmup_epochs = warmup_epochs
         self.warmup_steps = warmup_steps
         self.total_steps = 0
         self.min_lr = min_lr

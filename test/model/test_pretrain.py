@@ -195,15 +195,6 @@ def test_recognition_needs_a_token_list(tiny_config):
         USR2Task.build_model(args)
 
 
-def test_encoder_parameters_have_the_recognition_models_names(pretrain_config, tiny_config, token_list):
-    pretrain = _model(pretrain_config)
-    recognition = USR2Task.build_model(parse_training_args(tiny_config, token_list))
-    parts = ("audio_frontend.", "video_frontend.", "fusion.", "encoder.")
-    ours = {n: p.shape for n, p in pretrain.state_dict().items() if n.startswith(parts)}
-    theirs = {n: p.shape for n, p in recognition.state_dict().items() if n.startswith(parts)}
-    assert ours == theirs
-
-
 def test_collapse_check_warns_when_targets_stop_varying(pretrain_config, caplog):
     model = _model(pretrain_config)
     model._epoch_target_std = [0.01, 0.02]
@@ -215,3 +206,25 @@ def test_collapse_check_warns_when_targets_stop_varying(pretrain_config, caplog)
     model.end_of_epoch_check()
     assert "COLLAPSING" not in caplog.text
     assert model.end_of_epoch_check() is None  # nothing since the last check
+
+
+@pytest.mark.parametrize("size", ["tiny", "base", "base_plus", "large", "huge"])
+def test_pretraining_configs_train_the_encoder_of_their_recognition_config(size, conf_dir, token_list):
+    """Every tensor the encoder file holds exists with the same shape in the recognition model."""
+    parts = ("audio_frontend.", "video_frontend.", "fusion.", "encoder.blocks.")
+    with torch.device("meta"):
+        pretrain = USR2Task.build_model(USR2Task.get_parser().parse_args(
+            ["--config", str(conf_dir / f"pretrain_usr2_{size}.yaml")]))
+        recognition = USR2Task.build_model(parse_training_args(conf_dir / f"train_usr2_{size}.yaml", token_list))
+    ours = {n: t.shape for n, t in pretrain.state_dict().items() if n.startswith(parts)}
+    theirs = {n: t.shape for n, t in recognition.state_dict().items() if n.startswith(parts)}
+    assert ours == theirs and ours
+
+
+def test_warmup_in_epochs_or_steps_not_both():
+    from espnet_usr2.train.scheduler import WarmupCosineLR
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ValueError, match="not both"):
+        WarmupCosineLR(optimizer, warmup_steps=5, warmup_epochs=1)
+    assert WarmupCosineLR(optimizer, warmup_epochs=2).warmup_epochs == 2.0

@@ -1,11 +1,12 @@
-"""Fixtures of the training tests: interrupting a run mid-epoch (resume tests), a free TCP
+"""Fixtures of the training tests: a run interrupted mid-epoch and resumed (resume tests), a free TCP
 port and video shape files (DDP tests)."""
 import socket
 import subprocess
 from pathlib import Path
-from typing import Sequence
+from typing import Dict, Sequence
 
 import pytest
+import torch
 
 from espnet_usr2.data.roi_io import load_roi
 
@@ -34,12 +35,15 @@ def write_video_shapes():
 
 
 @pytest.fixture(scope="session")
-def kill_mid_epoch(usr2_train):
-    """``kill_mid_epoch(args, exp, cwd, epoch=2)`` starts ``usr2_train args --output_dir exp`` and kills
+def resumed_matches_uninterrupted(usr2_train):
+    """``check(args, root, full_exp, epoch=2)`` runs ``usr2_train args`` into ``root/exp_resumed``, kills
     it right after the first logged step of ``epoch`` (needs ``--log_interval 1``), before that
-    epoch's checkpoint exists -- the state a crash leaves for ``--resume true``."""
-    def run(args: Sequence[str], exp: Path, cwd: Path, epoch: int = 2) -> None:
-        proc = subprocess.Popen([*usr2_train.cmd, *args, "--output_dir", str(exp)], cwd=cwd,
+    epoch's checkpoint exists -- what a crash leaves -- resumes it with ``--resume true``, and
+    asserts that every tensor of the final model equals ``full_exp``'s (the uninterrupted run's).
+    Returns that model's state dict."""
+    def check(args: Sequence[str], root: Path, full_exp: Path, epoch: int = 2) -> Dict[str, torch.Tensor]:
+        exp = root / "exp_resumed"
+        proc = subprocess.Popen([*usr2_train.cmd, *args, "--output_dir", str(exp)], cwd=root,
                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         killed_mid_epoch = False
         for line in proc.stderr:
@@ -50,5 +54,12 @@ def kill_mid_epoch(usr2_train):
         proc.wait()
         assert killed_mid_epoch, "training finished before it could be interrupted"
         assert not (exp / f"{epoch}epoch.pth").exists()
+        usr2_train([*args, "--output_dir", str(exp), "--resume", "true"], root)
+        full = torch.load(full_exp / "checkpoint.pth", weights_only=False)["model"]
+        resumed = torch.load(exp / "checkpoint.pth", weights_only=False)["model"]
+        assert full.keys() == resumed.keys()
+        different = [k for k in full if not torch.equal(full[k], resumed[k])]
+        assert not different, f"{len(different)} tensors differ, e.g. {different[:5]}"
+        return full
 
-    return run
+    return check
