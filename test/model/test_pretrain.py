@@ -1,5 +1,6 @@
 """Self-supervised pre-training (model: usr2_pretrain): masks, targets, teacher, predictor."""
 from math import comb, floor
+from pathlib import Path
 
 import pytest
 import torch
@@ -208,14 +209,21 @@ def test_collapse_check_warns_when_targets_stop_varying(pretrain_config, caplog)
     assert model.end_of_epoch_check() is None  # nothing since the last check
 
 
-@pytest.mark.parametrize("size", ["tiny", "base", "base_plus", "large", "huge"])
-def test_pretraining_configs_train_the_encoder_of_their_recognition_config(size, conf_dir, token_list):
+MINI_CONF = Path(__file__).resolve().parents[2] / "egs2" / "mini_lrs3" / "usr2" / "conf"
+
+
+@pytest.mark.parametrize("pretrain, train", [(f"pretrain_usr2_{s}", f"train_usr2_{s}")
+                                             for s in ("tiny", "base", "base_plus", "large", "huge")]
+                         + [("mini:pretrain_usr2_mini", "mini:train_usr2_mini_sup")])
+def test_pretraining_configs_train_the_encoder_of_their_recognition_config(pretrain, train, conf_dir, token_list):
     """Every tensor the encoder file holds exists with the same shape in the recognition model."""
+    def path(name):
+        return MINI_CONF / f"{name[5:]}.yaml" if name.startswith("mini:") else conf_dir / f"{name}.yaml"
+
     parts = ("audio_frontend.", "video_frontend.", "fusion.", "encoder.blocks.")
     with torch.device("meta"):
-        pretrain = USR2Task.build_model(USR2Task.get_parser().parse_args(
-            ["--config", str(conf_dir / f"pretrain_usr2_{size}.yaml")]))
-        recognition = USR2Task.build_model(parse_training_args(conf_dir / f"train_usr2_{size}.yaml", token_list))
+        pretrain = USR2Task.build_model(USR2Task.get_parser().parse_args(["--config", str(path(pretrain))]))
+        recognition = USR2Task.build_model(parse_training_args(path(train), token_list))
     ours = {n: t.shape for n, t in pretrain.state_dict().items() if n.startswith(parts)}
     theirs = {n: t.shape for n, t in recognition.state_dict().items() if n.startswith(parts)}
     assert ours == theirs and ours
