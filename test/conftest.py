@@ -167,6 +167,17 @@ class USR2TrainRunner:
         assert proc.returncode == 0, proc.stderr[-4000:]
         return proc.stderr
 
+    @staticmethod
+    def data_args(root: Path) -> List[str]:
+        """The ``--{train,valid}_data_path_and_name_and_type`` options of toy corpora written to
+        ``root/train`` and ``root/valid`` (speech, video and text)."""
+        args = []
+        for split in ("train", "valid"):
+            for fname, name, ftype in (("wav.scp", "speech", "sound"), ("video.scp", "video", "roi_video"),
+                                       ("text", "text", "text")):
+                args += [f"--{split}_data_path_and_name_and_type", f"{root / split / fname},{name},{ftype}"]
+        return args
+
 
 # ----------------------------------------------------------------------------- ESPnet LMs
 LM_TINY_CONF = CONF_DIR / "train_lm_tiny.yaml"

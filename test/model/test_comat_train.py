@@ -1,20 +1,10 @@
 """COMAT through ``python -m espnet_usr2.bin.usr2_train``: a tiny run with an ESPnet LM as the
 PLM lowers the COMAT loss, and the saved model reloads for decoding without the PLM's weights."""
-from pathlib import Path
 
 import torch
 from espnet2.train.reporter import Reporter
 
 from espnet_usr2.tasks.usr2 import USR2Task
-
-
-def _data_args(root: Path):
-    args = []
-    for split in ("train", "valid"):
-        for fname, name, ftype in (("wav.scp", "speech", "sound"), ("video.scp", "video", "roi_video"),
-                                   ("text", "text", "text")):
-            args += [f"--{split}_data_path_and_name_and_type", f"{root / split / fname},{name},{ftype}"]
-    return args
 
 
 def test_tiny_run_with_an_espnet_lm_lowers_the_comat_loss(tiny_config, token_list, write_toy_corpus, usr2_train,
@@ -25,7 +15,7 @@ def test_tiny_run_with_an_espnet_lm_lowers_the_comat_loss(tiny_config, token_lis
     (root / "tokens.txt").write_text("\n".join(token_list) + "\n")
     lm_config, lm_file = write_espnet_lm(root / "lm", token_list, seed=3)
     common = ["--config", str(tiny_config), "--token_list", str(root / "tokens.txt"), "--token_type", "char",
-              *_data_args(root), *usr2_train.quiet]
+              *usr2_train.data_args(root), *usr2_train.quiet]
     usr2_train([*common, "--collect_stats", "true", "--output_dir", str(root / "stats"),
                 "--train_shape_file", str(root / "train" / "text"),
                 "--valid_shape_file", str(root / "valid" / "text")], root)

@@ -1,20 +1,10 @@
 """End to end through ``python -m espnet_usr2.bin.usr2_train`` on a generated labelled set."""
-from pathlib import Path
 
 import pytest
 import torch
 from espnet2.train.reporter import Reporter
 
 from espnet_usr2.tasks.usr2 import USR2Task
-
-
-def _data_args(root: Path):
-    args = []
-    for split in ("train", "valid"):
-        for fname, name, ftype in (("wav.scp", "speech", "sound"), ("video.scp", "video", "roi_video"),
-                                   ("text", "text", "text")):
-            args += [f"--{split}_data_path_and_name_and_type", f"{root / split / fname},{name},{ftype}"]
-    return args
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +14,7 @@ def trained(tiny_config, token_list, write_toy_corpus, usr2_train, tmp_path_fact
     write_toy_corpus(root / "valid", num_utts=12, seed=1, prefix="val")
     (root / "tokens.txt").write_text("\n".join(token_list) + "\n")
     common = ["--config", str(tiny_config), "--token_list", str(root / "tokens.txt"), "--token_type", "char",
-              *_data_args(root), *usr2_train.quiet]
+              *usr2_train.data_args(root), *usr2_train.quiet]
     usr2_train([*common, "--collect_stats", "true", "--output_dir", str(root / "stats"),
           "--train_shape_file", str(root / "train" / "text"), "--valid_shape_file", str(root / "valid" / "text")],
          root)
