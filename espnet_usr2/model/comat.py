@@ -50,7 +50,7 @@ from torch import nn
 from espnet_usr2.model.comat_plm import FrozenPLM, build_frozen_plm
 
 COMAT_CONF_KEYS = ("plm", "lm_train_config", "lm_file", "hf_dir", "weight", "compress_factor", "modalities",
-                   "pseudo_labels")
+                   "pseudo_labels", "plm_dim")
 
 
 def monotonic_alignment_search(similarity: torch.Tensor, frame_lengths: torch.Tensor,
@@ -188,5 +188,6 @@ def build_comat(comat_conf: dict, token_list: Sequence[str], encoder_output_size
         raise ValueError(f"comat_conf: unknown keys {unknown}; known: {list(COMAT_CONF_KEYS)}")
     conf = dict(comat_conf)
     plm = build_frozen_plm(conf.pop("plm", "espnet_lm"), token_list, lm_train_config=conf.pop("lm_train_config", None),
-                           lm_file=conf.pop("lm_file", None), hf_dir=conf.pop("hf_dir", None))
+                           lm_file=conf.pop("lm_file", None), hf_dir=conf.pop("hf_dir", None),
+                           output_size=conf.pop("plm_dim", None))
     return COMATLoss(encoder_output_size, plm, **conf)

@@ -241,21 +241,30 @@ class FrozenPLM:
 
 
 def build_frozen_plm(plm: str, token_list: Sequence[str], lm_train_config: Optional[PathLike] = None,
-                     lm_file: Optional[PathLike] = None, hf_dir: Optional[PathLike] = None) -> FrozenPLM:
-    """The PLM of ``comat_conf``: its size is read now (config files only), its weights at first use."""
+                     lm_file: Optional[PathLike] = None, hf_dir: Optional[PathLike] = None,
+                     output_size: Optional[int] = None) -> FrozenPLM:
+    """The PLM of ``comat_conf``: its weights are read at first use, its hidden size now.
+
+    ``output_size`` None: the size comes from the PLM's config file, which must exist (a
+    missing PLM is an error at build time). Given (``plm_dim``, which training writes into
+    its config.yaml), nothing is read now: the model builds for decoding without the PLM.
+    """
     if plm == "espnet_lm":
         if lm_train_config is None:
             raise ValueError("COMAT with plm: espnet_lm needs comat_conf.lm_train_config (and lm_file), "
                              "e.g. the config.yaml and valid.loss.best.pth of usr2.sh stage 7")
-        for name, path in (("lm_train_config", lm_train_config), ("lm_file", lm_file)):
-            if path is not None and not Path(path).is_file():
-                raise FileNotFoundError(f"COMAT: comat_conf.{name} {str(path)!r} does not exist")
-        return FrozenPLM(lambda: load_espnet_lm_encoder(lm_train_config, lm_file, token_list),
-                         espnet_lm_output_size(lm_train_config), f"ESPnet LM {lm_train_config}")
+        if output_size is None:
+            for name, path in (("lm_train_config", lm_train_config), ("lm_file", lm_file)):
+                if path is not None and not Path(path).is_file():
+                    raise FileNotFoundError(f"COMAT: comat_conf.{name} {str(path)!r} does not exist")
+            output_size = espnet_lm_output_size(lm_train_config)
+        return FrozenPLM(lambda: load_espnet_lm_encoder(lm_train_config, lm_file, token_list), output_size,
+                         f"ESPnet LM {lm_train_config}")
     if plm == "hf":
         if hf_dir is None:
             raise ValueError("COMAT with plm: hf needs comat_conf.hf_dir, a local save_pretrained directory")
-        return FrozenPLM(lambda: load_hf_encoder(hf_dir, token_list), hf_output_size(hf_dir),
+        return FrozenPLM(lambda: load_hf_encoder(hf_dir, token_list),
+                         hf_output_size(hf_dir) if output_size is None else output_size,
                          f"Hugging Face model {hf_dir}")
     raise ValueError(f"COMAT: comat_conf.plm must be one of {PLM_KINDS}, got {plm!r}")
 

@@ -150,7 +150,9 @@ class ESPnetUSR2Model(AbsESPnetModel):
         ``comat_conf`` (read by ``USR2Task.build_model``; absent = off, training unchanged):
         ``plm`` (``espnet_lm`` with ``lm_train_config`` / ``lm_file`` of usr2.sh stage 7, or
         ``hf`` with ``hf_dir``, a local Hugging Face directory), ``weight`` (1.0),
-        ``compress_factor`` (2), ``modalities`` (default: all), ``pseudo_labels`` (false; true:
+        ``compress_factor`` (2), ``modalities`` (default: all), ``plm_dim`` (the PLM's width,
+        written by training into config.yaml; when given the PLM is not read until the first
+        training step, so decoding needs no PLM), ``pseudo_labels`` (false; true:
         also on unlabelled data with the CTC pseudo-label, ``semi: usr2`` only, statistics
         ``loss_comat_unl_<m>``, ``comat_skipped_unl_<m>``). Each such modality's labelled
         loss becomes ``L_lab^m + weight * L_comat^m`` and the statistics gain ``loss_comat_<m>``

@@ -276,6 +276,8 @@ class USR2Task(AbsTask):
         )
         if getattr(args, "comat_conf", None):  # before init (the compressor is initialised too) and the teacher
             model.attach_comat(build_comat(args.comat_conf, token_list, d_model))
+            # config.yaml keeps the PLM's width: decoding builds the model without reading the PLM
+            args.comat_conf = {**args.comat_conf, "plm_dim": model.comat.plm.output_size}
         if args.init is not None:
             initialize(model, args.init)
         if getattr(args, "semi", None) is not None:

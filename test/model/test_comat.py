@@ -240,3 +240,11 @@ def test_semi_supervised_steps_keep_the_same_comat_keys(tiny_config, token_list,
 def test_pseudo_label_comat_needs_usr2(tiny_config, token_list, lm_files):
     with pytest.raises(ValueError, match="pseudo_labels needs collapsed CTC pseudo-labels"):
         _semi_comat_model(tiny_config, token_list, lm_files, semi="usr1")
+
+
+def test_with_plm_dim_the_plm_is_read_only_at_first_use(tmp_path, token_list):
+    missing = tmp_path / "gone" / "config.yaml"
+    comat = build_comat({"lm_train_config": str(missing), "plm_dim": 32}, token_list, 64)  # decoding: no PLM
+    assert comat.compressor.proj.out_features == 32
+    with pytest.raises(FileNotFoundError, match="gone/config.yaml"):
+        comat(torch.randn(1, 8, 64), torch.tensor([8]), torch.tensor([[2, 3]]), torch.tensor([2]))

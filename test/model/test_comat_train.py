@@ -33,6 +33,7 @@ def test_tiny_run_with_an_espnet_lm_lowers_the_comat_loss(tiny_config, token_lis
         assert reporter.get_value("train", f"comat_skipped_{m}", 3) == 0.0
         assert reporter.get_value("valid", f"loss_comat_{m}", 3) < reporter.get_value("valid", f"loss_comat_{m}", 1)
 
+    (root / "lm").rename(root / "lm_elsewhere")  # decoding on a machine without the PLM
     model, _ = USR2Task.build_model_from_file(root / "exp" / "config.yaml", root / "exp" / "valid.loss.best.pth",
                                               "cpu")
     assert model.comat is not None and model.comat.plm.module is None  # building for decoding reads no PLM
