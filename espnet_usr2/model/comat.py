@@ -163,6 +163,11 @@ class COMATLoss(nn.Module):
         self.compressor = FrameCompressor(encoder_output_size, plm.output_size, compress_factor)
         self.plm = plm
 
+    def unused_zero(self) -> torch.Tensor:
+        """0, through every trainable parameter: a step without the COMAT term still gives the
+        compressor a (zero) gradient, as DDP without find_unused_parameters requires."""
+        return sum(p.sum() for p in self.compressor.parameters()) * 0.0
+
     def applies_to(self, modality: str) -> bool:
         return self.modalities is None or modality in self.modalities
 

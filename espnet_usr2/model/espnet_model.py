@@ -351,6 +351,8 @@ class ESPnetUSR2Model(AbsESPnetModel):
             sup_losses, stats = self._labelled_losses(lab, text[is_labelled], text_lengths[is_labelled])
         else:  # a step without labelled utterances: only the unlabelled term (stats as NaN)
             sup_losses = {m: torch.zeros((), device=text.device) for m in self.modalities}
+            if self.comat is not None and not self.comat.pseudo_labels:  # DDP: the compressor gets a gradient
+                sup_losses = {m: loss + self.comat.unused_zero() for m, loss in sup_losses.items()}
             stats = {f"{k}_{m}": torch.tensor(float("nan"))
                      for m in self.modalities for k in self._supervised_stat_names(m)}
         self.ensure_teacher_initialized()

@@ -235,6 +235,10 @@ def test_semi_supervised_steps_keep_the_same_comat_keys(tiny_config, token_list,
     off = _semi_comat_model(tiny_config, token_list, lm_files, pseudo_labels="false")
     _, stats, _ = off(**_mixed(make_av_batch, token_list, 2))
     assert "loss_comat_a" in stats and not any("comat_skipped_unl" in k or "loss_comat_unl" in k for k in stats)
+    # DDP (no find_unused_parameters): a step without labelled utterances still reaches the compressor
+    loss, _, _ = off(**_mixed(make_av_batch, token_list, 0))
+    loss.backward()
+    assert all(p.grad is not None for p in off.comat.compressor.parameters())
 
 
 def test_pseudo_label_comat_needs_usr2(tiny_config, token_list, lm_files):
