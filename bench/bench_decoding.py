@@ -49,7 +49,7 @@ from bench_common import FPS, SAMPLES_PER_FRAME, Measured, random_av, token_list
 from espnet_usr2.decode.espnet_beam import espnet_beam_search  # noqa: E402
 from espnet_usr2.decode.fast_beam import fast_beam_search  # noqa: E402
 from espnet_usr2.decode.hyps import DecodeOptions  # noqa: E402
-from espnet_usr2.decode.lm import load_lm  # noqa: E402
+from espnet_usr2.utils.espnet_lm import load_lm  # noqa: E402
 from espnet_usr2.utils.config import build_model_from_config  # noqa: E402
 
 

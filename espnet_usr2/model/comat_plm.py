@@ -31,6 +31,8 @@ import yaml
 from espnet.nets.pytorch_backend.transformer.mask import subsequent_mask
 from torch import nn
 
+from espnet_usr2.utils.espnet_lm import load_lm  # the same loading and token check as shallow fusion
+
 PathLike = Union[str, Path]
 SENTENCEPIECE_BOUNDARY = "\u2581"
 CHAR_SPACE = "<space>"
@@ -93,8 +95,6 @@ def espnet_lm_output_size(lm_train_config: PathLike) -> int:
 def load_espnet_lm_encoder(lm_train_config: PathLike, lm_file: Optional[PathLike],
                            token_list: Sequence[str]) -> ESPnetLMEncoder:
     """The frozen hidden-state reader of a stage-7 LM; its token list must be the model's."""
-    from espnet_usr2.decode.lm import load_lm  # the same loading and token check as shallow fusion
-
     lm = load_lm(lm_train_config, lm_file, token_list)
     return ESPnetLMEncoder(lm, sos=len(token_list) - 1)
 

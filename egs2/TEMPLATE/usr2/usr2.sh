@@ -572,7 +572,7 @@ lm_stats="${lm_exp}/stats"
 check_lm_tokens() {
     need_file "${lm_exp}/config.yaml" "stage 7, or an LM trained elsewhere given with --lm_exp"
     need_file "${token_list}" "$([ "${tokenizer_given}" = true ] && echo "--token_list" || echo "stage 5")"
-    ${python} -c 'import sys; from espnet_usr2.decode.lm import check_lm_config; check_lm_config(*sys.argv[1:])' \
+    ${python} -c 'import sys; from espnet_usr2.utils.espnet_lm import check_lm_config; check_lm_config(*sys.argv[1:])' \
         "${lm_exp}/config.yaml" "${token_list}" || die "the LM in ${lm_exp} cannot be used with ${token_list}"
 }
 # lm_job <log> <args...>: one espnet2.bin.lm_train run (on --ngpu GPUs of one node).
