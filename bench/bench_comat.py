@@ -63,7 +63,7 @@ def bench_mas(args) -> None:
 
 
 def bench_step(args) -> None:
-    from espnet_usr2.utils.config import build_model_from_config
+    from espnet_usr2.tasks.config import build_model_from_config
 
     tokens = token_list(args.vocab)
     with tempfile.TemporaryDirectory() as tmp:

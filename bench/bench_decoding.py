@@ -50,7 +50,7 @@ from espnet_usr2.decode.espnet_beam import espnet_beam_search  # noqa: E402
 from espnet_usr2.decode.fast_beam import fast_beam_search  # noqa: E402
 from espnet_usr2.decode.hyps import DecodeOptions  # noqa: E402
 from espnet_usr2.utils.espnet_lm import load_lm  # noqa: E402
-from espnet_usr2.utils.config import build_model_from_config  # noqa: E402
+from espnet_usr2.tasks.config import build_model_from_config  # noqa: E402
 
 
 def lengths_for(n: int, lo: int = 75, hi: int = 150) -> List[int]:

@@ -41,7 +41,7 @@ CONF = REPO / "egs2" / "TEMPLATE" / "usr2" / "conf"
 
 def build_models(args):
     from espnet_usr2.tasks.usr2 import USR2Task
-    from espnet_usr2.utils.config import build_model_from_config
+    from espnet_usr2.tasks.config import build_model_from_config
 
     torch.manual_seed(args.seed)
     semi = build_model_from_config(CONF / f"train_usr2_{args.size}.yaml", token_list(args.vocab),

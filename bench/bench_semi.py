@@ -155,7 +155,7 @@ def cross_attention_kv_cached(decoder):
 
 
 def build(args, extra: Optional[List[str]] = None):
-    from espnet_usr2.utils.config import build_model_from_config
+    from espnet_usr2.tasks.config import build_model_from_config
 
     torch.manual_seed(args.seed)
     return build_model_from_config(Path(args.config), token_list(args.vocab), extra)
@@ -352,7 +352,7 @@ def _load() -> str:
 
 
 def report(args, res: Dict[str, Dict], total: float) -> None:
-    from espnet_usr2.utils.config import build_model_from_config
+    from espnet_usr2.tasks.config import build_model_from_config
 
     n_params = sum(p.numel() for p in build_model_from_config(Path(args.config), token_list(args.vocab),
                                                               meta=True).parameters()) / 1e6

@@ -9,7 +9,7 @@ vocabulary size (default 1000, the paper's SentencePiece size) sets the head siz
 import argparse
 from typing import List, Optional
 
-from espnet_usr2.utils.config import build_model_from_config
+from espnet_usr2.tasks.config import build_model_from_config
 
 PARTS = ("video_frontend", "audio_frontend", "fusion", "encoder", "ctc", "decoder")
 

@@ -16,7 +16,7 @@ from espnet_usr2.model.comat_plm import (
     build_frozen_plm, load_hf_encoder, pack_rows, tokens_to_words, words_to_pieces,
 )
 from espnet_usr2.tasks.usr2 import USR2Task
-from espnet_usr2.utils.config import build_model_from_config
+from espnet_usr2.tasks.config import build_model_from_config
 
 
 def _brute_force(sim: torch.Tensor) -> tuple:

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from espnet_usr2.data.av_sync import AVLengthMismatchError
-from espnet_usr2.utils.config import build_model_from_config
+from espnet_usr2.tasks.config import build_model_from_config
 
 FRAMES = [30, 22, 17]
 TOKENS = [6, 3, 4]

@@ -20,7 +20,7 @@ from espnet_usr2.model.release_checkpoint import (
 )
 from espnet_usr2.tasks.release_import import default_config, import_release, training_args
 from espnet_usr2.tasks.usr2 import USR2Task
-from espnet_usr2.utils.config import parse_training_args
+from espnet_usr2.tasks.config import parse_training_args
 
 SIZES = [s.key for s in RELEASED_SIZES]
 

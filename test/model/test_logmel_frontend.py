@@ -9,7 +9,7 @@ import yaml
 
 
 from espnet_usr2.model.frontends import LogMelAudioFrontend
-from espnet_usr2.utils.config import build_model_from_config
+from espnet_usr2.tasks.config import build_model_from_config
 
 
 def _tone(seconds: float, freq: float, sample_rate: int = 16000) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The four paper configurations have the paper's parameter counts (Table 5, within 5%)."""
 import pytest
 
-from espnet_usr2.utils.config import build_model_from_config
+from espnet_usr2.tasks.config import build_model_from_config
 
 PAPER_MILLIONS = {"base": 86, "base_plus": 171, "large": 503, "huge": 953}
 ARCHITECTURE = {  # (encoder blocks, decoder blocks, attention dim)

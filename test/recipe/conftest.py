@@ -28,7 +28,7 @@ def tiny_model_dir(tiny_config, token_list, tmp_path_factory):
     import yaml
 
     from espnet_usr2.tasks.usr2 import USR2Task
-    from espnet_usr2.utils.config import parse_training_args
+    from espnet_usr2.tasks.config import parse_training_args
 
     out = tmp_path_factory.mktemp("models") / "given_model"
     out.mkdir()

@@ -241,7 +241,7 @@ def test_pretrained_encoder_reaches_student_and_teacher(single_pipeline, tmp_pat
     """Semi-supervised stage 11 without a warm-up, from an encoder-only init file (keys in
     this model's names, encoder.after_norm left out as usr2_import --encoder_only does); at
     learning rate 0 the student keeps those values and the EMA teacher copies them."""
-    from espnet_usr2.utils.config import build_model_from_config
+    from espnet_usr2.tasks.config import build_model_from_config
 
     recipe, corpus = single_pipeline["recipe"], single_pipeline["corpus"]
     config = _derived_config(GROUPS["single"], max_epoch=1)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from espnet_usr2.utils.config import build_model_from_config
+from espnet_usr2.tasks.config import build_model_from_config
 
 FRAMES = [20, 16, 12, 18]
 TOKENS = [4, 3, 2, 1]

@@ -13,7 +13,7 @@ from espnet_usr2.semi.pl_losses import (
     ctc_logits_of, masked_cross_entropy, masked_ctc_loss, strip_special, unlabelled_loss, usr_v1_loss_terms,
 )
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels
-from espnet_usr2.utils.config import build_model_from_config
+from espnet_usr2.tasks.config import build_model_from_config
 
 V, SOS, EOS = 8, 7, 7
 

@@ -9,7 +9,7 @@ import torch
 from espnet_usr2.semi.ar_pseudo_labels import ARDecodingConfig, ar_greedy_pseudo_labels
 from espnet_usr2.semi.ctc_pseudo_labels import ctc_pseudo_labels
 from espnet_usr2.semi.teacher_forcing import ctc_driven_teacher_forcing
-from espnet_usr2.utils.config import build_model_from_config
+from espnet_usr2.tasks.config import build_model_from_config
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ def test_out_of_range_configuration_is_rejected(kwargs):
 
 
 def test_validation_reports_the_teachers_metrics_too(make_av_batch, tiny_config, token_list):
-    from espnet_usr2.utils.config import build_model_from_config
+    from espnet_usr2.tasks.config import build_model_from_config
 
     torch.manual_seed(0)
     model = build_model_from_config(tiny_config, token_list, ["--semi", "usr2"])

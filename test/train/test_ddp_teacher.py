@@ -21,7 +21,7 @@ def _worker(rank: int, root: str, port: int, tiny_config: str, token_list: list)
 
     from espnet_usr2.tasks.usr2 import USR2Task
     from espnet_usr2.train.trainer import _ema_hook
-    from espnet_usr2.utils.config import parse_training_args
+    from espnet_usr2.tasks.config import parse_training_args
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)

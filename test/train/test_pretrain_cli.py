@@ -15,7 +15,7 @@ from espnet2.train.reporter import Reporter
 from espnet_usr2.bin import usr2_import
 from espnet_usr2.tasks.release_import import ENCODER_INIT_PARTS
 from espnet_usr2.tasks.usr2 import USR2Task
-from espnet_usr2.utils.config import parse_training_args
+from espnet_usr2.tasks.config import parse_training_args
 
 MAX_EPOCH = 3
 WORLD = 2
