@@ -6,7 +6,7 @@
 #   ./run.sh                                         # data/avspeech -> dump/avspeech (stages 1-4)
 #   ./run.sh --stage 2 --stop_stage 3 --unlabelled_sets "" --test_sets avspeech_test
 #   ./run.sh --stage 12 --stop_stage 13 --expdir ../../lrs3/usr2/exp --tag <model tag> \
-#       --inference_config conf/decode_greedy_att.yaml --modalities av --test_sets avspeech_test
+#       --inference_config conf/decode_ood.yaml --modalities av --test_sets avspeech_test
 #
 # Stage 2 crops the face the CSV points at (data/face_hint.scp: usr2_prepare_roi
 # --face_hint), so the right person is used when several are in view.

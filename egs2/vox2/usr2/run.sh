@@ -5,7 +5,7 @@
 #
 #   ./run.sh                                          # data/vox2 -> dump/vox2 (stages 1-4)
 #   ./run.sh --stage 12 --stop_stage 13 --expdir ../../lrs3/usr2/exp --tag <model tag> \
-#       --inference_config conf/decode_greedy_att.yaml --test_sets "$(cd data && echo vox2_test_len*)"
+#       --inference_config conf/decode_ood.yaml --test_sets "$(cd data && echo vox2_test_len*)"
 #
 # Options: --landmarks_dir, --max_len, --nj, --data_opts; the rest goes to usr2.sh.
 set -euo pipefail
