@@ -109,6 +109,17 @@ def test_run_local_runs_in_parallel(tmp_path):
     assert time.time() - t0 < 3.5  # four 1 s jobs at once, not one after the other
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_run_local_default_uses_the_cpus_not_omp_num_threads(tmp_path):
+    # path.sh exports OMP_NUM_THREADS=1 (the jobs' own threads); GNU nproc honours it, which
+    # once ran every ROI-extraction and decoding job one after the other. Each job here
+    # waits (up to 10 s) for the other to have started: only two at once can both succeed.
+    job = 'touch started.JOB; for i in $(seq 100); do [ -e started.1 ] && [ -e started.2 ] && exit 0; sleep 0.1; done; exit 1'
+    p = subprocess.run([str(UTILS / "run_local.sh"), "JOB=1:2", "log/w.JOB.log", "bash", "-c", job], cwd=tmp_path,
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, (p.stderr, (tmp_path / "log" / "w.1.log").read_text())
+
+
 def test_run_local_single_job_and_ignored_cluster_options(tmp_path):
     p = subprocess.run([str(UTILS / "run_local.sh"), "--gpu", "1", "--mem", "4G", "log/one.log", "false"],
                        cwd=tmp_path, capture_output=True, text=True)

@@ -16,7 +16,9 @@
 #   --gpu N, --mem M, --num_threads N, --time T, --partition P, --config F, --name N
 set -euo pipefail
 
-max_jobs_run=$(nproc 2>/dev/null || echo 1)
+# The CPUs, not OMP_NUM_THREADS: GNU nproc honours that variable, and path.sh sets it to 1
+# for the jobs' own threads, which would run the jobs one at a time.
+max_jobs_run=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || echo 1)
 
 usage() {
     sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
