@@ -229,6 +229,7 @@ class ESPnetUSR2Model(AbsESPnetModel):
         video_lengths: Optional[torch.Tensor] = None,
         modalities: Optional[Sequence[str]] = None,
         augment: Optional[bool] = None,
+        time_masking: bool = True,
     ) -> Encoded:
         """Encode each requested modality with one stacked encoder pass.
 
@@ -241,6 +242,9 @@ class ESPnetUSR2Model(AbsESPnetModel):
             modalities: subset of ``("v", "a", "av")`` (default: ``self.modalities``).
             augment: the student view (random crop, flip, time masks) or the clean
                 centre-cropped one; defaults to ``self.training``.
+            time_masking: whether the augmented view is time-masked too; ``False`` gives
+                the random crop and flip alone (the EMA teacher's ``teacher_view:
+                augmented``, USR's teacher input). Ignored when not augmenting.
 
         Returns:
             ``{m: (enc (B, T', d), enc_lengths (B,))}`` per modality; T' is the video frame
@@ -249,22 +253,27 @@ class ESPnetUSR2Model(AbsESPnetModel):
         modalities = canonical_modalities(modalities or self.modalities)
         augment = self.training if augment is None else augment
         video_feats, audio_feats, lengths = self._frontend_features(
-            speech, speech_lengths, video, video_lengths, modalities, augment
+            speech, speech_lengths, video, video_lengths, modalities, augment, time_masking
         )
         projected = self.fusion(video_feats, audio_feats, modalities)
         stacked = torch.cat([projected[m] for m in modalities], dim=0)
         enc, _, _ = self.encoder(stacked, lengths.repeat(len(modalities)))
         return {m: (chunk, lengths) for m, chunk in zip(modalities, enc.chunk(len(modalities), dim=0))}
 
-    def _frontend_features(self, speech, speech_lengths, video, video_lengths, modalities, augment):
+    def _frontend_features(self, speech, speech_lengths, video, video_lengths, modalities, augment,
+                           time_masking: bool = True):
         video_feats = audio_feats = None
         if needs_video(modalities):
             _require(video, video_lengths, "video", modalities)
-            video = self.augmentation.video_view(video, video_lengths, augment)
+            if augment and not time_masking:
+                video = self.augmentation.crop_and_flip(video, augment=True)
+            else:
+                video = self.augmentation.video_view(video, video_lengths, augment)
             video_feats, lengths = self.video_frontend(video, video_lengths)
         if needs_audio(modalities):
             _require(speech, speech_lengths, "speech", modalities)
-            speech = self.augmentation.audio_view(speech, speech_lengths, augment)
+            # audio augmentation is time masking only
+            speech = self.augmentation.audio_view(speech, speech_lengths, augment and time_masking)
             audio_feats, lengths = self.audio_frontend(speech, speech_lengths)
         if video_feats is not None and audio_feats is not None:
             lengths = check_batch_frame_agreement(lengths, video_lengths, self.av_length_tolerance)

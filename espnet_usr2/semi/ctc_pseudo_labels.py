@@ -12,13 +12,13 @@ Token PLs are padded with ``ignore_id`` (-1), like ESPnet's ``text``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Tuple
 
 import torch
 
 from espnet_usr2.semi.confidence import (
-    ConfidenceConfig, ctc_sequence_confidence, frame_confidence_mask, length_mask, sequence_confidence_mask,
+    CTC_AVERAGES, ConfidenceConfig, ctc_sequence_confidence, frame_confidence_mask, length_mask, sequence_confidence_mask,
 )
 
 
@@ -30,12 +30,16 @@ class CTCPseudoLabels:
     lengths: (B,) long, L per sequence.
     confidence: (B,) eq. 12 confidence in probability space.
     mask: (B,) bool, eq. 13 (keep the sequence).
+    mask_by_average: the eq. 13 mask under each reading of the eq. 12 average
+        (``{"all": (B,), "emitting": (B,)}``, same threshold and all-blank policy), so that
+        one teacher pass logs what either reading would keep; ``mask`` is the configured one.
     """
 
     tokens: torch.Tensor
     lengths: torch.Tensor
     confidence: torch.Tensor
     mask: torch.Tensor
+    mask_by_average: Dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,8 +102,11 @@ def ctc_pseudo_labels(log_probs: torch.Tensor, lengths: torch.Tensor, config: Co
     """
     ids, max_logp = greedy_ctc_frames(log_probs, lengths, ignore_id)
     tokens, token_lengths = ctc_collapse(ids, lengths, blank_id, ignore_id)
-    conf = ctc_sequence_confidence(max_logp, ids, lengths, config.ctc_average, config.all_blank, blank_id)
-    return CTCPseudoLabels(tokens, token_lengths, conf, sequence_confidence_mask(conf, config.threshold))
+    # both readings of eq. 12 cost a masked mean each; the configured one filters the PLs
+    confidences = {average: ctc_sequence_confidence(max_logp, ids, lengths, average, config.all_blank, blank_id)
+                   for average in CTC_AVERAGES}
+    masks = {average: sequence_confidence_mask(conf, config.threshold) for average, conf in confidences.items()}
+    return CTCPseudoLabels(tokens, token_lengths, confidences[config.ctc_average], masks[config.ctc_average], masks)
 
 
 @torch.no_grad()

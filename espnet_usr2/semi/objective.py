@@ -2,7 +2,8 @@
 
 One call handles the unlabelled half of a training step:
 
-1. the EMA teacher encodes the clean audio-visual view (no gradient) and makes the PLs:
+1. the EMA teacher encodes the clean audio-visual view (no gradient; ``teacher_view``
+   ``augmented``: its own random crop and flip, never masked) and makes the PLs:
    greedy collapsed CTC PLs (eq. 3) with their sequence confidence (eqs. 12-13), and
    attention PLs -- by CTC-driven teacher forcing (eq. 4) or, in AR mode, by greedy
    autoregressive decoding. Mixed sampling (Sec. 4.2) picks the mode of the step with
@@ -36,7 +37,7 @@ from espnet_usr2.model.modalities import (
     AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modality, merge_modality_values,
 )
 from espnet_usr2.semi.ar_pseudo_labels import ARDecodingConfig, ar_greedy_pseudo_labels
-from espnet_usr2.semi.confidence import ConfidenceConfig, check_unit_interval
+from espnet_usr2.semi.confidence import CTC_AVERAGES, ConfidenceConfig, check_choice, check_unit_interval
 from espnet_usr2.semi.ctc_kd import CTCKDConfig, ctc_kd_objective
 from espnet_usr2.semi.ctc_pseudo_labels import ctc_pseudo_labels, frame_pseudo_labels
 from espnet_usr2.semi.mixed_sampling import AR_MODE, MixedSamplingConfig, ar_probability, sample_mode, step_generator
@@ -49,19 +50,23 @@ from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels, ctc_driven_t
 DEFAULT_UNLABELLED_WEIGHTS = {VIDEO: 0.97, AUDIO: 0.75, AUDIOVISUAL: 0.75}
 DETAIL_TERMS = ("loss_unl_att_yatt", "loss_unl_att_yctc", "loss_unl_ctc_yctc", "loss_unl_ctc_yatt")
 NAN = float("nan")
+TEACHER_VIEWS = ("clean", "augmented")
 Stats = Dict[str, torch.Tensor]
 
 
 class _UnlabelledObjective(nn.Module):
     """What both objectives share: gamma_m, the teacher's AV encoding, PL statistics."""
 
-    def __init__(self, unlabelled_weights: Optional[Mapping[str, float]], pl_modality: str):
+    def __init__(self, unlabelled_weights: Optional[Mapping[str, float]], pl_modality: str,
+                 teacher_view: str = "clean"):
         super().__init__()
         weights = merge_modality_values(DEFAULT_UNLABELLED_WEIGHTS, unlabelled_weights)
         for m, value in weights.items():
             check_unit_interval(f"unlabelled_weights[{m}]", value)
+        check_choice("teacher_view", teacher_view, TEACHER_VIEWS)
         self.unlabelled_weights = weights
         self.pl_modality = canonical_modality(pl_modality)
+        self.teacher_view_kind = teacher_view
 
     @classmethod
     def build(cls, semi_conf: Mapping, vocab_size: int, encoder_output_size: int) -> "_UnlabelledObjective":
@@ -77,9 +82,14 @@ class _UnlabelledObjective(nn.Module):
 
     @torch.no_grad()
     def teacher_view(self, teacher, speech, speech_lengths, video, video_lengths) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The teacher's encoding of the clean (unaugmented) view of the PL modality."""
+        """The teacher's encoding of the PL modality's view (``teacher_view``).
+
+        ``clean``: centre crop, no flip, no masking. ``augmented``: a random crop and flip
+        of its own (drawn apart from the student's), as USR's code feeds its teacher; never
+        time-masked, so audio stays clean either way (audio augmentation is masking only).
+        """
         encoded = teacher.encode(speech, speech_lengths, video, video_lengths, modalities=[self.pl_modality],
-                                 augment=False)
+                                 augment=self.teacher_view_kind == "augmented", time_masking=False)
         return encoded[self.pl_modality]
 
 
@@ -119,6 +129,11 @@ class USR2Objective(_UnlabelledObjective):
         ctc_kd_conf: options of ``"kd"`` (``CTCKDConfig``): ``selection``, ``scale`` (s),
             ``symmetric_n``, ``blank_threshold``, ``random_ratio``.
         pl_modality: the teacher's view that makes the pseudo-labels (``av``, unmasked).
+        teacher_view: the teacher's input: ``"clean"`` (centre crop, no flip; the default)
+            or ``"augmented"`` (its own random crop and flip, as USR's code; never masked).
+        ctc_target_lsm_weight: label smoothing of ``CE(dec, y_ctc + [eos])`` in eq. 5.
+            0.0 (default): plain CE, as eq. 5 writes it; 0.1 smooths it like ``lsm_weight``
+            smooths every other attention loss (an open reading, issue 12).
         seed: seed of the per-step draws (AR or CTC-driven mode; KD's random frames),
             combined with the step number so that every DDP rank draws the same.
     """
@@ -146,9 +161,11 @@ class USR2Objective(_UnlabelledObjective):
         ctc_branch: str = "pseudo_label",
         ctc_kd_conf: Optional[dict] = None,
         pl_modality: str = AUDIOVISUAL,
+        teacher_view: str = "clean",
+        ctc_target_lsm_weight: float = 0.0,
         seed: int = 42,
     ):
-        super().__init__(unlabelled_weights, pl_modality)
+        super().__init__(unlabelled_weights, pl_modality, teacher_view)
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = seed
@@ -158,7 +175,7 @@ class USR2Objective(_UnlabelledObjective):
                                            all_blank=all_blank)
         self.losses = PLLossConfig(ctc_weight=ctc_weight, beta=beta, alpha=alpha, lsm_weight=lsm_weight,
                                    normalize_length=normalize_length, att_ctc_mask=att_ctc_mask,
-                                   att_ctc_threshold=threshold)
+                                   att_ctc_threshold=threshold, ctc_target_lsm_weight=ctc_target_lsm_weight)
         self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len)
         if ctc_branch not in ("pseudo_label", "kd"):
             raise ValueError(f"ctc_branch must be 'pseudo_label' or 'kd', got {ctc_branch!r}")
@@ -246,6 +263,8 @@ class USR1Objective(_UnlabelledObjective):
             losses (the model's own heads then learn from labelled data only).
         unlabelled_weights: gamma_m of eq. 17 per modality (defaults as USR 2.0, eq. 18).
         pl_modality: the teacher's view that makes the pseudo-labels (``av``).
+        teacher_view: the teacher's input: ``"clean"`` (centre crop, no flip; the default) or
+            ``"augmented"`` (its own random crop and flip, as USR's code; never masked).
     """
 
     @classmethod
@@ -266,8 +285,9 @@ class USR1Objective(_UnlabelledObjective):
         separate_heads: bool = False,
         unlabelled_weights: Optional[Mapping[str, float]] = None,
         pl_modality: str = AUDIOVISUAL,
+        teacher_view: str = "clean",
     ):
-        super().__init__(unlabelled_weights, pl_modality)
+        super().__init__(unlabelled_weights, pl_modality, teacher_view)
         check_unit_interval("threshold", threshold)
         self.threshold = threshold
         self.losses = PLLossConfig(ctc_weight=ctc_weight, lsm_weight=lsm_weight, frame_lsm_weight=frame_lsm_weight,
@@ -314,8 +334,15 @@ def _token_keep_fraction(att_pl: AttentionPseudoLabels) -> torch.Tensor:
 
 
 def _pl_stats(ctc_pl, att_pl: AttentionPseudoLabels, mode: str, p_ar: float) -> Stats:
-    """Statistics of the teacher's PLs, logged every step."""
-    return {
+    """Statistics of the teacher's PLs, logged every step.
+
+    ``pl_ctc_keep`` is the fraction of CTC PLs the configured eq. 12 average keeps;
+    ``pl_ctc_keep_all`` / ``pl_ctc_keep_emitting`` what each reading would keep on the same
+    PLs (same threshold and all-blank policy), whichever is configured.
+    """
+    keep_by_average = {f"pl_ctc_keep_{average}": ctc_pl.mask_by_average[average].float().mean()
+                       for average in CTC_AVERAGES}
+    return {**keep_by_average,
         "pl_mode_ar": torch.tensor(float(mode == AR_MODE)),
         "p_ar": torch.tensor(p_ar),
         "pl_ctc_len": ctc_pl.lengths.float().mean(),

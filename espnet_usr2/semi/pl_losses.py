@@ -7,8 +7,8 @@ of eq. 11):
 * **CTC-driven mode** (eq. 5), decoder input ``[sos] + y_ctc``:
   ``L_ctc = CTC(ctc_m, y_ctc)`` under M_ctc;
   ``L_att = (1 - beta) CE_ls(dec_m, y_att) + beta CE(dec_m, y_ctc + [eos])`` -- the
-  y_att term under M_att (label smoothing), the y_ctc term under M_ctc (plain CE: the
-  method writes CE, not CE_ls, for it).
+  y_att term under M_att (label smoothing), the y_ctc term under M_ctc (plain CE by
+  default: the method writes CE, not CE_ls, for it; ``ctc_target_lsm_weight`` smooths it).
 * **AR mode** (eq. 6), decoder input ``[sos] + y_att[:-1]``:
   ``L_att = CE_ls(dec_m, y_att)`` under M_att;
   ``L_ctc = (1 - alpha) CTC(ctc_m, y_ctc) + alpha CTC(ctc_m, y_att without eos)``.
@@ -64,11 +64,15 @@ class PLLossConfig:
     att_ctc_mask: str = "mean"       # how M_att masks CTC(y_att) in AR mode
     att_ctc_threshold: float = 0.8   # tau for att_ctc_mask="mean"
     frame_lsm_weight: float = 0.0    # label smoothing of USR v1 frame-wise CE
+    # label smoothing of CE(dec, y_ctc + [eos]) in CTC-driven mode (eq. 5). 0.0: plain CE, as
+    # eq. 5 writes it (CE, not CE_ls); 0.1 smooths it like every other attention loss
+    # (lsm_weight) -- an open reading, decided by experiment (issue 12)
+    ctc_target_lsm_weight: float = 0.0
 
     def __post_init__(self):
         for name in ("ctc_weight", "beta", "alpha", "att_ctc_threshold"):
             check_unit_interval(name, getattr(self, name))
-        for name in ("lsm_weight", "frame_lsm_weight"):
+        for name in ("lsm_weight", "frame_lsm_weight", "ctc_target_lsm_weight"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         check_choice("att_ctc_mask", self.att_ctc_mask, ATT_CTC_MASKS)
@@ -157,8 +161,8 @@ def ctc_driven_loss_terms(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, d
     att_term = masked_cross_entropy(dec_logits, att_pl.tokens, att_pl.mask, cfg.lsm_weight,
                                     cfg.normalize_length, ignore_id)
     ctc_targets = append_eos(ctc_pl.tokens, ctc_pl.lengths, eos, ignore_id)
-    ctc_term = masked_cross_entropy(dec_logits, ctc_targets, seq_keep[:, None].expand_as(ctc_targets), 0.0,
-                                    cfg.normalize_length, ignore_id)
+    ctc_term = masked_cross_entropy(dec_logits, ctc_targets, seq_keep[:, None].expand_as(ctc_targets),
+                                    cfg.ctc_target_lsm_weight, cfg.normalize_length, ignore_id)
     loss_att = (1.0 - cfg.beta) * att_term + cfg.beta * ctc_term
     return loss_ctc, loss_att, {"loss_unl_att_yatt": att_term, "loss_unl_att_yctc": ctc_term}
 

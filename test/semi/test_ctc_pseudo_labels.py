@@ -101,3 +101,15 @@ def test_frame_pseudo_labels_are_not_collapsed_and_masked_per_frame():
     pl = frame_pseudo_labels(lp, torch.tensor([4, 2]), threshold=0.8)
     assert pl.labels.tolist() == [[0, 2, 2, 0], [3, 3, -1, -1]]
     assert pl.mask.tolist() == [[True, False, True, True], [True, False, False, False]]
+
+
+def test_mostly_blank_pseudo_label_passes_the_all_frames_average_but_not_the_emitting_one():
+    # 7 confident blanks and one unsure token: all frames 0.99^(7/8) 0.5^(1/8) ~ 0.91 >= 0.8,
+    # emitting frames 0.5 < 0.8 -- the all-frames reading switches the filter off here
+    blank_heavy = [[0, 0, 0, 2, 0, 0, 0, 0]], [[0.99, 0.99, 0.99, 0.5, 0.99, 0.99, 0.99, 0.99]]
+    lp = peaked_log_probs(*blank_heavy)
+    for configured in ("all", "emitting"):
+        pl = ctc_pseudo_labels(lp, torch.tensor([8]), ConfidenceConfig(threshold=0.8, ctc_average=configured))
+        assert pl.mask_by_average["all"].tolist() == [True]
+        assert pl.mask_by_average["emitting"].tolist() == [False]
+        assert pl.mask.tolist() == pl.mask_by_average[configured].tolist()

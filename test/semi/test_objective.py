@@ -8,9 +8,9 @@ FRAMES = [20, 16, 12, 18]
 TOKENS = [4, 3, 2, 1]
 
 
-def _semi_model(tiny_config, token_list, *extra):
+def _semi_model(tiny_config, token_list, *extra, semi="usr2"):
     torch.manual_seed(0)
-    model = build_model_from_config(tiny_config, token_list, ["--semi", "usr2", *extra])
+    model = build_model_from_config(tiny_config, token_list, ["--semi", semi, *extra])
     model.ensure_teacher_initialized()
     return model
 
@@ -69,6 +69,61 @@ def test_teacher_sees_the_clean_audio_visual_view(mixed_batch, tiny_config, toke
     _forward(model, mixed_batch())
     assert len(calls) == 1
     assert calls[0]["modalities"] == ["av"] and calls[0]["augment"] is False
+
+
+def test_keep_fraction_is_logged_under_both_confidence_averages(mixed_batch, tiny_config, token_list):
+    """Mostly-blank PLs pass the all-frames average and fail the emitting-frames one; both
+    fractions are logged whichever is configured (the configured one also as pl_ctc_keep)."""
+    configured = "emitting"
+    model = _semi_model(tiny_config, token_list, "--semi_conf", "p_ar=0.0",
+                        "--semi_conf", f"ctc_confidence_average={configured}")
+    probs = torch.full((len(FRAMES), max(FRAMES), len(token_list)), 0.01 / (len(token_list) - 1))
+    probs[:, :, 0] = 0.99                                 # confident blanks ...
+    probs[1:, 1, 0], probs[1:, 1, 3] = 0.5 / (len(token_list) - 1), 0.5  # ... and one unsure token
+    probs[0, :, 0], probs[0, :, 2] = probs[0, :, 1], 0.99  # row 0: a confident token everywhere
+    model.teacher.model.ctc_head("av").log_softmax = lambda enc: probs[:, : enc.size(1)].log()
+    _, stats, _ = _forward(model, mixed_batch(n_labelled=0))
+    assert stats["pl_ctc_keep_all"].item() == 1.0
+    assert stats["pl_ctc_keep_emitting"].item() == 0.25
+    assert stats["pl_ctc_keep"].item() == stats[f"pl_ctc_keep_{configured}"].item()
+
+
+def _frontend_inputs(model) -> dict:
+    """Record the (video, speech) each frontend of the student and of the teacher receives."""
+    seen = {}
+
+    def recorder(key):
+        def hook(_module, args):
+            seen.setdefault(key, args[0])  # the first call (the unlabelled step has one per network)
+        return hook
+
+    for who, net in (("student", model), ("teacher", model.teacher.model)):
+        for kind, frontend in (("video", net.video_frontend), ("speech", net.audio_frontend)):
+            frontend.register_forward_pre_hook(recorder((who, kind)))
+    return seen
+
+
+@pytest.mark.parametrize("semi, view, image_size", [("usr2", "clean", 96), ("usr2", "augmented", 88),
+                                                   ("usr1", "augmented", 88)])
+def test_teacher_view_is_clean_or_its_own_crop_and_flip_and_never_masked(make_av_batch, tiny_config, token_list,
+                                                                         semi, view, image_size):
+    masking = [f"--augmentation_conf={k}={v}" for k, v in (("video_mask_max_s", 0.4), ("video_mask_every_s", 0.2),
+                                                           ("audio_mask_max_s", 0.2), ("audio_mask_every_s", 0.2))]
+    model = _semi_model(tiny_config, token_list, "--semi_conf", f"teacher_view={view}",
+                        "--augmentation_conf", "flip_prob=1.0", *masking, semi=semi)
+    batch = make_av_batch(FRAMES, TOKENS, len(token_list), image_size=image_size)
+    batch = dict(batch, text_lengths=torch.zeros(len(FRAMES), dtype=torch.long),
+                 text=torch.full_like(batch["text"], -1), labelled=torch.zeros(len(FRAMES), 1))
+    seen = _frontend_inputs(model)
+    model.train()
+    _forward(model, batch)
+    # 88x88 frames: the random crop is the whole frame, so the augmented view is the flip
+    expected = batch["video"].flip(-1) if view == "augmented" else batch["video"][..., 4:92, 4:92]
+    torch.testing.assert_close(seen["teacher", "video"], expected)
+    torch.testing.assert_close(seen["teacher", "speech"], batch["speech"])
+    # the student's view of the same clips is masked (so masking was on, and not for the teacher)
+    assert not torch.equal(seen["student", "speech"], batch["speech"])
+    assert seen["student", "video"].shape == expected.shape and not torch.equal(seen["student", "video"], expected)
 
 
 def test_unlabelled_weight_gamma_changes_only_its_modality(mixed_batch, tiny_config, token_list):
@@ -141,7 +196,8 @@ def test_usr_v1_with_separate_heads_trains_them(mixed_batch, tiny_config, token_
 
 
 @pytest.mark.parametrize("option", ["p_ar=1.5", "threshold=-0.1", "alpha=2", "ctc_branch=magic",
-                                    "unlabelled_weights={v: 1.5}"])
+                                    "unlabelled_weights={v: 1.5}", "teacher_view=noisy",
+                                    "ctc_target_lsm_weight=1.0"])
 def test_out_of_range_options_fail_at_start_up(tiny_config, token_list, option):
     with pytest.raises(ValueError):
         build_model_from_config(tiny_config, token_list, ["--semi", "usr2", "--semi_conf", option])

@@ -56,6 +56,20 @@ def _ctc_driven(pls, cfg, seed=0):
     return ctc_driven_total(ctc_logits, torch.tensor([10, 8, 6]), dec_logits, ctc, att, EOS, cfg)
 
 
+def test_ctc_target_label_smoothing_is_espnets_on_the_y_ctc_term_only(pls):
+    plain = _ctc_driven(pls, PLLossConfig())[1]
+    smoothed = _ctc_driven(pls, PLLossConfig(ctc_target_lsm_weight=0.1))[1]
+    # y_ctc + [eos] as targets, rows failing the sequence mask ignored, sum / B
+    targets = torch.tensor([[3, 4, 5, EOS], [-1, -1, -1, -1], [EOS, -1, -1, -1]])
+    dec_logits = _rand(3, 4, V, seed=1)
+    for smoothing, stats in ((0.0, plain), (0.1, smoothed)):
+        expected = LabelSmoothingLoss(V, -1, smoothing, normalize_length=False)(dec_logits, targets)
+        torch.testing.assert_close(stats["loss_unl_att_yctc"], expected)
+    assert smoothed["loss_unl_att_yctc"] != plain["loss_unl_att_yctc"]
+    torch.testing.assert_close(smoothed["loss_unl_att_yatt"], plain["loss_unl_att_yatt"])
+    torch.testing.assert_close(smoothed["loss_unl_ctc"], plain["loss_unl_ctc"])
+
+
 def test_ctc_driven_beta_changes_only_its_term(pls):
     _, s1 = _ctc_driven(pls, PLLossConfig(beta=0.5))
     _, s2 = _ctc_driven(pls, PLLossConfig(beta=0.2))
