@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from espnet_usr2.decode import robustness as rb
+from espnet_usr2.decode.robustness import condition_name  # noqa: F401 (the directory names live with the SNR labels)
 from espnet_usr2.decode.hyps import DecodeOptions
 from espnet_usr2.decode.inference import inference
 from espnet_usr2.decode.speech2text import USR2Speech2Text
@@ -33,11 +34,6 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 NOISE_MODALITIES = (AUDIO, AUDIOVISUAL)  # video-only decoding does not hear the noise
 COPIED_FILES = ("video.scp", "text", "utt2spk", "utt2num_frames")
-
-
-def condition_name(snr: float) -> str:
-    """Directory-safe SNR label: ``10`` -> ``snr10``, ``-5`` -> ``snrm5``, clean -> ``clean``."""
-    return "clean" if math.isinf(snr) else "snr" + rb.snr_label(snr).replace("-", "m")
 
 
 def noise_source(data_dir: PathLike, noise_wav: Optional[PathLike], n_talkers: int, seed: int) -> rb.NoiseSource:

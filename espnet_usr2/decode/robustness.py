@@ -195,6 +195,12 @@ def snr_label(snr: float) -> str:
     return "clean" if math.isinf(snr) else f"{snr:g}"
 
 
+def condition_name(snr: float) -> str:
+    """Directory-safe SNR label: ``10`` -> ``snr10``, ``-5`` -> ``snrm5``, clean -> ``clean``
+    (the noise sweep's ``<work_dir>/decode/<condition>/`` and the comparison report read these)."""
+    return "clean" if math.isinf(snr) else "snr" + snr_label(snr).replace("-", "m")
+
+
 @dataclass
 class NoiseTable:
     """WER per SNR, per condition, for each subset (all samples, longer than N frames)."""
