@@ -31,6 +31,7 @@ import datetime
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -51,8 +52,11 @@ SHORT_LABEL = {VIDEO: "V", AUDIO: "A", AUDIOVISUAL: "AV"}
 NOISE_MODALITIES = (AUDIO, AUDIOVISUAL)  # video-only decoding does not hear the noise
 FAILURE_MODALITIES = (AUDIOVISUAL, VIDEO, AUDIO)
 LENGTH_MODALITIES = (AUDIOVISUAL, VIDEO)
+DETECT_POINTS = 5.0  # the WER difference the long set must resolve (issue 12: beyond its noise)
 CURVE_METRICS = ("cer_ctc_av", "acc_av")  # CTC greedy CER (a real decoding) and decoder accuracy
-PL_KEEP_PREFIX = "pl_keep"
+# fractions of pseudo-labels kept that the semi-supervised objectives log: pl_ctc_keep (and its
+# pl_ctc_keep_all / pl_ctc_keep_emitting readings), pl_att_keep, pl_frame_keep (USR v1)
+PL_KEEP_PATTERN = re.compile(r"^pl_(\w+_)?keep(_\w+)?$")
 
 
 class ComparisonInputError(ScoringInputError):
@@ -276,10 +280,16 @@ class TimeToAccuracy:
 
 def default_target(curves: Mapping[Run, Curve], metric: str) -> float:
     """The highest value that every given run reaches: the minimum over runs of each run's best."""
-    bests = [np.nanmax(c.valid_values(metric)) for c in curves.values() if not all(map(math.isnan, c.valid_values(metric)))]
-    if len(bests) < len(curves) or not bests:
+    bests = [_best(c.valid_values(metric)) for c in curves.values()]
+    if not bests or any(math.isnan(b) for b in bests):
         raise ComparisonInputError(f"some compared runs never report valid {metric!r}")
     return float(min(bests))
+
+
+def _best(values: Sequence[float]) -> float:
+    """The largest non-NaN value; NaN when there is none."""
+    finite = [v for v in values if not math.isnan(v)]
+    return max(finite) if finite else math.nan
 
 
 def time_to_accuracy(curves: Mapping[Run, Curve], methods: Tuple[str, str], metric: str = "acc_av",
@@ -301,7 +311,7 @@ def time_to_accuracy(curves: Mapping[Run, Curve], methods: Tuple[str, str], metr
         values = c.valid_values(metric)
         seconds[run.method][run.seed] = time_to_reach(c.cum_seconds, values, target, start)
         total[run.method][run.seed] = float(sum(c.train_seconds))
-        best[run.method][run.seed] = float(np.nanmax(values)) if not all(map(math.isnan, values)) else math.nan
+        best[run.method][run.seed] = _best(values)
     return TimeToAccuracy(metric, float(target), is_default, tuple(methods), seconds, total, best)
 
 
@@ -567,11 +577,12 @@ def collect_length(cfg: ReportConfig, runs: Sequence[Run], refs: Mapping[str, Re
 
 
 def collect_pl_keep(runs: Sequence[Run], curves: Mapping[Run, Curve]) -> Dict[Tuple[str, str], Stat]:
-    """Mean over epochs of each ``pl_keep*`` train statistic, per method (mean over seeds)."""
+    """Mean over epochs of each train statistic of pseudo-labels kept (``pl_*keep*``, see
+    :data:`PL_KEEP_PATTERN`), per method (mean over seeds)."""
     values: Dict[Tuple[str, str], Dict[str, float]] = {}
     for r in runs:
         for key, series in curves[r].train.items():
-            if key.startswith(PL_KEEP_PREFIX):
+            if PL_KEEP_PATTERN.match(key):
                 finite = [x for x in series if not math.isnan(x)]
                 values.setdefault((r.method, key), {})[r.seed] = float(np.mean(finite)) if finite else math.nan
     return {k: Stat(v) for k, v in values.items()}
@@ -787,16 +798,18 @@ def bootstrap_markdown(comp: Comparison) -> List[str]:
            f"a difference beyond 2 std is outside the set's noise.", ""]
     if not comp.bootstrap:
         return out + ["No method pair to compare.", ""]
-    rows = [[f"{a} - {b}", s, f"{r.diff:+.2f}", f"{r.std:.2f}", f"{2 * r.std:.2f}"]
+    rows = [[f"{a} - {b}", s, f"{r.diff:+.2f}", f"{r.std:.2f}", f"{2 * r.std:.2f}",
+             f"{DETECT_POINTS / r.std:.1f}" if r.std > 0 else "-"]
             for (a, b), per_seed in comp.bootstrap.items() for s, r in per_seed.items()]
-    return out + _table(["a - b", "seed", "WER diff (points)", "std", "2 std"], rows, left=2) + [""]
+    return out + _table(["a - b", "seed", "WER diff (points)", "std", "2 std", f"{DETECT_POINTS:g} points / std"],
+                        rows, left=2) + [""]
 
 
 def pl_keep_markdown(comp: Comparison) -> List[str]:
-    out = ["## CTC pseudo-labels kept (train `pl_keep*`, mean over epochs)", ""]
+    out = ["## Pseudo-labels kept (train `pl_*keep*` statistics, mean over epochs)", ""]
     keys = sorted({k for _, k in comp.pl_keep})
     if not keys:
-        return out + ["No run logged a `pl_keep*` statistic.", ""]
+        return out + ["No run logged a pseudo-label keep fraction.", ""]
     rows = [[m] + [comp.pl_keep[(m, k)].text(3) if (m, k) in comp.pl_keep else "-" for k in keys]
             for m in comp.methods]
     return out + _table(["method"] + keys, rows) + [""]

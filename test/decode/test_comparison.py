@@ -6,9 +6,8 @@ import datetime
 import importlib.util
 import json
 import math
-import shutil
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import pytest
 import torch
@@ -92,7 +91,8 @@ def cmp_dir(tmp_path: Path) -> Path:
     for (m, seed), errors in TEST_ERRORS.items():
         exp = root / f"{m}_seed{seed}"
         acc = ACC[(m, seed)]
-        train = [{"loss": 1.0, **({"pl_keep_ctc": k} if m == "usr2" else {})} for k in (0.5, 0.7, 0.9)]
+        train = [{"loss": 1.0, "pl_att_len": 5.0, **({"pl_ctc_keep": k, "pl_ctc_keep_emitting": k / 2} if m == "usr2"
+                                                    else {"pl_frame_keep": 0.25})} for k in (0.5, 0.7, 0.9)]
         save_checkpoint(exp, [EPOCH_SECONDS[m]] * 3, [{"acc_av": a, "cer_ctc_av": 1 - a} for a in acc], train)
         write_decodes(exp, errors, long_hyp(m, seed))
         if m == "usr2":  # only usr2 has the noise sweep
@@ -139,9 +139,12 @@ def test_report_figures_match_hand_computation(cmp_dir):
     assert tta["seconds"]["usr2"]["1"] == pytest.approx(150.0)
     assert tta["seconds"]["usr1"]["2"] == pytest.approx(280.0)
     assert tta["ratio"]["mean"] == pytest.approx((0.5 + 150 / 280) / 2, abs=1e-6)
-    assert summary["pl_keep"]["usr2"]["pl_keep_ctc"]["mean"] == pytest.approx(0.7)
+    assert summary["pl_keep"]["usr2"]["pl_ctc_keep"]["mean"] == pytest.approx(0.7)
+    assert summary["pl_keep"]["usr2"]["pl_ctc_keep_emitting"]["mean"] == pytest.approx(0.35)
+    assert set(summary["pl_keep"]["usr1"]) == {"pl_frame_keep"}  # pl_att_len is not a keep fraction
     assert summary["sets"]["test_long"] == {"utterances": 4, "words": 20}
-    assert "usr2 - usr1" in summary["bootstrap"]
+    boot = summary["bootstrap"]["usr2 - usr1"]["1"]  # AV greedy, long set: 0 vs 8 errors of 20 words
+    assert boot["diff"] == pytest.approx(-40.0) and boot["std"] > 0 and boot["n_words"] == 20
     assert any("usr2 vs sup" in n for n in summary["notes"])  # no 'sup' runs here
     # length buckets: test+test_long combined, every utterance inside 50-600
     assert summary["length_outside"] == 0
