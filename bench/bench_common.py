@@ -104,3 +104,22 @@ def write_lm_run_config(lm_config: Path, tokens: List[str], out_dir: Path) -> Pa
     config = out_dir / "config.yaml"
     config.write_text(yaml.safe_dump(vars(args)))
     return config
+
+
+# Dense bf16 tensor-core peaks (FLOP/s, no sparsity) from the vendors' data sheets, matched
+# against torch.cuda.get_device_name(); the SXM parts' figures (H100 PCIe: 756e12).
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
+
+
+def peak_bf16_flops(device_name: str) -> Optional[float]:
+    """The dense bf16 peak of a known GPU named ``device_name`` (None if unknown)."""
+    for key, flops in PEAK_BF16_FLOPS.items():
+        if key.lower() in device_name.lower():
+            return flops
+    return None
+
+
+def cuda_synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued kernels (CUDA), so wall-clock timings include them."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

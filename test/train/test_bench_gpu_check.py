@@ -1,0 +1,87 @@
+"""bench/bench_gpu_check.py and bench/gpu_check.sh: the GPU check a session with the device
+runs in one go (issue 12 point 5) runs end to end on CPU with the tiny config and writes
+every figure it promises."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import bench_gpu_check  # noqa: E402
+from bench_common import peak_bf16_flops  # noqa: E402
+
+PEAK = 2e12  # a made-up peak: MFU is then reported on CPU too
+
+
+def positive_finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def cpu_run(tmp_path_factory, tiny_config):
+    out = tmp_path_factory.mktemp("gpu_check")
+    result = bench_gpu_check.main(["--device", "cpu", "--quick", "--config", str(tiny_config), "--out_dir", str(out),
+                                   "--threads", "1", "--peak_flops", str(PEAK)])
+    return out, result
+
+
+def test_json_has_every_section_with_positive_finite_figures(cpu_run):
+    out, returned = cpu_run
+    result = json.loads((out / "gpu_check.json").read_text())
+    assert result["train"]["modes"].keys() == {"usr2_ctc", "usr2_ar", "usr1"}
+    assert result["train"]["precision"] == "fp32"  # bf16 autocast only on CUDA
+    for mode in result["train"]["modes"].values():
+        for key in ("step_s", "video_frames_per_s", "peak_memory_mb", "flops_per_step", "achieved_flops_per_s", "mfu"):
+            assert positive_finite(mode[key]), (mode["name"], key, mode[key])
+        assert mode["mfu"] == pytest.approx(mode["flops_per_step"] / mode["step_s"] / PEAK)
+        assert "RSS" in mode["memory_kind"]
+    pl = result["pl"]
+    for key in ("teacher_encoder_s", "ctc_driven_s", "ar_greedy_s", "ar_over_ctc"):
+        assert positive_finite(pl[key]), (key, pl[key])
+    assert pl["ar_over_ctc"] == pytest.approx(pl["ar_greedy_s"] / pl["ctc_driven_s"])
+    dec = result["decode"]
+    for key in ("input_s", "fast_s", "espnet_s", "rtf_fast", "rtf_espnet", "espnet_over_fast"):
+        assert positive_finite(dec[key]), (key, dec[key])
+    assert dec["rtf_fast"] == pytest.approx(dec["fast_s"] / dec["input_s"])
+    assert dec["identical_1best"] == dec["utterances"]  # the two searches find the same 1-best
+    assert result["environment"]["torch"] == torch.__version__
+    assert returned["decode"]["rtf_espnet"] == dec["rtf_espnet"]
+
+
+def test_markdown_summary_has_the_three_tables(cpu_run):
+    out, _ = cpu_run
+    text = (out / "gpu_check.md").read_text()
+    for name in ("USR 2.0 CTC-driven (p_AR 0)", "USR 2.0 AR mode (p_AR 1)", "USR v1", "AR / CTC-driven",
+                 "fast batched beam search", "ESPnet beam search"):
+        assert name in text
+
+
+def test_mfu_is_not_reported_on_cpu_without_a_peak(tiny_config, tmp_path):
+    args = bench_gpu_check.parse_args(["--device", "cpu", "--quick", "--config", str(tiny_config),
+                                       "--out_dir", str(tmp_path)])
+    assert args.peak_flops is None and args.beam == bench_gpu_check.QUICK["beam"]
+    assert bench_gpu_check.parse_args(["--device", "cpu", "--out_dir", str(tmp_path)]).beam == 40
+    assert peak_bf16_flops("NVIDIA H200") == 989e12 and peak_bf16_flops("NVIDIA A100-SXM4-80GB") == 312e12
+    assert peak_bf16_flops("Some CPU") is None
+
+
+def test_bad_options_name_the_problem(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench_gpu_check.parse_args(["--device", "cpu", "--batch", "0", "--out_dir", str(tmp_path)])
+    assert "--batch must be >= 1" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            bench_gpu_check.parse_args(["--device", "cuda", "--out_dir", str(tmp_path)])
+        assert "torch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_gpu_check_sh_is_valid_bash():
+    subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], check=True)
