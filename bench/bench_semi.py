@@ -113,7 +113,7 @@ def force_realistic_pl_lengths(teacher, enc: torch.Tensor, enc_lens: torch.Tenso
     raise the blank logit by the (1 - tokens_per_frame) quantile of the non-blank margin.
     """
     lo = teacher.ctc_head(PL_MODALITY).ctc_lo
-    valid = torch.arange(enc.size(1))[None, :] < enc_lens[:, None]
+    valid = torch.arange(enc.size(1), device=enc.device)[None, :] < enc_lens[:, None]
     frames = enc[valid]
     lo.bias.copy_(-(lo.weight @ frames.mean(dim=0)))
     logits = lo(frames)
