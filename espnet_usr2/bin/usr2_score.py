@@ -8,7 +8,8 @@ Score one test set x modality (writes ``<out_dir>/score_wer/`` and, with ``--cer
         --hyp_text exp/<model>/decode_<tag>/test/audio/text --utt2spk data/test/utt2spk \\
         --out_dir exp/<model>/decode_<tag>/test/audio --cer
 
-Collect every ``exp/<model>/decode_*/<test_set>/<modality>/score_*/result.txt``::
+Collect every ``exp/<model>/<decoding dir>/<test_set>/<modality>/score_*/result.txt`` (any
+decoding directory: ``decode_<config>_<model>``, or the name usr2.sh's ``--inference_tag`` gave)::
 
     python -m espnet_usr2.bin.usr2_score --results exp --out RESULTS.md
 

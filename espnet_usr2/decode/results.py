@@ -56,9 +56,15 @@ class ResultEntry:
         return f"{self.decode}/{self.test_set}/{self.modality}"
 
 
+def _result_files(model_dir: Path) -> List[Path]:
+    """``<decode>/<test_set>/<modality>/score_*/result.txt`` under ``model_dir``; any decoding
+    directory name counts (``decode_<config>_<model>`` by default, or usr2.sh's ``--inference_tag``)."""
+    return sorted(p for m, _ in MODALITIES for p in model_dir.glob(f"*/*/{m}/score_*/result.txt"))
+
+
 def _model_dirs(exp_dir: Path) -> List[Path]:
-    """``exp_dir`` itself when it holds ``decode_*`` directories, else its subdirectories."""
-    if any(p.is_dir() for p in exp_dir.glob("decode_*")):
+    """``exp_dir`` itself when it holds decoding directories, else its subdirectories."""
+    if _result_files(exp_dir):
         return [exp_dir]
     return sorted(p for p in exp_dir.iterdir() if p.is_dir())
 
@@ -76,10 +82,10 @@ def collect_results(exp_dir: PathLike) -> Tuple[List[ResultEntry], List[str]]:
     modality_names = [m for m, _ in MODALITIES]
     entries, problems = [], []
     for model_dir in _model_dirs(exp_dir):
-        for result in sorted(model_dir.glob("decode_*/*/*/score_*/result.txt")):
+        for result in _result_files(model_dir):
             metric = result.parent.name[len("score_"):]
             modality = result.parent.parent.name
-            if metric not in METRICS or modality not in modality_names:
+            if metric not in METRICS:
                 continue
             try:
                 summary = parse_result(result)
@@ -191,7 +197,7 @@ def write_results_md(exp_dir: PathLike, out: PathLike, repo_dir: Optional[PathLi
     entries, problems = collect_results(exp_dir)
     if not entries:
         raise FileNotFoundError(
-            f"no result.txt under {str(exp_dir)!r} matching <model>/decode_*/<test_set>/"
+            f"no result.txt under {str(exp_dir)!r} matching <model>/<decoding dir>/<test_set>/"
             f"{{{','.join(m for m, _ in MODALITIES)}}}/score_{{{','.join(METRICS)}}}/result.txt"
             + (f"; unreadable: {problems}" if problems else ""))
     out = Path(out)

@@ -296,3 +296,13 @@ def test_cli_reports_input_errors_in_one_line(tmp_path, capsys):
                          "--out_dir", str(tmp_path / "o"), "--backend", "python"])
     assert e.value.code == 1
     assert "usr2_score: error: 2 of 3 reference utterances have no hypothesis" in capsys.readouterr().err
+
+
+def test_results_md_collects_a_decoding_dir_named_by_inference_tag(tmp_path):
+    # usr2.sh --inference_tag greedy writes exp/<model>/greedy/<set>/<modality>/...: stage 13's
+    # RESULTS.md must find it too, from the experiment dir and from exp/.
+    exp = _decode_tree(tmp_path)
+    (exp / "usr2_base" / "decode_beam30").rename(exp / "usr2_base" / "greedy")
+    for root in (exp, exp / "usr2_base"):
+        entries, problems = collect_results(root)
+        assert len(entries) == 6 and problems == [] and {e.decode for e in entries} == {"greedy"}
