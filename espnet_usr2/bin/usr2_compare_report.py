@@ -9,7 +9,8 @@
 manifest's directory or absolute).  Reads each run's ``checkpoint.pth`` (training curves),
 ``<exp_dir>/<tag>/<set>/<video|audio|audiovisual>/text`` and, where present,
 ``<exp_dir>/noise/decode/snr<label>/<audio|audiovisual>/text``; references from
-``<ref_dir>/<set>/{text,utt2num_frames}``.  Writes ``results.md``, ``summary.json``,
+``<ref_dir>/<set>/{text,utt2num_frames}``; ``--step_cost_dirs NAME=DIR`` adds runs outside
+the manifest (e.g. the pre-training) to the table of seconds per training step.  Writes ``results.md``, ``summary.json``,
 ``valid_vs_time.png``, ``wer_vs_length.png`` and ``wer_vs_snr.png`` to ``--out_dir``
 (see :mod:`espnet_usr2.decode.comparison`).
 """
@@ -32,6 +33,14 @@ def _pair(spec: str) -> Tuple[str, str]:
     if len(parts) != 2 or not all(parts):
         raise argparse.ArgumentTypeError(f"{spec!r}: expected METHOD_A:METHOD_B, e.g. usr2:usr1")
     return parts[0], parts[1]
+
+
+def _named_dir(spec: str) -> Tuple[str, Path]:
+    """``name=dir`` -> (name, Path(dir))."""
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected NAME=EXP_DIR, e.g. pretrain=exp_cmp/pretrain_x")
+    return name, Path(path)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -59,6 +68,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket_hi", type=int, default=600)
     p.add_argument("--bucket_step", type=int, default=50)
     p.add_argument("--missing_hyp", choices=("error", "empty"), default="error")
+    p.add_argument("--step_cost_dirs", nargs="*", type=_named_dir, default=[], metavar="NAME=EXP_DIR",
+                   help="more exp dirs whose seconds per training step the report lists (e.g. pre-training)")
     return p
 
 
@@ -70,7 +81,8 @@ def config_from_args(args: argparse.Namespace) -> cmp.ReportConfig:
         frames_file=args.frames_file, tta_methods=tuple(args.tta_methods), tta_metric=args.tta_metric,
         target=args.target_acc, bootstrap_pairs=args.bootstrap_pairs, bootstrap_tag=args.bootstrap_tag,
         n_draws=args.n_draws, buckets=rb.make_buckets(args.bucket_lo, args.bucket_hi, args.bucket_step),
-        missing_hyp=args.missing_hyp)
+        missing_hyp=args.missing_hyp,
+        step_cost_dirs=args.step_cost_dirs)
 
 
 def main(cmd: Optional[List[str]] = None) -> None:

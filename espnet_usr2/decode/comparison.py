@@ -11,6 +11,8 @@ ablations; Sec. 5, Fig. 3-5, Tables 1 and 10-12).  This module reads what
   "valid": {...}}}, "epoch": N}``).  The wall-clock of an epoch is ``stats[e]["train"]["time"]``
   (a ``timedelta`` of the training loop only; validation is timed separately and left out).
   Time 0 is the end of the warm-up; its last epoch's validation values start every curve.
+  The cost of a training step is ESPnet's ``train_time`` statistic (the reporter's mean per
+  epoch of each optimiser step's wall-clock), its median over epochs.
 * **Hypotheses** ``<exp_dir>/<decode_tag>/<set>/<video|audio|audiovisual>/text`` and, for the
   babble-noise sweep, ``<exp_dir>/noise/decode/snr<label>/<audio|audiovisual>/text``
   (labels of :func:`espnet_usr2.decode.robustness.condition_name`); references
@@ -57,6 +59,10 @@ CURVE_METRICS = ("cer_ctc_av", "acc_av")  # CTC greedy CER (a real decoding) and
 # fractions of pseudo-labels kept that the semi-supervised objectives log: pl_ctc_keep (and its
 # pl_ctc_keep_all / pl_ctc_keep_emitting readings), pl_att_keep, pl_frame_keep (USR v1)
 PL_KEEP_PATTERN = re.compile(r"^pl_(\w+_)?keep(_\w+)?$")
+# ESPnet's Trainer registers the wall-clock of every optimiser step (data loading, forward,
+# backward, update) as ``train_time``; the reporter keeps its mean per epoch
+STEP_TIME_KEY = "train_time"
+WARMUP_ROW = "warm-up"
 
 
 class ComparisonInputError(ScoringInputError):
@@ -455,6 +461,7 @@ class ReportConfig:
     bootstrap_seed: int = 0
     buckets: Sequence[rb.Bucket] = field(default_factory=rb.make_buckets)
     missing_hyp: str = "error"
+    step_cost_dirs: Sequence[Tuple[str, Path]] = ()  # more runs for the step cost (e.g. pre-training)
 
 
 @dataclass
@@ -475,6 +482,7 @@ class Comparison:
     length_outside: int
     tta: Optional[TimeToAccuracy]
     pl_keep: Dict[Tuple[str, str], Stat]  # (method, stats key)
+    step_time: Dict[str, Stat]  # method (or warm-up / --step_cost_dirs name) -> seconds per step
     bootstrap: Dict[Tuple[str, str], Dict[str, Bootstrap]]  # (a, b) -> seed -> result
     notes: List[str]
 
@@ -588,6 +596,27 @@ def collect_pl_keep(runs: Sequence[Run], curves: Mapping[Run, Curve]) -> Dict[Tu
     return {k: Stat(v) for k, v in values.items()}
 
 
+def median_step_seconds(curve: Curve) -> float:
+    """Median over epochs of the reporter's mean ``train_time`` per epoch (seconds per
+    optimiser step); the median leaves out a first epoch slowed by start-up. NaN if not logged."""
+    finite = [x for x in curve.train.get(STEP_TIME_KEY, []) if not math.isnan(x)]
+    return float(np.median(finite)) if finite else math.nan
+
+
+def collect_step_time(cfg: ReportConfig, runs: Sequence[Run], curves: Mapping[Run, Curve],
+                      warmup_curve: Optional[Curve]) -> Dict[str, Stat]:
+    """Seconds per training step per method (mean over seeds), then the warm-up and each
+    ``step_cost_dirs`` run (one value each): the cost of a step of each arm from the same run."""
+    values: Dict[str, Dict[str, float]] = {}
+    for r in runs:
+        values.setdefault(r.method, {})[r.seed] = median_step_seconds(curves[r])
+    if warmup_curve is not None:
+        values[WARMUP_ROW] = {"-": median_step_seconds(warmup_curve)}
+    for name, exp_dir in cfg.step_cost_dirs:
+        values[name] = {"-": median_step_seconds(read_curve(exp_dir))}
+    return {k: Stat(v) for k, v in values.items()}
+
+
 def collect_bootstrap(cfg: ReportConfig, runs: Sequence[Run], ref: Reference, notes: List[str]
                       ) -> Dict[Tuple[str, str], Dict[str, Bootstrap]]:
     """The paired bootstrap of each requested method pair, per seed both methods ran."""
@@ -634,6 +663,7 @@ def compare(cfg: ReportConfig) -> Comparison:
         noise=collect_noise(cfg, runs, refs[cfg.noise_set], notes) if cfg.snrs else {},
         failures=collect_failures(cfg, runs, refs[cfg.long_set]), length=length, length_outside=outside,
         tta=tta, pl_keep=collect_pl_keep(runs, curves),
+        step_time=collect_step_time(cfg, runs, curves, warmup_curve),
         bootstrap=collect_bootstrap(cfg, runs, refs[cfg.long_set], notes) if cfg.bootstrap_pairs else {},
         notes=notes)
 
@@ -815,6 +845,18 @@ def pl_keep_markdown(comp: Comparison) -> List[str]:
     return out + _table(["method"] + keys, rows) + [""]
 
 
+def step_time_markdown(comp: Comparison) -> List[str]:
+    out = [f"## Cost per training step (ESPnet's `{STEP_TIME_KEY}`: median over epochs, seconds)", ""]
+    if not any(st.n for st in comp.step_time.values()):
+        return out + [f"No run logged `{STEP_TIME_KEY}`.", ""]
+    first = comp.step_time[comp.methods[0]].mean
+    rows = [[name, str(st.n), st.text(3), f"{st.mean / first:.2f}" if st.n and first > 0 else "-"]
+            for name, st in comp.step_time.items()]
+    return out + [f"Wall-clock of one optimiser step (data loading included), mean ± std over seeds; "
+                  f"the last column is relative to {comp.methods[0]}.", ""] + _table(
+        ["run", "seeds", "s / step", f"x {comp.methods[0]}"], rows, left=2) + [""]
+
+
 def report_markdown(comp: Comparison, plots: Mapping[str, Path]) -> str:
     cfg = comp.config
     runs = [[m, ", ".join(r.seed for r in _by_method(comp.runs, m))] for m in comp.methods]
@@ -823,7 +865,7 @@ def report_markdown(comp: Comparison, plots: Mapping[str, Path]) -> str:
     md += ["## Clean WER", ""] + wer_markdown(comp) + noise_markdown(comp) + failures_markdown(comp)
     md += bootstrap_markdown(comp) + ["## Time to accuracy", ""]
     md += [tta_markdown(comp.tta), ""] if comp.tta is not None else ["Not computed (see notes).", ""]
-    md += pl_keep_markdown(comp) + ["## Plots", ""]
+    md += pl_keep_markdown(comp) + step_time_markdown(comp) + ["## Plots", ""]
     md += [f"![{name}]({p.name})" for name, p in plots.items()] + [""]
     if comp.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in comp.notes] + [""]
@@ -858,6 +900,7 @@ def summary_dict(comp: Comparison) -> Dict[str, object]:
         "length_outside": comp.length_outside,
         "time_to_accuracy": comp.tta.as_dict() if comp.tta is not None else None,
         "pl_keep": _nested(comp.pl_keep),
+        "step_seconds": {k: st.as_dict() for k, st in comp.step_time.items()},
         "bootstrap": {f"{a} - {b}": {s: vars(r) for s, r in per_seed.items()}
                       for (a, b), per_seed in comp.bootstrap.items()},
         "curves": {r.name: {"cum_seconds": comp.curves[r].cum_seconds,

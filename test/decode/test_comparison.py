@@ -211,3 +211,27 @@ def test_bench_time_to_accuracy(cmp_dir, capsys):
     assert tta.ratios() == pytest.approx({"1": 0.5, "2": 150 / 280})
     printed = capsys.readouterr().out
     assert "| 1 | 2.50 | 5.00 | 0.50 |" in printed and "usr2 / usr1" in printed
+
+
+def test_cost_per_training_step_is_the_median_step_time_of_each_arm(cmp_dir):
+    """train_time per epoch (the reporter's mean seconds per optimiser step): the median over
+    epochs leaves out a slow first epoch; mean over seeds; warm-up and --step_cost_dirs rows."""
+    for (m, seed), factor in ((("usr2", "1"), 1.0), (("usr2", "2"), 1.2), (("usr1", "1"), 2.0), (("usr1", "2"), 2.0)):
+        exp = cmp_dir / f"{m}_seed{seed}"
+        save_checkpoint(exp, [EPOCH_SECONDS[m]] * 3, [{"acc_av": a} for a in ACC[(m, seed)]],
+                        [{"loss": 1.0, "train_time": t * factor} for t in (9.0, 0.5, 0.5)])
+    save_checkpoint(cmp_dir / "pretrain", [10.0, 10.0], [{"loss": 1.0}] * 2, [{"train_time": 0.25}] * 2)
+    out = run_report(cmp_dir, "--step_cost_dirs", f"pt={cmp_dir / 'pretrain'}")
+    steps = json.loads((out / "summary.json").read_text())["step_seconds"]
+    assert steps["usr2"]["mean"] == pytest.approx(0.55) and steps["usr2"]["n"] == 2
+    assert steps["usr1"]["mean"] == pytest.approx(1.0)
+    assert steps["pt"]["mean"] == pytest.approx(0.25)
+    assert steps["warm-up"]["n"] == 0  # its reporter has no train_time: shown as "-"
+    md = (out / "results.md").read_text()
+    assert "| usr1 | 2 | 1.000 ± 0.000 | 1.82 |" in md and "| pt | 1 | 0.250 | 0.45 |" in md
+
+
+def test_step_cost_dirs_needs_name_and_dir(cmp_dir, capsys):
+    with pytest.raises(SystemExit):
+        run_report(cmp_dir, "--step_cost_dirs", "no_equals_sign")
+    assert "expected NAME=EXP_DIR" in capsys.readouterr().err
