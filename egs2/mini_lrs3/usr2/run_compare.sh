@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+# The paper's comparisons (USR 2.0, Sec. 5: Tables 1, 10-12, Fig. 3-5) in miniature, on a
+# low-resource mini corpus: many more unlabelled than labelled clips, labelled clips much
+# shorter than the long test utterances. From ONE supervised warm-up, every method continues
+# for the same number of optimiser steps, for each seed:
+#
+#   sup       supervised only (labelled batches only)
+#   usr1      USR v1 (--semi usr1: AR pseudo-labels every step, frame-level CTC PLs)
+#   usr2      USR 2.0, mixed sampling p_AR 0.5 (the paper's default)
+#   usr2_ctc  USR 2.0, CTC-driven teacher forcing only (p_AR 0)
+#   usr2_ar   USR 2.0, autoregressive pseudo-labels only (p_AR 1)
+#
+# and the open readings of the method (issue 12, point 4), each USR 2.0 with one switch:
+#   usr2_emitting  sequence confidence (eq. 12) averaged over the emitting frames only
+#   usr2_tview     the teacher sees its own random crop and flip (USR's code), unmasked
+#   usr2_lsm       label smoothing 0.1 on the decoder's CTC-target term of eq. 5
+#   usr2_gamma_a   gamma_a = 0.5 instead of 0.75 (eq. 17-18: less weight on the teacher's
+#                  audio-visual pseudo-labels for the audio branch)
+#
+# Language knowledge (issue 14) and pre-training (issue 13) are arms of the same harness:
+#   <m>_comat  method <m> plus COMAT (comat_conf: the stage-2 LM as the PLM, plm: espnet_lm,
+#              weight --comat_weight, 1.0 as README.md documents); needs --use_lm true.
+#              E.g. sup_comat, usr2_comat.
+#   pt_<m>     method <m> continued from warmup_pt instead of warmup: the same warm-up
+#              (config, seed) started from a self-supervised encoder; needs --pretrain_config.
+#              E.g. pt_sup, pt_usr2, pt_usr2_comat.
+#
+#   ./run_compare.sh                                    # the default comparison, 3 seeds
+#   ./run_compare.sh --methods "usr2 usr2_emitting usr2_tview usr2_lsm usr2_gamma_a"
+#   ./run_compare.sh --stage 4 --seeds "1"              # more runs on the prepared data
+#   # issue 14: CTC-greedy and joint-beam WER with / without COMAT and LM fusion
+#   ./run_compare.sh --use_lm true --lm_train_text dump_cmp/pretrain/text \
+#       --methods "sup sup_comat usr2 usr2_comat" --decodes "greedy=conf/decode_greedy_att.yaml \
+#       ctc=conf/decode_greedy_ctc.yaml beam=conf/decode_mini.yaml beam_lm=conf/decode_mini_lm.yaml"
+#   # issue 13: with / without self-supervised pre-training
+#   ./run_compare.sh --pretrain_config conf/pretrain_usr2_mini.yaml --methods "sup pt_sup usr2 pt_usr2"
+#
+# Stages (each says what it writes; directories end in _cmp so the mini recipe's own
+# data/, dump/ and exp/ are untouched):
+#   1  corpus: usr2_make_mini_lrs3 with --gen_opts        -> ${corpus}
+#   2  data, mouth ROIs, tokenizer, shapes (usr2.sh 1-10) -> data_cmp/ dump_cmp/ exp_cmp/stats_*
+#      --use_lm true: the LM (usr2.sh 6-8, --lm_config) on the labelled transcripts
+#      (+ --lm_train_text)                                -> exp_cmp/lm_<lm config name>/
+#   3  supervised warm-up (usr2.sh 11), decoded (12-13)   -> exp_cmp/warmup/
+#      --pretrain_config: self-supervised pre-training on --pretrain_sets (video and audio,
+#      no text; usr2.sh 11 --pretrain_config), then the same warm-up from its encoder,
+#      decoded the same ways                             -> exp_cmp/pretrain_<config>_<sets>/,
+#                                                           exp_cmp/warmup_pt/ (a runs.tsv row)
+#   4  each method x seed from the warm-up (usr2.sh 11-13: each --decodes TAG=YAML on test
+#      and test_long)                                     -> exp_cmp/<method>_seed<k>/<TAG>/
+#   5  babble-noise sweep (A, AV; --noise_config)         -> exp_cmp/<method>_seed<k>/noise/
+#   6  report: tables, plots, failure counts, time to accuracy, seconds per training step
+#                                                         -> exp_cmp/compare/
+# exp_cmp/runs.tsv lists the runs; exp_cmp/timing.tsv the wall-clock of every stage and run
+# (pre-training apart from the warm-up that follows it: rows pretrain and warmup_pt).
+#
+# Decoding: --decodes "TAG=YAML ..." (default: greedy attention and joint beam search, the
+# report's two tags). A config that sets lm_weight > 0 decodes with shallow fusion of the
+# stage-2 LM (usr2.sh --use_lm true --lm_exp for that tag only); every other tag is decoded
+# with --use_lm false, so it stays LM-free whatever --use_lm says.
+#
+# LM text: the labelled transcripts, plus --lm_train_text (Kaldi text files). In this mini
+# setting the unlabelled clips' transcripts (dump_cmp/pretrain/text) may serve as external LM
+# text, and the issue-14 command above uses them: they never reach the recognition model as
+# labels (semi-supervised training reads only their audio and video), and the generator never
+# repeats a training sentence in test or test_long, so the LM sees no test sentence -- text of
+# the domain as LRS3's own transcripts or a text corpus would be for the real recipe.
+set -euo pipefail
+
+seeds="1 2 3"
+methods="sup usr1 usr2 usr2_ctc usr2_ar"
+stage=1
+stop_stage=6
+# corpus: 220 trainval clips (200 labelled + 20 valid), 1000 unlabelled (1:5), 60 test clips
+# of 3-8 words, 40 long test clips of 24-32 words (3-4x the longest labelled clip)
+gen_opts="--n_pretrain 1000 --n_trainval 220 --n_test 60 --n_long 40"
+corpus=downloads/mini_lrs3_lowres
+nbpe=64
+# the step budget of every continuation: steps_per_epoch x epochs optimiser steps
+steps_per_epoch=25
+epochs=8
+warmup_config=conf/train_usr2_mini_sup.yaml
+train_config=conf/train_usr2_mini.yaml
+decodes="greedy=conf/decode_greedy_att.yaml beam=conf/decode_mini.yaml"
+noise_config=conf/decode_mini.yaml  # the babble-noise sweep decodes with the beam search
+snrs="10 5 0 -5"
+use_lm=false      # true: train an LM in stage 2 (needed by _comat methods and lm_weight decodes)
+lm_config=conf/train_lm_mini.yaml
+lm_train_text=""  # Kaldi text files added to the labelled transcripts for the LM
+lm_args=""        # extra espnet2.bin.lm_train arguments
+comat_weight=1.0  # COMAT's weight in each modality's labelled loss (README.md, COMAT)
+pretrain_config=""  # self-supervised pre-training before a second warm-up, warmup_pt (stage 3)
+pretrain_sets="trainval_train pretrain"  # labelled + unlabelled video and audio, no text
+pretrain_args=""  # extra usr2_train arguments of the pre-training
+jobs=2            # runs trained at the same time (each with train_nthreads threads)
+train_nthreads=1
+warmup_nthreads=$(( $(nproc) < 4 ? $(nproc) : 4 ))  # the warm-up trains alone
+nj=2              # mouth-ROI extraction jobs
+valid_size=20
+warmup_args=""    # extra usr2_train arguments of the warm-up
+train_args=""     # extra usr2_train arguments of every continuation
+batch_frames=600  # labelled and unlabelled frames per semi-supervised step
+sup_batch_size=8  # labelled clips per supervised step (about batch_frames of labelled clips)
+datadir=data_cmp
+dumpdir=dump_cmp
+expdir=exp_cmp
+help_message="Usage: $0 [options]
+  --stage N / --stop_stage N   stages to run [${stage} / ${stop_stage}]
+  --seeds \"1 2 3\"              training seeds of the continuations [${seeds}]
+  --methods \"...\"              methods (see the head of this script) [${methods}]
+  --gen_opts \"...\"             corpus sizes (usr2_make_mini_lrs3 options) [${gen_opts}]
+  --corpus DIR                 where the corpus is generated [${corpus}]
+  --steps_per_epoch N          optimiser steps per epoch of a continuation [${steps_per_epoch}]
+  --epochs N                   epochs of a continuation (validated after each) [${epochs}]
+  --warmup_config YAML         supervised warm-up [${warmup_config}]
+  --train_config YAML          continuation (model = the warm-up's) [${train_config}]
+  --decodes \"TAG=YAML ...\"     decodings of every run, each in <run>/<TAG>/ [${decodes}]
+                               (a config with lm_weight > 0 fuses the stage-2 LM: needs --use_lm true)
+  --noise_config YAML          decoding of the babble-noise sweep [${noise_config}]
+  --snrs \"10 5 0 -5\"           babble-noise SNRs (dB); empty skips stage 5 [${snrs}]
+  --use_lm true|false          train an LM in stage 2 (usr2.sh 6-8) for COMAT and fusion [${use_lm}]
+  --lm_config YAML             its ESPnet LM config [${lm_config}]
+  --lm_train_text \"F1 F2\"      Kaldi text files added to the labelled transcripts [${lm_train_text}]
+                               (e.g. dump_cmp/pretrain/text, the unlabelled clips' transcripts)
+  --lm_args \"...\"              extra espnet2.bin.lm_train arguments [${lm_args}]
+  --comat_weight X             COMAT weight of the <m>_comat methods [${comat_weight}]
+  --pretrain_config YAML       pre-train an encoder and run a second warm-up, warmup_pt, from it
+                               (stage 3), for the pt_<m> methods [${pretrain_config}]
+  --pretrain_sets \"A B\"        sets pre-training reads (no text) [${pretrain_sets}]
+  --pretrain_args \"...\"        extra usr2_train arguments of the pre-training [${pretrain_args}]
+  --jobs N                     continuations trained at the same time [${jobs}]
+  --train_nthreads N           CPU threads per continuation [${train_nthreads}]
+  --warmup_nthreads N          CPU threads of the warm-up [${warmup_nthreads}]
+  --nj N                       mouth-ROI extraction jobs [${nj}]
+  --valid_size N               trainval clips held out for validation [${valid_size}]
+  --nbpe N                     SentencePiece vocabulary [${nbpe}]
+  --warmup_args / --train_args \"...\"  extra usr2_train arguments [] []
+  --batch_frames N             labelled (and unlabelled) frames per semi-supervised step [${batch_frames}]
+  --sup_batch_size N           labelled clips per step of 'sup' [${sup_batch_size}]
+  --datadir / --dumpdir / --expdir DIR  [${datadir} / ${dumpdir} / ${expdir}]"
+. utils/parse_options.sh
+[ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; echo "${help_message}" >&2; exit 1; }
+
+. ./path.sh
+log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run_compare.sh) $*"; }
+die() { echo "run_compare.sh: error: $*" >&2; exit 1; }
+
+# base_method METHOD: the method without its pt_ prefix and _comat suffix (see the head)
+base_method() {
+    local m="${1#pt_}"
+    echo "${m%_comat}"
+}
+# method_opts METHOD: usr2.sh options that make METHOD a supervised or semi-supervised run
+method_opts() {
+    case "$(base_method "$1")" in
+        sup)  echo "--unlabelled_sets=" ;;
+        usr1) echo "--semi_type usr1" ;;
+        usr2*) echo "--semi_type usr2" ;;
+    esac
+}
+# method_train_args METHOD SEED: its usr2_train arguments (same model, data and step budget)
+method_train_args() {
+    local common="--seed $2 --num_iters_per_epoch ${steps_per_epoch} --max_epoch ${epochs} ${train_args}"
+    local u2="${common} --semi_conf seed=$2"  # USR 2.0's draws (AR or CTC-driven step) follow the seed
+    local args
+    case "$(base_method "$1")" in
+        sup)           args="${common} --semi none --batch_type sorted --batch_size ${sup_batch_size}" ;;
+        usr1)          args="${common}" ;;
+        usr2)          args="${u2} --semi_conf p_ar=0.5" ;;
+        usr2_ctc)      args="${u2} --semi_conf p_ar=0.0" ;;
+        usr2_ar)       args="${u2} --semi_conf p_ar=1.0" ;;
+        usr2_emitting) args="${u2} --semi_conf ctc_confidence_average=emitting" ;;
+        usr2_tview)    args="${u2} --semi_conf teacher_view=augmented" ;;
+        usr2_lsm)      args="${u2} --semi_conf ctc_target_lsm_weight=0.1" ;;
+        usr2_gamma_a)  args="${u2} --semi_conf unlabelled_weights.a=0.5" ;;
+        *) die "unknown method '$1' (see the head of $0)" ;;
+    esac
+    # COMAT: the stage-2 LM reads the transcripts; its hidden states are the PLM targets
+    if [[ "$1" == *_comat ]]; then
+        args+=" --comat_conf plm=espnet_lm --comat_conf lm_train_config=${lm_exp}/config.yaml"
+        args+=" --comat_conf lm_file=${lm_file} --comat_conf weight=${comat_weight}"
+    fi
+    echo "${args}"
+}
+# warmup_of METHOD: the warm-up it continues from
+warmup_of() {
+    [[ "$1" == pt_* ]] && echo warmup_pt || echo warmup
+}
+
+case "${use_lm}" in true | false) ;; *) die "--use_lm must be true or false (got '${use_lm}')" ;; esac
+# the LM directory usr2.sh stages 6-8 write (its default: <expdir>/lm_<config name>)
+lm_exp="${expdir}/lm_$(basename "${lm_config}" .yaml)"
+lm_file=""  # its model file, known once stage 2 trained it
+[ -z "${pretrain_config}" ] || [ -f "${pretrain_config}" ] || die "--pretrain_config ${pretrain_config} does not exist"
+pt_exp="${expdir}/pretrain_$(basename "${pretrain_config:-none}" .yaml)_$(echo ${pretrain_sets} | tr ' ' '+')"
+for m in ${methods}; do
+    method_train_args "${m}" 1 >/dev/null  # unknown names fail before any work
+    [[ "${m}" != *_comat ]] || [ "${use_lm}" = true ] \
+        || die "method ${m} distils the stage-2 LM (COMAT): give --use_lm true"
+    [[ "${m}" != pt_* ]] || [ -n "${pretrain_config}" ] \
+        || die "method ${m} continues from the pre-trained warm-up: give --pretrain_config (e.g. conf/pretrain_usr2_mini.yaml)"
+done
+
+# --decodes: tags in order, each one's config, and whether it fuses the LM (lm_weight > 0)
+decode_tags=()
+declare -A decode_config=() decode_lm=()
+for d in ${decodes}; do
+    t="${d%%=*}"
+    cfg="${d#*=}"
+    [[ "${d}" == *=* && "${t}" =~ ^[A-Za-z0-9_]+$ && -n "${cfg}" ]] \
+        || die "--decodes: '${d}' is not TAG=YAML (a tag of letters, digits and _)"
+    [ "${t}" != noise ] || die "--decodes: tag 'noise' is the noise sweep's directory"
+    [ -z "${decode_config[${t}]+x}" ] || die "--decodes: tag '${t}' is given twice"
+    [ -f "${cfg}" ] || die "--decodes: the config of ${t}, ${cfg}, does not exist"
+    decode_tags+=("${t}")
+    decode_config[${t}]="${cfg}"
+    decode_lm[${t}]="$(python3 -c 'import sys, yaml
+conf = yaml.safe_load(open(sys.argv[1])) or {}
+print(str(float(conf.get("lm_weight") or 0) > 0).lower())' "${cfg}")" || die "--decodes: cannot read ${cfg}"
+    [ "${decode_lm[${t}]}" = false ] || [ "${use_lm}" = true ] \
+        || die "--decodes: ${t}'s config ${cfg} sets lm_weight > 0 (shallow fusion): give --use_lm true"
+done
+[ "${#decode_tags[@]}" -gt 0 ] || die "--decodes is empty"
+
+export MINI_LRS3="${corpus}"
+mkdir -p "${expdir}"
+timing="${expdir}/timing.tsv"
+[ -f "${timing}" ] || printf 'what\tseconds\n' >"${timing}"
+# record NAME SECONDS: a row of timing.tsv
+record() { printf '%s\t%d\n' "$1" "$2" >>"${timing}"; }
+# timed NAME CMD...: run CMD and append its wall-clock seconds to timing.tsv
+timed() {
+    local name="$1" t0=${SECONDS}
+    shift
+    "$@"
+    record "${name}" $(( SECONDS - t0 ))
+}
+manifest="${expdir}/runs.tsv"
+# manifest_add METHOD SEED DIR: a row of runs.tsv (once)
+manifest_add() {
+    [ -f "${manifest}" ] || printf 'method\tseed\texp_dir\n' >"${manifest}"
+    grep -q "^$1	$2	" "${manifest}" || printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"${manifest}"
+}
+
+# usr2.sh with the options every stage of the comparison shares
+usr2() {
+    ./usr2.sh --datadir "${datadir}" --dumpdir "${dumpdir}" --expdir "${expdir}" \
+        --local_data_opts "--long_test true --valid_from trainval --valid_size ${valid_size} --datadir ${datadir}" \
+        --labelled_sets trainval_train --unlabelled_sets pretrain --valid_set valid \
+        --test_sets "test test_long" --min_frames 10 --max_frames 1000 --nbpe "${nbpe}" \
+        --nj "${nj}" --inference_nj 1 --train_nthreads "${train_nthreads}" \
+        --labelled_batch_frames "${batch_frames}" --unlabelled_batch_frames "${batch_frames}" "$@"
+}
+
+# decode_run TAG: every --decodes config on test and test_long, in exp_cmp/TAG/<decode tag>/;
+# the LM only where the config fuses it
+decode_run() {
+    local t lm_opts
+    for t in "${decode_tags[@]}"; do
+        lm_opts=(--use_lm false)
+        [ "${decode_lm[${t}]}" = false ] || lm_opts=(--use_lm true --lm_exp "${lm_exp}")
+        usr2 --stage 12 --stop_stage 13 --tag "$1" --train_config "${train_config}" \
+            --inference_config "${decode_config[${t}]}" --inference_tag "${t}" "${lm_opts[@]}"
+    done
+}
+
+# model_of DIR: the model file a run's config selects
+model_of() {
+    python3 -m espnet_usr2.utils.model_selection --exp_dir "$1"
+}
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+    log "Stage 1: the low-resource mini corpus (${gen_opts}) -> ${corpus}"
+    # shellcheck disable=SC2086
+    timed corpus python3 -m espnet_usr2.bin.usr2_make_mini_lrs3 --out "${corpus}" --seed 0 --nj "${nj}" \
+        --log_level WARNING ${gen_opts}
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+    log "Stage 2: data dirs, mouth ROIs, tokenizer and shapes (usr2.sh stages 1-10) -> ${datadir} ${dumpdir} ${expdir}"
+    timed prepare usr2 --stage 1 --stop_stage 10 --tag prepare --train_config "${train_config}"
+    if [ "${use_lm}" = true ]; then
+        log "Stage 2: LM (usr2.sh stages 6-8, ${lm_config}) on the labelled transcripts${lm_train_text:+ + ${lm_train_text}}" \
+            "-> ${lm_exp}"
+        timed lm usr2 --stage 6 --stop_stage 8 --tag lm --use_lm true --lm_config "${lm_config}" \
+            --lm_train_text "${lm_train_text}" --lm_args "${lm_args}"
+        [ -f "${lm_exp}/config.yaml" ] || die "usr2.sh stages 6-8 left no LM in ${lm_exp}"
+    fi
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+    log "Stage 3: supervised warm-up (${warmup_config}) -> ${expdir}/warmup"
+    # shellcheck disable=SC2086
+    timed warmup usr2 --stage 11 --stop_stage 11 --tag warmup --unlabelled_sets= --train_config "${warmup_config}" \
+        --train_nthreads "${warmup_nthreads}" --train_args "${warmup_args}"
+    timed decode_warmup decode_run warmup
+    if [ -n "${pretrain_config}" ]; then
+        log "Stage 3: pre-training (${pretrain_config}) on ${pretrain_sets} -> ${pt_exp}, then the same warm-up" \
+            "from its encoder -> ${expdir}/warmup_pt"
+        t0=$(date +%s)
+        usr2 --stage 11 --stop_stage 11 --tag warmup_pt --unlabelled_sets= --train_config "${warmup_config}" \
+            --train_nthreads "${warmup_nthreads}" --train_args "${warmup_args}" \
+            --pretrain_config "${pretrain_config}" --pretrain_sets "${pretrain_sets}" --pretrain_args "${pretrain_args}"
+        # the encoder file ends pre-training: wall-clock before it is pre-training, after it the warm-up
+        t_pt=$(stat -c %Y "${pt_exp}/encoder/encoder.pth") || die "pre-training wrote no ${pt_exp}/encoder/encoder.pth"
+        record pretrain $(( t_pt - t0 ))
+        record warmup_pt $(( $(date +%s) - t_pt ))
+        timed decode_warmup_pt decode_run warmup_pt
+        # a row like a method's (one run, the warm-up config's seed): its WER, noise and step cost
+        manifest_add warmup_pt "$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["seed"])' \
+            "${expdir}/warmup_pt/config.yaml")" warmup_pt
+    fi
+fi
+
+# one continuation: train (11), decode (12-13); its log in exp_cmp/<tag>.log
+run_one() {
+    local m="$1" seed="$2" tag="$1_seed$2" init
+    init="$(model_of "${expdir}/$(warmup_of "${m}")")"
+    # shellcheck disable=SC2046
+    { timed "train_${tag}" usr2 --stage 11 --stop_stage 11 --tag "${tag}" --train_config "${train_config}" \
+          --init_param "${init}" $(method_opts "${m}") --train_args "$(method_train_args "${m}" "${seed}")" \
+      && timed "decode_${tag}" decode_run "${tag}"; } >"${expdir}/${tag}.log" 2>&1
+}
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+    for m in ${methods}; do
+        [ -d "${expdir}/$(warmup_of "${m}")" ] || die "no warm-up in ${expdir}/$(warmup_of "${m}") for ${m} (stage 3)"
+        if [[ "${m}" == *_comat ]] && [ -z "${lm_file}" ]; then
+            lm_file="$(model_of "${lm_exp}")" || die "no LM in ${lm_exp} for ${m} (stage 2 with --use_lm true)"
+        fi
+    done
+    log "Stage 4: ${methods} x seeds ${seeds}, ${steps_per_epoch} x ${epochs} steps each from $(model_of "${expdir}/warmup")" \
+        "$([ -z "${pretrain_config}" ] || echo "(pt_*: from $(model_of "${expdir}/warmup_pt"))")," \
+        "${jobs} at a time -> ${expdir}/<method>_seed<k>"
+    failed=0
+    for seed in ${seeds}; do  # seed-major: a stopped comparison still has every method of its first seeds
+        for m in ${methods}; do
+            while [ "$(jobs -rp | wc -l)" -ge "${jobs}" ]; do wait -n || failed=$((failed + 1)); done
+            log "  ${m} seed ${seed} (log: ${expdir}/${m}_seed${seed}.log)"
+            manifest_add "${m}" "${seed}" "${m}_seed${seed}"
+            run_one "${m}" "${seed}" &
+        done
+    done
+    while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=$((failed + 1)); done
+    [ "${failed}" -eq 0 ] || die "${failed} runs failed: see the logs in ${expdir}/*_seed*.log"
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${snrs}" ]; then
+    log "Stage 5: babble noise at ${snrs} dB for A and AV (${noise_config}) -> ${expdir}/<run>/noise"
+    tail -n +2 "${manifest}" | while IFS=$'\t' read -r m seed dir; do
+        exp="${expdir}/${dir}"
+        [ -f "${exp}/noise/done" ] && continue
+        # shellcheck disable=SC2086
+        timed "noise_${dir}" python3 -m espnet_usr2.decode.noise_sweep --data_dir "${dumpdir}/test" \
+            --work_dir "${exp}/noise" --train_config "${exp}/config.yaml" --model_file "$(model_of "${exp}")" \
+            --snrs ${snrs} --config "${noise_config}" --batch_size 20 >"${exp}/noise.log" 2>&1 \
+            || die "noise sweep of ${exp} failed: see ${exp}/noise.log"
+        touch "${exp}/noise/done"
+    done
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+    log "Stage 6: report -> ${expdir}/compare"
+    step_cost=()  # the pre-training's seconds per step beside the methods'
+    [ -z "${pretrain_config}" ] || [ ! -f "${pt_exp}/checkpoint.pth" ] || step_cost=(--step_cost_dirs "pretrain=${pt_exp}")
+    python3 -m espnet_usr2.bin.usr2_compare_report --manifest "${manifest}" --ref_dir "${dumpdir}" \
+        --warmup_dir "${expdir}/warmup" --decode_tags "${decode_tags[@]}" --bootstrap_tag "${decode_tags[0]}" \
+        --sets test test_long --out_dir "${expdir}/compare" "${step_cost[@]}"
+    log "Wall-clock per stage and run (${timing}): $(awk -F'\t' 'NR > 1 { s += $2 } END { printf "%d min in all", s / 60 }' "${timing}")"
+    cat "${expdir}/compare/results.md"
+fi

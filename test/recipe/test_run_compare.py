@@ -1,0 +1,188 @@
+"""The comparison harness egs2/mini_lrs3/usr2/run_compare.sh end to end, in miniature: a tiny
+corpus, one seed, four methods continued from the supervised warm-ups under the same step
+budget -- supervised only, USR v1, USR 2.0 with COMAT (the stage-2 LM as its PLM) and USR 2.0
+from the warm-up that started from a self-supervised encoder (issues 12-14) --, decoded
+greedily and by beam search with LM fusion, one babble-noise SNR, and the report. The real
+comparisons (3 seeds, the low-resource corpus) are in egs2/mini_lrs3/usr2/README.md; this
+checks the plumbing.
+
+Marked ``recipe``: ``pytest -m "not recipe"`` leaves it out of a quick run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "egs2" / "mini_lrs3" / "usr2"
+GEN_OPTS = ("--n_pretrain 10 --n_trainval 18 --n_test 4 --n_long 2 --n_speakers 3 --n_test_speakers 2 "
+            "--max_words 5 --long_min_words 8 --long_max_words 10 --size 128")
+METHODS = ("sup", "usr1", "usr2_comat", "pt_usr2")
+SEMI = {"sup": None, "usr1": "usr1", "usr2_comat": "usr2", "pt_usr2": "usr2"}
+STEPS_PER_EPOCH, EPOCHS = 2, 2
+# the LM decode is the recipe's own config (beam 10, lm_weight 0.3); greedy never fuses
+DECODES = {"greedy": "conf/decode_greedy_att.yaml", "beam_lm": "conf/decode_mini_lm.yaml"}
+LM_DIR = "lm_train_lm_tiny"
+PT_DIR = "pretrain_pretrain_ci_trainval_train+pretrain"
+
+pytestmark = pytest.mark.recipe
+
+
+def _recipe_copy(dst: Path) -> Path:
+    """The recipe directory with every entry linked and its outputs in a temporary place."""
+    dst.mkdir(parents=True)
+    for entry in RECIPE.iterdir():
+        if not entry.name.startswith(("downloads", "data", "dump", "exp", ".")):
+            (dst / entry.name).symlink_to(entry.resolve())
+    return dst
+
+
+def _run_compare(recipe: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "local"}
+    return subprocess.run(["./run_compare.sh", *args], cwd=recipe, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _ci_pretrain_config(path: Path) -> Path:
+    """The tiny pre-training config with the CI warm-up's frontends and encoder (its encoder
+    file must load into that warm-up), one short epoch."""
+    sup = yaml.safe_load((RECIPE / "conf" / "train_usr2_ci_sup.yaml").read_text())
+    conf = yaml.safe_load((RECIPE / "conf" / "pretrain_usr2_tiny.yaml").read_text())
+    for part in ("audio_frontend", "video_frontend", "fusion", "encoder"):
+        conf[part], conf[f"{part}_conf"] = sup[part], sup.get(f"{part}_conf", {})
+    conf.update(max_epoch=1, batch_size=8)
+    conf["scheduler_conf"]["warmup_epochs"] = 0.5
+    path.write_text(yaml.safe_dump(conf))
+    return path
+
+
+@pytest.fixture(scope="module")
+def compare_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    recipe = _recipe_copy(root / "usr2")
+    decodes = " ".join(f"{t}={c}" for t, c in DECODES.items())
+    t0 = time.time()
+    proc = _run_compare(
+        recipe, "--gen_opts", GEN_OPTS, "--seeds", "1", "--methods", " ".join(METHODS),
+        "--steps_per_epoch", str(STEPS_PER_EPOCH), "--epochs", str(EPOCHS), "--valid_size", "4", "--nbpe", "40",
+        "--warmup_config", "conf/train_usr2_ci_sup.yaml", "--train_config", "conf/train_usr2_ci.yaml",
+        "--decodes", decodes, "--noise_config", "conf/decode_ci.yaml", "--snrs", "0", "--batch_frames", "300",
+        "--jobs", "2", "--use_lm", "true", "--lm_config", "conf/train_lm_tiny.yaml",
+        "--lm_train_text", "dump_cmp/pretrain/text", "--pretrain_config", str(_ci_pretrain_config(root / "pretrain_ci.yaml")))
+    (recipe / "compare_run.log").write_text(proc.stdout + proc.stderr)
+    print(f"run_compare.sh miniature: {time.time() - t0:.0f} s wall", file=sys.stderr)
+    logs = "".join(p.read_text()[-2000:] for p in (recipe / "exp_cmp").glob("*_seed*.log"))
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:], logs)
+    return recipe, proc.stdout
+
+
+def _rows(exp: Path):
+    return [line.split("\t") for line in (exp / "runs.tsv").read_text().splitlines()]
+
+
+def test_every_method_continues_from_its_warmup_under_the_same_budget(compare_run):
+    recipe, _ = compare_run
+    exp = recipe / "exp_cmp"
+    rows = _rows(exp)
+    assert rows[0] == ["method", "seed", "exp_dir"]
+    assert sorted(r[0] for r in rows[1:]) == sorted(METHODS + ("warmup_pt",))
+    for method, seed, run in rows[1:]:
+        if method == "warmup_pt":  # the second warm-up: one run, the warm-up config's seed
+            assert (seed, run) == ("42", "warmup_pt")
+            continue
+        config = yaml.safe_load((exp / run / "config.yaml").read_text())
+        assert seed == "1"
+        assert (config["num_iters_per_epoch"], config["max_epoch"], config["seed"]) == (STEPS_PER_EPOCH, EPOCHS, 1)
+        assert config["semi"] == SEMI[method], method
+        warmup = "warmup_pt" if method.startswith("pt_") else "warmup"
+        init = [Path(p) for p in config["init_param"]]
+        assert len(init) == 1 and init[0].parent.name == warmup and (recipe / init[0]).is_file(), (method, init)
+        if method.endswith("usr2"):
+            assert config["semi_conf"]["p_ar"] == 0.5 and config["semi_conf"]["seed"] == 1
+
+
+def test_comat_distils_the_stage_2_lm(compare_run):
+    recipe, _ = compare_run
+    exp = recipe / "exp_cmp"
+    lm = exp / LM_DIR
+    # LM text: the labelled transcripts and --lm_train_text (the unlabelled clips' transcripts)
+    n_text = sum(len((recipe / "dump_cmp" / s / "text").read_text().splitlines()) for s in ("trainval_train", "pretrain"))
+    assert len((lm / "data" / "train.txt").read_text().splitlines()) == n_text
+    assert float((lm / "perplexity_valid" / "ppl").read_text()) > 1
+    lm_file = next(lm.glob("valid.*.pth"))
+    config = yaml.safe_load((exp / "usr2_comat_seed1" / "config.yaml").read_text())
+    assert config["comat_conf"]["plm"] == "espnet_lm" and config["comat_conf"]["weight"] == 1.0
+    assert Path(config["comat_conf"]["lm_file"]) == lm_file.relative_to(recipe)
+    assert Path(config["comat_conf"]["lm_train_config"]) == (lm / "config.yaml").relative_to(recipe)
+    assert "loss_comat_av=" in (exp / "usr2_comat_seed1" / "train.log").read_text()
+    for method in ("sup", "usr1", "pt_usr2"):
+        assert not yaml.safe_load((exp / f"{method}_seed1" / "config.yaml").read_text()).get("comat_conf"), method
+
+
+def test_warmup_pt_starts_from_the_pretrained_encoder(compare_run):
+    recipe, _ = compare_run
+    exp = recipe / "exp_cmp"
+    assert yaml.safe_load((exp / PT_DIR / "config.yaml").read_text())["model"] == "usr2_pretrain"
+    encoder = exp / PT_DIR / "encoder" / "encoder.pth"
+    assert f"--init_param {encoder.relative_to(recipe)}" in (exp / "warmup_pt" / "train.log").read_text()
+    assert "--init_param" not in (exp / "warmup" / "train.log").read_text().splitlines()[0]  # from scratch
+
+
+def test_every_run_is_decoded_each_way_the_lm_only_where_fused(compare_run):
+    recipe, _ = compare_run
+    exp = recipe / "exp_cmp"
+    assert yaml.safe_load((recipe / DECODES["beam_lm"]).read_text())["lm_weight"] > 0
+    for run in [f"{m}_seed1" for m in METHODS] + ["warmup", "warmup_pt"]:
+        for tag in DECODES:
+            for s, n in (("test", 4), ("test_long", 2)):
+                logs = "".join(p.read_text() for p in (exp / run / tag / s / "logdir").glob("decode.*.log"))
+                fused = "shallow fusion: language model" in logs
+                assert fused == (tag == "beam_lm"), (run, tag, s)
+                for m in ("audio", "video", "audiovisual"):
+                    hyp = exp / run / tag / s / m / "text"
+                    assert len(hyp.read_text().splitlines()) == n, hyp
+    for run in [f"{m}_seed1" for m in METHODS] + ["warmup_pt"]:
+        for m in ("audio", "audiovisual"):
+            assert len((exp / run / "noise" / "decode" / "snr0" / m / "text").read_text().splitlines()) == 4
+
+
+def test_the_report_has_a_row_per_method_the_step_cost_and_the_timing(compare_run):
+    recipe, stdout = compare_run
+    out = recipe / "exp_cmp" / "compare"
+    results = (out / "results.md").read_text()
+    for method in METHODS + ("warmup_pt",):
+        assert f"| {method} " in results, method
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["wer"]["test"]) == set(DECODES)
+    steps = summary["step_seconds"]
+    for name in METHODS + ("warmup_pt", "warm-up", "pretrain"):
+        assert steps[name]["mean"] > 0, name
+    assert list(out.glob("*.png")), "no plots"
+    timing = dict(line.split("\t") for line in (recipe / "exp_cmp" / "timing.tsv").read_text().splitlines()[1:])
+    for what in ("corpus", "prepare", "lm", "warmup", "pretrain", "warmup_pt", "decode_warmup_pt",
+                 "train_usr2_comat_seed1", "decode_sup_seed1", "noise_usr1_seed1"):
+        assert int(timing[what]) >= 0, what
+    assert "min in all" in stdout
+
+
+@pytest.mark.parametrize("args, error", [
+    (("--methods", "usr2_comat"), "give --use_lm true"),
+    (("--methods", "pt_usr2"), "give --pretrain_config"),
+    (("--methods", "usr3"), "unknown method 'usr3'"),
+    (("--decodes", "beam_lm=conf/decode_mini_lm.yaml"), "sets lm_weight > 0 (shallow fusion): give --use_lm true"),
+    (("--decodes", "greedy"), "'greedy' is not TAG=YAML"),
+    (("--decodes", "a=conf/decode_mini.yaml a=conf/decode_ci.yaml"), "tag 'a' is given twice"),
+    (("--decodes", "b=conf/no_such.yaml"), "conf/no_such.yaml, does not exist"),
+])
+def test_bad_arms_fail_before_any_work(tmp_path, args, error):
+    recipe = _recipe_copy(tmp_path / "usr2")
+    proc = _run_compare(recipe, *args, timeout=120)
+    assert proc.returncode != 0 and error in proc.stderr, proc.stderr
+    assert not (recipe / "exp_cmp").exists()
