@@ -706,15 +706,7 @@ def plot_panels(panels: Sequence[Panel], path: PathLike, xlabel: str, title: str
         ax.set_xlabel(xlabel)
         ax.set_ylabel(panel.ylabel)
         ax.grid(True, alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="method (mean ± std)", loc="center right")
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0.0, 0.0, 0.84, 1.0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return rb.save_figure(fig, path, axes[0][0], "method (mean ± std)", title, legend_width=0.16)
 
 
 def curve_series(comp: Comparison, metric: str) -> Series:

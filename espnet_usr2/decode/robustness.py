@@ -299,6 +299,26 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: PathLike, legend_ax=None, legend_title: str = "", title: str = "",
+                legend_width: float = 0.14) -> Path:
+    """Write ``fig`` to ``path`` (parents created) and close it; with ``legend_ax``, one figure
+    legend of that axes' lines at the right (outside the panels, where it hides no point) and
+    ``title`` over all panels."""
+    plt = _pyplot()
+    if legend_ax is not None:
+        handles, labels = legend_ax.get_legend_handles_labels()
+        fig.legend(handles, labels, title=legend_title, loc="center right")
+        fig.suptitle(title)
+        fig.tight_layout(rect=(0.0, 0.0, 1.0 - legend_width, 1.0))
+    else:
+        fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_wer_vs_length(table: LengthTable, path: PathLike, title: str = "WER vs input length") -> Path:
     """One line per condition over the length buckets; x ticks show the bucket sizes."""
     plt = _pyplot()
@@ -316,12 +336,7 @@ def plot_wer_vs_length(table: LengthTable, path: PathLike, title: str = "WER vs 
     ax.grid(True, alpha=0.3)
     # outside the axes: a legend inside would hide points of some line sooner or later
     ax.legend(title="modality / decoding", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_wer_vs_snr(table: NoiseTable, path: PathLike, title: str = "WER vs SNR (babble noise)") -> Path:
@@ -347,15 +362,7 @@ def plot_wer_vs_snr(table: NoiseTable, path: PathLike, title: str = "WER vs SNR 
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
     axes[0][0].set_ylabel("WER (%)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="modality / decoding", loc="center right")
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0.0, 0.0, 0.86, 1.0))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, axes[0][0], "modality / decoding", title)
 
 
 # =========================================================================== noise mixing
