@@ -45,7 +45,8 @@
 #      --pretrain_config: self-supervised pre-training on --pretrain_sets (video and audio,
 #      no text; usr2.sh 11 --pretrain_config), then the same warm-up from its encoder,
 #      decoded the same ways                             -> exp_cmp/pretrain_<config>_<sets>/,
-#                                                           exp_cmp/warmup_pt/ (a runs.tsv row)
+#                                                           exp_cmp/warmup_pt/ (a runs.tsv row
+#                                                           after stage 4's)
 #   4  each method x seed from the warm-up (usr2.sh 11-13: each --decodes TAG=YAML on test
 #      and test_long)                                     -> exp_cmp/<method>_seed<k>/<TAG>/
 #   5  babble-noise sweep (A, AV; --noise_config)         -> exp_cmp/<method>_seed<k>/noise/
@@ -306,9 +307,6 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
         record pretrain $(( t_pt - t0 ))
         record warmup_pt $(( $(date +%s) - t_pt ))
         timed decode_warmup_pt decode_run warmup_pt
-        # a row like a method's (one run, the warm-up config's seed): its WER, noise and step cost
-        manifest_add warmup_pt "$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["seed"])' \
-            "${expdir}/warmup_pt/config.yaml")" warmup_pt
     fi
 fi
 
@@ -343,6 +341,12 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     done
     while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=$((failed + 1)); done
     [ "${failed}" -eq 0 ] || die "${failed} runs failed: see the logs in ${expdir}/*_seed*.log"
+    if [ -n "${pretrain_config}" ]; then
+        # the second warm-up, a row like a method's after them (one run, the warm-up config's
+        # seed): its WER, noise and step cost in the report beside the warm-up's
+        manifest_add warmup_pt "$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["seed"])' \
+            "${expdir}/warmup_pt/config.yaml")" warmup_pt
+    fi
 fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${snrs}" ]; then
@@ -362,10 +366,11 @@ fi
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     log "Stage 6: report -> ${expdir}/compare"
     step_cost=()  # the pre-training's seconds per step beside the methods'
+    # shellcheck disable=SC2086
     [ -z "${pretrain_config}" ] || [ ! -f "${pt_exp}/checkpoint.pth" ] || step_cost=(--step_cost_dirs "pretrain=${pt_exp}")
     python3 -m espnet_usr2.bin.usr2_compare_report --manifest "${manifest}" --ref_dir "${dumpdir}" \
         --warmup_dir "${expdir}/warmup" --decode_tags "${decode_tags[@]}" --bootstrap_tag "${decode_tags[0]}" \
-        --sets test test_long --out_dir "${expdir}/compare" "${step_cost[@]}"
+        --sets test test_long --snrs ${snrs} --out_dir "${expdir}/compare" "${step_cost[@]}"
     log "Wall-clock per stage and run (${timing}): $(awk -F'\t' 'NR > 1 { s += $2 } END { printf "%d min in all", s / 60 }' "${timing}")"
     cat "${expdir}/compare/results.md"
 fi
