@@ -43,10 +43,12 @@ class StudentAugmentation(nn.Module):
         self.audio_mask = (round(audio_mask_max_s * sample_rate), round(audio_mask_every_s * sample_rate))
 
     # ------------------------------------------------------------------ video
-    def video_view(self, video: torch.Tensor, lengths: torch.Tensor, augment: bool) -> torch.Tensor:
-        """(B, T, H, W) -> (B, T, crop, crop): random crop + flip + masking, or the centre crop."""
+    def video_view(self, video: torch.Tensor, lengths: torch.Tensor, augment: bool,
+                   time_masking: bool = True) -> torch.Tensor:
+        """(B, T, H, W) -> (B, T, crop, crop): random crop + flip + masking (no masking with
+        ``time_masking=False``), or the centre crop."""
         video = self.crop_and_flip(video, augment)
-        return time_mask(video, lengths, *self.video_mask) if augment else video
+        return time_mask(video, lengths, *self.video_mask) if augment and time_masking else video
 
     def crop_and_flip(self, video: torch.Tensor, augment: bool) -> torch.Tensor:
         """(B, T, H, W) -> (B, T, crop, crop): random crop + flip per clip, or the centre crop.
@@ -70,9 +72,11 @@ class StudentAugmentation(nn.Module):
         return torch.stack(crops)
 
     # ------------------------------------------------------------------ audio
-    def audio_view(self, speech: torch.Tensor, lengths: torch.Tensor, augment: bool) -> torch.Tensor:
-        """(B, S) -> (B, S): temporal zero-masking when augmenting, unchanged otherwise."""
-        if not augment:
+    def audio_view(self, speech: torch.Tensor, lengths: torch.Tensor, augment: bool,
+                   time_masking: bool = True) -> torch.Tensor:
+        """(B, S) -> (B, S): temporal zero-masking when augmenting (audio augmentation is
+        masking only), unchanged otherwise or with ``time_masking=False``."""
+        if not (augment and time_masking):
             return speech
         return time_mask(speech, lengths, *self.audio_mask)
 

@@ -265,15 +265,11 @@ class ESPnetUSR2Model(AbsESPnetModel):
         video_feats = audio_feats = None
         if needs_video(modalities):
             _require(video, video_lengths, "video", modalities)
-            if augment and not time_masking:
-                video = self.augmentation.crop_and_flip(video, augment=True)
-            else:
-                video = self.augmentation.video_view(video, video_lengths, augment)
+            video = self.augmentation.video_view(video, video_lengths, augment, time_masking)
             video_feats, lengths = self.video_frontend(video, video_lengths)
         if needs_audio(modalities):
             _require(speech, speech_lengths, "speech", modalities)
-            # audio augmentation is time masking only
-            speech = self.augmentation.audio_view(speech, speech_lengths, augment and time_masking)
+            speech = self.augmentation.audio_view(speech, speech_lengths, augment, time_masking)
             audio_feats, lengths = self.audio_frontend(speech, speech_lengths)
         if video_feats is not None and audio_feats is not None:
             lengths = check_batch_frame_agreement(lengths, video_lengths, self.av_length_tolerance)
