@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from espnet_usr2.decode import robustness as rb
-from espnet_usr2.decode.robustness import condition_name  # noqa: F401 (the directory names live with the SNR labels)
 from espnet_usr2.decode.hyps import DecodeOptions
 from espnet_usr2.decode.inference import inference
 from espnet_usr2.decode.speech2text import USR2Speech2Text
@@ -52,7 +51,7 @@ def make_noisy_data_dirs(data_dir: PathLike, out_root: PathLike, snrs: Sequence[
         if math.isinf(snr):
             dirs[snr] = data_dir
             continue
-        out = Path(out_root) / condition_name(snr)
+        out = Path(out_root) / rb.condition_name(snr)
         rb.write_noisy_wav_scp(data_dir / "wav.scp", out, snr, source)
         for name in COPIED_FILES:
             if (data_dir / name).is_file():
@@ -87,7 +86,7 @@ def run_noise_sweep(data_dir: PathLike, work_dir: PathLike, s2t: USR2Speech2Text
     hyps: Dict[Tuple[str, float], Path] = {}
     for snr, noisy_dir in dirs.items():
         log.info("decoding %s at SNR %s dB", [LONG_NAMES[m] for m in modalities], rb.snr_label(snr))
-        out = inference(work_dir / "decode" / condition_name(snr), data_spec(noisy_dir, modalities),
+        out = inference(work_dir / "decode" / rb.condition_name(snr), data_spec(noisy_dir, modalities),
                         train_config=None, model_file=None, modalities=modalities, opts=s2t.opts,
                         batch_size=batch_size, num_workers=0, log_interval=log_interval, s2t=s2t)
         for m, d in out.items():
