@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_corpus_recipes import _check_dump_dir, _env, _keys, _lrs2_tree, _lrs3_tree, _put, _recipe_copy, _run
+from test_corpus_recipes import _check_dump_dir, _env, _keys, _lrs2_tree, _lrs3_tree, _put, _run
 
 pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
@@ -74,13 +74,13 @@ def _mouth_darkness(roi_file: Path) -> float:
 
 
 # ------------------------------------------------------------------ AVSpeech
-def test_avspeech_stages_1_to_4_and_the_ood_test_set(clips, two_faces, tmp_path):  # noqa: F811
+def test_avspeech_stages_1_to_4_and_the_ood_test_set(clips, two_faces, tmp_path, recipe_copy):  # noqa: F811
     corpus, skipped = _avspeech_tree(clips, two_faces, tmp_path)
     # precomputed landmarks for the cut clip only (by its file name): the rest falls back
     from espnet_usr2.prep.landmarks import save_landmarks_pickle
 
     save_landmarks_pickle(tmp_path / "lm" / "zY-x_8Qw3Rk_10.500000-11.700000.pkl", clips["landmarks"]["short"])
-    recipe = _recipe_copy("avspeech", tmp_path / "recipe")
+    recipe = recipe_copy("avspeech", tmp_path / "recipe")
     proc = _run(recipe, ["./run.sh", "--nj", "2", "--test_sets", "avspeech_test", "--landmarks_dir", str(tmp_path / "lm")],
                 _env(AVSPEECH=str(corpus), AVSPEECH_TEXT=str(tmp_path / "avspeech_text.txt")))
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
@@ -118,8 +118,8 @@ def test_avspeech_stages_1_to_4_and_the_ood_test_set(clips, two_faces, tmp_path)
     assert right > left + 15, (left, right)
 
 
-def test_avspeech_missing_db_paths_name_the_variable(tmp_path):
-    recipe = _recipe_copy("avspeech", tmp_path / "recipe")
+def test_avspeech_missing_db_paths_name_the_variable(tmp_path, recipe_copy):
+    recipe = recipe_copy("avspeech", tmp_path / "recipe")
     proc = _run(recipe, ["./local/data.sh"], _env())
     assert proc.returncode != 0 and "AVSPEECH is not set" in proc.stderr and "Expected layout" in proc.stderr
     (tmp_path / "empty").mkdir()
@@ -152,9 +152,9 @@ def _vox2_tree(clips, root: Path) -> tuple[Path, Path]:
     return corpus, en
 
 
-def test_vox2_reads_the_real_english_list(clips, tmp_path):  # noqa: F811
+def test_vox2_reads_the_real_english_list(clips, tmp_path, recipe_copy):  # noqa: F811
     corpus, en = _vox2_tree(clips, tmp_path)
-    recipe = _recipe_copy("vox2", tmp_path / "recipe")
+    recipe = recipe_copy("vox2", tmp_path / "recipe")
     proc = _run(recipe, ["./scripts/vox2_data.sh", "--corpus", str(corpus), "--list", str(en), "data/vox2"], _env())
     assert proc.returncode == 0, proc.stderr
     assert "3 clips (1 listed but missing, 1 bad lines)" in proc.stdout
@@ -166,12 +166,12 @@ def test_vox2_reads_the_real_english_list(clips, tmp_path):  # noqa: F811
 
 
 # ------------------------------------------------------------------ Huge
-def test_huge_stages_1_to_5(clips, two_faces, tmp_path):  # noqa: F811
+def test_huge_stages_1_to_5(clips, two_faces, tmp_path, recipe_copy):  # noqa: F811
     lrs2 = _lrs2_tree(clips, tmp_path / "lrs2")
     lrs3 = _lrs3_tree(clips, tmp_path, tmp_path / "lrs3_landmarks")
     vox2, en = _vox2_tree(clips, tmp_path)
     avspeech, _ = _avspeech_tree(clips, two_faces, tmp_path, with_test=False)
-    recipe = _recipe_copy("lrs2_lrs3_vox2_avspeech", tmp_path / "recipe")
+    recipe = recipe_copy("lrs2_lrs3_vox2_avspeech", tmp_path / "recipe")
     env = _env(LRS2=str(lrs2), LRS3=str(lrs3), VOXCELEB2=str(vox2), VOX2_EN_LIST=str(en), AVSPEECH=str(avspeech))
     proc = _run(recipe, ["./run.sh", "--nj", "2", "--max_len", "1.0", "--valid_size", "1",
                          "--lrs3_landmarks_dir", str(tmp_path / "lrs3_landmarks"), "--stop_stage", "5", "--nbpe", "20"],
@@ -202,8 +202,8 @@ def test_huge_stages_1_to_5(clips, two_faces, tmp_path):  # noqa: F811
     assert tokens[0] == "<blank>" and tokens[-1] == "<sos/eos>"
 
 
-def test_huge_stops_at_once_on_a_missing_corpus(tmp_path):
-    recipe = _recipe_copy("lrs2_lrs3_vox2_avspeech", tmp_path / "recipe")
+def test_huge_stops_at_once_on_a_missing_corpus(tmp_path, recipe_copy):
+    recipe = recipe_copy("lrs2_lrs3_vox2_avspeech", tmp_path / "recipe")
     for var in ("LRS2", "LRS3", "VOXCELEB2"):
         (tmp_path / var).mkdir()
     for sub in ("LRS2/main", "LRS2/pretrain", "LRS3/pretrain", "LRS3/trainval", "LRS3/test", "VOXCELEB2/dev/mp4"):

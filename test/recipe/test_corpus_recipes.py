@@ -15,22 +15,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-EGS = REPO / "egs2"
 
 pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
 
 # ------------------------------------------------------------------ helpers
-def _recipe_copy(corpus: str, dst: Path) -> Path:
-    """The recipe directory as a user has it, outputs (data/, dump/, exp/) in dst."""
-    src = EGS / corpus / "usr2"
-    dst.mkdir(parents=True)
-    for entry in src.iterdir():
-        if entry.name not in ("data", "dump", "exp", "downloads"):
-            (dst / entry.name).symlink_to(entry.resolve())
-    return dst
-
 
 def _env(**extra: str) -> dict:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "local"}
@@ -112,9 +101,9 @@ def _lrs3_tree(clips, root: Path, lm: Path) -> Path:
     return corpus
 
 
-def test_lrs3_stages_1_to_5(clips, tmp_path):
+def test_lrs3_stages_1_to_5(clips, tmp_path, recipe_copy):
     corpus = _lrs3_tree(clips, tmp_path, tmp_path / "lrs3_landmarks")
-    recipe = _recipe_copy("lrs3", tmp_path / "recipe")
+    recipe = recipe_copy("lrs3", tmp_path / "recipe")
     proc = _run(recipe, ["./run.sh", "--setting", "low", "--model", "base", "--nj", "2", "--max_len", "1.0",
                          "--valid_size", "1", "--landmarks_dir", str(tmp_path / "lrs3_landmarks"),
                          "--stop_stage", "5", "--nbpe", "20"], _env(LRS3=str(corpus)))
@@ -164,9 +153,9 @@ def _lrs2_tree(clips, top: Path) -> Path:
     return root
 
 
-def test_lrs2_stages_1_to_5(clips, tmp_path):
+def test_lrs2_stages_1_to_5(clips, tmp_path, recipe_copy):
     root = _lrs2_tree(clips, tmp_path / "lrs2")
-    recipe = _recipe_copy("lrs2", tmp_path / "recipe")
+    recipe = recipe_copy("lrs2", tmp_path / "recipe")
     proc = _run(recipe, ["./run.sh", "--nj", "2", "--max_len", "1.0", "--stop_stage", "5", "--nbpe", "20"],
                 _env(LRS2=str(root)))
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
@@ -179,7 +168,7 @@ def test_lrs2_stages_1_to_5(clips, tmp_path):
 
 
 # ------------------------------------------------------------------ VoxCeleb2
-def test_vox2_stages_1_to_4_and_length_buckets(clips, tmp_path):
+def test_vox2_stages_1_to_4_and_length_buckets(clips, tmp_path, recipe_copy):
     root = tmp_path / "voxceleb2"
     for rel, kind in (("id00012/21Uxsk56VDQ/00001", "long"), ("id00012/21Uxsk56VDQ/00002", "short"),
                       ("id00015/0a1B2c3D4e5/00001", "short")):
@@ -188,7 +177,7 @@ def test_vox2_stages_1_to_4_and_length_buckets(clips, tmp_path):
     en.write_text("id00012/21Uxsk56VDQ/00001\nid00012/21Uxsk56VDQ/00002\nid00099/zzzzzzzzzzz/00001\n")
     asr = tmp_path / "vox2_text.txt"
     asr.write_text("id00012/21Uxsk56VDQ/00001 SO WHAT DO WE DO NOW\n")
-    recipe = _recipe_copy("vox2", tmp_path / "recipe")
+    recipe = recipe_copy("vox2", tmp_path / "recipe")
     proc = _run(recipe, ["./run.sh", "--nj", "2"],
                 _env(VOXCELEB2=str(root), VOX2_EN_LIST=str(en), VOX2_TEXT=str(asr)))
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
@@ -202,8 +191,8 @@ def test_vox2_stages_1_to_4_and_length_buckets(clips, tmp_path):
 
 # ------------------------------------------------------------------ db.sh errors
 @pytest.mark.parametrize("corpus,var", [("lrs3", "LRS3"), ("lrs2", "LRS2"), ("vox2", "VOXCELEB2")])
-def test_missing_db_path_names_the_variable(corpus, var, tmp_path):
-    recipe = _recipe_copy(corpus, tmp_path / "recipe")
+def test_missing_db_path_names_the_variable(corpus, var, tmp_path, recipe_copy):
+    recipe = recipe_copy(corpus, tmp_path / "recipe")
     proc = _run(recipe, ["./local/data.sh"], _env())
     assert proc.returncode != 0
     assert f"{var} is not set" in proc.stderr and "Expected layout" in proc.stderr, proc.stderr

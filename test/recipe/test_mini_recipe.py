@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-RECIPE = REPO / "egs2" / "mini_lrs3" / "usr2"
 
 GEN_OPTS = ("--n_pretrain 16 --n_trainval 36 --n_test 6 --n_long 2 --n_speakers 3 --n_test_speakers 2 "
             "--max_words 5 --long_min_words 8 --long_max_words 10 --size 128")
@@ -27,19 +25,9 @@ DECODE_TAG = "decode_ci_valid.loss.best"
 pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
 
-def _recipe_copy(dst: Path) -> Path:
-    """The recipe directory as a user has it, with its outputs (downloads/, data/, dump/,
-    exp/) in a temporary place: every entry of the recipe linked, nothing generated."""
-    dst.mkdir()
-    for entry in RECIPE.iterdir():
-        if entry.name not in ("downloads", "data", "dump", "exp"):
-            (dst / entry.name).symlink_to(entry.resolve() if not entry.is_symlink() else entry.resolve())
-    return dst
-
-
 @pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
-    recipe = _recipe_copy(tmp_path_factory.mktemp("mini_recipe") / "usr2")
+def ci_run(tmp_path_factory, recipe_copy):
+    recipe = recipe_copy("mini_lrs3", tmp_path_factory.mktemp("mini_recipe") / "usr2")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "local"}
     env.pop("MINI_LRS3", None)
     cmd = ["./run.sh", "--gen_opts", GEN_OPTS, "--nj", "2", "--inference_nj", "2",

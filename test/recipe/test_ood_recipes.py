@@ -17,16 +17,6 @@ import soundfile
 
 pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
-EGS = Path(__file__).resolve().parents[2] / "egs2"
-
-
-def _recipe_copy(corpus: str, dst: Path) -> Path:
-    """The recipe directory as a user has it, outputs (data/, dump/, exp/) in dst."""
-    dst.mkdir(parents=True)
-    for entry in (EGS / corpus / "usr2").iterdir():
-        (dst / entry.name).symlink_to(entry.resolve())
-    return dst
-
 
 def _run(recipe: Path, args: list, **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -65,9 +55,9 @@ def _librispeech_tree(root: Path) -> Path:
     return corpus
 
 
-def test_librispeech_test_sets_decode_audio_only(tiny_model_dir, tmp_path):
+def test_librispeech_test_sets_decode_audio_only(tiny_model_dir, tmp_path, recipe_copy):
     corpus = _librispeech_tree(tmp_path)
-    recipe = _recipe_copy("librispeech", tmp_path / "recipe")
+    recipe = recipe_copy("librispeech", tmp_path / "recipe")
     proc = _run(recipe, ["./run.sh", "--model_dir", str(tiny_model_dir), "--nj", "2", "--inference_nj", "2"],
                 LIBRISPEECH=str(corpus))
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
@@ -89,8 +79,8 @@ def test_librispeech_test_sets_decode_audio_only(tiny_model_dir, tmp_path):
     assert "|decode_ood_model/test_other|1|-|-|" in results
 
 
-def test_librispeech_without_corpus_names_the_variable(tiny_model_dir, tmp_path):
-    recipe = _recipe_copy("librispeech", tmp_path / "recipe")
+def test_librispeech_without_corpus_names_the_variable(tiny_model_dir, tmp_path, recipe_copy):
+    recipe = recipe_copy("librispeech", tmp_path / "recipe")
     proc = _run(recipe, ["./run.sh", "--model_dir", str(tiny_model_dir)])
     assert proc.returncode != 0 and "LIBRISPEECH is not set" in proc.stdout + proc.stderr
 
@@ -110,8 +100,8 @@ def wildvsr_tree(clips, tmp_path_factory):
     return root
 
 
-def test_wildvsr_release_layout_decodes_video_only(wildvsr_tree, tiny_model_dir, tmp_path):
-    recipe = _recipe_copy("wildvsr", tmp_path / "recipe")
+def test_wildvsr_release_layout_decodes_video_only(wildvsr_tree, tiny_model_dir, tmp_path, recipe_copy):
+    recipe = recipe_copy("wildvsr", tmp_path / "recipe")
     proc = _run(recipe, ["./run.sh", "--model_dir", str(tiny_model_dir), "--nj", "2", "--inference_nj", "1"],
                 WILDVSR=str(wildvsr_tree))
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
@@ -128,8 +118,8 @@ def test_wildvsr_release_layout_decodes_video_only(wildvsr_tree, tiny_model_dir,
     assert "|decode_ood_model/test|-|2|-|" in (recipe / "exp" / "given_model" / "RESULTS.md").read_text()
 
 
-def test_wildvsr_kaldi_list_is_accepted(wildvsr_tree, tmp_path):
-    recipe = _recipe_copy("wildvsr", tmp_path / "recipe")
+def test_wildvsr_kaldi_list_is_accepted(wildvsr_tree, tmp_path, recipe_copy):
+    recipe = recipe_copy("wildvsr", tmp_path / "recipe")
     listing = tmp_path / "wildvsr.list"
     listing.write_text(f"clip_b {wildvsr_tree / 'videos' / '0001.mp4'} SO NEXT\nclip_a {wildvsr_tree}/videos/0000.mp4 "
                        "HELLO THERE\n")
@@ -140,6 +130,6 @@ def test_wildvsr_kaldi_list_is_accepted(wildvsr_tree, tmp_path):
 
 
 @pytest.mark.parametrize("corpus", ["librispeech", "wildvsr"])
-def test_ood_recipe_needs_a_model(corpus, tmp_path):
-    proc = _run(_recipe_copy(corpus, tmp_path / "recipe"), ["./run.sh"])
+def test_ood_recipe_needs_a_model(corpus, tmp_path, recipe_copy):
+    proc = _run(recipe_copy(corpus, tmp_path / "recipe"), ["./run.sh"])
     assert proc.returncode != 0 and "--model_dir is required" in proc.stderr

@@ -37,15 +37,6 @@ PT_DIR = "pretrain_pretrain_ci_trainval_train+pretrain"
 pytestmark = pytest.mark.recipe
 
 
-def _recipe_copy(dst: Path) -> Path:
-    """The recipe directory with every entry linked and its outputs in a temporary place."""
-    dst.mkdir(parents=True)
-    for entry in RECIPE.iterdir():
-        if not entry.name.startswith(("downloads", "data", "dump", "exp", ".")):
-            (dst / entry.name).symlink_to(entry.resolve())
-    return dst
-
-
 def _run_compare(recipe: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "local"}
     return subprocess.run(["./run_compare.sh", *args], cwd=recipe, env=env, capture_output=True, text=True,
@@ -66,9 +57,9 @@ def _ci_pretrain_config(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def compare_run(tmp_path_factory):
+def compare_run(tmp_path_factory, recipe_copy):
     root = tmp_path_factory.mktemp("compare")
-    recipe = _recipe_copy(root / "usr2")
+    recipe = recipe_copy("mini_lrs3", root / "usr2")
     decodes = " ".join(f"{t}={c}" for t, c in DECODES.items())
     t0 = time.time()
     proc = _run_compare(
@@ -185,8 +176,8 @@ def test_the_report_has_a_row_per_method_the_step_cost_and_the_timing(compare_ru
     (("--decodes", "a=conf/decode_mini.yaml a=conf/decode_ci.yaml"), "tag 'a' is given twice"),
     (("--decodes", "b=conf/no_such.yaml"), "conf/no_such.yaml, does not exist"),
 ])
-def test_bad_arms_fail_before_any_work(tmp_path, args, error):
-    recipe = _recipe_copy(tmp_path / "usr2")
+def test_bad_arms_fail_before_any_work(tmp_path, args, error, recipe_copy):
+    recipe = recipe_copy("mini_lrs3", tmp_path / "usr2")
     proc = _run_compare(recipe, *args, timeout=120)
     assert proc.returncode != 0 and error in proc.stderr, proc.stderr
     assert not (recipe / "exp_cmp").exists()
