@@ -100,6 +100,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate of the training steps")
     p.add_argument("--threads", type=int, help="torch intra-op CPU threads (default: torch's; on a busy "
                                                 "machine 1 avoids OpenMP threads waiting for each other)")
+    p.add_argument("--cudnn_benchmark", action="store_true",
+                   help="let cuDNN time its convolution algorithms (ESPnet's --cudnn_benchmark true)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
@@ -120,7 +122,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def environment(device: torch.device) -> Dict[str, object]:
     """What the figures were measured on."""
     env = {"torch": torch.__version__, "python": platform.python_version(), "cpu_cores": os.cpu_count(),
-           "torch_threads": torch.get_num_threads(), "device": device.type}
+           "torch_threads": torch.get_num_threads(), "device": device.type,
+           "cudnn_benchmark": torch.backends.cudnn.benchmark}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), device_name=props.name,
@@ -337,7 +340,7 @@ def markdown(result: Dict) -> str:
     env, train, pl, dec = result["environment"], result["train"], result["pl"], result["decode"]
     lines = [f"# GPU check: {Path(result['options']['config']).name}, {result['parameters_m']:.1f} M parameters",
              "", f"{env['device_name']} ({env['device']}), torch {env['torch']}, CUDA {env['cuda']}; "
-             f"whole run {result['total_s']:.0f} s", "",
+             f"cudnn.benchmark {'on' if env.get('cudnn_benchmark') else 'off'}; whole run {result['total_s']:.0f} s", "",
              f"## Training step ({train['step']}, {train['precision']}), "
              f"{result['options']['batch']} labelled + {result['options']['batch']} unlabelled x "
              f"{result['options']['frames']} frames, median of {result['options']['steps']}", "",
@@ -369,6 +372,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     device = torch.device(args.device)
     t_start = time.perf_counter()
     env = environment(device)

@@ -85,3 +85,24 @@ def test_bad_options_name_the_problem(tmp_path, capsys):
 
 def test_gpu_check_sh_is_valid_bash():
     subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")], check=True)
+
+
+def test_profile_train_step_splits_the_step_and_ranks_operators(tiny_config, tmp_path):
+    """bench/profile_train_step.py (why the GPU check's MFU is low) runs on CPU: each timed part of
+    the step, their sum, and the operator tables."""
+    import profile_train_step
+
+    report = profile_train_step.main(["--device", "cpu", "--quick", "--config", str(tiny_config),
+                                      "--out_dir", str(tmp_path), "--mode", "usr1", "--rows", "5"])
+    assert (tmp_path / "profile.md").read_text() == report
+    seconds = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 2 and cells[0] in profile_train_step.PARTS + ("whole step",):
+            seconds[cells[0]] = float(cells[1])
+    assert set(seconds) == set(profile_train_step.PARTS) | {"whole step"}
+    assert all(seconds[p] > 0 for p in profile_train_step.PARTS)
+    assert seconds["whole step"] == pytest.approx(sum(seconds[p] for p in profile_train_step.PARTS), abs=2e-4)
+    assert "usr1" in report.splitlines()[0]
+    assert "## Most device time" in report and "## Most host time" in report
+    assert "aten::" in report  # the ranked operators are torch's
