@@ -56,19 +56,22 @@ def _ci_pretrain_config(path: Path) -> Path:
     return path
 
 
+def _miniature_args(pretrain_config: Path, methods=METHODS):
+    decodes = " ".join(f"{t}={c}" for t, c in DECODES.items())
+    return ("--gen_opts", GEN_OPTS, "--seeds", "1", "--methods", " ".join(methods),
+            "--steps_per_epoch", str(STEPS_PER_EPOCH), "--epochs", str(EPOCHS), "--valid_size", "4", "--nbpe", "40",
+            "--warmup_config", "conf/train_usr2_ci_sup.yaml", "--train_config", "conf/train_usr2_ci.yaml",
+            "--decodes", decodes, "--noise_config", "conf/decode_ci.yaml", "--snrs", "0", "--batch_frames", "300",
+            "--jobs", "2", "--use_lm", "true", "--lm_config", "conf/train_lm_tiny.yaml",
+            "--lm_train_text", "dump_cmp/pretrain/text", "--pretrain_config", str(pretrain_config))
+
+
 @pytest.fixture(scope="module")
 def compare_run(tmp_path_factory, recipe_copy):
     root = tmp_path_factory.mktemp("compare")
     recipe = recipe_copy("mini_lrs3", root / "usr2")
-    decodes = " ".join(f"{t}={c}" for t, c in DECODES.items())
     t0 = time.time()
-    proc = _run_compare(
-        recipe, "--gen_opts", GEN_OPTS, "--seeds", "1", "--methods", " ".join(METHODS),
-        "--steps_per_epoch", str(STEPS_PER_EPOCH), "--epochs", str(EPOCHS), "--valid_size", "4", "--nbpe", "40",
-        "--warmup_config", "conf/train_usr2_ci_sup.yaml", "--train_config", "conf/train_usr2_ci.yaml",
-        "--decodes", decodes, "--noise_config", "conf/decode_ci.yaml", "--snrs", "0", "--batch_frames", "300",
-        "--jobs", "2", "--use_lm", "true", "--lm_config", "conf/train_lm_tiny.yaml",
-        "--lm_train_text", "dump_cmp/pretrain/text", "--pretrain_config", str(_ci_pretrain_config(root / "pretrain_ci.yaml")))
+    proc = _run_compare(recipe, *_miniature_args(_ci_pretrain_config(root / "pretrain_ci.yaml")))
     (recipe / "compare_run.log").write_text(proc.stdout + proc.stderr)
     print(f"run_compare.sh miniature: {time.time() - t0:.0f} s wall", file=sys.stderr)
     logs = "".join(p.read_text()[-2000:] for p in (recipe / "exp_cmp").glob("*_seed*.log"))
@@ -181,3 +184,20 @@ def test_bad_arms_fail_before_any_work(tmp_path, args, error, recipe_copy):
     proc = _run_compare(recipe, *args, timeout=120)
     assert proc.returncode != 0 and error in proc.stderr, proc.stderr
     assert not (recipe / "exp_cmp").exists()
+
+
+def test_rerunning_a_stage_skips_the_decodings_already_scored(compare_run):
+    """Resuming a stopped comparison (stage 4 again) retrains nothing finished and decodes
+    nothing already scored; the hypotheses stay the files they were."""
+    recipe, _ = compare_run
+    run = recipe / "exp_cmp" / "pt_usr1_seed1"
+    hyps = sorted(run.glob("*/test*/*/text"))
+    assert len(hyps) == len(DECODES) * 2 * 3
+    before = {h: h.stat().st_mtime_ns for h in hyps}
+    proc = _run_compare(recipe, *_miniature_args(recipe.parent / "pretrain_ci.yaml", methods=("pt_usr1",)),
+                        "--stage", "4", "--stop_stage", "4", timeout=600)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    log = (recipe / "exp_cmp" / "pt_usr1_seed1.log").read_text()
+    for tag in DECODES:
+        assert f"pt_usr1_seed1: decoding {tag} is already scored, skipped" in log, log[-3000:]
+    assert {h: h.stat().st_mtime_ns for h in hyps} == before

@@ -84,6 +84,7 @@ epochs=6
 warmup_config=conf/train_usr2_mini_sup.yaml
 train_config=conf/train_usr2_mini.yaml
 decodes="greedy=conf/decode_greedy_att.yaml beam=conf/decode_mini.yaml"
+bootstrap_tag=""  # the decoding whose long-set hypotheses the paired bootstrap compares ("": beam, else the first)
 noise_config=conf/decode_mini.yaml  # the babble-noise sweep decodes with the beam search
 snrs="10 5 0 -5"
 use_lm=false      # true: train an LM in stage 2 (needed by _comat methods and lm_weight decodes)
@@ -117,7 +118,9 @@ help_message="Usage: $0 [options]
   --warmup_config YAML         supervised warm-up [${warmup_config}]
   --train_config YAML          continuation (model = the warm-up's) [${train_config}]
   --decodes \"TAG=YAML ...\"     decodings of every run, each in <run>/<TAG>/ [${decodes}]
-                               (a config with lm_weight > 0 fuses the stage-2 LM: needs --use_lm true)
+                               (a config with lm_weight > 0 fuses the stage-2 LM: needs --use_lm true);
+                               a decoding already scored after its model was written is skipped
+  --bootstrap_tag TAG          the decoding the report's paired bootstrap compares [beam if a tag, else the first]
   --noise_config YAML          decoding of the babble-noise sweep [${noise_config}]
   --snrs \"10 5 0 -5\"           babble-noise SNRs (dB); empty skips stage 5 [${snrs}]
   --use_lm true|false          train an LM in stage 2 (usr2.sh 6-8) for COMAT and fusion [${use_lm}]
@@ -223,6 +226,11 @@ print(str(float(conf.get("lm_weight") or 0) > 0).lower())' "${cfg}")" || die "--
         || die "--decodes: ${t}'s config ${cfg} sets lm_weight > 0 (shallow fusion): give --use_lm true"
 done
 [ "${#decode_tags[@]}" -gt 0 ] || die "--decodes is empty"
+if [ -z "${bootstrap_tag}" ]; then
+    bootstrap_tag="${decode_tags[0]}"
+    [ -z "${decode_config[beam]+x}" ] || bootstrap_tag=beam  # greedy attention is at the floor in miniature
+fi
+[ -n "${decode_config[${bootstrap_tag}]+x}" ] || die "--bootstrap_tag ${bootstrap_tag} is not a tag of --decodes (${decode_tags[*]})"
 
 export MINI_LRS3="${corpus}"
 mkdir -p "${expdir}"
@@ -249,16 +257,33 @@ usr2() {
     ./usr2.sh --datadir "${datadir}" --dumpdir "${dumpdir}" --expdir "${expdir}" \
         --local_data_opts "--long_test true --valid_from trainval --valid_size ${valid_size} --datadir ${datadir}" \
         --labelled_sets trainval_train --unlabelled_sets pretrain --valid_set valid \
-        --test_sets "test test_long" --min_frames 10 --max_frames 1000 --nbpe "${nbpe}" \
+        --test_sets "${test_sets}" --min_frames 10 --max_frames 1000 --nbpe "${nbpe}" \
         --nj "${nj}" --inference_nj 1 --train_nthreads "${train_nthreads}" \
         --labelled_batch_frames "${batch_frames}" --unlabelled_batch_frames "${batch_frames}" "$@"
 }
 
-# decode_run TAG: every --decodes config on test and test_long, in exp_cmp/TAG/<decode tag>/;
+test_sets="test test_long"
+# decoded RUN TAG: RUN's decoding TAG is scored for every test set and modality, after its model
+# was written (a rerun of stage 3 or 4 then skips it; a retrained model is decoded again)
+decoded() {
+    local model s m
+    model="$(model_of "${expdir}/$1")" || return 1
+    for s in ${test_sets}; do
+        for m in video audio audiovisual; do
+            [ "${expdir}/$1/$2/${s}/${m}/score_wer/result.txt" -nt "${model}" ] || return 1
+        done
+    done
+}
+
+# decode_run RUN: every --decodes config on the test sets, in exp_cmp/RUN/<decode tag>/;
 # the LM only where the config fuses it
 decode_run() {
     local t lm_opts
     for t in "${decode_tags[@]}"; do
+        if decoded "$1" "${t}"; then
+            log "  ${1}: decoding ${t} is already scored, skipped"
+            continue
+        fi
         lm_opts=(--use_lm false)
         [ "${decode_lm[${t}]}" = false ] || lm_opts=(--use_lm true --lm_exp "${lm_exp}")
         usr2 --stage 12 --stop_stage 13 --tag "$1" --train_config "${train_config}" \
@@ -370,7 +395,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     # shellcheck disable=SC2086
     [ -z "${pretrain_config}" ] || [ ! -f "${pt_exp}/checkpoint.pth" ] || step_cost=(--step_cost_dirs "pretrain=${pt_exp}")
     python3 -m espnet_usr2.bin.usr2_compare_report --manifest "${manifest}" --ref_dir "${dumpdir}" \
-        --warmup_dir "${expdir}/warmup" --decode_tags "${decode_tags[@]}" --bootstrap_tag "${decode_tags[0]}" \
+        --warmup_dir "${expdir}/warmup" --decode_tags "${decode_tags[@]}" --bootstrap_tag "${bootstrap_tag}" \
         --sets test test_long --snrs ${snrs} --out_dir "${expdir}/compare" "${step_cost[@]}"
     log "Wall-clock per stage and run (${timing}): $(awk -F'\t' 'NR > 1 { s += $2 } END { printf "%d min in all", s / 60 }' "${timing}")"
     cat "${expdir}/compare/results.md"
