@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Sequence
 with contextlib.redirect_stdout(sys.stderr):
     from espnet_usr2.decode.model_dir import ModelDirError, resolve_model_dir
     from espnet_usr2.decode.speech2text import MODEL_ROLES, Transcription, USR2Speech2Text
-    from espnet_usr2.model.modalities import MODALITIES
+    from espnet_usr2.utils.modalities import MODALITIES
     from espnet_usr2.prep.landmarks import load_landmarks
     from espnet_usr2.prep.roi_errors import SkipUtterance
     from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_clip

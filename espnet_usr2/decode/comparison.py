@@ -43,7 +43,7 @@ import numpy as np
 from espnet_usr2.decode import robustness as rb
 from espnet_usr2.decode.failures import count_failures
 from espnet_usr2.decode.scoring import ScoringInputError, read_kaldi_text
-from espnet_usr2.model.modalities import AUDIO, AUDIOVISUAL, LONG_NAMES, VIDEO
+from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, LONG_NAMES, VIDEO
 
 log = logging.getLogger(__name__)
 

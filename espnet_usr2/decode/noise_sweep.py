@@ -27,7 +27,7 @@ from espnet_usr2.decode import robustness as rb
 from espnet_usr2.decode.hyps import DecodeOptions
 from espnet_usr2.decode.inference import inference
 from espnet_usr2.decode.speech2text import USR2Speech2Text
-from espnet_usr2.model.modalities import AUDIO, AUDIOVISUAL, LONG_NAMES, canonical_modalities
+from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, LONG_NAMES, canonical_modalities
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]

@@ -32,7 +32,7 @@ from espnet_usr2.decode.greedy import greedy_attention, greedy_ctc
 from espnet_usr2.decode.hyps import DecodeOptions, Hyp, empty_hyp
 from espnet_usr2.utils.espnet_lm import load_lm
 from espnet_usr2.decode.model_dir import ModelFiles, resolve_model_dir, resolved_train_config
-from espnet_usr2.model.modalities import LONG_NAMES, MODALITIES, canonical_modalities, needs_audio, needs_video
+from espnet_usr2.utils.modalities import LONG_NAMES, MODALITIES, canonical_modalities, needs_audio, needs_video
 from espnet_usr2.tasks.usr2 import USR2Task
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import torch
 from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
 from torch import nn
 
-from espnet_usr2.model.modalities import AUDIOVISUAL, MODALITIES, canonical_modality
+from espnet_usr2.utils.modalities import AUDIOVISUAL, MODALITIES, canonical_modality
 
 ModalitySpec = Union[str, Sequence[str]]
 SHARED_HEAD = "shared"

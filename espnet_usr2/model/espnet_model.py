@@ -34,7 +34,7 @@ from espnet_usr2.model.comat import COMATLoss
 from espnet_usr2.model.decoder import USR2TransformerDecoder
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
-from espnet_usr2.model.modalities import (
+from espnet_usr2.utils.modalities import (
     AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modalities, canonical_modality, merge_modality_values,
     needs_audio, needs_video,
 )

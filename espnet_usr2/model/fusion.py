@@ -11,7 +11,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from espnet_usr2.model.modalities import AUDIO, AUDIOVISUAL, VIDEO
+from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, VIDEO
 
 
 class ConcatProjectionFusion(nn.Module):

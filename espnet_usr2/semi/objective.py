@@ -33,7 +33,7 @@ from typing import Dict, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from espnet_usr2.model.modalities import (
+from espnet_usr2.utils.modalities import (
     AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modality, merge_modality_values,
 )
 from espnet_usr2.semi.ar_pseudo_labels import ARDecodingConfig, ar_greedy_pseudo_labels
