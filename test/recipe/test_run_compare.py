@@ -186,9 +186,10 @@ def test_bad_arms_fail_before_any_work(tmp_path, args, error, recipe_copy):
     assert not (recipe / "exp_cmp").exists()
 
 
-def test_rerunning_a_stage_skips_the_decodings_already_scored(compare_run):
+def test_rerunning_a_stage_skips_what_is_done(compare_run):
     """Resuming a stopped comparison (stage 4 again) retrains nothing finished and decodes
-    nothing already scored; the hypotheses stay the files they were."""
+    nothing already scored; the hypotheses stay the files they were. Stage 2 again with the same
+    settings leaves the prepared data alone."""
     recipe, _ = compare_run
     run = recipe / "exp_cmp" / "pt_usr1_seed1"
     hyps = sorted(run.glob("*/test*/*/text"))
@@ -201,3 +202,11 @@ def test_rerunning_a_stage_skips_the_decodings_already_scored(compare_run):
     for tag in DECODES:
         assert f"pt_usr1_seed1: decoding {tag} is already scored, skipped" in log, log[-3000:]
     assert {h: h.stat().st_mtime_ns for h in hyps} == before
+    # stage 2 again, same settings: the prepared data is kept (runs may be reading its shapes)
+    shapes = sorted((recipe / "exp_cmp").glob("stats_*/train/*_shape"))
+    before = {p: p.stat().st_mtime_ns for p in shapes}
+    proc = _run_compare(recipe, "--gen_opts", GEN_OPTS, "--valid_size", "4", "--nbpe", "40",
+                        "--train_config", "conf/train_usr2_ci.yaml", "--stage", "2", "--stop_stage", "2", timeout=120)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    assert "already prepared with these settings" in proc.stdout, proc.stdout[-2000:]
+    assert shapes and {p: p.stat().st_mtime_ns for p in shapes} == before

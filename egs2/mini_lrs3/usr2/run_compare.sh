@@ -39,6 +39,7 @@
 # data/, dump/ and exp/ are untouched):
 #   1  corpus: usr2_make_mini_lrs3 with --gen_opts        -> ${corpus}
 #   2  data, mouth ROIs, tokenizer, shapes (usr2.sh 1-10) -> data_cmp/ dump_cmp/ exp_cmp/stats_*
+#      (skipped when dump_cmp/prepared.txt holds the same corpus, sizes and configs)
 #      --use_lm true: the LM (usr2.sh 6-8, --lm_config) on the labelled transcripts
 #      (+ --lm_train_text)                                -> exp_cmp/lm_<lm config name>/
 #   3  supervised warm-up (usr2.sh 11), decoded (12-13)   -> exp_cmp/warmup/
@@ -49,6 +50,8 @@
 #                                                           after stage 4's)
 #   4  each method x seed from the warm-up (usr2.sh 11-13: each --decodes TAG=YAML on test
 #      and test_long)                                     -> exp_cmp/<method>_seed<k>/<TAG>/
+#      (a finished run resumes as finished; a decoding scored after its model was written is
+#      skipped: rerunning a stage redoes only what is missing)
 #   5  babble-noise sweep (A, AV; --noise_config)         -> exp_cmp/<method>_seed<k>/noise/
 #   6  report: tables, plots, failure counts, time to accuracy, seconds per training step
 #                                                         -> exp_cmp/compare/
@@ -304,8 +307,18 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
-    log "Stage 2: data dirs, mouth ROIs, tokenizer and shapes (usr2.sh stages 1-10) -> ${datadir} ${dumpdir} ${expdir}"
-    timed prepare usr2 --stage 1 --stop_stage 10 --tag prepare --train_config "${train_config}"
+    # what the prepared data depends on: a rerun with the same settings (e.g. --stage 2 --use_lm
+    # true after a finished comparison, to add the LM) keeps the data and shapes runs may be reading
+    prepared="${dumpdir}/prepared.txt"
+    settings="corpus=${corpus} gen_opts=${gen_opts} valid_size=${valid_size} nbpe=${nbpe} train_config=${train_config}"
+    if [ -f "${prepared}" ] && [ "$(cat "${prepared}")" = "${settings}" ]; then
+        log "Stage 2: data, ROIs, tokenizer and shapes already prepared with these settings (${prepared}), skipped"
+    else
+        log "Stage 2: data dirs, mouth ROIs, tokenizer and shapes (usr2.sh stages 1-10) -> ${datadir} ${dumpdir} ${expdir}"
+        rm -f "${prepared}"
+        timed prepare usr2 --stage 1 --stop_stage 10 --tag prepare --train_config "${train_config}"
+        echo "${settings}" >"${prepared}"
+    fi
     if [ "${use_lm}" = true ]; then
         log "Stage 2: LM (usr2.sh stages 6-8, ${lm_config}) on the labelled transcripts${lm_train_text:+ + ${lm_train_text}}" \
             "-> ${lm_exp}"
