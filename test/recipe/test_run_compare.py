@@ -172,6 +172,8 @@ def test_the_report_has_a_row_per_method_the_step_cost_and_the_timing(compare_ru
 
 @pytest.mark.parametrize("args, error", [
     (("--methods", "usr2_comat"), "give --use_lm true"),
+    (("--methods", "usr2_comatpl"), "give --use_lm true"),
+    (("--methods", "sup_comatpl", "--use_lm", "true"), "COMAT on pseudo-labels needs a usr2 method"),
     (("--methods", "pt_usr2"), "give --pretrain_config"),
     (("--methods", "usr3"), "unknown method 'usr3'"),
     (("--decodes", "beam_lm=conf/decode_mini_lm.yaml"), "sets lm_weight > 0 (shallow fusion): give --use_lm true"),

@@ -21,6 +21,8 @@
 #   <m>_comat  method <m> plus COMAT (comat_conf: the stage-2 LM as the PLM, plm: espnet_lm,
 #              weight --comat_weight, 1.0 as README.md documents); needs --use_lm true.
 #              E.g. sup_comat, usr2_comat.
+#   <m>_comatpl  the same, and COMAT also on the unlabelled clips, the PLM reading the
+#              teacher's CTC pseudo-label (comat_conf pseudo_labels: true); <m> a usr2 method.
 #   pt_<m>     method <m> continued from warmup_pt instead of warmup: the same warm-up
 #              (config, seed) started from a self-supervised encoder; needs --pretrain_config.
 #              E.g. pt_sup, pt_usr2, pt_usr2_comat.
@@ -131,7 +133,7 @@ help_message="Usage: $0 [options]
   --lm_train_text \"F1 F2\"      Kaldi text files added to the labelled transcripts [${lm_train_text}]
                                (e.g. dump_cmp/pretrain/text, the unlabelled clips' transcripts)
   --lm_args \"...\"              extra espnet2.bin.lm_train arguments [${lm_args}]
-  --comat_weight X             COMAT weight of the <m>_comat methods [${comat_weight}]
+  --comat_weight X             COMAT weight of the <m>_comat(pl) methods [${comat_weight}]
   --pretrain_config YAML       pre-train an encoder and run a second warm-up, warmup_pt, from it
                                (stage 3), for the pt_<m> methods [${pretrain_config}]
   --pretrain_sets \"A B\"        sets pre-training reads (no text) [${pretrain_sets}]
@@ -153,10 +155,15 @@ help_message="Usage: $0 [options]
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run_compare.sh) $*"; }
 die() { echo "run_compare.sh: error: $*" >&2; exit 1; }
 
-# base_method METHOD: the method without its pt_ prefix and _comat suffix (see the head)
+# base_method METHOD: the method without its pt_ prefix and _comat / _comatpl suffix (see the head)
 base_method() {
     local m="${1#pt_}"
+    m="${m%_comatpl}"
     echo "${m%_comat}"
+}
+# uses_comat METHOD: true for <m>_comat and <m>_comatpl
+uses_comat() {
+    [[ "$1" == *_comat || "$1" == *_comatpl ]]
 }
 # method_opts METHOD: usr2.sh options that make METHOD a supervised or semi-supervised run
 method_opts() {
@@ -184,9 +191,13 @@ method_train_args() {
         *) die "unknown method '$1' (see the head of $0)" ;;
     esac
     # COMAT: the stage-2 LM reads the transcripts; its hidden states are the PLM targets
-    if [[ "$1" == *_comat ]]; then
+    if uses_comat "$1"; then
         args+=" --comat_conf plm=espnet_lm --comat_conf lm_train_config=${lm_exp}/config.yaml"
         args+=" --comat_conf lm_file=${lm_file} --comat_conf weight=${comat_weight}"
+    fi
+    if [[ "$1" == *_comatpl ]]; then  # ... and on the unlabelled clips, reading the CTC pseudo-label
+        [[ "$(base_method "$1")" == usr2* ]] || die "method $1: COMAT on pseudo-labels needs a usr2 method (CTC PLs of the teacher)"
+        args+=" --comat_conf pseudo_labels=true"
     fi
     echo "${args}"
 }
@@ -203,7 +214,7 @@ lm_file=""  # its model file, known once stage 2 trained it
 pt_exp="${expdir}/pretrain_$(basename "${pretrain_config:-none}" .yaml)_$(echo ${pretrain_sets} | tr ' ' '+')"
 for m in ${methods}; do
     method_train_args "${m}" 1 >/dev/null  # unknown names fail before any work
-    [[ "${m}" != *_comat ]] || [ "${use_lm}" = true ] \
+    ! uses_comat "${m}" || [ "${use_lm}" = true ] \
         || die "method ${m} distils the stage-2 LM (COMAT): give --use_lm true"
     [[ "${m}" != pt_* ]] || [ -n "${pretrain_config}" ] \
         || die "method ${m} continues from the pre-trained warm-up: give --pretrain_config (e.g. conf/pretrain_usr2_mini.yaml)"
@@ -362,7 +373,7 @@ run_one() {
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     for m in ${methods}; do
         [ -d "${expdir}/$(warmup_of "${m}")" ] || die "no warm-up in ${expdir}/$(warmup_of "${m}") for ${m} (stage 3)"
-        if [[ "${m}" == *_comat ]] && [ -z "${lm_file}" ]; then
+        if uses_comat "${m}" && [ -z "${lm_file}" ]; then
             lm_file="$(model_of "${lm_exp}")" || die "no LM in ${lm_exp} for ${m} (stage 2 with --use_lm true)"
         fi
     done
