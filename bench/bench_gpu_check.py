@@ -100,6 +100,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate of the training steps")
     p.add_argument("--threads", type=int, help="torch intra-op CPU threads (default: torch's; on a busy "
                                                 "machine 1 avoids OpenMP threads waiting for each other)")
+    p.add_argument("--channels_last", action="store_true",
+                   help="video front-end on channels-last tensors (video_frontend_conf channels_last: true)")
     p.add_argument("--cudnn_benchmark", action="store_true",
                    help="let cuDNN time its convolution algorithms (ESPnet's --cudnn_benchmark true)")
     p.add_argument("--seed", type=int, default=0)
@@ -155,7 +157,10 @@ def build_model(args, device: torch.device):
 
     torch.manual_seed(args.seed)
     model = build_model_from_config(Path(args.config), token_list(args.vocab),
-                                    ["--semi", "usr2", "--semi_conf", "threshold=0.0", "--semi_conf", "p_ar=0.0"])
+                                    ["--semi", "usr2", "--semi_conf", "threshold=0.0", "--semi_conf", "p_ar=0.0",
+                                     "--video_frontend_conf", f"channels_last={args.channels_last}"])
+    if model.video_frontend.channels_last != args.channels_last:
+        raise RuntimeError("--channels_last did not reach the video front-end")
     objectives = {"usr2_ctc": model.unlabelled_objective,
                   "usr2_ar": USR2Objective(p_ar=1.0, threshold=0.0),
                   "usr1": USR1Objective(vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(),
@@ -336,11 +341,33 @@ def fmt(x: Optional[float], spec: str = ".3f", unit: str = "") -> str:
     return "n/a" if x is None else f"{x:{spec}}{unit}"
 
 
+# ----------------------------------------------------------------------------- 4. layout check
+def layout_section(args, device: torch.device, model, batch) -> Dict[str, float]:
+    """With --channels_last: the video front-end's output and its stem's gradient on this
+    batch with and without the channels-last layout (same weights), the largest differences."""
+    frontend = model.video_frontend
+    outputs = {}
+    for channels_last in (False, True):
+        frontend.channels_last = channels_last
+        frontend.zero_grad(set_to_none=True)
+        with autocast(device):
+            features, _ = frontend(batch["video"], batch["video_lengths"])
+        features.float().square().mean().backward()
+        outputs[channels_last] = (features.detach().float(), frontend.stem[0].weight.grad.detach().clone())
+    frontend.channels_last = args.channels_last
+    frontend.zero_grad(set_to_none=True)
+    (out, grad), (out_cl, grad_cl) = outputs[False], outputs[True]
+    return {"max_abs_output": float(out.abs().max()), "max_abs_output_diff": float((out_cl - out).abs().max()),
+            "max_abs_stem_grad": float(grad.abs().max()), "max_abs_stem_grad_diff": float((grad_cl - grad).abs().max()),
+            "applied": device.type == "cuda"}
+
+
 def markdown(result: Dict) -> str:
     env, train, pl, dec = result["environment"], result["train"], result["pl"], result["decode"]
     lines = [f"# GPU check: {Path(result['options']['config']).name}, {result['parameters_m']:.1f} M parameters",
              "", f"{env['device_name']} ({env['device']}), torch {env['torch']}, CUDA {env['cuda']}; "
-             f"cudnn.benchmark {'on' if env.get('cudnn_benchmark') else 'off'}; whole run {result['total_s']:.0f} s", "",
+             f"cudnn.benchmark {'on' if env.get('cudnn_benchmark') else 'off'}, "
+             f"channels-last front-end {'on' if result['options'].get('channels_last') else 'off'}; whole run {result['total_s']:.0f} s", "",
              f"## Training step ({train['step']}, {train['precision']}), "
              f"{result['options']['batch']} labelled + {result['options']['batch']} unlabelled x "
              f"{result['options']['frames']} frames, median of {result['options']['steps']}", "",
@@ -364,6 +391,12 @@ def markdown(result: Dict) -> str:
               f"| fast batched beam search | {dec['fast_s']:.3f} | {dec['rtf_fast']:.4f} |",
               "", f"ESPnet / fast: **{dec['espnet_over_fast']:.1f}x**; identical 1-best {dec['identical_1best']}"
               f"/{dec['utterances']}.", ""]
+    if "layout" in result:
+        lay = result["layout"]
+        lines += ["## Channels-last video front-end vs the default layout (same weights, this batch)", "",
+                  f"max |output difference| {lay['max_abs_output_diff']:.3g} (max |output| {lay['max_abs_output']:.3g}); "
+                  f"max |stem gradient difference| {lay['max_abs_stem_grad_diff']:.3g} (max {lay['max_abs_stem_grad']:.3g})"
+                  + ("" if lay["applied"] else "; not applied on CPU (the front-end ignores the option there)"), ""]
     return "\n".join(lines)
 
 
@@ -381,9 +414,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
     batch = semi_batch(args, device)
     result = {"environment": env, "options": vars(args), "parameters_m": n_params}
-    for name, section in (("train", lambda: train_section(args, device, model, objectives, batch)),
-                          ("pl", lambda: pl_section(args, device, model, batch)),
-                          ("decode", lambda: decode_section(args, device, model))):
+    sections = [("train", lambda: train_section(args, device, model, objectives, batch)),
+                ("pl", lambda: pl_section(args, device, model, batch)),
+                ("decode", lambda: decode_section(args, device, model))]
+    if args.channels_last:
+        sections.append(("layout", lambda: layout_section(args, device, model, batch)))
+    for name, section in sections:
         t0 = time.perf_counter()
         result[name] = section()
         print(f"{name}: {time.perf_counter() - t0:.1f} s", flush=True)

@@ -49,6 +49,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="profiled steps (and timed steps per part)")
     p.add_argument("--rows", type=int, default=25, help="operators listed per table")
     p.add_argument("--quick", action="store_true", help="tiny sizes (a CPU smoke run)")
+    p.add_argument("--channels_last", action="store_true", help="channels-last video front-end (on CUDA)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     if args.quick:

@@ -192,8 +192,15 @@ class ResNet3DVideoFrontend(AbsModalityFrontend):
         activation: str = "swish",
         pixel_mean: float = 0.421,
         pixel_std: float = 0.165,
+        channels_last: bool = False,
     ):
+        """channels_last: on a GPU, run the stem and the 2-D trunk on channels-last tensors
+        (cuDNN's native layout: no NCHW <-> NHWC conversion around each convolution). Same
+        parameters and the same function; only the memory layout, hence the kernels, differ.
+        Ignored on CPU: there PyTorch 2.11's channels-last backward corrupted the heap in a
+        2-thread training step (``malloc(): invalid next size``, reproduced)."""
         super().__init__()
+        self.channels_last = channels_last
         self.stem = nn.Sequential(
             nn.Conv3d(1, channels[0], (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
             nn.BatchNorm3d(channels[0]),
@@ -218,7 +225,13 @@ class ResNet3DVideoFrontend(AbsModalityFrontend):
         # zero the padded frames so the temporal kernel of the stem sees silence, not noise
         padded = pad_mask(video_lengths.to(x.device), frames)[:, :, None, None]
         x = x.masked_fill(padded, 0.0)
-        x = self.stem(x.unsqueeze(1))  # (B, C, T, H', W')
+        x = x.unsqueeze(1)  # (B, 1, T, H, W)
+        channels_last = self.channels_last and x.is_cuda
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        x = self.stem(x)  # (B, C, T, H', W')
         x = x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H', W')
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.trunk(x).mean(dim=(2, 3))
         return x.view(batch, frames, -1), video_lengths

@@ -106,3 +106,17 @@ def test_profile_train_step_splits_the_step_and_ranks_operators(tiny_config, tmp
     assert "usr1" in report.splitlines()[0]
     assert "## Most device time" in report and "## Most host time" in report
     assert "aten::" in report  # the ranked operators are torch's
+
+
+def test_channels_last_option_reaches_the_front_end_and_is_checked_against_the_default(tiny_config, tmp_path):
+    """--channels_last: the layout section compares the video front-end with and without it on
+    the same weights; on CPU the front-end ignores the option (PyTorch's CPU channels-last
+    backward corrupted the heap here), so the two agree exactly."""
+    result = bench_gpu_check.main(["--device", "cpu", "--quick", "--config", str(tiny_config), "--out_dir",
+                                   str(tmp_path), "--threads", "1", "--channels_last"])
+    layout = result["layout"]
+    assert layout["applied"] is False
+    assert layout["max_abs_output_diff"] == 0.0 and layout["max_abs_stem_grad_diff"] == 0.0
+    assert layout["max_abs_output"] > 0 and layout["max_abs_stem_grad"] > 0
+    text = (tmp_path / "gpu_check.md").read_text()
+    assert "Channels-last video front-end" in text and "not applied on CPU" in text
