@@ -367,7 +367,7 @@ run_one() {
     # shellcheck disable=SC2046
     { timed "train_${tag}" usr2 --stage 11 --stop_stage 11 --tag "${tag}" --train_config "${train_config}" \
           --init_param "${init}" $(method_opts "${m}") --train_args "$(method_train_args "${m}" "${seed}")" \
-      && timed "decode_${tag}" decode_run "${tag}"; } >"${expdir}/${tag}.log" 2>&1
+      && timed "decode_${tag}" decode_run "${tag}"; } >>"${expdir}/${tag}.log" 2>&1  # a rerun appends
 }
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
