@@ -273,30 +273,50 @@ printf 'best_model_criterion:\\n- [valid, loss, min]\\nkeep_nbest_models: 1\\n' 
 """
 
 
-@pytest.mark.parametrize("extra, expected", [([], "1"), (["--train_nthreads", "3"], "3")])
-def test_training_threads(recipe, extra, expected):
-    """Training gets --train_nthreads OpenMP threads; without it, path.sh's one thread."""
+def _fake_stage11(recipe: Path, *extra: str) -> subprocess.CompletedProcess:
+    """usr2.sh stage 11 on a one-utterance layout with FAKE_TRAINER as the training run."""
     fake = recipe / "fake_python"
     fake.write_text(FAKE_TRAINER % {"python": sys.executable})
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     (recipe / "conf" / "t.yaml").write_text("seed: 1\n")
     tok = recipe / "data" / "token_list" / "bpe_unigram30"
-    tok.mkdir(parents=True)
+    tok.mkdir(parents=True, exist_ok=True)
     for f in ("tokens.txt", "bpe.model"):
         (tok / f).write_text("x\n")
     for s in ("tr", "va"):
-        (recipe / "dump" / s).mkdir(parents=True)
+        (recipe / "dump" / s).mkdir(parents=True, exist_ok=True)
         for f in ("wav.scp", "video.scp", "text"):
             (recipe / "dump" / s / f).write_text("u x\n")
     for split in ("train", "valid"):
-        (recipe / "exp" / "stats_tr" / split).mkdir(parents=True)
+        (recipe / "exp" / "stats_tr" / split).mkdir(parents=True, exist_ok=True)
         (recipe / "exp" / "stats_tr" / split / "video_shape").write_text("u 10,96,96\n")
-    p = subprocess.run(["./usr2.sh", "--stage", "11", "--stop_stage", "11", "--python", str(fake),
-                        "--labelled_sets", "tr", "--valid_set", "va", "--nbpe", "30",
-                        "--train_config", "conf/t.yaml", *extra], cwd=recipe, capture_output=True, text=True,
-                       env={**os.environ, "OMP_NUM_THREADS": "1", "USR2_CMD_BACKEND": "local"})
+    return subprocess.run(["./usr2.sh", "--stage", "11", "--stop_stage", "11", "--python", str(fake),
+                           "--labelled_sets", "tr", "--valid_set", "va", "--nbpe", "30",
+                           "--train_config", "conf/t.yaml", *extra], cwd=recipe, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "USR2_CMD_BACKEND": "local"})
+
+
+@pytest.mark.parametrize("extra, expected", [([], "1"), (["--train_nthreads", "3"], "3")])
+def test_training_threads(recipe, extra, expected):
+    """Training gets --train_nthreads OpenMP threads; without it, path.sh's one thread."""
+    p = _fake_stage11(recipe, *extra)
     assert p.returncode == 0, p.stderr
     assert (recipe / "calls.log").read_text() == f"OMP_NUM_THREADS={expected}\n"
+
+
+def test_rerunning_training_keeps_the_earlier_logs(recipe):
+    """A second stage 11 (ESPnet resumes, or finds the run finished) writes a new train.log
+    and keeps the first one as train.1.log, then train.2.log."""
+    assert _fake_stage11(recipe).returncode == 0
+    exp = next(p.parent for p in (recipe / "exp").glob("*/train.log"))
+    first = (exp / "train.log").read_text()
+    assert first
+    p = _fake_stage11(recipe)
+    assert p.returncode == 0, p.stderr
+    assert (exp / "train.1.log").read_text() == first and (exp / "train.log").is_file()
+    assert f"kept the earlier {(exp / 'train.log').relative_to(recipe)} as" in p.stdout + p.stderr
+    assert _fake_stage11(recipe).returncode == 0
+    assert (exp / "train.2.log").is_file() and (exp / "train.1.log").read_text() == first
 
 
 # ------------------------------------------------------------------ usr2.sh --help, stage 5 skip

@@ -700,6 +700,13 @@ train_job() {
     local dist=""
     [ "${ngpu}" -gt 1 ] && dist="--multiprocessing_distributed true"
     mkdir -p "${out}"
+    # a rerun (it resumes, or finds the training finished) keeps the earlier runs' logs
+    if [ -s "${logfile}" ]; then
+        local n=1
+        while [ -e "${logfile%.log}.${n}.log" ]; do n=$((n + 1)); done
+        mv "${logfile}" "${logfile%.log}.${n}.log"
+        log "kept the earlier ${logfile} as ${logfile%.log}.${n}.log"
+    fi
     # the job runners pass the environment on; only training gets more than path.sh's 1 thread
     local OMP_NUM_THREADS="${train_nthreads:-${OMP_NUM_THREADS:-1}}"
     export OMP_NUM_THREADS
