@@ -201,16 +201,22 @@ def peak_memory_reset(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def train_section(args, device: torch.device, model, objectives, batch) -> Dict[str, Dict]:
-    """Per mode: median step time, frames/s, peak memory and MFU (see the module docstring)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def prepare_training(args, device: torch.device, model, batch) -> torch.optim.Optimizer:
+    """Realistic PL lengths from the teacher's encoding of the unlabelled half of ``batch``
+    (see the module docstring), train mode, and the AdamW optimiser of the timed steps."""
     teacher = model.teacher.model
     enc, enc_lens = teacher_encoding(teacher, unlabelled_part(batch, args.batch), device)
     force_realistic_pl_lengths(teacher, enc.float(), enc_lens, TOKENS_PER_FRAME)
     del enc, enc_lens
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     model.train()
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr)
+
+
+def train_section(args, device: torch.device, model, objectives, batch) -> Dict[str, Dict]:
+    """Per mode: median step time, frames/s, peak memory and MFU (see the module docstring)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    optimizer = prepare_training(args, device, model, batch)
     peak = args.peak_flops if args.peak_flops else (peak_bf16_flops(torch.cuda.get_device_name(device))
                                                     if device.type == "cuda" else None)
     video_frames = int(batch["video_lengths"].sum())

@@ -29,9 +29,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_gpu_check import (FULL, TOKENS_PER_FRAME, autocast, build_model, cuda_synchronize,  # noqa: E402
-                             semi_batch, teacher_encoding, unlabelled_part)
-from bench_semi import force_realistic_pl_lengths  # noqa: E402
+from bench_gpu_check import (FULL, autocast, build_model, cuda_synchronize, prepare_training,  # noqa: E402
+                             semi_batch, timed)
 
 PARTS = ("forward", "backward", "optimizer", "ema_update")
 
@@ -54,30 +53,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.frames, args.vocab, args.steps = 1, 25, 50, 1
-    args.peak_flops = None
+    args.peak_flops, args.lr = None, 1e-4
     return args
 
 
 def timed_parts(model, optimizer, batch, device: torch.device) -> Dict[str, float]:
     """One step with the device synchronised between its parts: seconds per part."""
-    seconds = {}
-
-    def clock(name, fn):
-        cuda_synchronize(device)
-        t0 = time.perf_counter()
-        out = fn()
-        cuda_synchronize(device)
-        seconds[name] = time.perf_counter() - t0
-        return out
-
     def forward():
         with autocast(device):
             return model(**batch)[0]
 
-    loss = clock("forward", forward)
-    clock("backward", loss.backward)
-    clock("optimizer", optimizer.step)
-    clock("ema_update", model.update_teacher)
+    seconds = {}
+    loss, seconds["forward"] = timed(forward, device)
+    for name, fn in (("backward", loss.backward), ("optimizer", optimizer.step), ("ema_update", model.update_teacher)):
+        _, seconds[name] = timed(fn, device)
     model.zero_grad(set_to_none=True)
     return seconds
 
@@ -98,11 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     model, objectives = build_model(args, device)
     model.unlabelled_objective = objectives[args.mode]
     batch = semi_batch(args, device)
-    enc, enc_lens = teacher_encoding(model.teacher.model, unlabelled_part(batch, args.batch), device)
-    force_realistic_pl_lengths(model.teacher.model, enc.float(), enc_lens, TOKENS_PER_FRAME)  # as the GPU check
-    del enc, enc_lens
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
+    optimizer = prepare_training(args, device, model, batch)  # as the GPU check
     for _ in range(2):  # kernels, allocator, optimiser state
         timed_parts(model, optimizer, batch, device)
     parts = [timed_parts(model, optimizer, batch, device) for _ in range(args.steps)]
