@@ -277,14 +277,15 @@ usr2() {
 }
 
 test_sets="test test_long"
-# decoded RUN TAG: RUN's decoding TAG is scored for every test set and modality, after its model
-# was written (a rerun of stage 3 or 4 then skips it; a retrained model is decoded again)
+# decoded RUN TAG MODEL: RUN's decoding TAG is scored for every test set and modality, after
+# its MODEL file was written (a rerun of stage 3 or 4 then skips it; a retrained model is
+# decoded again)
 decoded() {
-    local model s m
-    model="$(model_of "${expdir}/$1")" || return 1
+    local s m
+    [ -n "$3" ] || return 1
     for s in ${test_sets}; do
         for m in video audio audiovisual; do
-            [ "${expdir}/$1/$2/${s}/${m}/score_wer/result.txt" -nt "${model}" ] || return 1
+            [ "${expdir}/$1/$2/${s}/${m}/score_wer/result.txt" -nt "$3" ] || return 1
         done
     done
 }
@@ -292,9 +293,10 @@ decoded() {
 # decode_run RUN: every --decodes config on the test sets, in exp_cmp/RUN/<decode tag>/;
 # the LM only where the config fuses it
 decode_run() {
-    local t lm_opts
+    local t lm_opts model
+    model="$(model_of "${expdir}/$1")" || model=""  # none yet: usr2.sh's stage 12 says why
     for t in "${decode_tags[@]}"; do
-        if decoded "$1" "${t}"; then
+        if decoded "$1" "${t}" "${model}"; then
             log "  ${1}: decoding ${t} is already scored, skipped"
             continue
         fi
@@ -420,7 +422,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     [ -z "${pretrain_config}" ] || [ ! -f "${pt_exp}/checkpoint.pth" ] || step_cost=(--step_cost_dirs "pretrain=${pt_exp}")
     python3 -m espnet_usr2.bin.usr2_compare_report --manifest "${manifest}" --ref_dir "${dumpdir}" \
         --warmup_dir "${expdir}/warmup" --decode_tags "${decode_tags[@]}" --bootstrap_tag "${bootstrap_tag}" \
-        --sets test test_long --snrs ${snrs} --out_dir "${expdir}/compare" "${step_cost[@]}"
+        --sets ${test_sets} --snrs ${snrs} --out_dir "${expdir}/compare" "${step_cost[@]}"
     log "Wall-clock per stage and run (${timing}): $(awk -F'\t' 'NR > 1 { s += $2 } END { printf "%d min in all", s / 60 }' "${timing}")"
     cat "${expdir}/compare/results.md"
 fi
