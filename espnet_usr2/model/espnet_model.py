@@ -28,26 +28,24 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from torch import nn
 
-from espnet_usr2.data.av_sync import check_batch_frame_agreement
 from espnet_usr2.model.augmentation import StudentAugmentation
 from espnet_usr2.model.comat import COMATLoss
 from espnet_usr2.model.decoder import USR2TransformerDecoder
+from espnet_usr2.model.encoder_stack import Encoded, EncoderStack
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.utils.modalities import (
     AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modalities, canonical_modality, merge_modality_values,
-    needs_audio, needs_video,
 )
-from espnet_usr2.semi.teacher import EMATeacher
+from espnet_usr2.semi.teacher import EMATeacher, EMATeacherMixin
 
-Encoded = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
 DEFAULT_MODALITY_WEIGHTS = {VIDEO: 0.3, AUDIO: 0.7, AUDIOVISUAL: 0.7}
 SHARED_CTC = "shared"
 SUPERVISED_STATS = ("loss_ctc", "loss_att", "acc")
 COMAT_STATS = ("loss_comat", "comat_skipped")
 
 
-class ESPnetUSR2Model(AbsESPnetModel):
+class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
     """The unified A / V / AV recogniser, trained on labelled and (optionally) unlabelled data.
 
     ``USR2Task.build_model`` builds the parts from their ``ClassChoices`` and passes the
@@ -106,7 +104,7 @@ class ESPnetUSR2Model(AbsESPnetModel):
         report_cer: bool = True,
         report_wer: bool = True,
     ):
-        super().__init__()
+        super().__init__(audio_frontend, video_frontend, fusion, encoder, augmentation, av_length_tolerance)
         if not 0.0 <= ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
         if not 0.0 <= lsm_weight < 1.0:
@@ -119,14 +117,7 @@ class ESPnetUSR2Model(AbsESPnetModel):
         self.modalities = canonical_modalities(modalities)
         self.modality_weights = _modality_weights(modality_weights, self.modalities)
         self.ctc_weight = ctc_weight
-        self.av_length_tolerance = av_length_tolerance
-
-        self.audio_frontend = audio_frontend
-        self.video_frontend = video_frontend
-        self.fusion = fusion
-        self.encoder = encoder
         self.decoder = decoder
-        self.augmentation = augmentation
         d_model = encoder.output_size()
         ctc_names = MODALITIES if per_modality_ctc else (SHARED_CTC,)
         self.per_modality_ctc = per_modality_ctc
@@ -186,21 +177,6 @@ class ESPnetUSR2Model(AbsESPnetModel):
         self.unlabelled_objective = objective
         self.teacher = teacher
 
-    def ensure_teacher_initialized(self) -> None:
-        """Start the teacher from the student's weights at the first semi-supervised step.
-
-        Done lazily (not at construction) so that weights loaded after the model is built
-        -- ``--init_param`` from a self-supervised checkpoint -- reach the teacher too; on
-        ``--resume`` the flag comes back from the checkpoint and the teacher is kept.
-        """
-        if not bool(self.teacher.initialized):
-            self.teacher.sync_from(self)
-
-    def update_teacher(self) -> None:
-        """EMA step of the teacher (called after every optimiser step by USR2Trainer)."""
-        if self.teacher is not None and bool(self.teacher.initialized):
-            self.teacher.update(self)
-
     def comat_pseudo_label_loss(self, m: str, enc: torch.Tensor, enc_lengths: torch.Tensor, tokens: torch.Tensor,
                                 lengths: torch.Tensor) -> Tuple[Optional[torch.Tensor], Dict[str, torch.Tensor]]:
         """``weight * L_comat^m`` with the PLM reading pseudo-labels (rows with length 0 are left
@@ -216,10 +192,6 @@ class ESPnetUSR2Model(AbsESPnetModel):
         """The CTC module (linear + loss) of ``modality``."""
         return self.ctc[canonical_modality(modality) if self.per_modality_ctc else SHARED_CTC]
 
-    @property
-    def samples_per_frame(self) -> int:
-        return self.audio_frontend.samples_per_frame
-
     # ------------------------------------------------------------------ encoding
     def encode(
         self,
@@ -231,51 +203,10 @@ class ESPnetUSR2Model(AbsESPnetModel):
         augment: Optional[bool] = None,
         time_masking: bool = True,
     ) -> Encoded:
-        """Encode each requested modality with one stacked encoder pass.
-
-        Args:
-            speech: (B, S) 16 kHz waveforms, zero-padded; needed for ``a`` and ``av``.
-            speech_lengths: (B,) samples per utterance.
-            video: (B, T, H, W) grayscale mouth crops, 0..255, zero-padded; needed for
-                ``v`` and ``av``.
-            video_lengths: (B,) frames per utterance.
-            modalities: subset of ``("v", "a", "av")`` (default: ``self.modalities``).
-            augment: the student view (random crop, flip, time masks) or the clean
-                centre-cropped one; defaults to ``self.training``.
-            time_masking: whether the augmented view is time-masked too; ``False`` gives
-                the random crop and flip alone (the EMA teacher's ``teacher_view:
-                augmented``, USR's teacher input). Ignored when not augmenting.
-
-        Returns:
-            ``{m: (enc (B, T', d), enc_lengths (B,))}`` per modality; T' is the video frame
-            count (audio and video are trimmed to agree, see ``av_length_tolerance``).
-        """
-        modalities = canonical_modalities(modalities or self.modalities)
-        augment = self.training if augment is None else augment
-        video_feats, audio_feats, lengths = self._frontend_features(
-            speech, speech_lengths, video, video_lengths, modalities, augment, time_masking
-        )
-        projected = self.fusion(video_feats, audio_feats, modalities)
-        stacked = torch.cat([projected[m] for m in modalities], dim=0)
-        enc, _, _ = self.encoder(stacked, lengths.repeat(len(modalities)))
-        return {m: (chunk, lengths) for m, chunk in zip(modalities, enc.chunk(len(modalities), dim=0))}
-
-    def _frontend_features(self, speech, speech_lengths, video, video_lengths, modalities, augment,
-                           time_masking: bool = True):
-        video_feats = audio_feats = None
-        if needs_video(modalities):
-            _require(video, video_lengths, "video", modalities)
-            video = self.augmentation.video_view(video, video_lengths, augment, time_masking)
-            video_feats, lengths = self.video_frontend(video, video_lengths)
-        if needs_audio(modalities):
-            _require(speech, speech_lengths, "speech", modalities)
-            speech = self.augmentation.audio_view(speech, speech_lengths, augment, time_masking)
-            audio_feats, lengths = self.audio_frontend(speech, speech_lengths)
-        if video_feats is not None and audio_feats is not None:
-            lengths = check_batch_frame_agreement(lengths, video_lengths, self.av_length_tolerance)
-            n_frames = min(video_feats.size(1), audio_feats.size(1))
-            video_feats, audio_feats = video_feats[:, :n_frames], audio_feats[:, :n_frames]
-        return video_feats, audio_feats, lengths
+        """:meth:`EncoderStack.encode` with this model's defaults: ``modalities`` the ones it
+        trains (``self.modalities``), ``augment`` (the student view) while training."""
+        return super().encode(speech, speech_lengths, video, video_lengths, modalities or self.modalities,
+                              self.training if augment is None else augment, time_masking)
 
     # ------------------------------------------------------------------ losses
     def forward(
@@ -442,15 +373,6 @@ class ESPnetUSR2Model(AbsESPnetModel):
             yield self
         finally:
             self.modalities = saved
-
-
-def _require(x, lengths, name: str, modalities) -> None:
-    if x is None or lengths is None:
-        raise ValueError(
-            f"modalities {list(modalities)} need '{name}' input, but the batch has none; "
-            f"add a {name} file to the data (e.g. --train_data_path_and_name_and_type ...,{name},...) "
-            f"or restrict model_conf.modalities"
-        )
 
 
 def _modality_weights(weights: Optional[Mapping[str, float]], modalities: Sequence[str]) -> Dict[str, float]:

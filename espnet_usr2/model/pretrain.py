@@ -37,59 +37,20 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from torch import nn
 
-from espnet_usr2.data.av_sync import check_batch_frame_agreement
 from espnet_usr2.model.augmentation import StudentAugmentation
 from espnet_usr2.model.encoder import RelPosTransformerEncoder
+from espnet_usr2.model.encoder_stack import EncoderStack
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, merge_modality_values
 from espnet_usr2.model.pretrain_masking import frames_to_samples, span_mask
-from espnet_usr2.semi.teacher import EMATeacher
+from espnet_usr2.semi.teacher import EMATeacher, EMATeacherMixin
 from espnet_usr2.utils.masks import valid_mask
 
 log = logging.getLogger(__name__)
 
 #: the loss weights of USR's pre-training (``v_rel_weight`` 0.3 for video, 0.7 for a and av)
 DEFAULT_PRETRAIN_WEIGHTS = {VIDEO: 0.3, AUDIO: 0.7, AUDIOVISUAL: 0.7}
-
-
-class EncoderStack(nn.Module):
-    """Frontends + projections + encoder: what pre-training trains and its teacher copies.
-
-    Holds the pre-training model's own modules (no copies), so its parameter names --
-    ``audio_frontend.*``, ``video_frontend.*``, ``fusion.*``, ``encoder.*`` -- are the
-    recognition model's; the EMA teacher is a deep copy of one.
-    """
-
-    def __init__(self, audio_frontend: AbsModalityFrontend, video_frontend: AbsModalityFrontend,
-                 fusion: ConcatProjectionFusion, encoder: AbsEncoder, av_length_tolerance: float):
-        super().__init__()
-        self.audio_frontend = audio_frontend
-        self.video_frontend = video_frontend
-        self.fusion = fusion
-        self.encoder = encoder
-        self.av_length_tolerance = av_length_tolerance
-
-    def project(self, video: torch.Tensor, video_lengths: torch.Tensor, speech: torch.Tensor,
-                speech_lengths: torch.Tensor, modalities) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-        """Cropped video (B, T, H, W) and waveforms (B, S) -> ``{m: (B, T', d)}``, lengths (B,)."""
-        video_feats, lengths = self.video_frontend(video, video_lengths)
-        audio_feats, audio_lengths = self.audio_frontend(speech, speech_lengths)
-        lengths = check_batch_frame_agreement(audio_lengths, lengths, self.av_length_tolerance)
-        n_frames = min(video_feats.size(1), audio_feats.size(1))
-        return self.fusion(video_feats[:, :n_frames], audio_feats[:, :n_frames], modalities), lengths
-
-    def encode(self, video, video_lengths, speech, speech_lengths) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-        """The encoder's final outputs of the v, a and av streams (one stacked pass)."""
-        projected, lengths = self.project(video, video_lengths, speech, speech_lengths, MODALITIES)
-        stacked = torch.cat([projected[m] for m in MODALITIES], dim=0)
-        enc, _, _ = self.encoder(stacked, lengths.repeat(len(MODALITIES)))
-        return dict(zip(MODALITIES, enc.chunk(len(MODALITIES), dim=0))), lengths
-
-    def av_block_outputs(self, video, video_lengths, speech, speech_lengths) -> Tuple[List[torch.Tensor], torch.Tensor]:
-        """The output of every encoder block for the audio-visual stream."""
-        projected, lengths = self.project(video, video_lengths, speech, speech_lengths, (AUDIOVISUAL,))
-        return self.encoder.block_outputs(projected[AUDIOVISUAL], lengths), lengths
 
 
 class MaskedPredictor(nn.Module):
@@ -140,7 +101,7 @@ def layer_averaged_targets(block_outputs: List[torch.Tensor], lengths: torch.Ten
     return instance_normalise(average, lengths, eps), average
 
 
-class USR2PretrainModel(AbsESPnetModel):
+class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
     """Masked prediction of an EMA encoder teacher's layer-averaged audio-visual features.
 
     ``USR2Task.build_model`` builds the parts from the same ``ClassChoices`` as the
@@ -182,18 +143,12 @@ class USR2PretrainModel(AbsESPnetModel):
         collapse_threshold: float = 0.1,
         av_length_tolerance: float = 2.0,
     ):
-        super().__init__()
+        super().__init__(audio_frontend, video_frontend, fusion, encoder, augmentation, av_length_tolerance)
         for name, value in (("mask_prob_video", mask_prob_video), ("mask_prob_audio", mask_prob_audio)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if mask_length < 1 or min_masks < 0:
             raise ValueError(f"mask_length must be >= 1 and min_masks >= 0, got {mask_length}, {min_masks}")
-        self.audio_frontend = audio_frontend
-        self.video_frontend = video_frontend
-        self.fusion = fusion
-        self.encoder = encoder
-        self.augmentation = augmentation
-        self.av_length_tolerance = av_length_tolerance
         self.mask_prob = {VIDEO: float(mask_prob_video), AUDIO: float(mask_prob_audio)}
         self.mask_length = int(mask_length)
         self.min_masks = int(min_masks)
@@ -209,26 +164,15 @@ class USR2PretrainModel(AbsESPnetModel):
         self._epoch_target_std: List[float] = []
 
     # ------------------------------------------------------------------ teacher
-    def student_stack(self) -> EncoderStack:
-        """The student's frontends, projections and encoder (this model's own modules)."""
-        return EncoderStack(self.audio_frontend, self.video_frontend, self.fusion, self.encoder,
-                            self.av_length_tolerance)
+    def teacher_mirror(self) -> EncoderStack:
+        """What the teacher copies: the frontends, projections and encoder (not the predictor)."""
+        return self.encoder_stack()
 
     def attach_teacher(self, teacher_conf: Optional[dict] = None) -> None:
         """Add the EMA teacher of the encoder stack (``--teacher_conf``: EMATeacher's arguments)."""
         if self.teacher is not None:
             raise RuntimeError("a teacher is already attached")
-        self.teacher = EMATeacher(self.student_stack(), **(teacher_conf or {}))
-
-    def ensure_teacher_initialized(self) -> None:
-        """Copy the student into the teacher at the first step (after any ``--init_param``)."""
-        if not bool(self.teacher.initialized):
-            self.teacher.sync_from(self.student_stack())
-
-    def update_teacher(self) -> None:
-        """EMA step of the teacher (called after every optimiser step by USR2Trainer)."""
-        if self.teacher is not None and bool(self.teacher.initialized):
-            self.teacher.update(self.student_stack())
+        self.teacher = EMATeacher(self.teacher_mirror(), **(teacher_conf or {}))
 
     # ------------------------------------------------------------------ masks and targets
     def draw_masks(self, lengths: torch.Tensor, max_len: int) -> Dict[str, torch.Tensor]:
@@ -241,7 +185,7 @@ class USR2PretrainModel(AbsESPnetModel):
     @torch.no_grad()
     def targets(self, video, video_lengths, speech, speech_lengths) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The teacher's layer-averaged, instance-normalised AV features, the raw average, lengths."""
-        blocks, lengths = self.teacher.model.av_block_outputs(video, video_lengths, speech, speech_lengths)
+        blocks, lengths = self.teacher.model.block_outputs(speech, speech_lengths, video, video_lengths, AUDIOVISUAL)
         normalised, raw = layer_averaged_targets(blocks, lengths, self.target_eps)
         return normalised, raw, lengths
 
@@ -272,14 +216,14 @@ class USR2PretrainModel(AbsESPnetModel):
         masked_view = view * ~masks[VIDEO][..., None, None]
         masked_speech = speech * ~frames_to_samples(masks[AUDIO], self.audio_frontend.samples_per_frame,
                                                     speech.size(1))
-        encoded, _ = self.student_stack().encode(masked_view, video_lengths, masked_speech, speech_lengths)
+        encoded = self.encode(masked_speech, speech_lengths, masked_view, video_lengths, MODALITIES)
         n_frames = targets.size(1)
         valid = valid_mask(lengths, n_frames)
         loss_masks = {VIDEO: masks[VIDEO][:, :n_frames] & valid, AUDIO: masks[AUDIO][:, :n_frames] & valid}
         loss_masks[AUDIOVISUAL] = loss_masks[VIDEO] | loss_masks[AUDIO]
 
         token_mask = torch.cat([loss_masks[m] for m in MODALITIES])
-        predictions = self.predictor(torch.cat([encoded[m] for m in MODALITIES]), lengths.repeat(len(MODALITIES)),
+        predictions = self.predictor(torch.cat([encoded[m][0] for m in MODALITIES]), lengths.repeat(len(MODALITIES)),
                                      token_mask).chunk(len(MODALITIES), dim=0)
         loss = 0.0
         stats: Dict[str, torch.Tensor] = {}

@@ -116,3 +116,32 @@ def _paired(teacher_items, student_items):
     if [n for n, _ in teacher_items] != [n for n, _ in student_items]:
         raise RuntimeError("teacher and student structures differ; was the student modified after the copy?")
     return zip(teacher_items, student_items)
+
+
+class EMATeacherMixin:
+    """The one teacher-initialisation and update path of every model with an EMA teacher.
+
+    Recognition (:class:`~espnet_usr2.model.espnet_model.ESPnetUSR2Model`, whose teacher
+    mirrors the whole network) and pre-training (whose teacher mirrors only the encoder stack)
+    both mix this in; they differ only in :meth:`teacher_mirror`. The model sets
+    ``self.teacher`` (an :class:`EMATeacher` or None) in its constructor.
+    """
+
+    def teacher_mirror(self) -> nn.Module:
+        """The part of this model that the teacher copies (default: all of it)."""
+        return self
+
+    def ensure_teacher_initialized(self) -> None:
+        """Start the teacher from the student's weights at the first training step.
+
+        Done lazily (not at construction) so that weights loaded after the model is built
+        -- ``--init_param`` from a self-supervised checkpoint -- reach the teacher too; on
+        ``--resume`` the flag comes back from the checkpoint and the teacher is kept.
+        """
+        if not bool(self.teacher.initialized):
+            self.teacher.sync_from(self.teacher_mirror())
+
+    def update_teacher(self) -> None:
+        """EMA step of the teacher (called after every optimiser step by USR2Trainer)."""
+        if self.teacher is not None and bool(self.teacher.initialized):
+            self.teacher.update(self.teacher_mirror())
