@@ -162,7 +162,8 @@ def build_model(args, device: torch.device):
     if model.video_frontend.channels_last != args.channels_last:
         raise RuntimeError("--channels_last did not reach the video front-end")
     objectives = {"usr2_ctc": model.unlabelled_objective,
-                  "usr2_ar": USR2Objective(p_ar=1.0, threshold=0.0),
+                  "usr2_ar": USR2Objective(vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(),
+                                            p_ar=1.0, threshold=0.0),
                   "usr1": USR1Objective(vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(),
                                         threshold=0.0)}
     for objective in objectives.values():

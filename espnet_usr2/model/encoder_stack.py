@@ -12,8 +12,10 @@ stay ``audio_frontend.*``, ``video_frontend.*``, ``fusion.*`` and ``encoder.*`` 
 names of released-checkpoint imports, ``encoder.pth`` files and existing checkpoints.
 
 The input view is chosen per call: ``augment`` (random crop and flip instead of the centre
-crop) and ``time_masking`` (the augmentation's time masks on top of them: the student's view
-of fine-tuning).
+crop) and the time masks -- drawn by the augmentation (``time_masking``: the student's view
+of fine-tuning), given by the caller (pre-training's span masks), or none. Masked video
+frames are zero *after* the frontend's pixel normalisation (the mean grey), as USR masks
+them; masked audio samples are zero.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from torch import nn
 
 from espnet_usr2.data.av_sync import check_batch_frame_agreement
-from espnet_usr2.model.augmentation import StudentAugmentation
+from espnet_usr2.model.augmentation import StudentAugmentation, TimeMasks
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.utils.modalities import canonical_modalities, needs_audio, needs_video
@@ -68,7 +70,8 @@ class EncoderStack(nn.Module):
 
     def project(self, speech: Optional[torch.Tensor] = None, speech_lengths: Optional[torch.Tensor] = None,
                 video: Optional[torch.Tensor] = None, video_lengths: Optional[torch.Tensor] = None,
-                modalities: Sequence[str] = ("av",), augment: bool = False, time_masking: bool = True) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+                modalities: Sequence[str] = ("av",), augment: bool = False, time_masking: bool = True,
+                masks: Optional[TimeMasks] = None) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
         """The projected input of each requested stream ``{m: (B, T, d)}`` and the lengths (B,).
 
         Args:
@@ -77,18 +80,27 @@ class EncoderStack(nn.Module):
             modalities: subset of ``("v", "a", "av")``.
             augment: random crop and flip (the same for all frames of a clip) instead of the
                 centre crop; with ``time_masking`` also the augmentation's time masks.
-            time_masking: the augmentation's time masks when augmenting (``False``: the crop
-                and flip alone, the EMA teacher's own view).
+            time_masking: draw the augmentation's time masks when augmenting (``False``: the
+                crop and flip alone, the EMA teacher's own view).
+            masks: time masks given by the caller (pre-training's span masks), used instead
+                of drawn ones, augmenting or not.
         """
         modalities = canonical_modalities(modalities)
+        draw = masks is None and augment and time_masking
+        masks = masks or TimeMasks()
         video_feats = audio_feats = None
         if needs_video(modalities):
             _require(video, video_lengths, "video", modalities)
-            video = self.augmentation.video_view(video, video_lengths, augment, time_masking)
-            video_feats, lengths = self.video_frontend(video, video_lengths)
+            video = self.augmentation.crop_and_flip(video, augment)
+            if draw:  # after the crop, before the audio mask: the order of the random draws
+                masks.video = self.augmentation.video_time_mask(video_lengths, video.size(1))
+            video_feats, lengths = self.video_frontend(video, video_lengths, masked_frames=masks.video)
         if needs_audio(modalities):
             _require(speech, speech_lengths, "speech", modalities)
-            speech = self.augmentation.audio_view(speech, speech_lengths, augment, time_masking)
+            if draw:
+                masks.audio = self.augmentation.audio_time_mask(speech_lengths, speech.size(1))
+            if masks.audio is not None:
+                speech = speech.masked_fill(masks.audio, 0.0)
             audio_feats, lengths = self.audio_frontend(speech, speech_lengths)
         if video_feats is not None and audio_feats is not None:
             lengths = check_batch_frame_agreement(lengths, video_lengths, self.av_length_tolerance)
@@ -98,12 +110,13 @@ class EncoderStack(nn.Module):
 
     def encode(self, speech: Optional[torch.Tensor] = None, speech_lengths: Optional[torch.Tensor] = None,
                video: Optional[torch.Tensor] = None, video_lengths: Optional[torch.Tensor] = None,
-               modalities: Sequence[str] = ("v", "a", "av"), augment: bool = False, time_masking: bool = True) -> Encoded:
+               modalities: Sequence[str] = ("v", "a", "av"), augment: bool = False, time_masking: bool = True,
+               masks: Optional[TimeMasks] = None) -> Encoded:
         """``{m: (enc (B, T', d), enc_lengths (B,))}`` from one stacked encoder pass; arguments
         as :meth:`project`. T' is the video frame count (audio and video trimmed to agree)."""
         modalities = canonical_modalities(modalities)
         projected, lengths = self.project(speech, speech_lengths, video, video_lengths, modalities, augment,
-                                          time_masking)
+                                          time_masking, masks)
         stacked = torch.cat([projected[m] for m in modalities], dim=0)
         enc, _, _ = self.encoder(stacked, lengths.repeat(len(modalities)))
         return {m: (chunk, lengths) for m, chunk in zip(modalities, enc.chunk(len(modalities), dim=0))}

@@ -28,7 +28,7 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from torch import nn
 
-from espnet_usr2.model.augmentation import StudentAugmentation
+from espnet_usr2.model.augmentation import StudentAugmentation, TimeMasks
 from espnet_usr2.model.comat import COMATLoss
 from espnet_usr2.model.decoder import USR2TransformerDecoder
 from espnet_usr2.model.encoder_stack import Encoded, EncoderStack
@@ -166,7 +166,9 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
                 ``momentum_start`` (0.998) and ``momentum_end`` (1.0) of the cosine EMA
                 momentum (paper Sec. 3); ``total_steps`` (0: the trainer sets the whole
                 run, max_epoch x optimiser steps per epoch); ``validate`` (true: validation
-                also reports the teacher's statistics as ``<stat>_teacher``).
+                also reports the teacher's statistics as ``<stat>_teacher``); ``batch_norm``
+                (``batch``: the teacher normalises with its own batch's statistics, USR's
+                code; ``running``: eval mode with the student's copied running statistics).
         """
         if self.teacher is not None:
             raise RuntimeError("a teacher is already attached")
@@ -202,11 +204,12 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         modalities: Optional[Sequence[str]] = None,
         augment: Optional[bool] = None,
         time_masking: bool = True,
+        masks: Optional[TimeMasks] = None,
     ) -> Encoded:
         """:meth:`EncoderStack.encode` with this model's defaults: ``modalities`` the ones it
         trains (``self.modalities``), ``augment`` (the student view) while training."""
         return super().encode(speech, speech_lengths, video, video_lengths, modalities or self.modalities,
-                              self.training if augment is None else augment, time_masking)
+                              self.training if augment is None else augment, time_masking, masks)
 
     # ------------------------------------------------------------------ losses
     def forward(
@@ -287,10 +290,14 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             sup_losses, stats = self._labelled_losses(lab, text[is_labelled], text_lengths[is_labelled])
         else:  # a step without labelled utterances: only the unlabelled term (stats as NaN)
             sup_losses = {m: torch.zeros((), device=text.device) for m in self.modalities}
-            if self.comat is not None and not self.comat.pseudo_labels:  # DDP: the compressor gets a gradient
-                sup_losses = {m: loss + self.comat.unused_zero() for m, loss in sup_losses.items()}
+            unused = self._labelled_heads_zero()  # DDP: parameters only labelled losses reach get a gradient
+            if self.comat is not None and not self.comat.pseudo_labels:
+                unused = unused + self.comat.unused_zero()
+            sup_losses = {m: loss + unused for m, loss in sup_losses.items()}
             stats = {f"{k}_{m}": torch.tensor(float("nan"))
                      for m in self.modalities for k in self._supervised_stat_names(m)}
+        if not bool(self.teacher.initialized):  # the first semi-supervised step
+            self.unlabelled_objective.start_from(self)
         self.ensure_teacher_initialized()
         unl_losses, unl_stats = self.unlabelled_objective(
             student=self, teacher=self.teacher.model, step=int(self.teacher.num_updates),
@@ -305,6 +312,13 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             stats[f"loss_total_{m}"] = term.detach()
             total = total + self.modality_weights[m] * term
         return total, stats
+
+    def _labelled_heads_zero(self) -> torch.Tensor:
+        """0 through the CTC heads and the decoder's output layers: with unlabelled heads, a step
+        without labelled utterances reaches them with no loss, and DDP (without
+        find_unused_parameters) needs every parameter to get a gradient."""
+        heads = list(self.ctc.parameters()) + list(self.decoder.output_layers.parameters())
+        return sum(p.sum() for p in heads) * 0.0
 
     def _supervised_stat_names(self, m: str) -> Tuple[str, ...]:
         """Names of the labelled statistics of modality ``m`` (the same keys every step: DDP)."""

@@ -14,7 +14,7 @@ Both map a padded batch to ``(B, T, 512)`` features at 25 fps plus lengths.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torchaudio
@@ -216,15 +216,22 @@ class ResNet3DVideoFrontend(AbsModalityFrontend):
     def output_size(self) -> int:
         return self._output_size
 
-    def forward(self, video: torch.Tensor, video_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """video: (B, T, H, W) pixels in [0, 255] -> (B, T, D)."""
+    def forward(self, video: torch.Tensor, video_lengths: torch.Tensor,
+                masked_frames: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """video: (B, T, H, W) pixels in [0, 255] -> (B, T, D).
+
+        ``masked_frames`` (B, T) bool: time-masked frames, set to 0 *after* the pixel
+        normalisation -- the mean grey, as USR masks them (a black frame would be -2.55).
+        """
         if video.dim() != 4:
             raise ValueError(f"video frontend expects (batch, frames, height, width), got {tuple(video.shape)}")
         batch, frames = video.shape[:2]
         x = (video / 255.0 - self.pixel_mean) / self.pixel_std
         # zero the padded frames so the temporal kernel of the stem sees silence, not noise
-        padded = pad_mask(video_lengths.to(x.device), frames)[:, :, None, None]
-        x = x.masked_fill(padded, 0.0)
+        zeroed = pad_mask(video_lengths.to(x.device), frames)
+        if masked_frames is not None:
+            zeroed = zeroed | masked_frames[:, :frames].to(x.device)
+        x = x.masked_fill(zeroed[:, :, None, None], 0.0)
         x = x.unsqueeze(1)  # (B, 1, T, H, W)
         channels_last = self.channels_last and x.is_cuda
         if channels_last:

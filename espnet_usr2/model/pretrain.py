@@ -9,10 +9,12 @@ of an EMA teacher's audio-visual features.
   the same parameter names, so the pre-trained encoder initialises recognition training
   with a plain ``--init_param`` (``usr2_import --encoder_only`` writes that file).
 * **Masking**: span masks over video frames (:mod:`~espnet_usr2.model.pretrain_masking`;
-  start probability 0.2 video / 0.4 audio, spans of 3 frames, at least one span); a
-  masked frame zeroes the video frame or its 640 audio samples.
-* **Teacher**: an EMA copy of the encoder only (frontends + projections + encoder; the
-  project's :class:`~espnet_usr2.semi.teacher.EMATeacher`, stepped by ``USR2Trainer`` after
+  start probability 0.2 video / 0.4 audio, spans of 3 frames, at least one span, the same
+  number of masked frames for every utterance of a batch); a masked video frame is 0 after
+  the frontend's normalisation (the mean grey), a masked audio frame zeroes its 640 samples.
+* **Teacher**: an EMA copy of the encoder stack only (frontends + projections + encoder; the
+  project's :class:`~espnet_usr2.semi.teacher.EMATeacher`, batch norm on its own batch's
+  statistics as USR's, stepped by ``USR2Trainer`` after
   every optimiser step), momentum on a cosine to 1. It sees the unmasked clip.
 * **Targets**: the teacher's audio-visual stream averaged over the outputs of all encoder
   blocks, instance-normalised (per utterance and channel over its frames).
@@ -37,7 +39,7 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from torch import nn
 
-from espnet_usr2.model.augmentation import StudentAugmentation
+from espnet_usr2.model.augmentation import StudentAugmentation, TimeMasks
 from espnet_usr2.model.encoder import RelPosTransformerEncoder
 from espnet_usr2.model.encoder_stack import EncoderStack
 from espnet_usr2.model.frontends import AbsModalityFrontend
@@ -114,6 +116,9 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             of the video and audio masks (USR: 0.2, 0.4).
         mask_length: span length in video frames (3).
         min_masks: spans per utterance at least (1).
+        require_same_masks: every utterance of a batch gets as many masked frames as the one
+            with the fewest (fairseq's ``require_same_masks``, on in USR's pre-training);
+            false: each keeps its own count (:mod:`~espnet_usr2.model.pretrain_masking`).
         shared_mask: one mask (drawn with ``mask_prob_audio``) for both streams, as USR's
             pre-training code does; false: independent masks with their own probability.
         modality_weights: loss weights of the v, a and av streams (0.3, 0.7, 0.7).
@@ -136,6 +141,7 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         mask_prob_audio: float = 0.4,
         mask_length: int = 3,
         min_masks: int = 1,
+        require_same_masks: bool = True,
         shared_mask: bool = True,
         modality_weights: Optional[Mapping[str, float]] = None,
         predictor_conf: Optional[dict] = None,
@@ -152,6 +158,7 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         self.mask_prob = {VIDEO: float(mask_prob_video), AUDIO: float(mask_prob_audio)}
         self.mask_length = int(mask_length)
         self.min_masks = int(min_masks)
+        self.require_same_masks = bool(require_same_masks)
         self.shared_mask = bool(shared_mask)
         self.modality_weights = merge_modality_values(DEFAULT_PRETRAIN_WEIGHTS, modality_weights)
         if any(w < 0 for w in self.modality_weights.values()):
@@ -177,9 +184,10 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
     # ------------------------------------------------------------------ masks and targets
     def draw_masks(self, lengths: torch.Tensor, max_len: int) -> Dict[str, torch.Tensor]:
         """(B, T) bool masks of the video and audio streams (True: masked)."""
-        audio = span_mask(lengths, max_len, self.mask_prob[AUDIO], self.mask_length, self.min_masks)
+        audio = span_mask(lengths, max_len, self.mask_prob[AUDIO], self.mask_length, self.min_masks,
+                          self.require_same_masks)
         video = audio if self.shared_mask else span_mask(
-            lengths, max_len, self.mask_prob[VIDEO], self.mask_length, self.min_masks)
+            lengths, max_len, self.mask_prob[VIDEO], self.mask_length, self.min_masks, self.require_same_masks)
         return {VIDEO: video, AUDIO: audio}
 
     @torch.no_grad()
@@ -213,10 +221,9 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         view = self.augmentation.crop_and_flip(video, augment=self.training)
         targets, raw, lengths = self.targets(view, video_lengths, speech, speech_lengths)
         masks = self.draw_masks(video_lengths, view.size(1))
-        masked_view = view * ~masks[VIDEO][..., None, None]
-        masked_speech = speech * ~frames_to_samples(masks[AUDIO], self.audio_frontend.samples_per_frame,
-                                                    speech.size(1))
-        encoded = self.encode(masked_speech, speech_lengths, masked_view, video_lengths, MODALITIES)
+        student_masks = TimeMasks(video=masks[VIDEO],  # zero after the frontend's normalisation, as USR
+                                  audio=frames_to_samples(masks[AUDIO], self.samples_per_frame, speech.size(1)))
+        encoded = self.encode(speech, speech_lengths, view, video_lengths, MODALITIES, masks=student_masks)
         n_frames = targets.size(1)
         valid = valid_mask(lengths, n_frames)
         loss_masks = {VIDEO: masks[VIDEO][:, :n_frames] & valid, AUDIO: masks[AUDIO][:, :n_frames] & valid}

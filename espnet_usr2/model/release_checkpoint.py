@@ -13,9 +13,11 @@ Facts read from the official code (``ahaliassos/usr2``: ``E2E`` of
 * files hold that state dict under wrapper prefixes: ``_orig_mod.`` (``torch.compile``),
   ``model.`` (the Lightning module, the USR wrapper), ``backbone.`` (USR's student), or are
   Lightning training checkpoints with the state dict under ``state_dict``. USR's wrapper
-  also holds its EMA teacher (``target_backbone.``), heads for the unlabelled losses
-  (``out_layer_unlabelled_*``), unused norms and self-supervised predictors: not part of the
-  model, ignored and reported (:data:`IGNORED_WRAPPER_PARTS`);
+  also holds its EMA teacher (``target_backbone.``), unused norms and self-supervised
+  predictors: not part of the model, ignored and reported (:data:`IGNORED_WRAPPER_PARTS`);
+  and the student's heads for the unlabelled losses (``out_layer_unlabelled_{v,a,av}``,
+  ``out_layer_unlabelled_ctc_{v,a,av}``), kept apart (:attr:`ReleaseState.unlabelled_heads`)
+  for semi-supervised fine-tuning (:func:`rename_unlabelled_heads`);
 * the self-supervised checkpoints (``model._orig_mod.model.backbone.encoder.*``) are used
   encoder-only, without ``after_norm``, as USR's fine-tuning loads them;
 * sizes (:data:`RELEASED_SIZES`): Base, Base+, Large, Huge, vocabulary 1049.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -207,11 +209,13 @@ def _state_dict_of(obj) -> Optional[Tensors]:
 
 @dataclass
 class ReleaseState:
-    """A checkpoint split into the network (release names) and what is ignored."""
+    """A checkpoint split into the network (release names), the student's unlabelled heads
+    (release names; empty when importing the teacher or an encoder) and what is ignored."""
 
     network: Tensors
     prefix: str  # the wrapper prefix in front of the network's names (most common one)
     ignored: Dict[str, int]  # what was ignored -> how many tensors
+    unlabelled_heads: Tensors = field(default_factory=dict)
 
 
 def strip_wrappers(name: str) -> Tuple[str, str]:
@@ -235,6 +239,7 @@ def split_release_state(state: Mapping[str, torch.Tensor], encoder_only: bool = 
     network: Tensors = {}
     prefixes: Counter = Counter()
     ignored: Counter = Counter()
+    heads: Tensors = {}
     unknown: List[str] = []
     for name, tensor in state.items():
         wrapper, rest = strip_wrappers(name)
@@ -248,6 +253,8 @@ def split_release_state(state: Mapping[str, torch.Tensor], encoder_only: bool = 
         if head in NETWORK_PARTS or head in ENCODER_PARTS:
             network[rest] = tensor
             prefixes[wrapper] += 1
+        elif UNLABELLED_HEAD.fullmatch(rest) and source == STUDENT and not encoder_only:
+            heads[rest] = tensor
         elif _ignored_label(rest) is not None:
             ignored[_ignored_label(rest)] += 1
         else:
@@ -264,7 +271,8 @@ def split_release_state(state: Mapping[str, torch.Tensor], encoder_only: bool = 
         network, outside = _encoder_part(network)
         if outside:
             ignored[ENCODER_ONLY_NOTE] += outside
-    return ReleaseState(network=network, prefix=prefixes.most_common(1)[0][0], ignored=dict(ignored))
+    return ReleaseState(network=network, prefix=prefixes.most_common(1)[0][0], ignored=dict(ignored),
+                        unlabelled_heads=heads)
 
 
 def _ignored_label(name: str) -> Optional[str]:
@@ -372,6 +380,26 @@ def rename_network(network: Mapping[str, torch.Tensor], encoder_only: bool = Fal
     if unplaced:
         raise ReleaseCheckpointError(f"{len(unplaced)} tensor(s) of the checkpoint have no place in this model: "
                                      f"{_listing(unplaced)}")
+    return converted, origin
+
+
+#: USR's heads for the unlabelled losses: decoder (``out_layer_unlabelled_<m>``) and CTC
+#: (``out_layer_unlabelled_ctc_<m>``), held by the student's wrapper beside ``backbone``
+UNLABELLED_HEAD = re.compile(r"out_layer_unlabelled_(ctc_)?(v|a|av)\.(weight|bias)")
+#: where this project keeps them: the unlabelled objective (``semi_conf.unlabelled_heads``)
+OWN_UNLABELLED_HEADS = "unlabelled_objective."
+
+
+def rename_unlabelled_heads(heads: Mapping[str, torch.Tensor]) -> Tuple[Tensors, Dict[str, str]]:
+    """``out_layer_unlabelled_ctc_av.weight`` -> ``unlabelled_objective.ctc_heads.av.weight``,
+    ``out_layer_unlabelled_v.bias`` -> ``unlabelled_objective.dec_heads.v.bias``;
+    ``({our name: tensor}, {our name: release name})``."""
+    converted: Tensors = {}
+    origin: Dict[str, str] = {}
+    for name, tensor in heads.items():
+        ctc, modality, param = UNLABELLED_HEAD.fullmatch(name).groups()
+        target = f"{OWN_UNLABELLED_HEADS}{'ctc_heads' if ctc else 'dec_heads'}.{modality}.{param}"
+        converted[target], origin[target] = tensor, name
     return converted, origin
 
 

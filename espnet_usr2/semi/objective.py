@@ -2,8 +2,9 @@
 
 One call handles the unlabelled half of a training step:
 
-1. the EMA teacher encodes the clean audio-visual view (no gradient; ``teacher_view``
-   ``augmented``: its own random crop and flip, never masked) and makes the PLs:
+1. the EMA teacher encodes the audio-visual view (no gradient; ``teacher_view``
+   ``augmented``, USR's: its own random crop and flip, never masked; ``clean``: the centre
+   crop) and makes the PLs:
    greedy collapsed CTC PLs (eq. 3) with their sequence confidence (eqs. 12-13), and
    attention PLs -- by CTC-driven teacher forcing (eq. 4) or, in AR mode, by greedy
    autoregressive decoding. Mixed sampling (Sec. 4.2) picks the mode of the step with
@@ -24,7 +25,8 @@ Both objectives are built by ``USR2Task`` from ``--semi usr2|usr1`` and the keys
 
 :class:`USR1Objective` is the USR baseline on equal terms: AR PLs every step, frame-level
 CTC PLs with frame-wise cross-entropy (no collapse), CTC head and decoder supervised by
-their own PLs, optionally through separate output heads used only for unlabelled data.
+their own PLs, through separate output heads used only for unlabelled data (both objectives
+have them by default, as USR's code: ``unlabelled_heads``).
 """
 from __future__ import annotations
 
@@ -51,30 +53,63 @@ DEFAULT_UNLABELLED_WEIGHTS = {VIDEO: 0.97, AUDIO: 0.75, AUDIOVISUAL: 0.75}
 DETAIL_TERMS = ("loss_unl_att_yatt", "loss_unl_att_yctc", "loss_unl_ctc_yctc", "loss_unl_ctc_yatt")
 NAN = float("nan")
 TEACHER_VIEWS = ("clean", "augmented")
+HEAD_INITS = ("random", "labelled")
 Stats = Dict[str, torch.Tensor]
 
 
 class _UnlabelledObjective(nn.Module):
-    """What both objectives share: gamma_m, the teacher's AV encoding, PL statistics."""
+    """What both objectives share: gamma_m, the teacher's AV encoding, the unlabelled heads.
 
-    def __init__(self, unlabelled_weights: Optional[Mapping[str, float]], pl_modality: str,
-                 teacher_view: str = "clean"):
+    Unlabelled heads (``unlabelled_heads``, USR's ``out_layer_unlabelled_{v,a,av}`` and
+    ``out_layer_unlabelled_ctc_{v,a,av}``): every unlabelled loss goes through output layers
+    of its own -- a linear d -> V per modality after the decoder (``dec_heads``) and one on the
+    encoder output for the CTC branch (``ctc_heads``, no dropout before it, as USR's) -- so the
+    model's own heads, which the EMA teacher mirrors and which make the pseudo-labels, learn
+    from labels only. They live in this objective: the teacher (a copy of the model taken
+    before the objective is attached) has none, and decoding never uses them.
+    ``unlabelled_heads_init``: ``random`` (PyTorch's default, USR's) or ``labelled`` (copies of
+    the model's heads when semi-supervised training starts: for a run that starts from a
+    supervised model, so the heads do not start as noise).
+    """
+
+    def __init__(self, vocab_size: int, encoder_output_size: int, unlabelled_weights: Optional[Mapping[str, float]],
+                 pl_modality: str, teacher_view: str = "augmented", unlabelled_heads: bool = True,
+                 unlabelled_heads_init: str = "random"):
         super().__init__()
         weights = merge_modality_values(DEFAULT_UNLABELLED_WEIGHTS, unlabelled_weights)
         for m, value in weights.items():
             check_unit_interval(f"unlabelled_weights[{m}]", value)
         check_choice("teacher_view", teacher_view, TEACHER_VIEWS)
+        check_choice("unlabelled_heads_init", unlabelled_heads_init, HEAD_INITS)
         self.unlabelled_weights = weights
         self.pl_modality = canonical_modality(pl_modality)
         self.teacher_view_kind = teacher_view
+        self.unlabelled_heads_init = unlabelled_heads_init
+        self.ctc_heads = self.dec_heads = None
+        if unlabelled_heads:
+            self.ctc_heads = nn.ModuleDict({m: nn.Linear(encoder_output_size, vocab_size) for m in MODALITIES})
+            self.dec_heads = nn.ModuleDict({m: nn.Linear(encoder_output_size, vocab_size) for m in MODALITIES})
 
     @classmethod
     def build(cls, semi_conf: Mapping, vocab_size: int, encoder_output_size: int) -> "_UnlabelledObjective":
-        """The objective of ``--semi_conf`` for a model of these sizes (how ``USR2Task`` builds it).
+        """The objective of ``--semi_conf`` for a model of these sizes (how ``USR2Task`` builds it)."""
+        return cls(vocab_size=vocab_size, encoder_output_size=encoder_output_size, **semi_conf)
 
-        Only an objective with parameters of its own needs the sizes (USR v1's separate heads).
-        """
-        return cls(**semi_conf)
+    @torch.no_grad()
+    def start_from(self, student) -> None:
+        """At the first semi-supervised step: with ``unlabelled_heads_init: labelled`` the
+        unlabelled heads become copies of the student's own heads."""
+        if self.ctc_heads is None or self.unlabelled_heads_init != "labelled":
+            return
+        for m in MODALITIES:
+            for mine, theirs in ((self.ctc_heads[m], _linear_of(student.ctc_head(m))),
+                                 (self.dec_heads[m], student.decoder.output_head(m))):
+                mine.weight.copy_(theirs.weight)
+                mine.bias.copy_(theirs.bias)
+
+    def ctc_head(self, student, m: str) -> nn.Module:
+        """The CTC output layer of modality ``m``'s unlabelled losses."""
+        return self.ctc_heads[m] if self.ctc_heads is not None else student.ctc_head(m)
 
     def unlabelled_weight(self, modality: str) -> float:
         """gamma_m of the total loss."""
@@ -96,9 +131,13 @@ class _UnlabelledObjective(nn.Module):
 class USR2Objective(_UnlabelledObjective):
     """USR 2.0 on unlabelled data: CTC-driven teacher forcing with mixed sampling (Sec. 4).
 
-    ``--semi usr2``; every argument is a ``--semi_conf`` key. Defaults are the paper's.
+    ``--semi usr2``; ``vocab_size`` and ``encoder_output_size`` come from the model (they size
+    the unlabelled heads), every other argument is a ``--semi_conf`` key. Defaults are the
+    paper's, and USR's code where the paper is silent.
 
     Args:
+        vocab_size: output size of the unlabelled heads.
+        encoder_output_size: input size of the unlabelled heads.
         p_ar: probability that a step uses AR mode (eq. 6) instead of CTC-driven mode
             (eq. 5); mixed sampling, Sec. 4.2. Used by the ``"constant"`` schedule.
         p_ar_schedule: ``"constant"`` (the paper), or ``"linear"`` / ``"cosine"``: p_AR moves
@@ -129,11 +168,16 @@ class USR2Objective(_UnlabelledObjective):
         ctc_kd_conf: options of ``"kd"`` (``CTCKDConfig``): ``selection``, ``scale`` (s),
             ``symmetric_n``, ``blank_threshold``, ``random_ratio``.
         pl_modality: the teacher's view that makes the pseudo-labels (``av``, unmasked).
-        teacher_view: the teacher's input: ``"clean"`` (centre crop, no flip; the default)
-            or ``"augmented"`` (its own random crop and flip, as USR's code; never masked).
+        teacher_view: the teacher's input: ``"augmented"`` (its own random crop and flip, as
+            USR's code, the default; never masked) or ``"clean"`` (centre crop, no flip).
         ctc_target_lsm_weight: label smoothing of ``CE(dec, y_ctc + [eos])`` in eq. 5.
             0.0 (default): plain CE, as eq. 5 writes it; 0.1 smooths it like ``lsm_weight``
             smooths every other attention loss (an open reading, issue 12).
+        unlabelled_heads: every unlabelled loss through output layers of its own (USR's code;
+            see :class:`_UnlabelledObjective`); false: through the model's own heads, which
+            then learn from pseudo-labels too.
+        unlabelled_heads_init: ``random`` (USR's) or ``labelled`` (copies of the model's heads
+            at the first semi-supervised step).
         seed: seed of the per-step draws (AR or CTC-driven mode; KD's random frames),
             combined with the step number so that every DDP rank draws the same.
     """
@@ -142,6 +186,8 @@ class USR2Objective(_UnlabelledObjective):
 
     def __init__(
         self,
+        vocab_size: int,
+        encoder_output_size: int,
         p_ar: float = 0.5,
         p_ar_schedule: str = "constant",
         p_ar_start: float = 0.0,
@@ -161,11 +207,14 @@ class USR2Objective(_UnlabelledObjective):
         ctc_branch: str = "pseudo_label",
         ctc_kd_conf: Optional[dict] = None,
         pl_modality: str = AUDIOVISUAL,
-        teacher_view: str = "clean",
+        teacher_view: str = "augmented",
         ctc_target_lsm_weight: float = 0.0,
+        unlabelled_heads: bool = True,
+        unlabelled_heads_init: str = "random",
         seed: int = 42,
     ):
-        super().__init__(unlabelled_weights, pl_modality, teacher_view)
+        super().__init__(vocab_size, encoder_output_size, unlabelled_weights, pl_modality, teacher_view,
+                         unlabelled_heads, unlabelled_heads_init)
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = seed
@@ -194,7 +243,7 @@ class USR2Objective(_UnlabelledObjective):
             ys_in, ys_in_lens = ar_decoder_input(att_pl, student.sos, student.eos)
         else:
             ys_in, ys_in_lens = ctc_driven_decoder_input(ctc_pl, student.sos, student.eos)
-        dec_logits = student.decoder.forward_modalities(encoded, ys_in, ys_in_lens)
+        dec_logits = student.decoder.forward_modalities(encoded, ys_in, ys_in_lens, self.dec_heads)
         losses: Dict[str, torch.Tensor] = {}
         stats = _pl_stats(ctc_pl, att_pl, mode, ar_probability(self.mixing, step, max(total_steps, 1)))
         for m, logits in zip(encoded, dec_logits):
@@ -223,7 +272,7 @@ class USR2Objective(_UnlabelledObjective):
         return ctc_pl, att_pl, teacher_logp
 
     def _modality_loss(self, student, m, enc, lens, dec_logits, ctc_pl, att_pl, mode, teacher_logp, step):
-        ctc_logits = ctc_logits_of(student.ctc_head(m), enc)
+        ctc_logits = ctc_logits_of(self.ctc_head(student, m), enc)
         if mode == AR_MODE:
             loss_ctc, loss_att, details = ar_mode_loss_terms(ctc_logits, lens, dec_logits, ctc_pl, att_pl,
                                                              student.sos, student.eos, self.losses)
@@ -249,8 +298,8 @@ class USR1Objective(_UnlabelledObjective):
     size the separate heads), every other argument is a ``--semi_conf`` key.
 
     Args:
-        vocab_size: output size of the separate heads.
-        encoder_output_size: input size of the separate heads.
+        vocab_size: output size of the unlabelled heads.
+        encoder_output_size: input size of the unlabelled heads.
         threshold: confidence threshold tau of eq. 11 (frame mask of the CTC PLs, token
             mask of the AR PLs).
         ctc_weight: lambda of eq. 16.
@@ -259,17 +308,15 @@ class USR1Objective(_UnlabelledObjective):
         normalize_length: cross-entropy terms as sum / kept units instead of sum / batch size.
         ar_max_len_ratio: AR pseudo-labels stop after ``floor(T * ar_max_len_ratio)`` steps.
         ar_max_len: an absolute cap on those steps (None: none).
-        separate_heads: USR's extra CTC and decoder output layers used only for unlabelled
-            losses (the model's own heads then learn from labelled data only).
+        unlabelled_heads: USR's extra CTC and decoder output layers used only for unlabelled
+            losses (the model's own heads then learn from labelled data only); the default,
+            as USR's code.
+        unlabelled_heads_init: ``random`` (USR's) or ``labelled`` (copies of the model's heads).
         unlabelled_weights: gamma_m of eq. 17 per modality (defaults as USR 2.0, eq. 18).
         pl_modality: the teacher's view that makes the pseudo-labels (``av``).
-        teacher_view: the teacher's input: ``"clean"`` (centre crop, no flip; the default) or
-            ``"augmented"`` (its own random crop and flip, as USR's code; never masked).
+        teacher_view: the teacher's input: ``"augmented"`` (its own random crop and flip, as
+            USR's code, the default; never masked) or ``"clean"`` (centre crop, no flip).
     """
-
-    @classmethod
-    def build(cls, semi_conf: Mapping, vocab_size: int, encoder_output_size: int) -> "USR1Objective":
-        return cls(vocab_size=vocab_size, encoder_output_size=encoder_output_size, **semi_conf)
 
     def __init__(
         self,
@@ -282,22 +329,19 @@ class USR1Objective(_UnlabelledObjective):
         normalize_length: bool = False,
         ar_max_len_ratio: float = 0.2,
         ar_max_len: Optional[int] = None,
-        separate_heads: bool = False,
+        unlabelled_heads: bool = True,
+        unlabelled_heads_init: str = "random",
         unlabelled_weights: Optional[Mapping[str, float]] = None,
         pl_modality: str = AUDIOVISUAL,
-        teacher_view: str = "clean",
+        teacher_view: str = "augmented",
     ):
-        super().__init__(unlabelled_weights, pl_modality, teacher_view)
+        super().__init__(vocab_size, encoder_output_size, unlabelled_weights, pl_modality, teacher_view,
+                         unlabelled_heads, unlabelled_heads_init)
         check_unit_interval("threshold", threshold)
         self.threshold = threshold
         self.losses = PLLossConfig(ctc_weight=ctc_weight, lsm_weight=lsm_weight, frame_lsm_weight=frame_lsm_weight,
                                    normalize_length=normalize_length)
         self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len)
-        # USR's output heads for unlabelled losses only (its "decoupled" heads)
-        self.ctc_heads = self.dec_heads = None
-        if separate_heads:
-            self.ctc_heads = nn.ModuleDict({m: nn.Linear(encoder_output_size, vocab_size) for m in MODALITIES})
-            self.dec_heads = nn.ModuleDict({m: nn.Linear(encoder_output_size, vocab_size) for m in MODALITIES})
 
     def forward(self, student, teacher, step: int, total_steps: int = 0, speech=None, speech_lengths=None,
                 video=None, video_lengths=None) -> Tuple[Dict[str, torch.Tensor], Stats]:
@@ -320,12 +364,17 @@ class USR1Objective(_UnlabelledObjective):
         losses: Dict[str, torch.Tensor] = {}
         for m, logits in zip(encoded, dec_logits):
             enc, _ = encoded[m]
-            head = self.ctc_heads[m] if self.ctc_heads is not None else student.ctc_head(m)
-            loss_ctc, loss_att, _ = usr_v1_loss_terms(ctc_logits_of(head, enc), frame_pl, logits, att_pl,
+            loss_ctc, loss_att, _ = usr_v1_loss_terms(ctc_logits_of(self.ctc_head(student, m), enc), frame_pl, logits,
+                                                      att_pl,
                                                       self.losses)
             losses[m], modality_stats = unlabelled_loss(self.losses, loss_ctc, loss_att)
             stats.update({f"{k}_{m}": v for k, v in modality_stats.items()})
         return losses, stats
+
+
+def _linear_of(ctc: nn.Module) -> nn.Linear:
+    """The output projection of an ESPnet ``CTC`` module (or the linear itself)."""
+    return getattr(ctc, "ctc_lo", ctc)
 
 
 def _token_keep_fraction(att_pl: AttentionPseudoLabels) -> torch.Tensor:

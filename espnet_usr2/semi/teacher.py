@@ -6,13 +6,22 @@ decoder), updated after every optimiser step as
     xi <- mu * xi + (1 - mu) * theta,
 
 with the momentum mu following a cosine from ``momentum_start`` (0.998) to
-``momentum_end`` (1.0) over all training steps (paper Sec. 3; USR used 0.999). It runs
-without gradient and always in evaluation mode (dropout and drop path off).
+``momentum_end`` (1.0) over all training steps (paper Sec. 3; USR used 0.999). Only the
+parameters are averaged. It runs without gradient, dropout and drop path off.
 
-Buffers (BatchNorm running statistics) are *copied* from the student at every update
-rather than averaged: the teacher runs in eval mode, so it uses running statistics, and
-the student's are the most recent estimate of the data's statistics. (Averaging them with
-momentum ~1 would leave the teacher with the statistics of the initial checkpoint.)
+Its batch norm (``batch_norm``):
+
+* ``"batch"`` (USR's code, ``models/usr.py`` ``set_dropout_mode``, and the default): while
+  the model trains, the teacher's BatchNorm layers normalise with the statistics of the
+  batch the teacher is given -- its own unmasked view -- synced across ranks where the
+  model's batch norm is (``sync_batchnorm``). Their running statistics are the teacher's own
+  (updated by its forward passes, used when it is evaluated: validation, ``--model_role
+  teacher``), never copied from the student.
+* ``"running"`` (this project's earlier behaviour): the teacher always runs in evaluation
+  mode with running statistics *copied* from the student at every update -- statistics the
+  student gathered on its masked views under newer weights. Measured on the mini warm-up
+  model over 200 unlabelled clips, CTC pseudo-label WER 64.6 (batch) against 70.7 (the
+  student's running statistics) (issue 20).
 
 State that must survive ``--resume`` -- the number of updates, the schedule length and
 whether the teacher has been initialised from the student -- lives in buffers, so it is
@@ -25,6 +34,9 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+BATCH_NORM_MODES = ("batch", "running")
 
 
 def cosine_momentum(step: int, total_steps: int, start: float, end: float) -> float:
@@ -45,9 +57,12 @@ class EMATeacher(nn.Module):
     """
 
     def __init__(self, student: nn.Module, momentum_start: float = 0.998, momentum_end: float = 1.0,
-                 total_steps: int = 0, validate: bool = True):
-        """``validate``: also report the teacher's validation metrics (``*_teacher`` stats)."""
+                 total_steps: int = 0, validate: bool = True, batch_norm: str = "batch"):
+        """``validate``: also report the teacher's validation metrics (``*_teacher`` stats);
+        ``batch_norm``: ``"batch"`` or ``"running"`` (module docstring)."""
         super().__init__()
+        if batch_norm not in BATCH_NORM_MODES:
+            raise ValueError(f"teacher batch_norm must be one of {BATCH_NORM_MODES}, got {batch_norm!r}")
         for name, value in (("momentum_start", momentum_start), ("momentum_end", momentum_end)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"teacher {name} must be in [0, 1], got {value}")
@@ -61,14 +76,22 @@ class EMATeacher(nn.Module):
         self.momentum_start = momentum_start
         self.momentum_end = momentum_end
         self.validate = bool(validate)
+        self.batch_norm = batch_norm
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("total_steps", torch.tensor(total_steps, dtype=torch.long))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self.train(self.training)
 
     def train(self, mode: bool = True) -> "EMATeacher":
-        """The teacher network stays in eval mode whatever the enclosing model does."""
+        """Dropout and drop path stay off whatever the enclosing model does; with
+        ``batch_norm: batch`` the BatchNorm layers follow ``mode`` (batch statistics while
+        training), with ``running`` they stay in eval mode too."""
         super().train(mode)
         self.model.eval()
+        if mode and self.batch_norm == "batch":
+            for module in self.model.modules():
+                if isinstance(module, _BatchNorm):
+                    module.train()
         return self
 
     def current_momentum(self) -> float:
@@ -94,8 +117,9 @@ class EMATeacher(nn.Module):
         student_params = [p_s.detach() for _, (_, p_s) in pairs]
         torch._foreach_mul_(teacher_params, mu)
         torch._foreach_add_(teacher_params, student_params, alpha=1.0 - mu)
-        for (_, b_t), (_, b_s) in _paired(self.model.named_buffers(), _own(student.named_buffers())):
-            b_t.copy_(b_s)
+        if self.batch_norm == "running":
+            for (_, b_t), (_, b_s) in _paired(self.model.named_buffers(), _own(student.named_buffers())):
+                b_t.copy_(b_s)
         self.num_updates += 1
         return mu
 

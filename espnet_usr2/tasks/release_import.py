@@ -7,6 +7,10 @@ Full model (a fine-tuned USR 2.0 release) -> ``out_dir``::
     tokens.txt           <blank>, the released units, <sos/eos> (1049 entries for the release)
     bpe.model            a SentencePiece model of the units (espnet_usr2.data.unit_tokenizer)
     decode_beam40.yaml   the release's decoding (beam 40, CTC weight 0.1, maxlenratio 1.0)
+    unlabelled_heads.pth USR's heads for the unlabelled losses (``out_layer_unlabelled_*``), when
+                         the file has them, under this project's names
+                         (``unlabelled_objective.*``): semi-supervised fine-tuning of the release
+                         starts from them with ``--init_param model.pth unlabelled_heads.pth``
 
 so that ``usr2_inference --train_config out_dir/config.yaml --model_file out_dir/model.pth``
 decodes and ``usr2_train --init_param out_dir/model.pth`` fine-tunes.
@@ -46,8 +50,9 @@ from espnet_usr2.data.unit_tokenizer import (
     read_units, release_token_list, write_sentencepiece_model, write_token_list,
 )
 from espnet_usr2.model.release_checkpoint import (
-    STUDENT, TEACHER, ReleaseArchitecture, ReleaseCheckpointError, check_against_model, count_parameters,
-    detect_architecture, load_checkpoint_file, rename_network, split_release_state,
+    OWN_UNLABELLED_HEADS, STUDENT, TEACHER, ReleaseArchitecture, ReleaseCheckpointError, check_against_model,
+    count_parameters, detect_architecture, load_checkpoint_file, rename_network, rename_unlabelled_heads,
+    split_release_state,
 )
 from espnet_usr2.tasks.usr2 import USR2Task
 
@@ -58,6 +63,7 @@ TEMPLATE_CONF_DIR = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / 
 RELEASE_DECODE_CONFIG = "decode_beam40.yaml"
 MODEL_FILE, CONFIG_FILE, TOKENS_FILE, BPE_FILE, ENCODER_FILE = (
     "model.pth", "config.yaml", "tokens.txt", "bpe.model", "encoder.pth")
+UNLABELLED_HEADS_FILE = "unlabelled_heads.pth"
 #: the parts of this project's model an encoder-only file must fill completely
 ENCODER_INIT_PARTS = ("audio_frontend.", "video_frontend.", "fusion.", "encoder.blocks.")
 #: where a checkpoint of this project keeps its EMA teacher's copy of the network
@@ -78,6 +84,7 @@ class ImportReport:
     n_parameters: int
     config: Path
     encoder_only: bool = False
+    unlabelled_heads: int = 0  # USR's unlabelled-loss head tensors written to unlabelled_heads.pth
     files: List[str] = field(default_factory=list)
 
     def lines(self) -> List[str]:
@@ -85,6 +92,10 @@ class ImportReport:
                  + (f" under '{self.prefix}'" if self.prefix else "")]
         for what, n in sorted(self.ignored.items()):
             lines.append(f"  ignored {n} x {what}")
+        if self.unlabelled_heads:
+            lines.append(f"  kept {self.unlabelled_heads} x out_layer_unlabelled_* (USR's heads for the unlabelled "
+                         f"losses) in {UNLABELLED_HEADS_FILE}: semi-supervised fine-tuning starts from them with "
+                         f"--init_param {MODEL_FILE} {UNLABELLED_HEADS_FILE}")
         found = self.architecture.describe() if self.architecture else "this project's parameter names"
         lines.append(f"detected {found}; {self.n_parameters / 1e6:.1f} M parameters")
         lines.append(f"checked against the model of {self.config}" if self.encoder_only
@@ -112,12 +123,14 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
             raise ReleaseImportError(f"{checkpoint} is a checkpoint of this project: give --config, the training "
                                      "config whose model the encoder is for")
         converted, origin, arch = own, {k: k for k in own}, None
+        heads = heads_origin = {}
         n_tensors, prefix, ignored = len(state), "", {OWN_CHECKPOINT_NOTE: len(state) - len(own)}
     else:
         release = split_release_state(state, encoder_only=encoder_only, source=source)
         arch = detect_architecture(release.network, encoder_only=encoder_only)
         converted, origin = rename_network(release.network, encoder_only=encoder_only)
         n_tensors, prefix, ignored = len(release.network), release.prefix, release.ignored
+        heads, heads_origin = rename_unlabelled_heads(release.unlabelled_heads)
     config = Path(config) if config is not None else default_config(arch)
     tokens = _token_list(units, arch) if units is not None else None
     # encoder only: the file must fit the training config as it is (it is checked, not adapted)
@@ -127,9 +140,13 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
         expected = USR2Task.build_model(args).state_dict()
     check_against_model(converted, origin, expected, ENCODER_INIT_PARTS if encoder_only else None,
                         what=f"the model of {config}")
+    if heads:  # optional: a release file may hold the network alone
+        check_against_model(heads, heads_origin, expected_unlabelled_heads(args), required_prefixes=(),
+                            what=f"the unlabelled heads of {config} with --semi usr2")
     report = ImportReport(checkpoint=Path(checkpoint), out_dir=out_dir, prefix=prefix,
                           n_tensors=n_tensors, ignored=ignored, architecture=arch,
-                          n_parameters=count_parameters(converted), config=config, encoder_only=encoder_only)
+                          n_parameters=count_parameters(converted), config=config, encoder_only=encoder_only,
+                          unlabelled_heads=len(heads))
     with _staging(out_dir, overwrite) as stage:
         if tokens is not None:  # the released vocabulary, also for training from an encoder
             write_token_list(tokens, stage / TOKENS_FILE)
@@ -138,12 +155,23 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
             torch.save(converted, stage / ENCODER_FILE)
         else:
             torch.save(converted, stage / MODEL_FILE)
+            if heads:
+                torch.save(heads, stage / UNLABELLED_HEADS_FILE)
             write_config(args, stage / CONFIG_FILE)
             decode = TEMPLATE_CONF_DIR / RELEASE_DECODE_CONFIG
             if decode.is_file():
                 shutil.copyfile(decode, stage / RELEASE_DECODE_CONFIG)
         report.files = sorted(p.name for p in stage.iterdir())
     return report
+
+
+def expected_unlabelled_heads(args: argparse.Namespace) -> Dict[str, torch.Tensor]:
+    """Names and shapes of the unlabelled heads that semi-supervised training of ``args`` builds."""
+    semi_args = argparse.Namespace(**vars(args))
+    semi_args.semi, semi_args.semi_conf = "usr2", {**(args.semi_conf or {}), "unlabelled_heads": True}
+    with torch.device("meta"):
+        state = USR2Task.build_model(semi_args).state_dict()
+    return {k: v for k, v in state.items() if k.startswith(OWN_UNLABELLED_HEADS)}
 
 
 def own_encoder_state(state: Dict[str, torch.Tensor], source: str = STUDENT) -> Optional[Dict[str, torch.Tensor]]:

@@ -158,9 +158,15 @@ class USR2Task(AbsTask):
         group.add_argument("--sample_rate", type=int, default=16000, help="Audio sampling rate (Hz)")
         group.add_argument("--video_fps", type=int, default=25, help="Video frame rate of the mouth ROIs")
         group.add_argument("--teacher_conf", action=NestedDictAction, default=dict(),
-                           help="EMA teacher options (semi-supervised training): momentum_start (0.998), "
-                                "momentum_end (1.0), total_steps (0: max_epoch x steps per epoch), "
-                                "validate (true: validation also reports the teacher's <stat>_teacher)")
+                           help="EMA teacher options (semi-supervised training and pre-training): "
+                                "momentum_start (0.998), momentum_end (1.0), total_steps (0: max_epoch x steps "
+                                "per epoch), validate (true: validation also reports the teacher's "
+                                "<stat>_teacher), batch_norm (batch: the teacher's own batch statistics, as USR; "
+                                "running: eval mode with the student's running statistics copied every step)")
+        group.add_argument("--sync_batchnorm", type=str2bool, default=False,
+                           help="Under multi-GPU DDP, synchronise the batch-norm statistics of the student "
+                                "and of the EMA teacher (batch_norm: batch) across ranks (SyncBatchNorm), as "
+                                "USR's training does; ignored on one device and on CPU")
         group.add_argument("--comat_conf", action=NestedDictAction, default=dict(),
                            help="COMAT (an optional loss distilling a frozen pre-trained LM into the CTC "
                                 "branch; empty = off): plm (espnet_lm | hf), lm_train_config, lm_file, hf_dir, "
@@ -285,7 +291,7 @@ class USR2Task(AbsTask):
                 args.semi_conf, vocab_size=vocab_size, encoder_output_size=d_model
             )
             model.attach_semi_supervised(objective, args.teacher_conf)
-        return model
+        return _with_sync_batchnorm(model, args)
 
 
 def _build_pretrain_model(args: argparse.Namespace) -> USR2PretrainModel:
@@ -300,7 +306,20 @@ def _build_pretrain_model(args: argparse.Namespace) -> USR2PretrainModel:
     if args.init is not None:
         initialize(model, args.init)
     model.attach_teacher(args.teacher_conf)  # after init: the teacher copies the initialised student
-    return model
+    return _with_sync_batchnorm(model, args)
+
+
+def _with_sync_batchnorm(model: AbsESPnetModel, args: argparse.Namespace) -> AbsESPnetModel:
+    """``--sync_batchnorm``: every BatchNorm (student and teacher) becomes a SyncBatchNorm when
+    the run is distributed over GPUs. Same parameters and buffers (checkpoints load either way);
+    off a multi-GPU run it would change nothing but cannot run on CPU under DDP, so it is skipped."""
+    if not getattr(args, "sync_batchnorm", False):
+        return model
+    if not (getattr(args, "distributed", False) and getattr(args, "ngpu", 0) > 0):
+        logging.info("--sync_batchnorm: not a multi-GPU DDP run, batch norm stays per device")
+        return model
+    logging.info("--sync_batchnorm: batch-norm statistics are synchronised across ranks")
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 def _build_encoder_parts(args: argparse.Namespace):

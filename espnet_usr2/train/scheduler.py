@@ -15,8 +15,9 @@ scheduler's state, so ``--resume`` continues the same curve.
 
 ``peak`` is the optimiser's configured lr (``optim_conf.lr``), ``W = warmup_steps``,
 ``N = total_steps``. ``warmup_epochs`` instead of ``warmup_steps`` gives the warm-up in
-epochs (USR's pre-training: 40 of 150); the trainer converts it with the run's steps per
-epoch.
+epochs (USR's pre-training: 40 of 150), ``warmup_fraction`` as a fraction of the run (USR's
+semi-supervised training: 20 of 75 epochs, 0.2667); the trainer converts either with the
+run's steps. USR's schedule decays to 0 (``min_lr: 0``).
 
 Registered in ESPnet's scheduler table as ``warmupcosine`` (``scheduler: warmupcosine``).
 """
@@ -42,6 +43,7 @@ class WarmupCosineLR(_LRScheduler, AbsBatchStepScheduler):
         total_steps: int = 0,
         min_lr: float = 0.0,
         warmup_epochs: float = 0.0,
+        warmup_fraction: float = 0.0,
         last_epoch: int = -1,
     ):
         # numbers may arrive as strings (YAML 1.1 reads "1e-5" as one; so do some --*_conf forms)
@@ -50,11 +52,15 @@ class WarmupCosineLR(_LRScheduler, AbsBatchStepScheduler):
             raise ValueError(f"warmupcosine: warmup_steps must be >= 0, got {warmup_steps}")
         if min_lr < 0:
             raise ValueError(f"warmupcosine: min_lr must be >= 0, got {min_lr}")
-        warmup_epochs = float(warmup_epochs)
-        if warmup_epochs < 0 or (warmup_epochs > 0 and warmup_steps > 0):
-            raise ValueError(f"warmupcosine: give warmup_steps or warmup_epochs (>= 0), not both; got "
-                             f"{warmup_steps}, {warmup_epochs}")
+        warmup_epochs, warmup_fraction = float(warmup_epochs), float(warmup_fraction)
+        if warmup_epochs < 0 or not 0.0 <= warmup_fraction < 1.0:
+            raise ValueError(f"warmupcosine: warmup_epochs must be >= 0 and warmup_fraction in [0, 1); got "
+                             f"{warmup_epochs}, {warmup_fraction}")
+        if sum(v > 0 for v in (warmup_steps, warmup_epochs, warmup_fraction)) > 1:
+            raise ValueError(f"warmupcosine: give one of warmup_steps, warmup_epochs, warmup_fraction; got "
+                             f"{warmup_steps}, {warmup_epochs}, {warmup_fraction}")
         self.warmup_epochs = warmup_epochs
+        self.warmup_fraction = warmup_fraction
         self.warmup_steps = warmup_steps
         self.total_steps = 0
         self.min_lr = min_lr
@@ -70,6 +76,16 @@ class WarmupCosineLR(_LRScheduler, AbsBatchStepScheduler):
                 f"warmup_steps={self.warmup_steps}; lower scheduler_conf.warmup_steps or train longer"
             )
         self.total_steps = int(total_steps)
+
+    def fit_to_run(self, run_steps: int, max_epoch: int) -> None:
+        """Set what the config left to the run: the length (``total_steps: 0``: the whole run,
+        ``run_steps`` optimiser steps) and a warm-up given in epochs or as a fraction."""
+        total = self.total_steps or run_steps
+        if self.warmup_epochs > 0:
+            self.warmup_steps = round(self.warmup_epochs * run_steps / max_epoch)
+        if self.warmup_fraction > 0:
+            self.warmup_steps = round(self.warmup_fraction * total)
+        self.set_total_steps(total)
 
     def lr_factor(self, step: int) -> float:
         """Fraction of the way from min_lr (0) to the peak (1) at optimiser step ``step``."""

@@ -50,14 +50,13 @@ class USR2Trainer(Trainer):
         teacher = getattr(model, "teacher", None)
         teacher_needs_length = teacher is not None and int(teacher.total_steps) <= 0
         schedulers_need_length = [s for s in schedulers if isinstance(s, WarmupCosineLR)
-                                  and (s.total_steps <= 0 or s.warmup_epochs > 0)]
+                                  and (s.total_steps <= 0 or s.warmup_epochs > 0 or s.warmup_fraction > 0)]
         if teacher_needs_length or schedulers_need_length:
             total = _total_optimizer_steps(train_iter_factory, trainer_options)
             for scheduler in schedulers_need_length:
-                if scheduler.warmup_epochs > 0:  # warm-up given in epochs: steps of this run
-                    scheduler.warmup_steps = round(scheduler.warmup_epochs * total / trainer_options.max_epoch)
-                scheduler.set_total_steps(scheduler.total_steps or total)
-                logging.info(f"warmupcosine: {scheduler.warmup_steps} warm-up steps, cosine to step {total}")
+                scheduler.fit_to_run(total, trainer_options.max_epoch)
+                logging.info(f"warmupcosine: {scheduler.warmup_steps} warm-up steps, cosine to step "
+                             f"{scheduler.total_steps}")
             if teacher_needs_length:
                 teacher.total_steps.fill_(total)
                 logging.info(f"EMA teacher: momentum schedule over {total} optimiser steps")

@@ -129,8 +129,10 @@ def wrap(network: Dict[str, torch.Tensor], style: str) -> Wrapped:
     """
     def teacher_and_heads(prefix: str, teacher_keys) -> Dict[str, torch.Tensor]:
         extra = {f"{prefix}target_backbone.{k}": v.clone() for k, v in teacher_keys.items()}
-        extra[f"{prefix}out_layer_unlabelled_v.weight"] = torch.zeros(3, 2)
-        extra[f"{prefix}out_layer_unlabelled_ctc_av.bias"] = torch.zeros(3)
+        out = teacher_keys["decoder.out_layer_av.weight"]  # (vocabulary, d): the heads' shape
+        for head in ("v", "ctc_av"):
+            extra[f"{prefix}out_layer_unlabelled_{head}.weight"] = torch.randn(out.shape, device=out.device)
+            extra[f"{prefix}out_layer_unlabelled_{head}.bias"] = torch.randn(out.shape[:1], device=out.device)
         return extra
 
     if style == "bare":

@@ -19,6 +19,7 @@ from espnet_usr2.model.release_checkpoint import (
     our_name, rename_network, split_release_state,
 )
 from espnet_usr2.tasks.release_import import default_config, import_release, training_args
+from espnet_usr2.tasks.config import build_model_from_config
 from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.tasks.config import parse_training_args
 
@@ -57,8 +58,9 @@ def test_base_every_tensor_arrives_at_its_place():
     network = random_release_state(release_shapes(Dims.released("base")), seed=1)
     wrapped = wrap(network, "usr")
     release = split_release_state(wrapped.obj)
-    assert release.ignored == {"target_backbone.* (USR's EMA teacher copy)": 671,
-                               "out_layer_unlabelled_* (USR's output heads for the unlabelled losses)": 2}
+    assert release.ignored == {"target_backbone.* (USR's EMA teacher copy)": 671}
+    assert sorted(release.unlabelled_heads) == ["out_layer_unlabelled_ctc_av.bias", "out_layer_unlabelled_ctc_av.weight",
+                                                "out_layer_unlabelled_v.bias", "out_layer_unlabelled_v.weight"]
     converted, _ = rename_network(release.network)
     arch = detect_architecture(release.network)
     model = USR2Task.build_model(training_args(default_config(arch), arch, _placeholder_tokens(1049), None))
@@ -115,9 +117,10 @@ def test_cli_reports_what_it_read_and_wrote(tiny_release, tmp_path, capsys, tiny
                    "--config", tiny_config], capsys)
     assert "network tensors under 'model._orig_mod.model.backbone.'" in out
     assert "target_backbone.* (USR's EMA teacher copy)" in out
+    assert "kept 4 x out_layer_unlabelled_*" in out and "--init_param model.pth unlabelled_heads.pth" in out
     assert "not a released size: d 64, 4 heads, FFN 128, 2 encoder / 1 decoder blocks" in out
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == \
-        ["bpe.model", "config.yaml", "decode_beam40.yaml", "model.pth", "tokens.txt"]
+        ["bpe.model", "config.yaml", "decode_beam40.yaml", "model.pth", "tokens.txt", "unlabelled_heads.pth"]
 
 
 def test_imported_config_and_tokens(imported, tiny_release, tiny_config):
@@ -147,6 +150,25 @@ def test_imported_model_loads_strictly_with_every_value(imported, tiny_release):
     state = model.state_dict()
     for name, tensor in network.items():
         assert torch.equal(state[our_name(name)], tensor), name
+
+
+def test_unlabelled_heads_of_the_release_initialise_semi_supervised_fine_tuning(imported, tiny_release, tiny_config):
+    """USR's out_layer_unlabelled_* land in unlabelled_heads.pth under the objective's names,
+    load into a --semi usr2 model beside model.pth, and decoding (config.yaml) never sees them."""
+    out, report = imported
+    root, network, _ = tiny_release
+    release = load_checkpoint_file(root / "usr2_tiny.ckpt")
+    heads = torch.load(out / "unlabelled_heads.pth")
+    assert report.unlabelled_heads == len(heads) == 4
+    model = build_model_from_config(out / "config.yaml", out / "tokens.txt", ["--semi", "usr2"])
+    state = {**torch.load(out / "model.pth"), **heads}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("teacher.") or k.startswith("unlabelled_objective.") for k in missing)
+    for ours, theirs in (("ctc_heads.av.weight", "out_layer_unlabelled_ctc_av.weight"),
+                         ("dec_heads.v.bias", "out_layer_unlabelled_v.bias")):
+        expected = release[f"model._orig_mod.model.{theirs}"]
+        assert torch.equal(model.unlabelled_objective.state_dict()[ours], expected)
+    assert not any(k.startswith("unlabelled_objective.") for k in torch.load(out / "model.pth"))
 
 
 def test_imported_model_decodes_with_usr2_inference(imported, tmp_path, write_toy_corpus):
@@ -330,7 +352,8 @@ def test_teacher_of_a_usr_wrapper_can_be_imported(tiny_network):
              for k, v in state.items()}
     release = split_release_state(state, source="target_backbone")
     assert release.ignored == {"backbone.* (the student: --source backbone)": len(tiny_network),
-                               "out_layer_unlabelled_* (USR's output heads for the unlabelled losses)": 2}
+                               "out_layer_unlabelled_* (USR's output heads for the unlabelled losses)": 4}
+    assert not release.unlabelled_heads  # the student's, not the teacher's
     name = "encoder.linear_v.weight"
     assert torch.equal(release.network[name], tiny_network[name] + 1)
 

@@ -16,13 +16,14 @@ SAMPLES_PER_FRAME = 640
 
 def expected_masked_fraction(length: int, mask_prob: float, span: int, min_spans: int = 1) -> float:
     """Exact expectation under fairseq's scheme: k = int(p L / span + U) >= min_spans distinct starts
-    from n = L - span + 1; frame t stays unmasked with probability C(n - c_t, k) / C(n, k)."""
-    n = max(1, length - span + 1)
+    from n = L - span positions (k + 1 when that leaves too few); frame t stays unmasked with
+    probability C(n - c_t, k) / C(n, k), c_t the starts whose span covers it."""
     x = mask_prob * length / span
     total = 0.0
     for k_raw, weight in ((floor(x), 1.0 - (x - floor(x))), (floor(x) + 1, x - floor(x))):
-        k = min(max(min_spans, k_raw), n)
-        covering = [min(t, n - 1) - max(0, t - span + 1) + 1 for t in range(length)]
+        k = max(min_spans, k_raw)
+        n = length - span if length - span > k else k + 1
+        covering = [max(0, min(t, n - 1) - max(0, t - span + 1) + 1) for t in range(length)]
         total += weight * sum(1.0 - comb(n - c, k) / comb(n, k) for c in covering) / length
     return total
 
@@ -82,7 +83,7 @@ def test_audio_mask_covers_the_samples_of_each_masked_frame():
     assert torch.equal(samples, expected)
 
 
-def test_student_inputs_are_zeroed_exactly_at_the_masked_frames(pretrain_config, make_av_batch):
+def test_student_inputs_are_masked_exactly_at_the_masked_frames(pretrain_config, make_av_batch):
     model = _model(pretrain_config, "--model_conf", "shared_mask=false")
     batch = make_av_batch([12, 9], [1, 1], 5)
     seen, drawn = {}, {}
@@ -93,22 +94,42 @@ def test_student_inputs_are_zeroed_exactly_at_the_masked_frames(pretrain_config,
         return drawn
 
     model.draw_masks = record_masks
+
     def keep_input(name):
-        def hook(module, inputs):
-            seen[name] = inputs[0].clone()
+        def hook(module, args, kwargs):
+            seen[name] = args[0].clone()
+            seen[name + "_masked"] = kwargs.get("masked_frames")
         return hook
 
-    model.audio_frontend.register_forward_pre_hook(keep_input("speech"))  # the student's (the teacher has copies)
-    model.video_frontend.register_forward_pre_hook(keep_input("video"))
+    model.audio_frontend.register_forward_pre_hook(keep_input("speech"), with_kwargs=True)  # the student's
+    model.video_frontend.register_forward_pre_hook(keep_input("video"), with_kwargs=True)
     model.eval()  # centre crop: the student's video is the cropped input
     with torch.no_grad():
         model(**batch)
     audio_zero = (seen["speech"] == 0).view(2, -1, SAMPLES_PER_FRAME).all(-1)
     speech_nonzero = (batch["speech"] != 0).view(2, -1, SAMPLES_PER_FRAME).any(-1)
     assert torch.equal(audio_zero & speech_nonzero, drawn["a"] & speech_nonzero)
-    video_zero = (seen["video"] == 0).flatten(2).all(-1)
-    assert torch.equal(video_zero[0], drawn["v"][0])  # utterance 0 has no padding
+    # video: the pixels arrive unmasked; the frontend zeroes the masked frames after normalising
+    torch.testing.assert_close(seen["video"], batch["video"][..., 4:92, 4:92])
+    assert torch.equal(seen["video_masked"], drawn["v"])
     assert not torch.equal(drawn["v"], drawn["a"])  # independent masks when not shared
+
+
+@pytest.mark.parametrize("same_count", [True, False])
+def test_batch_rule_and_no_span_starts_in_the_last_frames(same_count):
+    """USR (fairseq's require_same_masks): every utterance keeps the batch's smallest number of
+    masked frames; spans start at most span_length + 1 frames before the end (the last frame
+    is never masked)."""
+    torch.manual_seed(4)
+    lengths = torch.tensor([40, 25, 60, 33] * 50)
+    mask = span_mask(lengths, 60, 0.4, 3, min_spans=1, same_count=same_count)
+    counts = mask.view(50, 4, 60).sum(-1)
+    if same_count:
+        assert (counts == counts[:, :1]).all()
+    else:
+        assert (counts != counts[:, :1]).any()
+    last = mask[torch.arange(len(lengths)), lengths - 1]
+    assert not last.any()
 
 
 def test_instance_norm_ignores_padding():
@@ -233,6 +254,6 @@ def test_warmup_in_epochs_or_steps_not_both():
     from espnet_usr2.train.scheduler import WarmupCosineLR
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="give one of"):
         WarmupCosineLR(optimizer, warmup_steps=5, warmup_epochs=1)
     assert WarmupCosineLR(optimizer, warmup_epochs=2).warmup_epochs == 2.0

@@ -55,8 +55,11 @@ def test_p_ar_schedule_follows_training_progress(mixed_batch, tiny_config, token
         assert stats["pl_mode_ar"].item() == expected_p
 
 
-def test_teacher_sees_the_clean_audio_visual_view(mixed_batch, tiny_config, token_list):
-    model = _semi_model(tiny_config, token_list)
+@pytest.mark.parametrize("view, augment", [("augmented", True), ("clean", False)])
+def test_teacher_sees_its_own_unmasked_audio_visual_view(mixed_batch, tiny_config, token_list, view, augment):
+    """USR's teacher (the default): its own random crop and flip, never time-masked."""
+    extra = [] if view == "augmented" else ["--semi_conf", "teacher_view=clean"]
+    model = _semi_model(tiny_config, token_list, *extra)
     calls = []
     original = model.teacher.model.encode
 
@@ -68,7 +71,7 @@ def test_teacher_sees_the_clean_audio_visual_view(mixed_batch, tiny_config, toke
     model.train()
     _forward(model, mixed_batch())
     assert len(calls) == 1
-    assert calls[0]["modalities"] == ["av"] and calls[0]["augment"] is False
+    assert calls[0]["modalities"] == ["av"] and calls[0]["augment"] is augment and calls[0]["time_masking"] is False
 
 
 def test_keep_fraction_is_logged_under_both_confidence_averages(mixed_batch, tiny_config, token_list):
@@ -89,17 +92,19 @@ def test_keep_fraction_is_logged_under_both_confidence_averages(mixed_batch, tin
 
 
 def _frontend_inputs(model) -> dict:
-    """Record the (video, speech) each frontend of the student and of the teacher receives."""
+    """Record the (video, speech) each frontend of the student and of the teacher receives, and
+    the video frames each is told to mask (``masked_frames``, zeroed after normalisation)."""
     seen = {}
 
     def recorder(key):
-        def hook(_module, args):
+        def hook(_module, args, kwargs):
             seen.setdefault(key, args[0])  # the first call (the unlabelled step has one per network)
+            seen.setdefault(key + ("masked",), kwargs.get("masked_frames"))
         return hook
 
     for who, net in (("student", model), ("teacher", model.teacher.model)):
         for kind, frontend in (("video", net.video_frontend), ("speech", net.audio_frontend)):
-            frontend.register_forward_pre_hook(recorder((who, kind)))
+            frontend.register_forward_pre_hook(recorder((who, kind)), with_kwargs=True)
     return seen
 
 
@@ -121,9 +126,10 @@ def test_teacher_view_is_clean_or_its_own_crop_and_flip_and_never_masked(make_av
     expected = batch["video"].flip(-1) if view == "augmented" else batch["video"][..., 4:92, 4:92]
     torch.testing.assert_close(seen["teacher", "video"], expected)
     torch.testing.assert_close(seen["teacher", "speech"], batch["speech"])
+    assert seen["teacher", "video", "masked"] is None
     # the student's view of the same clips is masked (so masking was on, and not for the teacher)
     assert not torch.equal(seen["student", "speech"], batch["speech"])
-    assert seen["student", "video"].shape == expected.shape and not torch.equal(seen["student", "video"], expected)
+    assert seen["student", "video"].shape == expected.shape and seen["student", "video", "masked"].any()
 
 
 def test_unlabelled_weight_gamma_changes_only_its_modality(mixed_batch, tiny_config, token_list):
@@ -177,22 +183,38 @@ def test_ctc_knowledge_distillation_branch(mixed_batch, tiny_config, token_list)
     assert stats["loss_unl_ctc_av"].item() >= 0 and "loss_unl_ctc_pl_av" in stats
 
 
-def test_usr_v1_with_separate_heads_trains_them(mixed_batch, tiny_config, token_list):
+@pytest.mark.parametrize("semi", ["usr1", "usr2"])
+def test_unlabelled_heads_learn_from_pseudo_labels_and_the_models_heads_do_not(mixed_batch, tiny_config, token_list,
+                                                                                semi):
+    """USR's out_layer_unlabelled_*: on by default, trained by the unlabelled losses only,
+    absent from the teacher (so pseudo-labels come from heads trained on labels)."""
     torch.manual_seed(0)
-    model = build_model_from_config(tiny_config, token_list, ["--semi", "usr1", "--semi_conf", "separate_heads=true",
-                                                              "--semi_conf", "threshold=0.0"])
+    model = build_model_from_config(tiny_config, token_list, ["--semi", semi, "--semi_conf", "threshold=0.0"])
     loss, stats, _ = _forward(model, mixed_batch())
     loss.sum().backward()
     heads = model.unlabelled_objective
     assert heads.ctc_heads["v"].weight.grad.abs().sum() > 0 and heads.dec_heads["av"].weight.grad.abs().sum() > 0
-    assert "pl_frame_keep" in stats and stats["pl_frame_keep"].item() == 1.0
     # unlabelled data alone reaches the separate heads, never the model's own output layers
+    # (they get an exact zero gradient, so DDP sees every parameter used)
     model.zero_grad(set_to_none=True)
     loss, _, _ = _forward(model, mixed_batch(n_labelled=0))
     loss.sum().backward()
-    assert heads.ctc_heads["a"].weight.grad.abs().sum() > 0
-    assert model.ctc_head("a").ctc_lo.weight.grad is None and model.decoder.output_head("a").weight.grad is None
-    assert any(p.grad is not None for p in model.decoder.decoders.parameters())
+    assert heads.ctc_heads["a"].weight.grad.abs().sum() > 0 and heads.dec_heads["v"].weight.grad.abs().sum() > 0
+    assert not model.ctc_head("a").ctc_lo.weight.grad.any() and not model.decoder.output_head("a").weight.grad.any()
+    assert any(p.grad is not None and p.grad.any() for p in model.decoder.decoders.parameters())
+    assert not any(k.startswith("unlabelled_objective.") for k, _ in model.teacher.model.named_parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_unlabelled_heads_start_random_or_as_copies_of_the_labelled_heads(mixed_batch, tiny_config, token_list):
+    copies = _semi_model(tiny_config, token_list, "--semi_conf", "unlabelled_heads_init=labelled")
+    copies.teacher.initialized.fill_(False)  # as at the first semi-supervised step
+    _forward(copies, mixed_batch())
+    heads = copies.unlabelled_objective
+    assert torch.equal(heads.ctc_heads["v"].weight, copies.ctc_head("v").ctc_lo.weight)
+    assert torch.equal(heads.dec_heads["av"].bias, copies.decoder.output_head("av").bias)
+    fresh = _semi_model(tiny_config, token_list)
+    assert not torch.equal(fresh.unlabelled_objective.ctc_heads["v"].weight, fresh.ctc_head("v").ctc_lo.weight)
 
 
 @pytest.mark.parametrize("option", ["p_ar=1.5", "threshold=-0.1", "alpha=2", "ctc_branch=magic",

@@ -1,4 +1,5 @@
-"""The EMA teacher: cosine momentum schedule, update rule, buffers, eval mode, checkpoint state."""
+"""The EMA teacher: cosine momentum schedule, update rule, batch norm and buffers, dropout, checkpoint state."""
+import copy
 import math
 
 import pytest
@@ -25,30 +26,59 @@ class _Net(nn.Module):
         self.dropout = nn.Dropout(0.5)
 
 
-def test_update_is_the_ema_of_parameters_and_copies_buffers():
+def test_update_is_the_ema_of_parameters_and_copies_buffers_only_in_running_mode():
     torch.manual_seed(0)
     student = _Net()
-    teacher = EMATeacher(student, momentum_start=0.9, momentum_end=0.9, total_steps=10)
-    teacher.sync_from(student)
-    before = teacher.model.linear.weight.clone()
+    teachers = {mode: EMATeacher(student, momentum_start=0.9, momentum_end=0.9, total_steps=10, batch_norm=mode)
+                for mode in ("batch", "running")}
+    for teacher in teachers.values():
+        teacher.sync_from(student)
+    before = teachers["batch"].model.linear.weight.clone()
     with torch.no_grad():
         student.linear.weight.add_(1.0)
         student.bn.running_mean.fill_(3.0)
-    mu = teacher.update(student)
-    assert mu == pytest.approx(0.9)
-    torch.testing.assert_close(teacher.model.linear.weight, 0.9 * before + 0.1 * student.linear.weight)
-    assert torch.equal(teacher.model.bn.running_mean, student.bn.running_mean)
-    assert int(teacher.num_updates) == 1
+    for teacher in teachers.values():
+        assert teacher.update(student) == pytest.approx(0.9)
+        torch.testing.assert_close(teacher.model.linear.weight, 0.9 * before + 0.1 * student.linear.weight)
+        assert int(teacher.num_updates) == 1
+    assert torch.equal(teachers["running"].model.bn.running_mean, student.bn.running_mean)
+    assert torch.equal(teachers["batch"].model.bn.running_mean, torch.zeros(2))  # its own, as USR's EMA
 
 
-def test_teacher_has_no_gradients_and_stays_in_eval_mode():
+def test_dropout_is_off_and_batch_norm_follows_the_mode():
     student = _Net()
-    teacher = EMATeacher(student)
     wrapper = nn.Module()
-    wrapper.teacher = teacher
+    wrapper.batch, wrapper.running = EMATeacher(student, batch_norm="batch"), EMATeacher(student, batch_norm="running")
     wrapper.train()
-    assert not teacher.model.training and not teacher.model.dropout.training
-    assert all(not p.requires_grad for p in teacher.parameters())
+    for teacher in (wrapper.batch, wrapper.running):
+        assert not teacher.model.dropout.training
+        assert all(not p.requires_grad for p in teacher.parameters())
+    assert wrapper.batch.model.bn.training and not wrapper.running.model.bn.training
+    wrapper.eval()  # validation: the teacher's own running statistics
+    assert not wrapper.batch.model.bn.training
+
+
+def test_batch_mode_output_is_an_eval_pass_with_the_batch_moments():
+    """USR's teacher: BatchNorm with the statistics of the batch it is given, dropout off."""
+    torch.manual_seed(0)
+    student = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.Linear(4, 2))
+    teacher = EMATeacher(student, batch_norm="batch")
+    teacher.train()
+    x = torch.randn(16, 3)
+    with torch.no_grad():
+        out = teacher.model(x)
+        hidden = teacher.model[0](x)
+        reference = copy.deepcopy(teacher.model).eval()
+        reference[1].running_mean.copy_(hidden.mean(0))
+        reference[1].running_var.copy_(hidden.var(0, unbiased=False))
+        torch.testing.assert_close(out, reference(x))
+        teacher.model[1].running_mean.fill_(100.0)  # stored statistics play no part
+        torch.testing.assert_close(teacher.model(x), out)
+
+
+def test_unknown_batch_norm_mode_is_rejected():
+    with pytest.raises(ValueError, match="batch_norm"):
+        EMATeacher(_Net(), batch_norm="student")
 
 
 def test_teacher_state_round_trips_through_state_dict():
@@ -101,3 +131,19 @@ def test_validation_reports_the_teachers_metrics_too(make_av_batch, tiny_config,
     quiet.ensure_teacher_initialized()
     quiet.eval()
     assert not any(k.endswith("_teacher") for k in quiet(**batch)[1])
+
+
+def test_sync_batchnorm_converts_student_and_teacher_on_multi_gpu_runs_only(tiny_config, token_list):
+    from espnet_usr2.tasks.config import parse_training_args
+    from espnet_usr2.tasks.usr2 import USR2Task
+
+    args = parse_training_args(tiny_config, token_list, ["--semi", "usr2", "--sync_batchnorm", "true"])
+    args.distributed, args.ngpu = False, 0
+    single = USR2Task.build_model(args)
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in single.modules())
+    args.distributed, args.ngpu = True, 1
+    multi = USR2Task.build_model(args)
+    synced = [name for name, m in multi.named_modules() if isinstance(m, nn.SyncBatchNorm)]
+    assert any(n.startswith("video_frontend.") for n in synced) and any(n.startswith("teacher.model.") for n in synced)
+    assert not any(isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d) for m in multi.modules())
+    assert list(multi.state_dict()) == list(single.state_dict())  # checkpoints load either way

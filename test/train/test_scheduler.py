@@ -53,3 +53,22 @@ def test_registered_as_an_espnet_scheduler_choice():
     assert abs_task.scheduler_classes[SCHEDULER_NAME] is WarmupCosineLR
     args = USR2Task.get_parser().parse_args(["--scheduler", SCHEDULER_NAME])
     assert args.scheduler == SCHEDULER_NAME
+
+
+@pytest.mark.parametrize("option, expected_warmup", [({"warmup_fraction": 0.2667}, 80), ({"warmup_epochs": 20}, 80),
+                                                     ({"warmup_steps": 7}, 7)])
+def test_warm_up_as_a_fraction_or_in_epochs_is_fitted_to_the_run(option, expected_warmup):
+    """USR's semi-supervised schedule: 20 of 75 epochs of warm-up, cosine to 0 at the end."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = WarmupCosineLR(opt, min_lr=0.0, **option)
+    sched.fit_to_run(run_steps=300, max_epoch=75)
+    assert sched.warmup_steps == expected_warmup and sched.total_steps == 300
+    assert sched.lr_factor(expected_warmup) == pytest.approx(1.0) and sched.lr_factor(300) == pytest.approx(0.0)
+
+
+def test_more_than_one_warm_up_setting_is_rejected():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    with pytest.raises(ValueError, match="give one of"):
+        WarmupCosineLR(opt, warmup_fraction=0.2, warmup_epochs=3)
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        WarmupCosineLR(opt, warmup_fraction=1.0)

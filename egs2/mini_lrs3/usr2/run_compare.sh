@@ -12,10 +12,16 @@
 #
 # and the open readings of the method (issue 12, point 4), each USR 2.0 with one switch:
 #   usr2_emitting  sequence confidence (eq. 12) averaged over the emitting frames only
-#   usr2_tview     the teacher sees its own random crop and flip (USR's code), unmasked
+#   usr2_tview     the teacher sees its own random crop and flip (USR's code; the default since issue 20)
 #   usr2_lsm       label smoothing 0.1 on the decoder's CTC-target term of eq. 5
 #   usr2_gamma_a   gamma_a = 0.5 instead of 0.75 (eq. 17-18: less weight on the teacher's
 #                  audio-visual pseudo-labels for the audio branch)
+#
+# and the training choices USR's code decides (issue 20; the defaults follow USR's code):
+#   usr2_prev      USR 2.0 as this project trained it before: the teacher in eval mode with
+#                  the student's running batch-norm statistics, the centre crop for the
+#                  teacher, no unlabelled heads
+#   usr2_hcopy     the unlabelled heads start as copies of the warm-up's heads, not random
 #
 # Language knowledge (issue 14) and pre-training (issue 13) are arms of the same harness:
 #   <m>_comat  method <m> plus COMAT (comat_conf: the stage-2 LM as the PLM, plm: espnet_lm,
@@ -188,6 +194,9 @@ method_train_args() {
         usr2_tview)    args="${u2} --semi_conf teacher_view=augmented" ;;
         usr2_lsm)      args="${u2} --semi_conf ctc_target_lsm_weight=0.1" ;;
         usr2_gamma_a)  args="${u2} --semi_conf unlabelled_weights.a=0.5" ;;
+        usr2_prev)     args="${u2} --semi_conf p_ar=0.5 --teacher_conf batch_norm=running --semi_conf teacher_view=clean"
+                       args+=" --semi_conf unlabelled_heads=false" ;;
+        usr2_hcopy)    args="${u2} --semi_conf p_ar=0.5 --semi_conf unlabelled_heads_init=labelled" ;;
         *) die "unknown method '$1' (see the head of $0)" ;;
     esac
     # COMAT: the stage-2 LM reads the transcripts; its hidden states are the PLM targets
