@@ -311,11 +311,16 @@ class USR2Speech2Text:
         """Text, tokens and token ids of a hypothesis (ESPnet's ``Speech2Text`` tuple)."""
         token_int = hyp.token_ids(self.sos, self.eos, self.blank)
         tokens = self.converter.ids2tokens(token_int)
+        return Result(self.tokens_to_text(tokens), tokens, token_int, hyp)
+
+    def text_of(self, token_int: Sequence[int]) -> str:
+        """The text of token ids (no blank, sos or eos among them)."""
+        return self.tokens_to_text(self.converter.ids2tokens(list(token_int)))
+
+    def tokens_to_text(self, tokens: Sequence[str]) -> str:
         if self.tokenizer is not None:
-            text = self.tokenizer.tokens2text(tokens)
-        else:
-            text = "".join(tokens).replace("\u2581", " ").strip()
-        return Result(text, tokens, token_int, hyp)
+            return self.tokenizer.tokens2text(tokens)
+        return "".join(tokens).replace("\u2581", " ").strip()
 
     # ------------------------------------------------------------------ batches
 

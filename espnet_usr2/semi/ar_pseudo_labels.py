@@ -6,8 +6,11 @@ USR 2.0 (eq. 6) and every step by USR v1.
 
 Batched: all sequences advance together; a sequence stops at its first ``<eos>`` (kept
 in the PL) or at its step limit (no ``<eos>`` then). The limit is
-``floor(T_b * max_len_ratio)`` for a sequence with T_b encoder frames (USR: T // 5, i.e.
-``max_len_ratio = 0.2``), at least ``min_len`` and at most ``max_len`` when given.
+``floor(T_b * max_len_ratio)`` for a sequence with T_b encoder frames (``limit_over:
+utterance``, the default), at least ``min_len`` and at most ``max_len`` when given. USR's
+code uses T // 5 of the *padded* batch for every sequence (``limit_over: batch``,
+``max_len_ratio = 0.2``): a short clip batched with a long one may then run on for the long
+one's steps when it never emits ``<eos>``.
 
 ``use_cache=True`` uses ESPnet's incremental key/value cache (``forward_one_step``);
 ``use_cache=False`` recomputes the full causally-masked decoder pass every step -- the
@@ -27,6 +30,9 @@ from espnet_usr2.semi.confidence import check_unit_interval, length_mask, token_
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels
 
 
+LIMITS_OVER = ("utterance", "batch")
+
+
 @dataclass(frozen=True)
 class ARDecodingConfig:
     """Step limit of AR greedy pseudo-labelling: ``clip(floor(T * max_len_ratio), min_len, max_len)``."""
@@ -34,8 +40,11 @@ class ARDecodingConfig:
     max_len_ratio: float = 0.2
     min_len: int = 1
     max_len: Optional[int] = None
+    limit_over: str = "utterance"  # T of each utterance, or of the longest in the batch (USR's code)
 
     def __post_init__(self):
+        if self.limit_over not in LIMITS_OVER:
+            raise ValueError(f"limit_over must be one of {LIMITS_OVER}, got {self.limit_over!r}")
         if not (self.max_len_ratio >= 0 and math.isfinite(self.max_len_ratio)):
             raise ValueError(f"max_len_ratio must be a finite number >= 0, got {self.max_len_ratio}")
         if self.min_len < 0:
@@ -45,6 +54,8 @@ class ARDecodingConfig:
 
     def step_limits(self, memory_lengths: torch.Tensor) -> torch.Tensor:
         """(B,) maximum number of decoding steps (tokens, ``<eos>`` included) per sequence."""
+        if self.limit_over == "batch" and memory_lengths.numel():
+            memory_lengths = memory_lengths.max().expand_as(memory_lengths)
         # tiny epsilon: 0.2 * 10 must give 2 like 10 // 5, whatever the float rounding
         steps = torch.floor(memory_lengths.double() * self.max_len_ratio + 1e-9).long()
         steps = steps.clamp(min=self.min_len)

@@ -161,6 +161,8 @@ class USR2Objective(_UnlabelledObjective):
         ar_max_len_ratio: AR pseudo-labels stop after ``floor(T * ar_max_len_ratio)`` steps
             for T teacher frames (0.2 = USR's T // 5), or at ``<eos>``.
         ar_max_len: an absolute cap on those steps (None: none).
+        ar_max_len_over: ``utterance`` (T of each clip, the default) or ``batch`` (T of the
+            batch's longest clip for every clip, as USR's code).
         unlabelled_weights: gamma_m of eq. 17 per modality, ``{v: 0.97, a: 0.75, av: 0.75}``
             (eq. 18); keys missing here keep these defaults.
         ctc_branch: ``"pseudo_label"`` (eqs. 5-6) or ``"kd"``: the CTC loss becomes
@@ -203,6 +205,7 @@ class USR2Objective(_UnlabelledObjective):
         att_ctc_mask: str = "mean",
         ar_max_len_ratio: float = 0.2,
         ar_max_len: Optional[int] = None,
+        ar_max_len_over: str = "utterance",
         unlabelled_weights: Optional[Mapping[str, float]] = None,
         ctc_branch: str = "pseudo_label",
         ctc_kd_conf: Optional[dict] = None,
@@ -225,7 +228,8 @@ class USR2Objective(_UnlabelledObjective):
         self.losses = PLLossConfig(ctc_weight=ctc_weight, beta=beta, alpha=alpha, lsm_weight=lsm_weight,
                                    normalize_length=normalize_length, att_ctc_mask=att_ctc_mask,
                                    att_ctc_threshold=threshold, ctc_target_lsm_weight=ctc_target_lsm_weight)
-        self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len)
+        self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len,
+                                           limit_over=ar_max_len_over)
         if ctc_branch not in ("pseudo_label", "kd"):
             raise ValueError(f"ctc_branch must be 'pseudo_label' or 'kd', got {ctc_branch!r}")
         self.ctc_branch = ctc_branch
@@ -308,6 +312,8 @@ class USR1Objective(_UnlabelledObjective):
         normalize_length: cross-entropy terms as sum / kept units instead of sum / batch size.
         ar_max_len_ratio: AR pseudo-labels stop after ``floor(T * ar_max_len_ratio)`` steps.
         ar_max_len: an absolute cap on those steps (None: none).
+        ar_max_len_over: ``utterance`` (T of each clip, the default) or ``batch`` (T of the
+            batch's longest clip for every clip, as USR's code).
         unlabelled_heads: USR's extra CTC and decoder output layers used only for unlabelled
             losses (the model's own heads then learn from labelled data only); the default,
             as USR's code.
@@ -329,6 +335,7 @@ class USR1Objective(_UnlabelledObjective):
         normalize_length: bool = False,
         ar_max_len_ratio: float = 0.2,
         ar_max_len: Optional[int] = None,
+        ar_max_len_over: str = "utterance",
         unlabelled_heads: bool = True,
         unlabelled_heads_init: str = "random",
         unlabelled_weights: Optional[Mapping[str, float]] = None,
@@ -341,7 +348,8 @@ class USR1Objective(_UnlabelledObjective):
         self.threshold = threshold
         self.losses = PLLossConfig(ctc_weight=ctc_weight, lsm_weight=lsm_weight, frame_lsm_weight=frame_lsm_weight,
                                    normalize_length=normalize_length)
-        self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len)
+        self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len,
+                                           limit_over=ar_max_len_over)
 
     def forward(self, student, teacher, step: int, total_steps: int = 0, speech=None, speech_lengths=None,
                 video=None, video_lengths=None) -> Tuple[Dict[str, torch.Tensor], Stats]:

@@ -130,3 +130,11 @@ def test_step_limits_config():
         ARDecodingConfig(max_len_ratio=-1)
     with pytest.raises(ValueError, match="max_len"):
         ARDecodingConfig(min_len=3, max_len=2)
+
+
+def test_step_limit_per_utterance_or_per_padded_batch_as_usr():
+    lengths = torch.tensor([50, 12, 30])
+    assert ARDecodingConfig(0.2).step_limits(lengths).tolist() == [10, 2, 6]
+    assert ARDecodingConfig(0.2, limit_over="batch").step_limits(lengths).tolist() == [10, 10, 10]  # USR: T_max // 5
+    with pytest.raises(ValueError, match="limit_over"):
+        ARDecodingConfig(limit_over="corpus")

@@ -1,0 +1,1 @@
+"""Analyses of trained models and their training signals (reports, not training or search)."""
