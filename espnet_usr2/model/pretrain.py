@@ -43,6 +43,7 @@ from espnet_usr2.model.augmentation import StudentAugmentation, TimeMasks
 from espnet_usr2.model.encoder import RelPosTransformerEncoder
 from espnet_usr2.model.encoder_stack import EncoderStack
 from espnet_usr2.model.frontends import AbsModalityFrontend
+from espnet_usr2.model.pretrain_probes import SupervisedProbes
 from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, merge_modality_values
 from espnet_usr2.model.pretrain_masking import frames_to_samples, span_mask
@@ -128,6 +129,8 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         collapse_threshold: the end-of-epoch collapse check warns when the standard deviation
             of the targets over time and batch (``target_std``, 1 while healthy) is below this.
         av_length_tolerance: largest audio / video length difference in video frames.
+        probes: supervised probes on the detached features (``--probe_conf``, built by the
+            task; :mod:`~espnet_usr2.model.pretrain_probes`), trained on the batches' transcripts.
     """
 
     def __init__(
@@ -148,6 +151,7 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         target_eps: float = 1e-5,
         collapse_threshold: float = 0.1,
         av_length_tolerance: float = 2.0,
+        probes: Optional[SupervisedProbes] = None,
     ):
         super().__init__(audio_frontend, video_frontend, fusion, encoder, augmentation, av_length_tolerance)
         for name, value in (("mask_prob_video", mask_prob_video), ("mask_prob_audio", mask_prob_audio)):
@@ -167,6 +171,7 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         self.predictor = MaskedPredictor(d_model, d_model, **(predictor_conf or {}))
         self.target_eps = target_eps
         self.collapse_threshold = collapse_threshold
+        self.probes = probes
         self.teacher: Optional[EMATeacher] = None
         self._epoch_target_std: List[float] = []
 
@@ -204,14 +209,17 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         speech_lengths: Optional[torch.Tensor] = None,
         video: Optional[torch.Tensor] = None,
         video_lengths: Optional[torch.Tensor] = None,
+        text: Optional[torch.Tensor] = None,
+        text_lengths: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
-        """Pre-training loss of one batch; text and other inputs are ignored.
+        """Pre-training loss of one batch; text is read only by the supervised probes.
 
         Returns ``(loss, stats, B)``; stats: ``loss`` and per stream ``loss_<m>``,
         ``cos_masked_<m>``, ``cos_unmasked_<m>``; ``mask_frac_v`` / ``mask_frac_a`` (masked
         share of the valid frames), ``ema_momentum``, ``target_std`` and ``target_raw_std``
-        (std of the normalised / raw targets over time and batch, see :func:`target_spread`).
+        (std of the normalised / raw targets over time and batch, see :func:`target_spread`);
+        with probes ``loss_probe_ctc_<m>``, ``loss_probe_att_<m>``, ``acc_probe_<m>``.
         """
         for name, x, lengths in (("video", video, video_lengths), ("speech", speech, speech_lengths)):
             if x is None or lengths is None:
@@ -246,6 +254,13 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         stats["mask_frac_a"] = loss_masks[AUDIO].sum() / n_valid
         stats["ema_momentum"] = torch.tensor(self.teacher.current_momentum())
         stats.update(target_spread(targets, raw, valid))
+        if self.probes is not None:
+            if text is None or text_lengths is None:  # data without transcripts: nothing to probe
+                text_lengths = torch.zeros(video.size(0), dtype=torch.long, device=video.device)
+                text = text_lengths[:, None]
+            probe_loss, probe_stats = self.probes(encoded, text, text_lengths)
+            loss = loss + probe_loss
+            stats.update(probe_stats)
         if self.training:
             self._epoch_target_std.append(float(stats["target_std"]))
         stats["loss"] = loss.detach()

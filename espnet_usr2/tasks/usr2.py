@@ -38,6 +38,7 @@ from espnet_usr2.model.frontends import (
 )
 from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.model.pretrain import USR2PretrainModel
+from espnet_usr2.model.pretrain_probes import SupervisedProbes
 from espnet_usr2.samplers.semi_iter_factory import (
     SEMI_SUPERVISED_BATCH_TYPE,
     add_semi_supervised_arguments,
@@ -127,6 +128,9 @@ class USR2Task(AbsTask):
             :meth:`ESPnetUSR2Model.attach_comat`, which lists the keys.
         teacher_conf: the EMA teacher's options, read by
             :meth:`ESPnetUSR2Model.attach_semi_supervised` (and by pre-training's encoder teacher).
+        sync_batchnorm: SyncBatchNorm for student and teacher on multi-GPU runs (USR's setting).
+        probe_conf: pre-training's supervised probes
+            (:class:`~espnet_usr2.model.pretrain_probes.SupervisedProbes`); empty = off.
         unlabelled_*, labelled_batch_frames, unlabelled_batch_frames, batch_type
             ``semi_supervised``: the unlabelled data and the paired sampler
             (``samplers/semi_iter_factory.py``).
@@ -163,6 +167,11 @@ class USR2Task(AbsTask):
                                 "per epoch), validate (true: validation also reports the teacher's "
                                 "<stat>_teacher), batch_norm (batch: the teacher's own batch statistics, as USR; "
                                 "running: eval mode with the student's running statistics copied every step)")
+        group.add_argument("--probe_conf", action=NestedDictAction, default=dict(),
+                           help="Self-supervised pre-training only: supervised probes (CTC heads and the "
+                                "configured decoder on the detached encoder features, as USR's pre-training) "
+                                "trained on the transcripts in the data; empty = off, e.g. {weight: 1.0}; keys: "
+                                "weight (1.0), ctc_dropout (0.1), lsm_weight (0.1); needs --token_list")
         group.add_argument("--sync_batchnorm", type=str2bool, default=False,
                            help="Under multi-GPU DDP, synchronise the batch-norm statistics of the student "
                                 "and of the EMA teacher (batch_norm: batch) across ranks (SyncBatchNorm), as "
@@ -257,6 +266,9 @@ class USR2Task(AbsTask):
         if args.token_list is None:
             raise ValueError(f"model: {args.model} needs --token_list (the token file); only self-supervised "
                              "pre-training (model: usr2_pretrain) trains without one")
+        if getattr(args, "probe_conf", None):
+            raise ValueError(f"probe_conf is for self-supervised pre-training (model: usr2_pretrain), not model: "
+                             f"{args.model}")
         token_list = _read_token_list(args.token_list)
         args.token_list = list(token_list)
         vocab_size = len(token_list)
@@ -301,7 +313,8 @@ def _build_pretrain_model(args: argparse.Namespace) -> USR2PretrainModel:
     audio_frontend, video_frontend, encoder, fusion = _build_encoder_parts(args)
     model = model_choices.get_class(args.model)(
         audio_frontend=audio_frontend, video_frontend=video_frontend, fusion=fusion, encoder=encoder,
-        augmentation=_build_augmentation(args), av_length_tolerance=args.av_length_tolerance, **args.model_conf,
+        augmentation=_build_augmentation(args), av_length_tolerance=args.av_length_tolerance,
+        probes=_build_probes(args, encoder.output_size()), **args.model_conf,
     )
     if args.init is not None:
         initialize(model, args.init)
@@ -320,6 +333,19 @@ def _with_sync_batchnorm(model: AbsESPnetModel, args: argparse.Namespace) -> Abs
         return model
     logging.info("--sync_batchnorm: batch-norm statistics are synchronised across ranks")
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+def _build_probes(args: argparse.Namespace, d_model: int) -> Optional[SupervisedProbes]:
+    """Pre-training's supervised probes (``--probe_conf``; None when empty)."""
+    if not getattr(args, "probe_conf", None):
+        return None
+    if args.token_list is None:
+        raise ValueError("probe_conf: the supervised probes of pre-training need --token_list (and text in the data)")
+    token_list = _read_token_list(args.token_list)
+    args.token_list = list(token_list)
+    decoder = decoder_choices.get_class(args.decoder)(vocab_size=len(token_list), encoder_output_size=d_model,
+                                                      **args.decoder_conf)
+    return SupervisedProbes(len(token_list), decoder, d_model, **args.probe_conf)
 
 
 def _build_encoder_parts(args: argparse.Namespace):

@@ -257,3 +257,39 @@ def test_warmup_in_epochs_or_steps_not_both():
     with pytest.raises(ValueError, match="give one of"):
         WarmupCosineLR(optimizer, warmup_steps=5, warmup_epochs=1)
     assert WarmupCosineLR(optimizer, warmup_epochs=2).warmup_epochs == 2.0
+
+
+PROBE_OPTS = ["--probe_conf", "weight=1.0", "--decoder_conf", "num_blocks=1", "--decoder_conf", "linear_units=32",
+              "--decoder_conf", "attention_heads=2"]
+
+
+def test_supervised_probes_learn_from_transcripts_without_touching_the_encoder(pretrain_config, make_av_batch,
+                                                                               token_list, tmp_path):
+    """USR's pre-training probes: CTC heads and a decoder on the detached features."""
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("\n".join(token_list) + "\n")
+    model = _model(pretrain_config, "--token_list", str(tokens), *PROBE_OPTS)
+    batch = make_av_batch([12, 9, 10], [3, 2, 2], len(token_list))
+    batch["text_lengths"][2] = 0  # a clip without a transcript
+    model.train()
+    loss, stats, _ = model(**batch)
+    for m in ("v", "a", "av"):
+        assert torch.isfinite(stats[f"loss_probe_ctc_{m}"]) and torch.isfinite(stats[f"loss_probe_att_{m}"])
+    encoded = model.encode(batch["speech"], batch["speech_lengths"], batch["video"], batch["video_lengths"])
+    probe_loss, _ = model.probes(encoded, batch["text"], batch["text_lengths"])
+    encoder_params = list(model.encoder.parameters()) + list(model.video_frontend.parameters())
+    assert all(g is None for g in torch.autograd.grad(probe_loss, encoder_params, allow_unused=True))
+    probe_grads = torch.autograd.grad(probe_loss, list(model.probes.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in probe_grads)
+    assert not any(k.startswith("probes.") for k, _ in model.teacher.model.named_parameters())
+    batch.pop("text"), batch.pop("text_lengths")  # no transcripts at all: NaN statistics, same keys
+    _, no_text, _ = model(**batch)
+    assert set(no_text) == set(stats) and torch.isnan(no_text["loss_probe_att_av"])
+
+
+def test_probes_need_a_token_list_and_are_for_pre_training_only(pretrain_config, tiny_config, token_list):
+    with pytest.raises(ValueError, match="need --token_list"):
+        _model(pretrain_config, *PROBE_OPTS)
+    from espnet_usr2.tasks.config import build_model_from_config
+    with pytest.raises(ValueError, match="probe_conf is for self-supervised pre-training"):
+        build_model_from_config(tiny_config, token_list, ["--probe_conf", "weight=1.0"])
