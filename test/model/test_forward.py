@@ -116,3 +116,25 @@ def test_validation_wer_splits_words_of_sentencepiece_tokens(tiny_config):
     hyp = torch.tensor([[2, 3, 0, 5]])      # "the cat sat" (blank dropped): one substituted word of three
     _, wer = model.error_calculator(hyp, ref)
     assert wer == pytest.approx(1 / 3)
+
+
+def test_usrs_audio_padding_enters_the_training_batch_statistics():
+    """zero_padding false (USR's code, the paper configs): padded steps keep what the
+    convolutions give them, and with batch statistics that changes every clip of a padded
+    batch, full-length ones too; without padding the two settings are the same function."""
+    import copy
+
+    from espnet_usr2.model.frontends import ResNet1DAudioFrontend
+
+    torch.manual_seed(0)
+    ours = ResNet1DAudioFrontend(channels=(8, 8, 8, 8), zero_padding=True).train()
+    usr = copy.deepcopy(ours)
+    usr.zero_padding = False
+    speech = torch.randn(2, 20 * 640)
+    full = torch.tensor([20 * 640, 20 * 640])
+    padded = torch.tensor([20 * 640, 12 * 640])
+    speech_padded = speech.clone()
+    speech_padded[1, 12 * 640:] = 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(ours(speech, full)[0], usr(speech, full)[0])
+        assert (ours(speech_padded, padded)[0][0] - usr(speech_padded, padded)[0][0]).abs().max() > 1e-3
