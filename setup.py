@@ -56,8 +56,20 @@ setup(
         "comat": ["transformers>=4.30"],
     },
     entry_points={
+        # the commands a user types; the recipes call the same modules as python -m espnet_usr2.bin.<name>
         "console_scripts": [
             "usr2-train=espnet_usr2.bin.usr2_train:main",
+            "usr2-inference=espnet_usr2.bin.usr2_inference:main",
+            "usr2-transcribe=espnet_usr2.bin.usr2_transcribe:main",
+            "usr2-import=espnet_usr2.bin.usr2_import:main",
+            "usr2-prepare-roi=espnet_usr2.bin.usr2_prepare_roi:main",
+            "usr2-score=espnet_usr2.bin.usr2_score:main",
+            "usr2-pl-quality=espnet_usr2.bin.usr2_pl_quality:main",
+            "usr2-model-info=espnet_usr2.bin.usr2_model_info:main",
+            "usr2-compare-report=espnet_usr2.bin.usr2_compare_report:main",
+            "usr2-robustness-report=espnet_usr2.bin.usr2_robustness_report:main",
+            "usr2-noise-sweep=espnet_usr2.bin.usr2_noise_sweep:main",
+            "usr2-make-mini-lrs3=espnet_usr2.bin.usr2_make_mini_lrs3:main",
         ],
     },
 )

@@ -25,8 +25,8 @@ from espnet2.utils.types import str2bool, str2triple_str, str_or_none
 
 from espnet_usr2.decode.hyps import BEAM_IMPLS, METHODS, DecodeOptions
 from espnet_usr2.decode.incremental import UnsupportedDecoderError
-from espnet_usr2.decode.inference import DataInputError, inference
-from espnet_usr2.decode.speech2text import MODEL_ROLES
+from espnet_usr2.inference.inference import DataInputError, inference
+from espnet_usr2.inference.speech2text import MODEL_ROLES
 
 
 def get_parser() -> config_argparse.ArgumentParser:

@@ -33,8 +33,8 @@ from typing import Dict, List, Optional, Sequence
 
 # stdout carries the transcripts only: ESPnet prints a notice on import (no flash_attn)
 with contextlib.redirect_stdout(sys.stderr):
-    from espnet_usr2.decode.model_dir import ModelDirError, resolve_model_dir
-    from espnet_usr2.decode.speech2text import MODEL_ROLES, Transcription, USR2Speech2Text
+    from espnet_usr2.inference.model_dir import ModelDirError, resolve_model_dir
+    from espnet_usr2.inference.speech2text import MODEL_ROLES, Transcription, USR2Speech2Text
     from espnet_usr2.utils.modalities import MODALITIES
     from espnet_usr2.prep.landmarks import load_landmarks
     from espnet_usr2.prep.roi_errors import SkipUtterance

@@ -1,7 +1,7 @@
 """Decoding a data directory with a trained USR 2.0 model, for several modalities at once.
 
 :func:`inference` streams a data directory through
-:meth:`espnet_usr2.decode.speech2text.USR2Speech2Text.decode_batch` -- the code path the
+:meth:`espnet_usr2.inference.speech2text.USR2Speech2Text.decode_batch` -- the code path the
 library entry uses for arrays: one encoder pass for every requested modality, then each
 modality's search -- and writes ESPnet's decode layout::
 
@@ -30,7 +30,7 @@ from espnet2.fileio.datadir_writer import DatadirWriter
 from espnet2.torch_utils.device_funcs import to_device
 
 from espnet_usr2.decode.hyps import DecodeOptions, Hyp
-from espnet_usr2.decode.speech2text import SPEECH, VIDEO_NAME, USR2Speech2Text
+from espnet_usr2.inference.speech2text import SPEECH, VIDEO_NAME, USR2Speech2Text
 from espnet_usr2.utils.modalities import LONG_NAMES, canonical_modalities, needs_audio, needs_video
 from espnet_usr2.tasks.usr2 import USR2Task
 

@@ -6,7 +6,7 @@ then A and AV are decoded on it with one loaded model. The result is one hypothe
 per (modality, SNR) and the ``--noise_hyp NAME@SNR=PATH`` arguments of
 ``espnet_usr2.bin.usr2_robustness_report``::
 
-    python -m espnet_usr2.decode.noise_sweep --data_dir data/test --work_dir exp/m/noisy \\
+    python -m espnet_usr2.bin.usr2_noise_sweep --data_dir data/test --work_dir exp/m/noisy \\
         --train_config exp/m/config.yaml --model_file exp/m/valid.acc_av.ave.pth \\
         --snrs 10 5 0 -5 --config conf/decode_beam40.yaml
 
@@ -16,7 +16,6 @@ Layout: ``<work_dir>/data/snr<label>/`` (noisy ``wav.scp`` + the clean ``video.s
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import shutil
@@ -24,10 +23,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from espnet_usr2.decode import robustness as rb
-from espnet_usr2.decode.hyps import DecodeOptions
-from espnet_usr2.decode.inference import inference
-from espnet_usr2.decode.speech2text import USR2Speech2Text
-from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, LONG_NAMES, canonical_modalities
+from espnet_usr2.inference.inference import inference
+from espnet_usr2.inference.speech2text import USR2Speech2Text
+from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, LONG_NAMES
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, Path]
@@ -92,47 +90,3 @@ def run_noise_sweep(data_dir: PathLike, work_dir: PathLike, s2t: USR2Speech2Text
         for m, d in out.items():
             hyps[(m, snr)] = d / "text"
     return hyps
-
-
-def get_parser() -> argparse.ArgumentParser:
-    from espnet2.utils import config_argparse
-
-    parser = config_argparse.ArgumentParser(description=__doc__,
-                                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True, help="test data dir with wav.scp (and video.scp for AV)")
-    parser.add_argument("--work_dir", required=True)
-    parser.add_argument("--train_config", required=True)
-    parser.add_argument("--model_file", default=None)
-    parser.add_argument("--model_role", default="student", choices=("student", "teacher"))
-    parser.add_argument("--modalities", nargs="+", default=["a", "av"])
-    parser.add_argument("--snrs", nargs="+", default=[str(s) for s in rb.PAPER_SNRS_DB],
-                        help="dB values, or 'clean'")
-    parser.add_argument("--noise_wav", default=None, help="babble recording; default: babble from the corpus")
-    parser.add_argument("--n_talkers", type=int, default=30)
-    parser.add_argument("--noise_seed", type=int, default=0)
-    parser.add_argument("--batch_size", type=int, default=1)
-    parser.add_argument("--ngpu", type=int, default=0)
-    for name, typ, default in (("method", str, "beam"), ("beam_impl", str, "fast"), ("beam_size", int, 40),
-                               ("ctc_weight", float, 0.1), ("penalty", float, 0.0), ("maxlenratio", float, 0.0),
-                               ("minlenratio", float, 0.0), ("nbest", int, 1)):
-        parser.add_argument(f"--{name}", type=typ, default=default)
-    return parser
-
-
-def main(cmd: Optional[List[str]] = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
-    args = get_parser().parse_args(cmd)
-    opts = DecodeOptions(method=args.method, beam_impl=args.beam_impl, beam_size=args.beam_size,
-                         ctc_weight=args.ctc_weight, penalty=args.penalty, maxlenratio=args.maxlenratio,
-                         minlenratio=args.minlenratio, nbest=args.nbest)
-    s2t = USR2Speech2Text(args.train_config, args.model_file, device="cuda" if args.ngpu > 0 else "cpu",
-                          modalities=canonical_modalities(args.modalities), opts=opts, model_role=args.model_role)
-    hyps = run_noise_sweep(args.data_dir, args.work_dir, s2t, [rb.parse_snr(s) for s in args.snrs],
-                           noise_source(args.data_dir, args.noise_wav, args.n_talkers, args.noise_seed),
-                           batch_size=args.batch_size)
-    print("arguments for espnet_usr2.bin.usr2_robustness_report:")
-    print(" ".join(f"--noise_hyp {spec}" for spec in noise_hyp_specs(hyps)))
-
-
-if __name__ == "__main__":
-    main()

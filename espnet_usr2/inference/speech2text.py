@@ -6,7 +6,7 @@ waveform and/or a mouth-ROI array, encodes them once (``model.encode`` stacks th
 requested modalities into one encoder pass) and searches every modality the inputs allow
 with that modality's CTC and decoder heads -- V needs the video, A the audio, AV both.
 
-The batch decoder (:func:`espnet_usr2.decode.inference.inference`, ``usr2_inference``)
+The batch decoder (:func:`espnet_usr2.inference.inference.inference`, ``usr2_inference``)
 runs through the same :meth:`USR2Speech2Text.decode_batch`, so a notebook and a data
 directory give the same hypotheses.
 """
@@ -31,7 +31,7 @@ from espnet_usr2.decode.fast_beam import fast_beam_search
 from espnet_usr2.decode.greedy import greedy_attention, greedy_ctc
 from espnet_usr2.decode.hyps import DecodeOptions, Hyp, empty_hyp
 from espnet_usr2.utils.espnet_lm import load_lm
-from espnet_usr2.decode.model_dir import ModelFiles, resolve_model_dir, resolved_train_config
+from espnet_usr2.inference.model_dir import ModelFiles, resolve_model_dir, resolved_train_config
 from espnet_usr2.utils.modalities import LONG_NAMES, MODALITIES, canonical_modalities, needs_audio, needs_video
 from espnet_usr2.tasks.usr2 import USR2Task
 
@@ -222,7 +222,7 @@ class USR2Speech2Text:
 
         The search settings come from ``kwargs`` (``opts=`` or fields), else from
         ``inference_config``, else from the decoding config shipped with the model, else
-        the defaults. See :mod:`espnet_usr2.decode.model_dir` for what is looked for.
+        the defaults. See :mod:`espnet_usr2.inference.model_dir` for what is looked for.
         """
         files = resolve_model_dir(model_dir, model_file, unpack_dir)
         return cls.from_model_files(files, inference_config, **kwargs)

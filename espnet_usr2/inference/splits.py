@@ -6,12 +6,11 @@
 file of the job directories (``audio/text``, ``audio/1best_recog/score``, ...) sorted by
 utterance id into the final decode directory::
 
-    python -m espnet_usr2.decode.splits split --scp dump/test/wav.scp --nj 8 --out_dir logdir
-    python -m espnet_usr2.decode.splits merge --out_dir decode/test logdir/output.*
+    python -m espnet_usr2.bin.usr2_decode_splits split --scp dump/test/wav.scp --nj 8 --out_dir logdir
+    python -m espnet_usr2.bin.usr2_decode_splits merge --out_dir decode/test logdir/output.*
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -91,29 +90,3 @@ def merge_decode_dirs(job_dirs: Sequence[PathLike], out_dir: PathLike,
         target.write_text("".join(f"{line}\n" for line in sorted(lines, key=_sort_key)), encoding="utf-8")
         merged[str(rel)] = target
     return merged
-
-
-def main(cmd: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sp = sub.add_parser("split", help="write keys.N.scp files")
-    sp.add_argument("--scp", required=True)
-    sp.add_argument("--nj", type=int, required=True)
-    sp.add_argument("--out_dir", required=True)
-    mp = sub.add_parser("merge", help="merge job output directories")
-    mp.add_argument("--out_dir", required=True)
-    mp.add_argument("job_dirs", nargs="+")
-    args = parser.parse_args(cmd)
-    try:
-        if args.command == "split":
-            for p in split_key_file(args.scp, args.nj, args.out_dir):
-                print(p)
-        else:
-            merged = merge_decode_dirs(args.job_dirs, args.out_dir)
-            print(f"merged {len(merged)} files from {len(args.job_dirs)} jobs into {args.out_dir}")
-    except (SplitMergeError, ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"splits: error: {e}")
-
-
-if __name__ == "__main__":
-    main()

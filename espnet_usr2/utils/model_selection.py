@@ -22,15 +22,13 @@ A model directory written by ``usr2_import`` (a released model) holds ``model.pt
 
 Command line (used by ``usr2.sh``)::
 
-    python -m espnet_usr2.utils.model_selection --train_config exp/x/config.yaml
+    python -m espnet_usr2.bin.usr2_model_selection --train_config exp/x/config.yaml
     valid.acc_av.ave.pth
-    python -m espnet_usr2.utils.model_selection --exp_dir exp/x
+    python -m espnet_usr2.bin.usr2_model_selection --exp_dir exp/x
     exp/x/valid.acc_av.ave.pth
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -161,36 +159,3 @@ def find_model_file(exp_dir: Union[str, Path], train_config: Optional[ConfigLike
 def _exists(path: Path) -> bool:
     """A file, or a link that leads to one (ESPnet's best/ave names are links)."""
     return path.is_file()
-
-
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m espnet_usr2.utils.model_selection",
-        description="Print the model file ESPnet's trainer writes for a training config "
-                    "(--train_config), or its path in an experiment directory (--exp_dir).")
-    p.add_argument("--train_config", default=None,
-                   help="training config (default with --exp_dir: <exp_dir>/config.yaml)")
-    p.add_argument("--exp_dir", default=None,
-                   help="experiment or model directory: print the model's path; exit 1 naming the "
-                        "missing file and the .pth files present when it does not exist")
-    p.add_argument("--name", default=None, help="a model file name that overrides the selection")
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = get_parser().parse_args(argv)
-    try:
-        if args.exp_dir is not None:
-            print(find_model_file(args.exp_dir, args.train_config, args.name))
-        elif args.train_config is not None:
-            print(args.name or default_inference_model(args.train_config))
-        else:
-            get_parser().error("give --train_config and/or --exp_dir")
-    except (FileNotFoundError, ValueError) as e:
-        print(f"model_selection: error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,10 +10,11 @@ import soundfile
 
 from espnet_usr2.bin import usr2_inference, usr2_robustness_report
 from espnet_usr2.data.roi_io import save_roi
-from espnet_usr2.decode import noise_sweep, robustness as rb, splits
+from espnet_usr2.decode import robustness as rb
+from espnet_usr2.inference import noise_sweep, splits
 from espnet_usr2.decode.hyps import DecodeOptions
-from espnet_usr2.decode.inference import read_keys
-from espnet_usr2.decode.speech2text import USR2Speech2Text
+from espnet_usr2.inference.inference import read_keys
+from espnet_usr2.inference.speech2text import USR2Speech2Text
 
 FILES = ("text", "token", "token_int", "score")
 
@@ -154,3 +155,13 @@ def test_noise_sweep_feeds_robustness_report(setup, tmp_path):
         cmd += ["--noise_hyp", spec]
     usr2_robustness_report.main(cmd)
     assert "audiovisual" in (tmp_path / "report" / "robustness.md").read_text()
+
+
+def test_split_and_merge_commands_as_usr2sh_calls_them(decode_setup, tmp_path):
+    from espnet_usr2.bin import usr2_decode_splits
+
+    usr2_decode_splits.main(["split", "--scp", str(decode_setup["data"] / "wav.scp"), "--nj", "2",
+                             "--out_dir", str(tmp_path / "logdir")])
+    assert sorted(p.name for p in (tmp_path / "logdir").iterdir()) == ["keys.1.scp", "keys.2.scp"]
+    with pytest.raises(SystemExit, match="usr2_decode_splits: error"):
+        usr2_decode_splits.main(["merge", "--out_dir", str(tmp_path / "m"), str(tmp_path / "missing")])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from espnet_usr2.bin import usr2_inference, usr2_score
-from espnet_usr2.decode import splits
+from espnet_usr2.inference import splits
 from espnet_usr2.decode.results import collect_results, render_results_md
 
 FILES = ("text", "token", "token_int", "score")

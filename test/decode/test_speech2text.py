@@ -12,8 +12,8 @@ from espnet_usr2.bin import usr2_inference
 from espnet_usr2.data.av_sync import AVLengthMismatchError
 from espnet_usr2.data.roi_io import load_roi
 from espnet_usr2.decode.hyps import DecodeOptions
-from espnet_usr2.decode.model_dir import ModelDirError, resolve_model_dir, resolved_train_config
-from espnet_usr2.decode.speech2text import USR2Speech2Text, decode_options_from_yaml
+from espnet_usr2.inference.model_dir import ModelDirError, resolve_model_dir, resolved_train_config
+from espnet_usr2.inference.speech2text import USR2Speech2Text, decode_options_from_yaml
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2" / "conf"
 

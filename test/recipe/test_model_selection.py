@@ -1,4 +1,4 @@
-"""espnet_usr2.utils.model_selection: the model file name a training config makes ESPnet's
+"""espnet_usr2.utils.model_selection (and its command, usr2_model_selection): the model file name a training config makes ESPnet's
 trainer write, and finding it in an experiment directory (with a clear error when missing)."""
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 import torch
 import yaml
 
+from espnet_usr2.bin.usr2_model_selection import main
 from espnet_usr2.utils.model_selection import (ESPNET_DEFAULT_BEST_MODEL_CRITERION, ESPNET_DEFAULT_KEEP_NBEST_MODELS,
-                                               default_inference_model, find_model_file, main)
+                                               default_inference_model, find_model_file)
 
 ACC_AV = {"best_model_criterion": [["valid", "acc_av", "max"]], "keep_nbest_models": 5}
 LOSS1 = {"best_model_criterion": [["valid", "loss", "min"], ["valid", "acc", "max"]], "keep_nbest_models": 1}
@@ -131,6 +132,6 @@ def test_cli(tmp_path, capsys):
     assert "valid.acc_av.ave.pth" in capsys.readouterr().err
     (tmp_path / "valid.acc_av.ave.pth").write_bytes(b"x")
     # as usr2.sh calls it: a fresh interpreter, no torch import needed
-    proc = subprocess.run([sys.executable, "-m", "espnet_usr2.utils.model_selection", "--exp_dir", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "espnet_usr2.bin.usr2_model_selection", "--exp_dir", str(tmp_path)],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "valid.acc_av.ave.pth"), proc.stderr

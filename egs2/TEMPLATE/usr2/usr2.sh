@@ -296,7 +296,7 @@ fi
 select_model() {
     local name_opt=()
     [ -z "$2" ] || name_opt=(--name "$2")
-    ${python} -m espnet_usr2.utils.model_selection --exp_dir "$1" "${name_opt[@]}" \
+    ${python} -m espnet_usr2.bin.usr2_model_selection --exp_dir "$1" "${name_opt[@]}" \
         || die "no model file for $3 in $1 (see above)"
 }
 
@@ -572,8 +572,7 @@ lm_stats="${lm_exp}/stats"
 check_lm_tokens() {
     need_file "${lm_exp}/config.yaml" "stage 7, or an LM trained elsewhere given with --lm_exp"
     need_file "${token_list}" "$([ "${tokenizer_given}" = true ] && echo "--token_list" || echo "stage 5")"
-    ${python} -c 'import sys; from espnet_usr2.utils.espnet_lm import check_lm_config; check_lm_config(*sys.argv[1:])' \
-        "${lm_exp}/config.yaml" "${token_list}" || die "the LM in ${lm_exp} cannot be used with ${token_list}"
+    ${python} -m espnet_usr2.bin.usr2_check_lm "${lm_exp}/config.yaml" "${token_list}" || die "the LM in ${lm_exp} cannot be used with ${token_list}"
 }
 # lm_job <log> <args...>: one espnet2.bin.lm_train run (on --ngpu GPUs of one node).
 lm_job() {
@@ -877,7 +876,7 @@ if run_stage 12; then
         logdir="${out}/logdir"
         rm -rf "${logdir}"
         mkdir -p "${logdir}"
-        ${python} -m espnet_usr2.decode.splits split --scp "$(utt_list_of "${d}")" --nj "${inference_nj}" --out_dir "${logdir}" >/dev/null
+        ${python} -m espnet_usr2.bin.usr2_decode_splits split --scp "$(utt_list_of "${d}")" --nj "${inference_nj}" --out_dir "${logdir}" >/dev/null
         _nj=$(find "${logdir}" -maxdepth 1 -name 'keys.*.scp' | wc -l)
         log "Stage 12: decoding ${s} (${modalities}) with ${model_file} and ${inference_config}, ${_nj} jobs" \
             "-> ${out} (logs: ${logdir}/decode.*.log)"
@@ -891,7 +890,7 @@ if run_stage 12; then
                 --key_file "${logdir}/keys.JOB.scp" --output_dir "${logdir}/output.JOB" ${lm_opts} ${inference_args} \
             || die "decoding failed: see ${logdir}/decode.*.log"
         # shellcheck disable=SC2046
-        ${python} -m espnet_usr2.decode.splits merge --out_dir "${out}" $(seq -f "${logdir}/output.%g" 1 "${_nj}") >/dev/null
+        ${python} -m espnet_usr2.bin.usr2_decode_splits merge --out_dir "${out}" $(seq -f "${logdir}/output.%g" 1 "${_nj}") >/dev/null
         log "  wrote ${out}/{video,audio,audiovisual}/text:$(for m in ${modalities}; do m="$(long_modality "${m}")"
             echo -n " ${m} $(wc -l <"${out}/${m}/text")"; done) of $(wc -l <"$(utt_list_of "${d}")") utterances$(
             single_stream_counts "${d}")"

@@ -318,7 +318,7 @@ decode_run() {
 
 # model_of DIR: the model file a run's config selects
 model_of() {
-    python3 -m espnet_usr2.utils.model_selection --exp_dir "$1"
+    python3 -m espnet_usr2.bin.usr2_model_selection --exp_dir "$1"
 }
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
@@ -416,7 +416,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ] && [ -n "${snrs}" ]; then
         exp="${expdir}/${dir}"
         [ -f "${exp}/noise/done" ] && continue
         # shellcheck disable=SC2086
-        timed "noise_${dir}" python3 -m espnet_usr2.decode.noise_sweep --data_dir "${dumpdir}/test" \
+        timed "noise_${dir}" python3 -m espnet_usr2.bin.usr2_noise_sweep --data_dir "${dumpdir}/test" \
             --work_dir "${exp}/noise" --train_config "${exp}/config.yaml" --model_file "$(model_of "${exp}")" \
             --snrs ${snrs} --config "${noise_config}" --batch_size 20 >"${exp}/noise.log" 2>&1 \
             || die "noise sweep of ${exp} failed: see ${exp}/noise.log"
