@@ -25,14 +25,17 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-# stdout carries the transcripts only: ESPnet prints a notice on import (no flash_attn)
-with contextlib.redirect_stdout(sys.stderr):
+# stdout carries the transcripts only, and offline nothing is printed on import: ESPnet prints a
+# notice when flash_attn is missing (these models never use it); NLTK's download attempts are
+# deferred by the package itself (espnet_usr2/__init__.py)
+with open(os.devnull, "w") as _quiet, contextlib.redirect_stdout(_quiet):
     from espnet_usr2.inference.model_dir import ModelDirError, resolve_model_dir
     from espnet_usr2.inference.speech2text import MODEL_ROLES, Transcription, USR2Speech2Text
     from espnet_usr2.utils.modalities import MODALITIES

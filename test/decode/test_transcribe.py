@@ -175,3 +175,17 @@ def test_module_entry_point_on_a_packed_model(packed_recipe, clips, tmp_path):
     assert proc.stdout.splitlines() == ["talk V: ab", "talk A: ab", "talk AV: ab"]  # the packed greedy_att config
     assert "[1/1]" in proc.stderr and "frames (1.60 s) of mouth ROIs" in proc.stderr  # progress lines
     assert (tmp_path / "unpacked" / "exp" / "usr2_tiny" / "valid.loss.best.pth").is_file()
+
+
+def test_importing_the_command_prints_nothing_offline():
+    """No NLTK download errors (g2p_en is imported on first use), no flash_attn notice."""
+    proc = subprocess.run([sys.executable, "-c", "import espnet_usr2.bin.usr2_transcribe"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == "", proc.stderr[-2000:]
+
+
+def test_g2p_en_still_works_when_a_tokenizer_uses_it():
+    script = ("import espnet_usr2, sys; from espnet2.text.phoneme_tokenizer import Phonemizer; import g2p_en; "
+              "assert 'nltk' not in sys.modules; print(g2p_en.G2p.__name__)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "G2p", proc.stderr[-2000:]
