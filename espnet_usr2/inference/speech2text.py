@@ -171,7 +171,10 @@ class USR2Speech2Text:
         self.opts = opts if opts is not None else DecodeOptions(**search)
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r}: no CUDA device is available here; use device='cpu'")
-        model, train_args = USR2Task.build_model_from_file(train_config, model_file, device)
+        # a recipe's config names its token list and SentencePiece model relative to the recipe:
+        # found from anywhere (beside the config, in its parents), for every entry point
+        with resolved_train_config(train_config) as (config, resolved_bpemodel):
+            model, train_args = USR2Task.build_model_from_file(config, model_file, device)
         self.dtype = getattr(torch, dtype)
         self.model = model.to(dtype=self.dtype).eval()
         self.net = select_network(model, model_role).eval()
@@ -183,7 +186,7 @@ class USR2Speech2Text:
         self.blank = 0
         self.converter = TokenIDConverter(token_list=self.token_list)
         token_type = token_type or getattr(train_args, "token_type", None)
-        bpemodel = bpemodel or getattr(train_args, "bpemodel", None)
+        bpemodel = bpemodel or resolved_bpemodel
         self.tokenizer = None
         if token_type is not None and not (token_type == "bpe" and bpemodel is None):
             self.tokenizer = build_tokenizer(token_type=token_type, bpemodel=bpemodel)
@@ -238,9 +241,7 @@ class USR2Speech2Text:
             kwargs["opts"] = decode_options_from_yaml(decode_config)
             if not set(DECODE_YAML_LM_KEYS) & set(kwargs):
                 kwargs.update(lm_files_from_yaml(decode_config))
-        with resolved_train_config(files.train_config) as (config, bpemodel):
-            kwargs.setdefault("bpemodel", bpemodel)
-            return cls(config, files.model_file, **kwargs)
+        return cls(files.train_config, files.model_file, **kwargs)
 
     # ------------------------------------------------------------------ properties
 

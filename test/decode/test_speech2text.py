@@ -189,3 +189,27 @@ def test_config_paths_resolve_from_the_recipe_root(tmp_path, monkeypatch):
     with pytest.raises(ModelDirError, match="token_list data/nowhere/tokens.txt"):
         with resolved_train_config(exp / "config.yaml"):
             pass
+
+
+def test_a_recipe_trained_model_decodes_from_another_directory(decode_setup, tmp_path, monkeypatch):
+    """config.yaml names bpe.model relative to the recipe that trained it (data/token_list/...):
+    USR2Speech2Text -- hence usr2_inference and usr2.sh --model_dir -- finds it from anywhere."""
+    from espnet_usr2.data.unit_tokenizer import write_sentencepiece_model
+
+    config, model_file = decode_setup["forced"]
+    recipe = tmp_path / "recipe_a"
+    bpe = recipe / "data" / "token_list" / "bpe.model"
+    bpe.parent.mkdir(parents=True)
+    write_sentencepiece_model(["<unk>", *"ABCDEF", "\u2581"], bpe)
+    args = yaml.safe_load(Path(config).read_text())
+    args.update(token_type="bpe", bpemodel="data/token_list/bpe.model")
+    exp = recipe / "exp" / "usr2_tiny"
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text(yaml.safe_dump(args))
+    elsewhere = tmp_path / "recipe_b"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s2t = USR2Speech2Text(Path("..") / "recipe_a" / "exp" / "usr2_tiny" / "config.yaml", model_file,
+                          method="greedy_att")
+    assert type(s2t.tokenizer).__name__ == "SentencepiecesTokenizer"
+    assert Path(s2t.tokenizer.model).resolve() == bpe.resolve()
