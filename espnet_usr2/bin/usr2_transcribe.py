@@ -4,6 +4,9 @@
     python -m espnet_usr2.bin.usr2_transcribe talk.mp4 interview.mkv --model_dir exp/usr2_base \\
         --json transcripts.json
 
+An audio file (wav, flac, mp3, m4a, ... anything PyAV reads without a video stream) is
+transcribed in A; so is a video in which no face is ever found, with a warning.
+
 For each video (any container and frame rate PyAV reads, with or without an audio track):
 mouth ROIs at 25 fps (MediaPipe face mesh, or ``--landmarks``), the audio at 16 kHz on
 the video's clock, one encoder pass, and the transcript of every modality the file
@@ -32,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+
 # stdout carries the transcripts only, and offline nothing is printed on import: ESPnet prints a
 # notice when flash_attn is missing (these models never use it); NLTK's download attempts are
 # deferred by the package itself (espnet_usr2/__init__.py)
@@ -39,7 +44,9 @@ with open(os.devnull, "w") as _quiet, contextlib.redirect_stdout(_quiet):
     from espnet_usr2.inference.model_dir import ModelDirError, resolve_model_dir
     from espnet_usr2.inference.speech2text import MODEL_ROLES, Transcription, USR2Speech2Text
     from espnet_usr2.utils.modalities import MODALITIES
+    from espnet_usr2.prep import roi_errors as E
     from espnet_usr2.prep.landmarks import load_landmarks
+    from espnet_usr2.prep.media import SAMPLE_RATE, check_damage, probe_streams, read_audio
     from espnet_usr2.prep.roi_errors import SkipUtterance
     from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_clip
 
@@ -62,7 +69,8 @@ class FileOutcome:
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m espnet_usr2.bin.{PROG}", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="talking-face videos (any container / rate)")
+    parser.add_argument("videos", nargs="+", metavar="FILE",
+                        help="talking-face videos (any container / rate), or audio files (A only)")
     parser.add_argument("--model_dir", required=True,
                         help="usr2_import output, exp/<tag> of a recipe, or a packed model .zip")
     parser.add_argument("--model_file", default=None,
@@ -101,20 +109,55 @@ def uttids_for(paths: Sequence[str]) -> List[str]:
     return out
 
 
+@dataclass
+class Media:
+    """What a file gives the model: mouth ROIs and / or 16 kHz audio."""
+
+    frames: Optional[np.ndarray]
+    audio: Optional[np.ndarray]
+    note: str
+
+
+def read_media(path: str, cfg: RoiConfig, landmarks: Optional[str], progress_interval: float) -> Media:
+    """Mouth ROIs and the audio on their clock; an audio file (or a video whose face is never
+    found) gives its audio alone, transcribed in A. Unusable input raises SkipUtterance."""
+    has_video, has_audio = probe_streams(path)
+    if not has_video:
+        if not has_audio:
+            raise SkipUtterance(E.NO_VIDEO_STREAM, "the file has neither a video stream nor an audio track")
+        return Media(None, _whole_audio(path, cfg), "an audio file: A only")
+    points = load_landmarks(landmarks) if landmarks is not None else None
+    try:
+        clip = extract_clip(path, cfg, points, audio_optional=True, progress_interval=progress_interval)
+    except SkipUtterance as skip:
+        if skip.reason != E.NO_FACE or not has_audio:
+            raise
+        log.warning("%s: no face found (%s): transcribing its audio only", path, skip.detail)
+        return Media(None, _whole_audio(path, cfg), "no face: A only")
+    note = "with audio" if clip.audio is not None else f"video only ({clip.audio_problem})"
+    return Media(clip.roi.frames, clip.audio, note)
+
+
+def _whole_audio(path: str, cfg: RoiConfig) -> np.ndarray:
+    audio = read_audio(path)
+    check_damage(audio.damage, "audio", len(audio.samples) / SAMPLE_RATE, cfg.max_damaged_fraction)
+    return audio.samples
+
+
 def transcribe_file(s2t: USR2Speech2Text, path: str, uttid: str, cfg: RoiConfig, landmarks: Optional[str],
                     progress_interval: float) -> FileOutcome:
-    """Mouth ROIs + audio of one video, then every modality it allows; bad input -> ``skipped``."""
+    """Mouth ROIs + audio of one file, then every modality it allows; bad input -> ``skipped``."""
     outcome = FileOutcome(uttid, path)
     start = time.perf_counter()
     try:
-        points = load_landmarks(landmarks) if landmarks is not None else None
-        clip = extract_clip(path, cfg, points, audio_optional=True, progress_interval=progress_interval)
+        media = read_media(path, cfg, landmarks, progress_interval)
         roi_s = time.perf_counter() - start
-        frames = clip.roi.frames
-        audio_note = "with audio" if clip.audio is not None else f"video only ({clip.audio_problem})"
-        log.info("%s: %d frames (%.2f s) of mouth ROIs in %.1f s, %s", uttid, len(frames), len(frames) / FPS,
-                 roi_s, audio_note)
-        result = s2t.transcribe(speech=clip.audio, video=frames)  # the modalities the clip allows
+        if media.frames is not None:
+            log.info("%s: %d frames (%.2f s) of mouth ROIs in %.1f s, %s", uttid, len(media.frames),
+                     len(media.frames) / FPS, roi_s, media.note)
+        else:
+            log.info("%s: %.2f s of audio in %.1f s, %s", uttid, len(media.audio) / SAMPLE_RATE, roi_s, media.note)
+        result = s2t.transcribe(speech=media.audio, video=media.frames)  # the modalities the input allows
     except SkipUtterance as skip:
         outcome.skipped = dict(reason=skip.reason, detail=skip.detail)
         return outcome
@@ -123,7 +166,7 @@ def transcribe_file(s2t: USR2Speech2Text, path: str, uttid: str, cfg: RoiConfig,
         outcome.skipped = dict(reason="error", detail=f"{type(err).__name__}: {err}")
         return outcome
     _log_decoding(uttid, result)
-    outcome.records = _records(uttid, path, result, roi_s, clip.audio is not None)
+    outcome.records = _records(uttid, path, result, roi_s, media.audio is not None)
     return outcome
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile
 import pytest
 
 from espnet_usr2.bin import usr2_transcribe
@@ -40,6 +41,7 @@ def _drop_audio(src: Path, dst: Path) -> Path:
 def clips(tmp_path_factory):
     """talk.mp4 (a talking face with audio), silent.mkv (the same video, no audio track),
     long_audio.mp4 (audio twice as long as the video), noface.mp4 (a wall, with audio),
+    noface_silent.mkv (the wall without audio), speech.flac (talk.mp4's audio alone),
     corrupt.mp4 (random bytes)."""
     root = tmp_path_factory.mktemp("transcribe")
     n_frames = int(SECONDS * 25)
@@ -48,6 +50,8 @@ def clips(tmp_path_factory):
     write_mp4(root / "talk.mp4", frames, wave, SIZE)
     _drop_audio(root / "talk.mp4", root / "silent.mkv")
     write_mp4(root / "noface.mp4", [np.full((SIZE, SIZE, 3), 120, np.uint8)] * n_frames, wave, SIZE)
+    _drop_audio(root / "noface.mp4", root / "noface_silent.mkv")
+    soundfile.write(root / "speech.flac", wave, 16000)
     write_mp4(root / "long_audio.mp4", frames, np.concatenate([wave, wave]), SIZE)
     (root / "corrupt.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     for name, method in (("greedy_att", "greedy_att"), ("greedy_ctc", "greedy_ctc")):
@@ -113,7 +117,7 @@ def test_without_audio_track_video_is_decoded_as_with_it(decode_setup, clips, tm
 def test_bad_files_get_one_line_and_the_exit_status_says_whether_anything_was_done(
         decode_setup, clips, tmp_path, capsys):
     model_dir = Path(decode_setup["forced"][0]).parent
-    bad = [clips / "noface.mp4", clips / "corrupt.mp4", clips / "absent.mp4"]
+    bad = [clips / "noface_silent.mkv", clips / "corrupt.mp4", clips / "absent.mp4"]
     common = ["--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml"]
     status, out, err = _run(capsys, *bad, clips / "talk.mp4", *common)
     assert status == 0 and out == ["talk V: ab", "talk A: ab", "talk AV: ab"]
@@ -124,9 +128,19 @@ def test_bad_files_get_one_line_and_the_exit_status_says_whether_anything_was_do
     status, out, err = _run(capsys, *bad, *common, "--json", tmp_path / "bad.json")
     assert status == 1 and out == [] and len(err) == 3
     skipped = json.loads((tmp_path / "bad.json").read_text())["skipped"]
-    assert [(s["uttid"], s["reason"]) for s in skipped] == list(zip(("noface", "corrupt", "absent"), reasons))
+    assert [(s["uttid"], s["reason"]) for s in skipped] == list(zip(("noface_silent", "corrupt", "absent"), reasons))
     status, _, err = _run(capsys, clips / "talk.mp4", "--model_dir", tmp_path / "nowhere")
     assert status == 1 and err == [f"usr2_transcribe: error: model directory {tmp_path / 'nowhere'} does not exist"]
+
+
+def test_audio_files_and_faceless_videos_are_transcribed_in_a(decode_setup, clips, capsys, caplog):
+    """An audio file is A only; a video whose face is never found falls back to its audio,
+    with a warning."""
+    model_dir = Path(decode_setup["forced"][0]).parent
+    usr2_transcribe.main([str(clips / "speech.flac"), str(clips / "noface.mp4"), "--model_dir", str(model_dir),
+                          "--inference_config", str(clips / "greedy_att.yaml"), "--log_level", "WARNING"])
+    assert capsys.readouterr().out.splitlines() == ["speech A: ab", "noface A: ab"]
+    assert "no face found" in caplog.text and "transcribing its audio only" in caplog.text
 
 
 def test_damaged_audio_is_concealed_or_left_out_by_the_threshold(decode_setup, clips, tmp_path, capsys):
