@@ -79,6 +79,31 @@ def test_librispeech_test_sets_decode_audio_only(tiny_model_dir, tmp_path, recip
     assert "|decode_ood_model/test_other|1|-|-|" in results
 
 
+def test_librispeech_decodes_a_model_another_recipe_trained(tiny_model_dir, tmp_path, recipe_copy):
+    """--model_dir <other recipe>/exp/<tag>: its config.yaml names bpe.model relative to the
+    recipe that trained it (data/token_list/...); stage 12 finds it from here."""
+    import yaml
+
+    from espnet_usr2.data.unit_tokenizer import write_sentencepiece_model
+
+    other = tmp_path / "mini_lrs3" / "usr2"
+    bpe = other / "data" / "token_list" / "bpe_unigram8" / "bpe.model"
+    bpe.parent.mkdir(parents=True)
+    write_sentencepiece_model(["<unk>", *"ABCDEF", "\u2581"], bpe)
+    exp = other / "exp" / "usr2_tiny"
+    exp.mkdir(parents=True)
+    config = yaml.safe_load((tiny_model_dir / "config.yaml").read_text())
+    config.update(token_type="bpe", bpemodel="data/token_list/bpe_unigram8/bpe.model")
+    (exp / "config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copy(tiny_model_dir / "model.pth", exp / "valid.loss.best.pth")
+    corpus = _librispeech_tree(tmp_path)
+    recipe = recipe_copy("librispeech", tmp_path / "recipe")
+    proc = _run(recipe, ["./run.sh", "--model_dir", "../mini_lrs3/usr2/exp/usr2_tiny", "--nj", "1",
+                         "--inference_nj", "1"], LIBRISPEECH=str(corpus))
+    assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
+    assert "Stage 13: scored test_clean audio (3 of 3 utterances)" in proc.stdout
+
+
 def test_librispeech_without_corpus_names_the_variable(tiny_model_dir, tmp_path, recipe_copy):
     recipe = recipe_copy("librispeech", tmp_path / "recipe")
     proc = _run(recipe, ["./run.sh", "--model_dir", str(tiny_model_dir)])
