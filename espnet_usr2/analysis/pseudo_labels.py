@@ -27,18 +27,17 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from espnet_usr2.decode.failures import is_omission, repetition_failure
 from espnet_usr2.decode.scoring import ErrorCounts, count_errors
 from espnet_usr2.semi.ar_pseudo_labels import ARDecodingConfig, ar_greedy_pseudo_labels
 from espnet_usr2.semi.confidence import ConfidenceConfig
 from espnet_usr2.semi.ctc_pseudo_labels import ctc_pseudo_labels
+from espnet_usr2.semi.teacher import BATCH_NORM_MODES, set_teacher_mode
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels, ctc_driven_teacher_forcing
 from espnet_usr2.utils.modalities import AUDIOVISUAL
 
 KINDS = ("ctc", "att_tf", "ar")
-BATCH_NORM_MODES = ("batch", "running")
 VIEWS = ("clean", "augmented")
 
 
@@ -77,11 +76,8 @@ class UtterancePL:
 def teacher_network(net: torch.nn.Module, batch_norm: str) -> torch.nn.Module:
     """A copy of ``net`` set up as the EMA teacher runs in training: dropout off; BatchNorm on
     each batch's statistics (``batch``) or the stored running statistics (``running``)."""
-    teacher = copy.deepcopy(net).eval()
-    if batch_norm == "batch":
-        for module in teacher.modules():
-            if isinstance(module, _BatchNorm):
-                module.train()
+    teacher = copy.deepcopy(net)
+    set_teacher_mode(teacher, batch_norm)
     return teacher
 
 

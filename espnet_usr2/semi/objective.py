@@ -45,7 +45,7 @@ from espnet_usr2.semi.ctc_pseudo_labels import ctc_pseudo_labels, frame_pseudo_l
 from espnet_usr2.semi.mixed_sampling import AR_MODE, MixedSamplingConfig, ar_probability, sample_mode, step_generator
 from espnet_usr2.semi.pl_losses import (
     PLLossConfig, ar_decoder_input, ar_mode_loss_terms, ctc_driven_decoder_input, ctc_driven_loss_terms,
-    ctc_logits_of, unlabelled_loss, usr_v1_loss_terms,
+    ctc_logits_of, ctc_projection, unlabelled_loss, usr_v1_loss_terms,
 )
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels, ctc_driven_teacher_forcing
 
@@ -102,7 +102,7 @@ class _UnlabelledObjective(nn.Module):
         if self.ctc_heads is None or self.unlabelled_heads_init != "labelled":
             return
         for m in MODALITIES:
-            for mine, theirs in ((self.ctc_heads[m], _linear_of(student.ctc_head(m))),
+            for mine, theirs in ((self.ctc_heads[m], ctc_projection(student.ctc_head(m))),
                                  (self.dec_heads[m], student.decoder.output_head(m))):
                 mine.weight.copy_(theirs.weight)
                 mine.bias.copy_(theirs.bias)
@@ -372,17 +372,11 @@ class USR1Objective(_UnlabelledObjective):
         losses: Dict[str, torch.Tensor] = {}
         for m, logits in zip(encoded, dec_logits):
             enc, _ = encoded[m]
-            loss_ctc, loss_att, _ = usr_v1_loss_terms(ctc_logits_of(self.ctc_head(student, m), enc), frame_pl, logits,
-                                                      att_pl,
-                                                      self.losses)
+            ctc_logits = ctc_logits_of(self.ctc_head(student, m), enc)
+            loss_ctc, loss_att, _ = usr_v1_loss_terms(ctc_logits, frame_pl, logits, att_pl, self.losses)
             losses[m], modality_stats = unlabelled_loss(self.losses, loss_ctc, loss_att)
             stats.update({f"{k}_{m}": v for k, v in modality_stats.items()})
         return losses, stats
-
-
-def _linear_of(ctc: nn.Module) -> nn.Linear:
-    """The output projection of an ESPnet ``CTC`` module (or the linear itself)."""
-    return getattr(ctc, "ctc_lo", ctc)
 
 
 def _token_keep_fraction(att_pl: AttentionPseudoLabels) -> torch.Tensor:

@@ -222,8 +222,13 @@ def ar_decoder_input(att_pl: AttentionPseudoLabels, sos: int, eos: int) -> Tuple
 
 
 # ---------------------------------------------------------------- student logits
+def ctc_projection(ctc_head: nn.Module) -> nn.Linear:
+    """The output projection of an ESPnet ``CTC`` module (its ``ctc_lo``), or the linear itself."""
+    return getattr(ctc_head, "ctc_lo", ctc_head)
+
+
 def ctc_logits_of(ctc_head: nn.Module, enc: torch.Tensor) -> torch.Tensor:
     """Logits (B, T, V) of an ESPnet ``CTC`` module (its ``ctc_lo``, with its dropout) or a plain linear."""
-    linear = getattr(ctc_head, "ctc_lo", ctc_head)
+    linear = ctc_projection(ctc_head)
     p = float(getattr(ctc_head, "dropout_rate", 0.0))
     return linear(F.dropout(enc, p=p, training=ctc_head.training) if p > 0 else enc)

@@ -269,8 +269,7 @@ class USR2Task(AbsTask):
         if getattr(args, "probe_conf", None):
             raise ValueError(f"probe_conf is for self-supervised pre-training (model: usr2_pretrain), not model: "
                              f"{args.model}")
-        token_list = _read_token_list(args.token_list)
-        args.token_list = list(token_list)
+        token_list = _token_list_into(args)
         vocab_size = len(token_list)
         logging.info(f"Vocabulary size: {vocab_size}")
 
@@ -341,8 +340,7 @@ def _build_probes(args: argparse.Namespace, d_model: int) -> Optional[Supervised
         return None
     if args.token_list is None:
         raise ValueError("probe_conf: the supervised probes of pre-training need --token_list (and text in the data)")
-    token_list = _read_token_list(args.token_list)
-    args.token_list = list(token_list)
+    token_list = _token_list_into(args)
     decoder = decoder_choices.get_class(args.decoder)(vocab_size=len(token_list), encoder_output_size=d_model,
                                                       **args.decoder_conf)
     return SupervisedProbes(len(token_list), decoder, d_model, **args.probe_conf)
@@ -376,6 +374,13 @@ def _samples_per_frame(args: argparse.Namespace) -> int:
     if args.sample_rate % args.video_fps:
         raise ValueError(f"sample_rate {args.sample_rate} is not a multiple of video_fps {args.video_fps}")
     return args.sample_rate // args.video_fps
+
+
+def _token_list_into(args: argparse.Namespace) -> List[str]:
+    """The tokens of ``--token_list`` (a file or a list), kept in ``args`` as a list (as ESPnet's
+    config.yaml writes it)."""
+    args.token_list = _read_token_list(args.token_list)
+    return args.token_list
 
 
 def _read_token_list(token_list) -> List[str]:
