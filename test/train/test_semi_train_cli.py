@@ -1,13 +1,21 @@
 """Semi-supervised training end to end through ``python -m espnet_usr2.bin.usr2_train``.
 
-One uninterrupted run, and one killed in the middle of epoch 2 and resumed: the resumed
-run must end with exactly the same student and teacher weights.
+One uninterrupted run, and runs stopped in the middle -- killed mid-epoch, killed while writing
+a checkpoint, stopped by SIGTERM at a resume point -- and resumed: each resumed run must end
+with exactly the same student and teacher weights.
 """
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from espnet2.train.reporter import Reporter
+
+from espnet_usr2.train.stop_signal import PREEMPTED_EXIT_CODE
+
+SLOW_WRITE_TRAIN = Path(__file__).with_name("slow_checkpoint_train.py")
 
 
 MAX_EPOCH = 3
@@ -83,3 +91,60 @@ def test_run_killed_mid_epoch_and_resumed_matches_uninterrupted(semi_setup, resu
     root, train = semi_setup
     full = resumed_matches_uninterrupted(train, root, root / "exp_full")
     assert any(k.startswith("teacher.model.") for k in full)
+
+
+def _assert_same_weights(full_exp: Path, exp: Path) -> None:
+    full = torch.load(full_exp / "checkpoint.pth", weights_only=False)["model"]
+    resumed = torch.load(exp / "checkpoint.pth", weights_only=False)["model"]
+    assert full.keys() == resumed.keys()
+    different = [k for k in full if not torch.equal(full[k], resumed[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:5]}"
+
+
+def test_killed_while_writing_a_checkpoint_keeps_the_previous_one_and_resumes(semi_setup, usr2_train):
+    root, train = semi_setup
+    exp = root / "exp_killed_writing"
+    proc = subprocess.Popen([sys.executable, str(SLOW_WRITE_TRAIN), *train, "--output_dir", str(exp)], cwd=root,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    partial = None
+    for line in proc.stderr:
+        if line.startswith("SLOW WRITE "):  # half of epoch 2's checkpoint is on disk
+            partial = Path(line[len("SLOW WRITE "):].strip())
+            proc.kill()
+            break
+    proc.wait()
+    assert partial is not None, "the run ended before its second checkpoint write"
+    assert partial.exists() and partial.stat().st_size > 0
+    states = torch.load(exp / "checkpoint.pth", weights_only=False)  # whole, and still epoch 1's
+    assert states["reporter"]["epoch"] == 1
+    log = usr2_train([*train, "--output_dir", str(exp), "--resume", "true"], root)
+    assert "removed 1 partial checkpoint file" in log
+    assert not partial.exists()
+    _assert_same_weights(root / "exp_full", exp)
+
+
+def test_sigterm_mid_epoch_writes_a_resume_point_and_the_resumed_run_matches(semi_setup, usr2_train):
+    """Stopped by SIGTERM inside epoch 2 with step resume points on, resumed: the same weights
+    and the same per-epoch losses as the uninterrupted run, which set none of these options."""
+    root, train = semi_setup
+    options = ["--stop_signals", "SIGTERM", "--save_every_n_steps", "2", "--keep_last_n", "2"]
+    exp = root / "exp_sigterm"
+    proc = subprocess.Popen([*usr2_train.cmd, *train, *options, "--output_dir", str(exp)], cwd=root,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in proc.stderr:
+        if "2epoch:train:" in line:  # the first step of epoch 2 has run
+            proc.send_signal(signal.SIGTERM)
+            break
+    log = proc.stderr.read()
+    assert proc.wait() == PREEMPTED_EXIT_CODE, log[-4000:]
+    position = torch.load(exp / "checkpoint.pth", weights_only=False)["position"]
+    assert (position["epoch"], position["batches"] > 0) == (2, True), position["batches"]
+    assert not (exp / "2epoch.pth").exists()
+    assert len(list(exp.glob("checkpoint.step*.pth"))) == 2
+    log = usr2_train([*train, *options, "--output_dir", str(exp), "--resume", "true"], root)
+    assert f"{position['batches']} batches were trained before the resume point" in log
+    _assert_same_weights(root / "exp_full", exp)
+    full, resumed = _reporter(root / "exp_full"), _reporter(exp)
+    for epoch in range(1, MAX_EPOCH + 1):
+        for phase in ("train", "valid"):
+            assert resumed.get_value(phase, "loss", epoch) == full.get_value(phase, "loss", epoch), (phase, epoch)
