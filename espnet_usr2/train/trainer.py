@@ -209,9 +209,11 @@ class ResumePoints:
         self._write(EpochPosition(epoch, done, self._all_rng_states(), sub_reporter_state(sub_reporter)),
                     model, optimizers, schedulers, scaler, step)
         if stop:
-            raise TrainingPreempted(f"stopped by {', '.join(self.stop.received) or 'a signal on another rank'} "
-                                    f"at step {step} ({done} batches into epoch {epoch}); the resume point is "
-                                    f"{self.output_dir / CHECKPOINT}: rerun with --resume true")
+            stopped = TrainingPreempted(f"stopped by {', '.join(self.stop.received) or 'a signal on another rank'} "
+                                        f"at step {step} ({done} batches into epoch {epoch}); the resume point is "
+                                        f"{self.output_dir / CHECKPOINT}: rerun with --resume true")
+            logging.warning(str(stopped))
+            raise stopped
 
     def _all_rng_states(self) -> list:
         if not self.distributed:

@@ -173,6 +173,46 @@ def test_run_slurm_submits_waits_and_reports_failures(tmp_path):
     assert "1 of 3 task(s) failed" in bad.stderr and "log/f.2.log" in bad.stderr
 
 
+def test_run_slurm_requeues_a_task_stopped_with_a_resume_point(tmp_path):
+    """--requeue true: SIGUSR1 sent to the batch shell reaches the command; its exit code 75 (a
+    training stopped by --stop_signals) requeues the task, whose second run adds to the log."""
+    fake = tmp_path / "fake_sbatch"
+    fake.write_text("""#!/usr/bin/env bash
+set -u
+script="${@: -1}"
+run() {  # one run of task 1, sent SIGUSR1 once the command is up when $1 is 'signal'
+    SLURM_ARRAY_TASK_ID=1 SLURM_JOB_ID=42 SLURM_RESTART_COUNT=$2 bash "$script" & shell=$!
+    if [ "$1" = signal ]; then
+        until [ -f started ]; do sleep 0.1; done
+        kill -USR1 "$shell"
+    fi
+    wait "$shell"
+}
+run signal 0
+while [ -f requeued ]; do rm requeued; run quiet 1; done
+""")
+    scontrol = tmp_path / "fake_scontrol"
+    scontrol.write_text('#!/usr/bin/env bash\n[ "$1 $2" = "requeue 42_1" ] && touch requeued\n')
+    trainer = tmp_path / "trainer.py"  # stops with code 75 on SIGUSR1, finishes on its second run
+    trainer.write_text(
+        "import os, signal, sys, time\n"
+        "if os.path.exists('resume_point'):\n    print('resumed'); sys.exit(0)\n"
+        "def stop(*_):\n    open('resume_point', 'w').close(); print('stopped'); sys.exit(75)\n"
+        "signal.signal(signal.SIGUSR1, stop)\nopen('started', 'w').close()\ntime.sleep(60)\nsys.exit(1)\n")
+    for f in (fake, scontrol):
+        f.chmod(f.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "SBATCH": str(fake), "SCONTROL": str(scontrol)}
+    p = subprocess.run([str(UTILS / "run_slurm.sh"), "--requeue", "true", "--signal_before", "120", "JOB=1:1",
+                        "log/train.JOB.log", sys.executable, str(trainer)],
+                       cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    log = (tmp_path / "log" / "train.1.log").read_text()
+    assert log.count("# Started at") == 2
+    assert "stopped" in log and "requeued" in log and "resumed" in log and "# Ended (code 0)" in log
+    script = (tmp_path / "log" / "q" / "train.sh").read_text()
+    assert "#SBATCH --requeue" in script.splitlines() and "#SBATCH --signal=B:USR1@120" in script.splitlines()
+
+
 # ------------------------------------------------------------------ usr2.sh
 def test_usr2_help_and_unknown_option(recipe):
     p = subprocess.run(["./usr2.sh", "--help"], cwd=recipe, capture_output=True, text=True)

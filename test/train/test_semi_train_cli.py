@@ -4,9 +4,11 @@ One uninterrupted run, and runs stopped in the middle -- killed mid-epoch, kille
 a checkpoint, stopped by SIGTERM at a resume point -- and resumed: each resumed run must end
 with exactly the same student and teacher weights.
 """
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,50 @@ def test_sigterm_mid_epoch_writes_a_resume_point_and_the_resumed_run_matches(sem
     for epoch in range(1, MAX_EPOCH + 1):
         for phase in ("train", "valid"):
             assert resumed.get_value(phase, "loss", epoch) == full.get_value(phase, "loss", epoch), (phase, epoch)
+
+
+def _launch_ranks(train, options, exp: Path, root: Path, port: int, world: int = 2):
+    """``world`` ranks of ``usr2_train`` on CPU (gloo; rendezvous through the environment, as
+    torchrun sets it up), each logging to ``exp/rank<r>.log``; returns (processes, log paths)."""
+    exp.mkdir(parents=True, exist_ok=True)
+    procs, logs = [], []
+    for rank in range(world):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+        log = exp / f"rank{rank}.log"
+        with open(log, "a") as stream:
+            procs.append(subprocess.Popen(
+                [*train, *options, "--output_dir", str(exp), "--ngpu", "0", "--multiprocessing_distributed", "false",
+                 "--dist_backend", "gloo"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=stream))
+        logs.append(log)
+    return procs, logs
+
+
+def _wait_all(procs, timeout: float = 900) -> list:
+    return [p.wait(timeout=timeout) for p in procs]
+
+
+def test_two_rank_ddp_stopped_on_one_rank_resumes_to_the_uninterrupted_result(semi_setup, usr2_train, free_port):
+    """Under 2-rank DDP, SIGTERM to rank 1 alone stops both ranks at the same step; the resumed
+    run ends with the weights of an uninterrupted 2-rank run."""
+    root, train = semi_setup
+    train = [*usr2_train.cmd, *train, "--labelled_batch_frames", "40", "--unlabelled_batch_frames", "60"]
+    procs, logs = _launch_ranks(train, [], root / "exp_ddp_full", root, free_port)
+    assert _wait_all(procs) == [0, 0], logs[0].read_text()[-3000:] + logs[1].read_text()[-3000:]
+
+    exp = root / "exp_ddp_sigterm"
+    options = ["--stop_signals", "SIGTERM"]
+    procs, logs = _launch_ranks(train, options, exp, root, free_port + 1)
+    deadline = time.monotonic() + 900
+    while "2epoch:train:" not in logs[0].read_text():  # ESPnet logs on rank 0 only
+        assert time.monotonic() < deadline and procs[1].poll() is None, logs[0].read_text()[-3000:]
+        time.sleep(0.2)
+    procs[1].send_signal(signal.SIGTERM)
+    codes = _wait_all(procs)
+    assert codes == [PREEMPTED_EXIT_CODE] * 2, logs[0].read_text()[-3000:] + logs[1].read_text()[-3000:]
+    assert "a signal on another rank" in logs[0].read_text()
+    position = torch.load(exp / "checkpoint.pth", weights_only=False)["position"]
+    assert position["epoch"] == 2 and position["batches"] > 0 and len(position["rng"]) == 2
+    procs, logs = _launch_ranks(train, [*options, "--resume", "true"], exp, root, free_port + 2)
+    assert _wait_all(procs) == [0, 0], logs[0].read_text()[-3000:] + logs[1].read_text()[-3000:]
+    _assert_same_weights(root / "exp_ddp_full", exp)

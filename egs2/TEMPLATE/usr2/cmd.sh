@@ -38,6 +38,12 @@ case "${cmd_backend}" in
         fi
         decode_cmd="${train_cmd}"
         cuda_cmd="${train_cmd}"
+        # Preemptible partitions / time limits: USR2_SLURM_REQUEUE=true requeues a training that
+        # stopped at a resume point (usr2.sh --stop_signals SIGTERM,SIGUSR1), with SIGUSR1 sent
+        # USR2_SLURM_SIGNAL_BEFORE seconds before the time limit
+        if [ "${USR2_SLURM_REQUEUE:-false}" = true ] && [ -z "${__usr2_espnet_utils}" ]; then
+            cuda_cmd+=" --requeue true --signal_before ${USR2_SLURM_SIGNAL_BEFORE:-300}"
+        fi
         ;;
     *)
         echo "cmd.sh: unknown cmd_backend '${cmd_backend}' (local or slurm)" >&2

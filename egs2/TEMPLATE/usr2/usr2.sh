@@ -98,6 +98,8 @@ sup_train_config=""    # semi-supervised only: first train a supervised model wi
                        # config and start the semi-supervised run from it
 sup_train_args=""      # extra arguments for that supervised warm-up run
 sup_inference_model="" # the warm-up's model handed to stage 11 (default: from its config)
+save_every_n_steps=0   # every training run (11, 11a, pre-training): a resume point every N steps too
+stop_signals=""        # e.g. SIGTERM,SIGUSR1: such a signal stops training at a resume point, exit code 75
 labelled_batch_frames=600    # semi-supervised batches, frames per device
 unlabelled_batch_frames=4400
 semi_type=usr2
@@ -196,6 +198,11 @@ Training (stages 10, 11):
   --labelled_batch_frames N    semi-supervised batches: labelled frames per device [${labelled_batch_frames}]
   --unlabelled_batch_frames N  unlabelled frames per device [${unlabelled_batch_frames}]
   --semi_type usr2|usr1        semi-supervised objective (usr1: the USR baseline) [${semi_type}]
+  --save_every_n_steps N       training writes a resume point every N optimiser steps, not only
+                               per epoch; a rerun continues at that step [${save_every_n_steps}]
+  --stop_signals LIST          e.g. SIGTERM,SIGUSR1: training stops at the next step with a resume
+                               point and exit code 75 (cmd.sh: USR2_SLURM_REQUEUE=true requeues it)
+                               [${stop_signals}]
 Decoding and scoring (stages 12-14):
   --inference_config YAML      decoding config, e.g. conf/decode_beam30.yaml [${inference_config}]
   --inference_args \"...\"       extra usr2_inference arguments [${inference_args}]
@@ -698,6 +705,9 @@ train_job() {
     shift 2
     local dist=""
     [ "${ngpu}" -gt 1 ] && dist="--multiprocessing_distributed true"
+    # resume points for preemptible clusters (not in the experiment's name: they change no result)
+    dist+=" --save_every_n_steps ${save_every_n_steps}"
+    [ -z "${stop_signals}" ] || dist+=" --stop_signals ${stop_signals}"
     mkdir -p "${out}"
     # a rerun (it resumes, or finds the training finished) keeps the earlier runs' logs
     if [ -s "${logfile}" ]; then
@@ -714,7 +724,7 @@ train_job() {
         ${python} -m espnet2.bin.launch --cmd "${cuda_cmd} --name ${tag}" --log "${logfile}" \
             --ngpu "${ngpu}" --num_nodes "${num_nodes}" --init_file_prefix "${out}/.dist_init_" \
             --multiprocessing_distributed true -- \
-            ${python} -m espnet_usr2.bin.usr2_train --ngpu "${ngpu}" "$@" --output_dir "${out}" \
+            ${python} -m espnet_usr2.bin.usr2_train --ngpu "${ngpu}" ${dist} "$@" --output_dir "${out}" \
             || die "training failed: see ${logfile}"
     else
         # shellcheck disable=SC2086

@@ -15,7 +15,12 @@
 #   --partition P    partition                           --max-jobs-run N tasks at once (%N)
 #   --name NAME      job name (default: the log name)    --extra "ARGS"   more sbatch arguments
 #   --print          write the batch script to stdout, submit nothing
-# $SBATCH names the sbatch program (default: sbatch).
+#   --requeue true   a task whose command exits with code 75 (usr2_train stopped by one of its
+#                    --stop_signals after writing a resume point) is requeued (scontrol requeue)
+#                    and runs again -- with --resume true it continues from that resume point
+#   --signal_before S  with --requeue: Slurm sends SIGUSR1 S seconds before the time limit
+#                    (--signal=B:USR1@S); the task passes it and SIGTERM on to its command
+# $SBATCH / $SCONTROL name the sbatch / scontrol programs (default: sbatch, scontrol).
 set -euo pipefail
 
 gpu=0
@@ -27,9 +32,12 @@ max_jobs_run=""
 name=""
 extra=""
 print_only=false
+requeue=false
+signal_before=""
+preempted_code=75  # espnet_usr2.train.stop_signal.PREEMPTED_EXIT_CODE (EX_TEMPFAIL)
 
 usage() {
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
     exit 1
 }
 
@@ -44,12 +52,17 @@ while [ "$#" -gt 0 ]; do
         --name) name="$2"; shift 2 ;;
         --extra) extra="$2"; shift 2 ;;
         --print) print_only=true; shift ;;
+        --requeue) requeue="$2"; shift 2 ;;
+        --signal_before | --signal-before) signal_before="$2"; shift 2 ;;
         --config) shift 2 ;; # slurm.pl's option; settings come from the options above
         --*) echo "$0: unknown option $1" >&2; usage ;;
         *) break ;;
     esac
 done
 [ "$#" -ge 2 ] || usage
+case "${requeue}" in true | false) ;; *) echo "$0: --requeue takes true or false, not ${requeue}" >&2; exit 1 ;; esac
+[ -z "${signal_before}" ] || [ "${requeue}" = true ] \
+    || { echo "$0: --signal_before goes with --requeue true" >&2; exit 1; }
 
 # JOB=a:b range, log template and the command line (shared with the other runner)
 . "$(dirname "${BASH_SOURCE[0]}")/job_spec.sh"
@@ -74,6 +87,8 @@ write_script() {
     [ -n "${mem}" ] && echo "#SBATCH --mem=${mem}"
     [ -n "${time_limit}" ] && echo "#SBATCH --time=${time_limit}"
     [ -n "${partition}" ] && echo "#SBATCH --partition=${partition}"
+    [ "${requeue}" = true ] && echo "#SBATCH --requeue"
+    [ -n "${signal_before}" ] && echo "#SBATCH --signal=B:USR1@${signal_before}"
     echo "cd $(printf '%q' "$(pwd)")"
     echo "[ -f ./path.sh ] && . ./path.sh"
     echo "task=\${SLURM_ARRAY_TASK_ID:?not run as a Slurm array task}"
@@ -86,9 +101,26 @@ write_script() {
     echo "esac"
     echo "mkdir -p \"\$(dirname \"\${log}\")\""
     echo "start=\$(date +%s)"
-    echo "{ echo \"# \${cmd}\"; echo \"# Started at \$(date) on \$(hostname), job \${SLURM_JOB_ID:-?}\"; } >\"\${log}\""
-    echo "bash -c \"set -o pipefail; \${cmd}\" >>\"\${log}\" 2>&1 </dev/null"
-    echo "rc=\$?"
+    # a requeued task (SLURM_RESTART_COUNT > 0) adds to the log of its earlier runs
+    echo "[ \"\${SLURM_RESTART_COUNT:-0}\" -gt 0 ] || : >\"\${log}\""
+    echo "{ echo \"# \${cmd}\"; echo \"# Started at \$(date) on \$(hostname), job \${SLURM_JOB_ID:-?}\"; } >>\"\${log}\""
+    if [ "${requeue}" = true ]; then
+        # the command runs in its own process group, which gets SIGUSR1 / SIGTERM passed on;
+        # its shell ignores them (they are meant for the trainer, which catches them itself)
+        echo "trap 'kill -s USR1 -- -\"\${child}\" 2>/dev/null || true' USR1"
+        echo "trap 'kill -s TERM -- -\"\${child}\" 2>/dev/null || true' TERM"
+        echo "setsid bash -c \"trap '' USR1 TERM; set -o pipefail; \${cmd}\" >>\"\${log}\" 2>&1 </dev/null &"
+        echo "child=\$!"
+        echo "while true; do wait \"\${child}\"; rc=\$?; kill -0 \"\${child}\" 2>/dev/null || break; done"
+        echo "if [ \"\${rc}\" = ${preempted_code} ]; then"
+        echo "    echo \"# Stopped with a resume point (code \${rc}) at \$(date): requeued\" >>\"\${log}\""
+        echo "    \${SCONTROL:-scontrol} requeue \"\${SLURM_ARRAY_JOB_ID:-\${SLURM_JOB_ID}}_\${task}\" && exit 0"
+        echo "    echo \"# scontrol requeue failed\" >>\"\${log}\""
+        echo "fi"
+    else
+        echo "bash -c \"set -o pipefail; \${cmd}\" >>\"\${log}\" 2>&1 </dev/null"
+        echo "rc=\$?"
+    fi
     echo "{ echo \"# Accounting: time=\$((\$(date +%s) - start)) seconds\"; echo \"# Ended (code \${rc}) at \$(date)\"; } >>\"\${log}\""
     echo "echo \"\${rc}\" >$(printf '%q' "${qdir}/${base}").\${task}.rc"
     echo "exit \"\${rc}\""
