@@ -15,6 +15,13 @@ track. Printed one line per file and modality (``<uttid> <V|A|AV>: <text>``); ``
 also writes the scores and timings. A file that cannot be used (unreadable, no face)
 gets one line on stderr; the exit status is non-zero only when nothing was transcribed.
 
+A recording longer than ``--max_segment`` seconds is cut into segments the model was trained
+for -- at pauses in its audio, or into overlapping windows when there is only video -- decoded
+in batches and joined (:mod:`espnet_usr2.inference.long_form`). ``--output_dir`` writes, per
+file, the transcript (``.txt``), subtitles (``.srt``, ``.vtt``) with segment times, and a
+``.json`` with every modality's segments; text and subtitles carry the best modality the file
+allows (AV, else A, else V).
+
 ``--model_dir`` takes a model imported with ``usr2_import``, a recipe experiment directory
 ``exp/<tag>`` (the model its training config selects; ``--model_file`` overrides), or a
 model packed by stage 14 (``.zip``). Decoding settings: ``--inference_config``, else the
@@ -41,8 +48,9 @@ import numpy as np
 # notice when flash_attn is missing (these models never use it); NLTK's download attempts are
 # deferred by the package itself (espnet_usr2/__init__.py)
 with open(os.devnull, "w") as _quiet, contextlib.redirect_stdout(_quiet):
+    from espnet_usr2.inference import long_form, subtitles
     from espnet_usr2.inference.model_dir import ModelDirError, resolve_model_dir
-    from espnet_usr2.inference.speech2text import MODEL_ROLES, Transcription, USR2Speech2Text
+    from espnet_usr2.inference.speech2text import MODEL_ROLES, USR2Speech2Text
     from espnet_usr2.utils.modalities import MODALITIES
     from espnet_usr2.prep import roi_errors as E
     from espnet_usr2.prep.landmarks import load_landmarks
@@ -90,7 +98,22 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_damaged_fraction", type=float, default=0.05,
                         help="damaged packets are concealed (audio: silence, video: the previous frame); a stream "
                              "damaged over this fraction of the clip is not used (audio: V only; video: skipped)")
-    parser.add_argument("--json", default=None, metavar="OUT", help="write uttid, modality, text, score, timings")
+    parser.add_argument("--json", default=None, metavar="OUT",
+                        help="write every file's uttid, modality, text, score, segments, timings to one JSON")
+    parser.add_argument("--output_dir", default=None,
+                        help="write <uttid>.<format> per file (text and subtitles: the best modality decoded)")
+    parser.add_argument("--output_format", default="all", choices=(*subtitles.FORMATS, "all"),
+                        help="what --output_dir gets: txt, srt, vtt, json or all of them")
+    group = parser.add_argument_group("long recordings")
+    group.add_argument("--max_segment", type=float, default=20.0,
+                       help="seconds: a longer recording is cut into segments of at most this")
+    group.add_argument("--min_silence", type=float, default=0.3,
+                       help="seconds: the shortest pause in the audio at which a recording is cut")
+    group.add_argument("--overlap", type=float, default=None,
+                       help="seconds shared by neighbouring windows where there is no pause (video only); "
+                            "default 2, at most a quarter of --max_segment")
+    group.add_argument("--segment_batch_frames", type=int, default=1500,
+                       help="padded video frames (25 fps) of segments decoded together")
     parser.add_argument("--unpack_dir", default=None, help="where a .zip model is unpacked (default: beside it)")
     parser.add_argument("--progress_interval", type=float, default=10.0,
                         help="seconds between progress lines while reading a long video")
@@ -145,9 +168,10 @@ def _whole_audio(path: str, cfg: RoiConfig) -> np.ndarray:
 
 
 def transcribe_file(s2t: USR2Speech2Text, path: str, uttid: str, cfg: RoiConfig, landmarks: Optional[str],
-                    progress_interval: float) -> FileOutcome:
+                    progress_interval: float, segmenting: Optional[Segmenting] = None) -> FileOutcome:
     """Mouth ROIs + audio of one file, then every modality it allows; bad input -> ``skipped``."""
     outcome = FileOutcome(uttid, path)
+    segmenting = segmenting or Segmenting()
     start = time.perf_counter()
     try:
         media = read_media(path, cfg, landmarks, progress_interval)
@@ -157,7 +181,7 @@ def transcribe_file(s2t: USR2Speech2Text, path: str, uttid: str, cfg: RoiConfig,
                      len(media.frames) / FPS, roi_s, media.note)
         else:
             log.info("%s: %.2f s of audio in %.1f s, %s", uttid, len(media.audio) / SAMPLE_RATE, roi_s, media.note)
-        result = s2t.transcribe(speech=media.audio, video=media.frames)  # the modalities the input allows
+        result = decode_recording(s2t, media, segmenting)
     except SkipUtterance as skip:
         outcome.skipped = dict(reason=skip.reason, detail=skip.detail)
         return outcome
@@ -170,25 +194,123 @@ def transcribe_file(s2t: USR2Speech2Text, path: str, uttid: str, cfg: RoiConfig,
     return outcome
 
 
-def _log_decoding(uttid: str, result: Transcription) -> None:
-    searched = ", ".join(f"{SHORT_NAMES[m]} {result.seconds.get(m, 0.0):.2f} s" for m in result.nbest)
+@dataclass
+class Segmenting:
+    """How a long recording is cut (the ``long recordings`` options)."""
+
+    max_segment: float = 20.0
+    min_silence: float = 0.3
+    overlap: float = 2.0
+    batch_frames: int = 1500
+
+
+@dataclass
+class Decoded:
+    """A recording's transcript per modality: the best hypothesis's text, score and tokens (one
+    segment), or the joined text of its segments (long-form: score and tokens summed / joined)."""
+
+    texts: Dict[str, str]
+    scores: Dict[str, float]
+    tokens: Dict[str, List[str]]
+    segments: Dict[str, List[long_form.SegmentText]]
+    seconds: Dict[str, float]
+    num_frames: int
+
+
+def decode_recording(s2t: USR2Speech2Text, media: Media, segmenting: Segmenting) -> Decoded:
+    """One pass for a recording within ``max_segment``; segments decoded in batches beyond it."""
+    wanted = s2t.modalities_for(media.audio is not None, media.frames is not None)
+    spf = s2t.samples_per_frame
+    num_frames = len(media.frames) if media.frames is not None else len(media.audio) // spf
+    if num_frames <= segmenting.max_segment * FPS:
+        result = s2t.transcribe(speech=media.audio, video=media.frames)  # the modalities the input allows
+        whole = long_form.Segment(0, result.num_frames)
+        best = {m: nbest[0] for m, nbest in result.nbest.items()}
+        return Decoded({m: b.text for m, b in best.items()}, {m: b.score for m, b in best.items()},
+                       {m: list(b.token) for m, b in best.items()},
+                       {m: [long_form.SegmentText(whole, b.text)] for m, b in best.items()},
+                       dict(result.seconds), result.num_frames)
+    audio = media.audio
+    if audio is not None and media.frames is not None:  # the audio on the video's clock, as make_batch does
+        audio = s2t.make_batch(speech=audio, video=media.frames)["speech"][0].cpu().numpy()
+    segments = long_form.plan_segments(num_frames, audio, spf, segmenting.max_segment, segmenting.min_silence,
+                                       segmenting.overlap)
+    log.info("%.1f s recording: %d segments (%s)", num_frames / FPS, len(segments),
+             "cut at pauses" if audio is not None else f"{segmenting.overlap:g} s overlapping windows")
+    seconds: Dict[str, float] = {}
+    scores: Dict[str, float] = {m: 0.0 for m in wanted}
+    tokens: Dict[str, List[str]] = {m: [] for m in wanted}
+
+    def decode(batch: Dict[str, "torch.Tensor"]) -> Dict[str, List[str]]:
+        batch = {k: v.to(s2t.device, dtype=s2t.dtype if v.is_floating_point() else v.dtype) for k, v in batch.items()}
+        hyps = s2t.decode_batch(batch, wanted)
+        for k, v in hyps.seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+        out = {}
+        for m, per_utt in hyps.nbest.items():
+            results = [s2t.result(nbest[0]) for nbest in per_utt]
+            scores[m] += sum(r.score for r in results)
+            out[m] = [r.text for r in results]
+        return out
+
+    with _progress(len(segments), "segments") as update:
+        pieces = long_form.transcribe_segments(decode, segments, media.frames, audio, spf,
+                                               segmenting.batch_frames, update)
+    for m, texts in pieces.items():
+        tokens[m] = " ".join(t.text for t in texts).split()
+    return Decoded({m: long_form.join_texts(texts) for m, texts in pieces.items()}, scores, tokens, pieces,
+                   seconds, num_frames)
+
+
+@contextlib.contextmanager
+def _progress(total: int, unit: str):
+    """A tqdm bar on a terminal (nothing when stderr is a file or pipe); yields ``update(n)``."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit=unit, disable=not sys.stderr.isatty(), leave=False) as bar:
+        yield bar.update
+
+
+def _log_decoding(uttid: str, result: Decoded) -> None:
+    searched = ", ".join(f"{SHORT_NAMES[m]} {result.seconds.get(m, 0.0):.2f} s" for m in result.texts)
     log.info("%s: encoded in %.2f s, searched %s", uttid, result.seconds.get("encode", 0.0), searched)
 
 
-def _records(uttid: str, path: str, result: Transcription, roi_s: float, has_audio: bool) -> List[dict]:
+def _records(uttid: str, path: str, result: Decoded, roi_s: float, has_audio: bool) -> List[dict]:
     """One JSON record per modality; ROI and encoder times are shared by the file's modalities."""
     encode_s = result.seconds.get("encode", 0.0)
     records = []
-    for m, nbest in result.nbest.items():
-        best = nbest[0]
+    for m, text in result.texts.items():
         search_s = result.seconds.get(m, 0.0)
         records.append(dict(
-            uttid=uttid, path=path, modality=SHORT_NAMES[m], text=best.text, score=best.score,
-            tokens=best.token, num_frames=result.num_frames, duration_s=result.num_frames / FPS,
-            has_audio=has_audio,
+            uttid=uttid, path=path, modality=SHORT_NAMES[m], text=text, score=result.scores[m],
+            tokens=result.tokens[m], num_frames=result.num_frames, duration_s=result.num_frames / FPS,
+            has_audio=has_audio, segments=subtitles.segment_records(result.segments[m]),
             timings=dict(roi_s=round(roi_s, 4), encode_s=round(encode_s, 4), search_s=round(search_s, 4),
                          total_s=round(roi_s + encode_s + search_s, 4))))
     return records
+
+
+BEST_FIRST = ("AV", "A", "V")  # the modality a person's transcript and subtitles carry
+
+
+def write_outputs(out_dir: str, outcome: FileOutcome, formats: Sequence[str]) -> List[Path]:
+    """``<uttid>.<format>`` for each format: text and subtitles of the best modality decoded, JSON
+    with every modality's text and segments. Returns the files written."""
+    by_modality = {r["modality"]: r for r in outcome.records}
+    best = by_modality[next(m for m in BEST_FIRST if m in by_modality)]
+    pieces = subtitles.cues_from_records(best["segments"])
+    contents = {"txt": lambda: subtitles.to_txt(best["text"]), "srt": lambda: subtitles.to_srt(pieces),
+                "vtt": lambda: subtitles.to_vtt(pieces),
+                "json": lambda: subtitles.to_json(dict(uttid=outcome.uttid, path=outcome.path,
+                                                       best_modality=best["modality"], results=outcome.records))}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        path = Path(out_dir) / f"{outcome.uttid}.{fmt}"
+        path.write_text(contents[fmt](), encoding="utf-8")
+        written.append(path)
+    return written
 
 
 def skip_line(outcome: FileOutcome) -> str:
@@ -232,17 +354,28 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     except (ModelDirError, FileNotFoundError, ValueError, RuntimeError) as e:  # incl. a model/config mismatch
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
+    if args.overlap is None:
+        args.overlap = min(2.0, args.max_segment / 4)
+    if args.max_segment <= 0 or args.min_silence <= 0 or not 0 <= args.overlap < args.max_segment / 2:
+        print(f"{PROG}: error: need --max_segment > 0, --min_silence > 0 and 0 <= --overlap < --max_segment / 2",
+              file=sys.stderr)
+        return 2
     cfg = RoiConfig(max_av_mismatch=args.max_av_mismatch, max_damaged_fraction=args.max_damaged_fraction)
     landmarks = args.landmarks or [None] * len(args.videos)
+    segmenting = Segmenting(args.max_segment, args.min_silence, args.overlap, args.segment_batch_frames)
+    formats = list(subtitles.FORMATS) if args.output_format == "all" else [args.output_format]
     outcomes = []
     for n, (path, uttid, lm) in enumerate(zip(args.videos, uttids_for(args.videos), landmarks), 1):
         log.info("[%d/%d] %s", n, len(args.videos), path)
-        outcome = transcribe_file(s2t, path, uttid, cfg, lm, args.progress_interval)
+        outcome = transcribe_file(s2t, path, uttid, cfg, lm, args.progress_interval, segmenting)
         outcomes.append(outcome)
         if outcome.skipped:
             print(skip_line(outcome), file=sys.stderr, flush=True)
         for r in outcome.records:
             print(f"{r['uttid']} {r['modality']}: {r['text']}", flush=True)
+        if args.output_dir and outcome.records:
+            written = write_outputs(args.output_dir, outcome, formats)
+            log.info("%s: wrote %s", uttid, ", ".join(str(p) for p in written))
     if args.json:
         write_json(args.json, outcomes, model_info)
     done = sum(1 for o in outcomes if o.records)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Sequence, Tuple
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -100,3 +101,18 @@ def packed_recipe(tmp_path_factory, decode_setup):
                            "--option", "conf/decode_greedy_att.yaml"], cwd=recipe, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return dict(root=recipe, exp=exp, zip=zip_path, decode_config=conf)
+
+
+@pytest.fixture(scope="session")
+def speech_with_pauses():
+    """``speech_with_pauses(spans, total_s, seed=0)``: 16 kHz float32 audio, loud noise-like
+    'speech' in each (start, end) span in seconds, a quiet background (-50 dBFS) elsewhere."""
+    def make(spans, total_s, seed=0):
+        rng = np.random.default_rng(seed)
+        audio = 0.003 * rng.standard_normal(int(total_s * 16000))
+        for start, end in spans:
+            s, e = int(start * 16000), int(end * 16000)
+            audio[s:e] += 0.3 * rng.standard_normal(e - s) * np.sin(np.linspace(0, 40 * np.pi, e - s)) ** 2
+        return audio.astype(np.float32)
+
+    return make

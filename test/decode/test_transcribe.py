@@ -176,6 +176,39 @@ def test_precomputed_landmarks_replace_face_detection(decode_setup, clips, tmp_p
     assert status == 2 and "one per video" in err[0]
 
 
+def test_a_long_recording_is_cut_at_pauses_and_written_as_subtitles(decode_setup, clips, speech_with_pauses,
+                                                                     tmp_path, capsys):
+    spans = [(0.3, 1.0), (1.6, 2.4), (3.0, 3.6)]
+    soundfile.write(tmp_path / "talk.wav", speech_with_pauses(spans, 4.0), 16000)
+    model_dir = Path(decode_setup["forced"][0]).parent  # says "ab" for any input
+    status, out, err = _run(capsys, tmp_path / "talk.wav", "--model_dir", model_dir, "--inference_config",
+                            clips / "greedy_att.yaml", "--max_segment", "1.5", "--output_dir", tmp_path / "out")
+    assert status == 0 and err == [] and out == ["talk A: ab ab ab"]
+    assert (tmp_path / "out" / "talk.txt").read_text() == "ab ab ab\n"
+    cues = [block.splitlines() for block in (tmp_path / "out" / "talk.srt").read_text().split("\n\n")]
+    assert [c[0] for c in cues] == ["1", "2", "3"] and all(c[2] == "ab" for c in cues)
+    doc = json.loads((tmp_path / "out" / "talk.json").read_text())
+    assert doc["best_modality"] == "A"
+    segments = doc["results"][0]["segments"]
+    for segment, (start, end) in zip(segments, spans):
+        assert abs(segment["start"] - start) < 0.25 and abs(segment["end"] - end) < 0.25
+    assert (tmp_path / "out" / "talk.vtt").read_text().startswith("WEBVTT\n\n00:00:00.")
+
+
+def test_a_long_video_without_audio_is_decoded_in_overlapping_windows(decode_setup, clips, tmp_path, capsys):
+    model_dir = Path(decode_setup["forced"][0]).parent
+    status, out, _ = _run(capsys, clips / "silent.mkv", "--model_dir", model_dir, "--inference_config",
+                          clips / "greedy_att.yaml", "--max_segment", "0.8", "--overlap", "0.2",
+                          "--output_dir", tmp_path, "--output_format", "json")
+    assert status == 0 and out == ["silent V: ab"]  # three windows saying "ab", joined where they agree
+    segments = json.loads((tmp_path / "silent.json").read_text())["results"][0]["segments"]
+    assert [(s["start"], s["end"]) for s in segments] == [(0.0, 0.7), (0.7, 1.3), (1.3, 1.6)]
+    assert not (tmp_path / "silent.srt").exists()
+    status, _, err = _run(capsys, clips / "silent.mkv", "--model_dir", model_dir, "--overlap", "0.5",
+                          "--max_segment", "0.8")
+    assert status == 2 and "--overlap" in err[0]
+
+
 def test_utterance_ids_are_file_stems_made_unique():
     assert usr2_transcribe.uttids_for(["a/talk.mp4", "b/talk.mkv", "c/x.y.webm"]) == ["talk", "talk_2", "x.y"]
 
