@@ -48,6 +48,7 @@ import numpy as np
 # notice when flash_attn is missing (these models never use it); NLTK's download attempts are
 # deferred by the package itself (espnet_usr2/__init__.py)
 with open(os.devnull, "w") as _quiet, contextlib.redirect_stdout(_quiet):
+    from espnet_usr2.data.av_sync import align_audio_to_video
     from espnet_usr2.inference import long_form, subtitles
     from espnet_usr2.inference.model_dir import ModelDirError, resolve_model_dir
     from espnet_usr2.inference.speech2text import MODEL_ROLES, USR2Speech2Text
@@ -232,7 +233,8 @@ def decode_recording(s2t: USR2Speech2Text, media: Media, segmenting: Segmenting)
                        dict(result.seconds), result.num_frames)
     audio = media.audio
     if audio is not None and media.frames is not None:  # the audio on the video's clock, as make_batch does
-        audio = s2t.make_batch(speech=audio, video=media.frames)["speech"][0].cpu().numpy()
+        audio = align_audio_to_video("input", np.asarray(audio), len(media.frames), spf,
+                                     s2t.model.av_length_tolerance)
     segments = long_form.plan_segments(num_frames, audio, spf, segmenting.max_segment, segmenting.min_silence,
                                        segmenting.overlap)
     log.info("%.1f s recording: %d segments (%s)", num_frames / FPS, len(segments),

@@ -8,10 +8,9 @@ long-form ``Speech2Text`` do, the recording is cut first:
 
 * **with audio**, at pauses: the energy of each 40 ms frame (one video frame) against a
   threshold between the recording's quiet floor and its speech level; a pause is a run of at
-  least ``min_silence`` seconds below it. Speech between pauses is grouped into segments of at
-  most ``max_segment`` seconds; a cut falls in the middle of a pause, a segment's times are its
-  speech (pauses trimmed). Speech longer than ``max_segment`` without a pause is cut into
-  overlapping windows, as video is.
+  least ``min_silence`` seconds below it. Each stretch of speech between pauses is a segment,
+  its times those of the speech (pauses trimmed, 0.2 s kept on either side). Speech longer
+  than ``max_segment`` without a pause is cut into overlapping windows, as video is.
 * **video only**, into windows of ``max_segment`` seconds overlapping by ``overlap`` seconds;
   the transcripts of neighbouring windows are joined where their words agree
   (:func:`join_overlapping`).
@@ -133,7 +132,7 @@ def plan_segments(num_frames: int, audio: Optional[np.ndarray] = None, samples_p
 
     Args:
         audio: the 16 kHz waveform on the video's clock; None (video only): overlapping windows.
-        max_segment: longest segment (s).
+        max_segment: longest segment (s); longer speech without a pause becomes windows.
         min_silence: shortest pause (s) that separates segments.
         overlap: seconds shared by neighbouring windows where there is no pause to cut at.
         min_speech: speech runs shorter than this (s) between pauses are noise, not segments.
@@ -157,27 +156,20 @@ def plan_segments(num_frames: int, audio: Optional[np.ndarray] = None, samples_p
             regions.append((max(0, last - pad), min(num_frames, s + pad)))
         last = e
     regions = [(s, e) for s, e in regions if e - s - 2 * pad >= max(1, int(round(min_speech * FPS)))]
-    return _group(regions, max_frames, overlap_frames)
+    return _split_long(regions, max_frames, overlap_frames)
 
 
-def _group(regions: Sequence[tuple], max_frames: int, overlap_frames: int) -> List[Segment]:
-    """Neighbouring speech regions joined while the segment stays within ``max_frames``."""
+def _split_long(regions: Sequence[tuple], max_frames: int, overlap_frames: int) -> List[Segment]:
+    """One segment per speech region; a region over ``max_frames`` becomes overlapping windows.
+
+    Regions are not grouped into longer segments: measured with the mini model on a 10-minute
+    recording of its test clips (``bench/bench_long_form.py``), segments grouped up to 10 s
+    doubled the WER of decoding the clips one by one -- a model decodes best what is as long
+    as what it was trained on, and a stretch of speech between pauses is close to that.
+    """
     out: List[Segment] = []
-    current: Optional[List[int]] = None
     for s, e in regions:
-        if e - s > max_frames:  # no pause to cut at: windows
-            if current:
-                out.append(Segment(*current))
-                current = None
-            out.extend(windows(s, e, max_frames, overlap_frames))
-        elif current is not None and e - current[0] <= max_frames:
-            current[1] = e
-        else:
-            if current:
-                out.append(Segment(*current))
-            current = [s, e]
-    if current:
-        out.append(Segment(*current))
+        out.extend(windows(s, e, max_frames, overlap_frames))
     return out
 
 

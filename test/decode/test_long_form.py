@@ -18,15 +18,12 @@ def test_a_recording_is_cut_at_its_pauses_with_times_near_the_speech(speech_with
         assert abs(seg.start_s - start) < 0.25 and abs(seg.end_s - end) < 0.25, (seg, start, end)
 
 
-def test_pauses_shorter_than_min_silence_do_not_cut_and_short_speech_is_grouped(speech_with_pauses):
-    spans = [(0.5, 2.0), (2.2, 4.0)]  # a 0.2 s gap
-    audio = speech_with_pauses(spans, 5.0)
+def test_pauses_shorter_than_min_silence_do_not_cut(speech_with_pauses):
+    audio = speech_with_pauses([(0.5, 2.0), (2.2, 4.0)], 5.0)  # a 0.2 s gap
     assert len(long_form.plan_segments(len(audio) // SPF, audio, SPF, max_segment=10.0, min_silence=0.3)) == 1
-    # a longer pause cuts, but max_segment groups neighbouring speech when it fits
-    spans = [(0.5, 2.0), (2.6, 4.0)]
-    audio = speech_with_pauses(spans, 5.0)
-    assert len(long_form.plan_segments(len(audio) // SPF, audio, SPF, max_segment=3.0, min_silence=0.3)) == 2
-    assert len(long_form.plan_segments(len(audio) // SPF, audio, SPF, max_segment=10.0, min_silence=0.3)) == 1
+    audio = speech_with_pauses([(0.5, 2.0), (2.6, 4.0)], 5.0)  # a 0.6 s pause cuts, whatever max_segment
+    assert len(long_form.plan_segments(len(audio) // SPF, audio, SPF, max_segment=10.0, min_silence=0.3)) == 2
+    assert len(long_form.plan_segments(len(audio) // SPF, audio, SPF, max_segment=10.0, min_silence=0.8)) == 1
 
 
 def test_speech_longer_than_max_segment_and_video_only_get_overlapping_windows(speech_with_pauses):
