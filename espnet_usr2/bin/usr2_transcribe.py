@@ -40,7 +40,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -243,7 +243,7 @@ def decode_recording(s2t: USR2Speech2Text, media: Media, segmenting: Segmenting)
     scores: Dict[str, float] = {m: 0.0 for m in wanted}
     tokens: Dict[str, List[str]] = {m: [] for m in wanted}
 
-    def decode(batch: Dict[str, "torch.Tensor"]) -> Dict[str, List[str]]:
+    def decode(batch: Dict[str, Any]) -> Dict[str, List[str]]:
         batch = {k: v.to(s2t.device, dtype=s2t.dtype if v.is_floating_point() else v.dtype) for k, v in batch.items()}
         hyps = s2t.decode_batch(batch, wanted)
         for k, v in hyps.seconds.items():

@@ -322,12 +322,12 @@ _LINEAR = r"(?:weight|bias)"
 _ATTN = r"(?:linear_q|linear_k|linear_v|linear_out)\.(?:weight|bias)"
 #: (release name pattern, this project's name): every released tensor matches one rule
 _RULES: Sequence[Tuple[str, Union[str, Callable]]] = (
-    (rf"encoder\.frontend_a\.trunk\.conv1\.(weight)", r"audio_frontend.stem.0.\1"),
+    (r"encoder\.frontend_a\.trunk\.conv1\.(weight)", r"audio_frontend.stem.0.\1"),
     (rf"encoder\.frontend_a\.trunk\.bn1\.({_BN})", r"audio_frontend.stem.1.\1"),
-    (rf"encoder\.frontend_v\.frontend3D\.0\.(weight)", r"video_frontend.stem.0.\1"),
+    (r"encoder\.frontend_v\.frontend3D\.0\.(weight)", r"video_frontend.stem.0.\1"),
     (rf"encoder\.frontend_v\.frontend3D\.1\.({_BN})", r"video_frontend.stem.1.\1"),
-    (rf"encoder\.frontend_(?P<mod>[av])\.trunk\.layer(?P<stage>[1-4])\.(?P<block>\d+)\."
-     rf"(?P<part>conv1|conv2|downsample\.0)\.(?P<rest>weight)", _trunk_block),
+    (r"encoder\.frontend_(?P<mod>[av])\.trunk\.layer(?P<stage>[1-4])\.(?P<block>\d+)\."
+     r"(?P<part>conv1|conv2|downsample\.0)\.(?P<rest>weight)", _trunk_block),
     (rf"encoder\.frontend_(?P<mod>[av])\.trunk\.layer(?P<stage>[1-4])\.(?P<block>\d+)\."
      rf"(?P<part>bn1|bn2|downsample\.1)\.(?P<rest>{_BN})", _trunk_block),
     (rf"encoder\.linear_(v|a|av)\.({_LINEAR})", r"fusion.proj.\1.\2"),

@@ -8,7 +8,6 @@ from typing import Dict, List
 
 import pytest
 import torch
-import yaml
 
 from espnet_usr2.bin import usr2_inference
 from espnet_usr2.decode.espnet_beam import espnet_beam_search

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import itertools
 import sys
-from typing import List
 
 import pytest
 import torch
 
 from espnet_usr2.model.comat import (
-    COMATLoss, FrameCompressor, aligned_cosine_distance, build_comat, monotonic_alignment_search,
+    FrameCompressor, aligned_cosine_distance, build_comat, monotonic_alignment_search,
 )
 from espnet_usr2.model.comat_plm import (
     build_frozen_plm, load_hf_encoder, pack_rows, tokens_to_words, words_to_pieces,

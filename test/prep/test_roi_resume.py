@@ -1,6 +1,5 @@
 """Resumable ROI preparation: a job SIGKILLed mid-way and run again decodes only what it had
 not finished and ends with the lists of an uninterrupted run; progress across jobs."""
-import os
 import signal
 import subprocess
 import sys
