@@ -43,6 +43,7 @@ from bench_common import Measured  # noqa: E402
 with contextlib.redirect_stdout(io.StringIO()):  # ESPnet's flash_attn notice
     from espnet_usr2.bin.usr2_transcribe import Media, Segmenting, decode_recording  # noqa: E402
     from espnet_usr2.data.roi_io import load_roi  # noqa: E402
+    from espnet_usr2.decode.hyps import DecodeOptions  # noqa: E402
     from espnet_usr2.decode.scoring import count_errors  # noqa: E402
     from espnet_usr2.inference.long_form import FPS  # noqa: E402
     from espnet_usr2.inference.model_dir import resolve_model_dir  # noqa: E402
@@ -144,7 +145,8 @@ def main() -> None:
     parser.add_argument("--data_dir", type=Path, required=True)
     parser.add_argument("--recipe_dir", type=Path, default=None, help="paths in the scp files are relative to it")
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--max_segments", type=float, nargs="+", default=[10.0, 20.0, 30.0])
+    parser.add_argument("--max_segments", type=float, nargs="*", default=[5.0, 20.0],
+                        help="long-form settings (none: the clip-by-clip comparison only)")
     parser.add_argument("--min_silences", type=float, nargs="+", default=[0.2, 0.3, 0.5])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -168,7 +170,8 @@ def main() -> None:
     single_wer: Dict[str, float] = {}
     s2t = None
     for config in args.search_configs:
-        s2t_config = USR2Speech2Text.from_model_files(files, None if config == "released" else config)
+        s2t_config = (USR2Speech2Text.from_model_files(files, opts=DecodeOptions()) if config == "released"
+                      else USR2Speech2Text.from_model_files(files, config))
         start = time.perf_counter()
         single = clip_by_clip(s2t_config, clips, order)
         rtf = (time.perf_counter() - start) / distinct_seconds
@@ -176,6 +179,8 @@ def main() -> None:
         print(f"| {config} | {wers['v']:.1f} | {wers['a']:.1f} | {wers['av']:.1f} | {rtf:.3f} |", flush=True)
         if s2t is None:
             s2t, single_wer = s2t_config, wers
+    if not args.max_segments:
+        return
     print(f"\nLong form with {args.search_configs[0]}:\n")
     print("| modality | max_segment (s) | min_silence (s) | segments | WER long-form | WER clip by clip "
           "| edge error mean / max (s) | edges within 0.5 s | search RTF |")
@@ -198,12 +203,13 @@ def main() -> None:
                         edges += " | -"
                     print(f"| {NAMES[m]} | {max_segment:g} | {min_silence if m != 'v' else '-'} | {len(segs)} "
                           f"| {long_wer:.1f} | {single_wer[m]:.1f} | {edges} | {rtf:.3f} |", flush=True)
-    s2t.modalities = ("a", "av")
+    # memory: greedy CTC (the search's own memory is per segment whatever it is; this is quick)
+    s2t = USR2Speech2Text.from_model_files(files, opts=DecodeOptions(method="greedy_ctc"), modalities=("a", "av"))
     third = len(frames) // 3
     segmenting = Segmenting(args.max_segments[0], args.min_silences[0], 2.0)
     part = Measured(lambda: decode_recording(s2t, Media(frames[:third], audio[: third * SPF], ""), segmenting))
     whole = Measured(lambda: decode_recording(s2t, Media(frames, audio, ""), segmenting))
-    print(f"\npeak memory while decoding (A + AV, max_segment {args.max_segments[0]:g}): "
+    print(f"\npeak memory while decoding (A + AV, greedy CTC, max_segment {args.max_segments[0]:g}): "
           f"first third {part.peak_mb:.0f} MB, whole recording {whole.peak_mb:.0f} MB "
           f"(extra over the loaded model: {part.extra_mb:.0f} / {whole.extra_mb:.0f} MB)")
 

@@ -25,8 +25,9 @@ allows (AV, else A, else V).
 ``--model_dir`` takes a model imported with ``usr2_import``, a recipe experiment directory
 ``exp/<tag>`` (the model its training config selects; ``--model_file`` overrides), or a
 model packed by stage 14 (``.zip``). Decoding settings: ``--inference_config``, else the
-``decode*.yaml`` shipped with the model, else joint CTC/attention beam search (beam 40,
-CTC weight 0.1).
+``decode*.yaml`` shipped with the model, else joint CTC/attention beam search with end
+detection (beam 10, CTC weight 0.3: fast and robust, measured); the released evaluation search
+is ``--inference_config conf/decode_beam40.yaml``.
 """
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model_file", default=None,
                         help="model .pth (a path, or a file name in --model_dir) instead of the selected one")
     parser.add_argument("--inference_config", default=None,
-                        help="decoding YAML (conf/decode_*.yaml); default: the model's, else beam 40 / CTC 0.1")
+                        help="decoding YAML (conf/decode_*.yaml); default: the model's, else beam 10 / CTC 0.3 with end "
+                             "detection (the released search: conf/decode_beam40.yaml)")
     parser.add_argument("--modalities", nargs="+", default=list(MODALITIES),
                         help="any of v a av (video audio audiovisual); those the file allows are decoded")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")

@@ -69,6 +69,17 @@ class DecodeOptions:
         return int(self.pre_beam_ratio * self.beam_size)
 
 
+def transcription_search() -> DecodeOptions:
+    """The search of ``usr2_transcribe`` and :class:`USR2Speech2Text` when nothing is chosen:
+    joint CTC/attention beam search, beam 10, CTC weight 0.3, stopped by ESPnet's end detection
+    (``maxlenratio 0``). Chosen by measurement (``bench/bench_long_form.py``, README "Transcribe
+    a video"): near the tuned recipe search's WER at a fraction of the released search's time
+    (beam 40 without end detection runs every utterance to its frame count and lets a weak model
+    loop); greedy attention and greedy CTC are faster but fall apart with a weak decoder or CTC
+    head. The released search stays a config away: ``conf/decode_beam40.yaml``."""
+    return DecodeOptions(beam_size=10, ctc_weight=0.3, maxlenratio=0.0)
+
+
 def length_bounds(n_frames: int, maxlenratio: float, minlenratio: float) -> Tuple[int, int]:
     """(maxlen, minlen) in output tokens for ``n_frames`` encoder frames, ESPnet's rules."""
     if maxlenratio == 0:

@@ -29,7 +29,7 @@ from espnet_usr2.data.av_sync import align_audio_to_video
 from espnet_usr2.decode.espnet_beam import espnet_beam_search
 from espnet_usr2.decode.fast_beam import fast_beam_search
 from espnet_usr2.decode.greedy import greedy_attention, greedy_ctc
-from espnet_usr2.decode.hyps import DecodeOptions, Hyp, empty_hyp
+from espnet_usr2.decode.hyps import DecodeOptions, Hyp, empty_hyp, transcription_search
 from espnet_usr2.utils.espnet_lm import load_lm
 from espnet_usr2.inference.model_dir import ModelFiles, resolve_model_dir, resolved_train_config
 from espnet_usr2.utils.modalities import LONG_NAMES, MODALITIES, canonical_modalities, needs_audio, needs_video
@@ -137,8 +137,10 @@ class USR2Speech2Text:
         train_config: the training ``config.yaml``.
         model_file: the model ``.pth`` (random weights if None).
         modalities: what to decode when the inputs allow it (any of ``v a av``).
-        opts: search settings; default :class:`DecodeOptions` (joint CTC/attention beam
-            search, beam 40, CTC weight 0.1), or give its fields as keywords (``**search``).
+        opts: search settings; default :func:`transcription_search` (joint CTC/attention beam
+            search, beam 10, CTC weight 0.3, end detection), or give :class:`DecodeOptions`
+            fields as keywords (``**search``, the others as the released search: beam 40, CTC
+            weight 0.1, no end detection).
         device: ``cpu``, ``cuda``, ``cuda:N``.
         dtype: ``float32``, ``float16`` or ``float64`` for the model and the inputs.
         model_role: ``student`` or ``teacher`` (the EMA teacher of a semi-supervised run).
@@ -168,7 +170,7 @@ class USR2Speech2Text:
                  lm_train_config: Optional[PathLike] = None, lm_file: Optional[PathLike] = None, **search: Any):
         if opts is not None and search:
             raise ValueError(f"give the search settings as opts or as keywords, not both: {sorted(search)}")
-        self.opts = opts if opts is not None else DecodeOptions(**search)
+        self.opts = opts if opts is not None else DecodeOptions(**search) if search else transcription_search()
         if torch.device(device).type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r}: no CUDA device is available here; use device='cpu'")
         # a recipe's config names its token list and SentencePiece model relative to the recipe:

@@ -11,7 +11,7 @@ import yaml
 from espnet_usr2.bin import usr2_inference
 from espnet_usr2.data.av_sync import AVLengthMismatchError
 from espnet_usr2.data.roi_io import load_roi
-from espnet_usr2.decode.hyps import DecodeOptions
+from espnet_usr2.decode.hyps import DecodeOptions, transcription_search
 from espnet_usr2.inference.model_dir import ModelDirError, resolve_model_dir, resolved_train_config
 from espnet_usr2.inference.speech2text import USR2Speech2Text, decode_options_from_yaml
 
@@ -133,7 +133,7 @@ def test_imported_release_layout_from_another_directory(decode_setup, tmp_path, 
     assert s2t(video=video)["v"][0].text == "c"
     assert USR2Speech2Text.from_pretrained(model_dir, method="greedy_att")(video=video)["v"][0].text == "ab"
     (model_dir / "decode_other.yaml").write_text("method: greedy_att\n")
-    assert USR2Speech2Text.from_pretrained(model_dir).opts == DecodeOptions()  # ambiguous: the default
+    assert USR2Speech2Text.from_pretrained(model_dir).opts == transcription_search()  # ambiguous: the default
 
 
 def test_experiment_dir_and_packed_zip(packed_recipe, decode_setup):
