@@ -213,3 +213,11 @@ def test_a_recipe_trained_model_decodes_from_another_directory(decode_setup, tmp
                           method="greedy_att")
     assert type(s2t.tokenizer).__name__ == "SentencepiecesTokenizer"
     assert Path(s2t.tokenizer.model).resolve() == bpe.resolve()
+
+
+def test_the_transcription_default_is_the_shipped_decode_transcribe_yaml():
+    """conf/decode_transcribe.yaml is what usr2_transcribe does without a config: they must not drift."""
+    from espnet_usr2.inference.speech2text import decode_options_from_yaml
+
+    conf = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2" / "conf" / "decode_transcribe.yaml"
+    assert decode_options_from_yaml(conf) == transcription_search()
