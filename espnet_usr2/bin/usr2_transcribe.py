@@ -110,7 +110,7 @@ def get_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("long recordings")
     group.add_argument("--max_segment", type=float, default=20.0,
                        help="seconds: a longer recording is cut into segments of at most this")
-    group.add_argument("--min_silence", type=float, default=0.3,
+    group.add_argument("--min_silence", type=float, default=0.5,
                        help="seconds: the shortest pause in the audio at which a recording is cut")
     group.add_argument("--overlap", type=float, default=None,
                        help="seconds shared by neighbouring windows where there is no pause (video only); "
@@ -202,7 +202,7 @@ class Segmenting:
     """How a long recording is cut (the ``long recordings`` options)."""
 
     max_segment: float = 20.0
-    min_silence: float = 0.3
+    min_silence: float = 0.5  # measured: bench/results/long_form_2026-12-06.md
     overlap: float = 2.0
     batch_frames: int = 1500
 

@@ -72,12 +72,15 @@ class SegmentText:
 
 def frame_energy_db(audio: np.ndarray, samples_per_frame: int, num_frames: int) -> np.ndarray:
     """RMS level (dB) of each video frame's audio; frames past the audio's end are -inf."""
-    audio = np.asarray(audio, dtype=np.float64)
-    if audio.dtype.kind in "iu":
-        audio = audio / float(np.iinfo(audio.dtype).max)
+    audio = np.asarray(audio)
+    scale = 1.0 / float(np.iinfo(audio.dtype).max) if audio.dtype.kind in "iu" else 1.0
     usable = min(num_frames, len(audio) // samples_per_frame)
-    frames = audio[: usable * samples_per_frame].reshape(usable, samples_per_frame)
-    db = 10.0 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    frames = audio[: usable * samples_per_frame].reshape(usable, samples_per_frame)  # a view
+    power = np.empty(usable)
+    for start in range(0, usable, 1500):  # a minute at a time: no float64 copy of a long recording
+        chunk = frames[start: start + 1500].astype(np.float64) * scale
+        power[start: start + 1500] = np.mean(chunk * chunk, axis=1)
+    db = 10.0 * np.log10(power + 1e-12)
     return np.concatenate([db, np.full(num_frames - usable, -np.inf)])
 
 
@@ -126,7 +129,7 @@ def windows(start: int, end: int, max_frames: int, overlap_frames: int) -> List[
 
 
 def plan_segments(num_frames: int, audio: Optional[np.ndarray] = None, samples_per_frame: int = 640,
-                  max_segment: float = 20.0, min_silence: float = 0.3, overlap: float = 2.0,
+                  max_segment: float = 20.0, min_silence: float = 0.5, overlap: float = 2.0,
                   min_speech: float = 0.2) -> List[Segment]:
     """Segments of a recording of ``num_frames`` video frames (see the module docstring).
 
