@@ -210,7 +210,8 @@ class Segmenting:
 @dataclass
 class Decoded:
     """A recording's transcript per modality: the best hypothesis's text, score and tokens (one
-    segment), or the joined text of its segments (long-form: score and tokens summed / joined)."""
+    segment), or the joined text of its segments (long-form: scores summed, tokens concatenated
+    in time order -- overlapping windows' shared tokens appear twice there, not in the text)."""
 
     texts: Dict[str, str]
     scores: Dict[str, float]
@@ -243,9 +244,8 @@ def decode_recording(s2t: USR2Speech2Text, media: Media, segmenting: Segmenting)
              "cut at pauses" if audio is not None else f"{segmenting.overlap:g} s overlapping windows")
     seconds: Dict[str, float] = {}
     scores: Dict[str, float] = {m: 0.0 for m in wanted}
-    tokens: Dict[str, List[str]] = {m: [] for m in wanted}
 
-    def decode(batch: Dict[str, Any]) -> Dict[str, List[str]]:
+    def decode(batch: Dict[str, Any]) -> Dict[str, List[tuple]]:
         batch = {k: v.to(s2t.device, dtype=s2t.dtype if v.is_floating_point() else v.dtype) for k, v in batch.items()}
         hyps = s2t.decode_batch(batch, wanted)
         for k, v in hyps.seconds.items():
@@ -254,14 +254,13 @@ def decode_recording(s2t: USR2Speech2Text, media: Media, segmenting: Segmenting)
         for m, per_utt in hyps.nbest.items():
             results = [s2t.result(nbest[0]) for nbest in per_utt]
             scores[m] += sum(r.score for r in results)
-            out[m] = [r.text for r in results]
+            out[m] = [(r.text, r.token) for r in results]
         return out
 
     with _progress(len(segments), "segments") as update:
         pieces = long_form.transcribe_segments(decode, segments, media.frames, audio, spf,
                                                segmenting.batch_frames, update)
-    for m, texts in pieces.items():
-        tokens[m] = " ".join(t.text for t in texts).split()
+    tokens = {m: [t for piece in texts for t in piece.tokens] for m, texts in pieces.items()}
     return Decoded({m: long_form.join_texts(texts) for m, texts in pieces.items()}, scores, tokens, pieces,
                    seconds, num_frames)
 

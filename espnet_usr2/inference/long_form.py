@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -60,6 +60,7 @@ class SegmentText:
 
     segment: Segment
     text: str
+    tokens: Tuple[str, ...] = ()
 
     @property
     def start_s(self) -> float:
@@ -241,19 +242,21 @@ def pad_segments(segments: Sequence[Segment], video: Optional[np.ndarray], audio
     return batch
 
 
-def transcribe_segments(decode: Callable[[Dict[str, torch.Tensor]], Dict[str, List[str]]],
+def transcribe_segments(decode: Callable[[Dict[str, torch.Tensor]], Dict[str, List[Tuple[str, Sequence[str]]]]],
                         segments: Sequence[Segment], video: Optional[np.ndarray], audio: Optional[np.ndarray],
                         samples_per_frame: int, batch_frames: int = 1500,
                         progress: Optional[Callable[[int], None]] = None) -> Dict[str, List[SegmentText]]:
-    """Every segment decoded (``decode``: padded batch -> texts per modality, batch order), the
-    results per modality in time order. ``progress(n)`` is told how many segments each batch did."""
-    texts: Dict[str, List[Optional[str]]] = {}
+    """Every segment decoded (``decode``: padded batch -> (text, tokens) per segment and modality,
+    batch order), the results per modality in time order. ``progress(n)`` is told how many
+    segments each batch did."""
+    results: Dict[str, List[Tuple[str, Sequence[str]]]] = {}
     for indices in segment_batches(segments, batch_frames):
         decoded = decode(pad_segments([segments[i] for i in indices], video, audio, samples_per_frame))
-        for modality, batch_texts in decoded.items():
-            slots = texts.setdefault(modality, [None] * len(segments))
-            for i, text in zip(indices, batch_texts):
-                slots[i] = text
+        for modality, batch_results in decoded.items():
+            slots = results.setdefault(modality, [("", ())] * len(segments))
+            for i, result in zip(indices, batch_results):
+                slots[i] = result
         if progress is not None:
             progress(len(indices))
-    return {m: [SegmentText(s, t or "") for s, t in zip(segments, slots)] for m, slots in texts.items()}
+    return {m: [SegmentText(s, text, tuple(tokens)) for s, (text, tokens) in zip(segments, slots)]
+            for m, slots in results.items()}

@@ -13,7 +13,6 @@ from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from espnet2.iterators.abs_iter_factory import AbsIterFactory
 from espnet2.iterators.sequence_iter_factory import worker_init_fn
 from espnet2.train.dataset import AbsDataset, ESPnetDataset
@@ -22,6 +21,7 @@ from espnet2.utils.types import str2bool, str2triple_str
 from torch.utils.data import DataLoader
 
 from espnet_usr2.data.semi_dataset import SemiSupervisedDataset
+from espnet_usr2.utils.distributed import rank_and_world
 from espnet_usr2.samplers.semi_supervised import SemiSupervisedBatchSampler, SemiStep, read_frame_lengths
 
 SEMI_SUPERVISED_BATCH_TYPE = "semi_supervised"
@@ -168,7 +168,7 @@ def build_semi_supervised_iter_factory(
     if not args.train_shape_file or not args.unlabelled_shape_file:
         raise ValueError("--batch_type semi_supervised needs --train_shape_file and --unlabelled_shape_file "
                          "(video shape files, uttid T,H,W)")
-    rank, world_size = _rank_and_world(distributed_option)
+    rank, world_size = rank_and_world(distributed_option)
     sampler = SemiSupervisedBatchSampler(
         labelled_lengths=read_frame_lengths(select_video_shape_file(args.train_shape_file, "--train_shape_file")),
         unlabelled_lengths=read_frame_lengths(
@@ -200,14 +200,3 @@ def build_semi_supervised_iter_factory(
         collate_fn=collate_fn,
         pin_memory=args.ngpu > 0,
     )
-
-
-def _rank_and_world(distributed_option: DistributedOption) -> Tuple[int, int]:
-    if not distributed_option.distributed:
-        return 0, 1
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    if distributed_option.dist_rank is None or distributed_option.dist_world_size is None:
-        raise RuntimeError("distributed training, but neither a process group nor --dist_rank and "
-                           "--dist_world_size say which shard of the batches this process takes")
-    return int(distributed_option.dist_rank), int(distributed_option.dist_world_size)

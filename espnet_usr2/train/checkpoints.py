@@ -27,6 +27,7 @@ import itertools
 import logging
 import os
 import random
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
@@ -225,8 +226,10 @@ def keep_last(output_dir: PathLike, latest: Path, step: int, keep: int) -> None:
     copy.unlink(missing_ok=True)
     try:
         os.link(latest, copy)
-    except OSError:  # a file system without hard links
-        atomic_save(torch.load(latest, map_location="cpu", weights_only=False), copy)
+    except OSError:  # a file system without hard links: copy the bytes (not a load and save of 15 GB)
+        tmp = copy.with_name(f".{copy.name}{TMP_SUFFIX}{os.getpid()}")
+        shutil.copyfile(latest, tmp)
+        os.replace(tmp, copy)
     copies = sorted(output_dir.glob("checkpoint.step*.pth"), key=lambda p: int(p.name[15:-4]))
     for old in copies[:-keep]:
         old.unlink(missing_ok=True)

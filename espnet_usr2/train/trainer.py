@@ -51,6 +51,7 @@ from espnet_usr2.train.checkpoints import (
     remove_stale_temporaries, rng_states, set_rng_states, skip_batches, sub_reporter_state)
 from espnet_usr2.train.scheduler import WarmupCosineLR
 from espnet_usr2.train.stop_signal import StopRequest, TrainingPreempted, parse_signals
+from espnet_usr2.utils.distributed import rank_and_world
 
 CHECKPOINT = "checkpoint.pth"  # ESPnet's resume point, read by --resume true
 
@@ -150,13 +151,14 @@ class ResumePoints:
     """
 
     def __init__(self, output_dir: Path, accum_grad: int, save_every: int, keep: int, stop: StopRequest,
-                 distributed: bool, device: str, pending: Optional[EpochPosition]):
+                 distributed: bool, rank: int, device: str, pending: Optional[EpochPosition]):
         self.output_dir = output_dir
         self.accum_grad = max(1, accum_grad)
         self.save_every = save_every
         self.keep = keep
         self.stop = stop
         self.distributed = distributed
+        self.rank = rank
         self.device = device
         self.pending = pending  # the position to continue from, consumed by its epoch
         self.reporter: Optional[Reporter] = None  # ESPnet's run builds it; _reporter_seen_by hands it over
@@ -164,33 +166,35 @@ class ResumePoints:
     @classmethod
     def for_run(cls, options: Any, distributed_option: DistributedOption) -> "ResumePoints":
         output_dir = Path(options.output_dir)
-        if _rank_now(distributed_option.distributed) == 0:
+        rank, world = rank_and_world(distributed_option)
+        if rank == 0:
             remove_stale_temporaries(output_dir)
         pending = None
         if options.resume and (output_dir / CHECKPOINT).exists():
             pending = EpochPosition.from_checkpoint(output_dir / CHECKPOINT)
-            world = _world_size(distributed_option)
             if pending is not None and len(pending.rng) != world:
                 logging.warning(f"the resume point was written by {len(pending.rng)} ranks, this run has {world}: "
                                 f"each rank's batches differ, so epoch {pending.epoch} starts again from its "
                                 "first batch")
                 pending = None
-        return cls(output_dir, options.accum_grad, getattr(options, "save_every_n_steps", 0),
-                   getattr(options, "keep_last_n", 0), StopRequest(parse_signals(getattr(options, "stop_signals", ""))),
-                   distributed_option.distributed, "cuda" if options.ngpu > 0 else "cpu", pending)
+        return cls(output_dir, options.accum_grad, options.save_every_n_steps, options.keep_last_n,
+                   StopRequest(parse_signals(options.stop_signals)), distributed_option.distributed, rank,
+                   "cuda" if options.ngpu > 0 else "cpu", pending)
 
     def epoch_batches(self, loader: Iterable, model: torch.nn.Module, optimizers: Sequence[torch.optim.Optimizer],
                       schedulers: Sequence[Optional[AbsScheduler]], scaler: Optional[Any],
                       sub_reporter: SubReporter) -> Iterator:
         epoch = sub_reporter.get_epoch()
-        position, self.pending = (self.pending, None) if self.pending and self.pending.epoch == epoch else (None, self.pending)
+        position = None
+        if self.pending is not None and self.pending.epoch == epoch:  # consumed by its epoch
+            position, self.pending = self.pending, None
         start = position.batches if position is not None else 0
         if position is not None:
             loader = skip_batches(loader, start)
             load_sub_reporter_state(sub_reporter, position.statistics)
         batches = iter(loader)  # a DataLoader draws its workers' base seed here, before the restore
         if position is not None:
-            set_rng_states(position.rng[_rank_now(self.distributed)])
+            set_rng_states(position.rng[self.rank])
             logging.info(f"resumed inside epoch {epoch}: {start} batches were trained before the resume point")
         done = start
         for batch in batches:
@@ -224,7 +228,7 @@ class ResumePoints:
 
     def _write(self, position: EpochPosition, model: torch.nn.Module, optimizers, schedulers, scaler,
                step: int) -> None:
-        if _rank_now(self.distributed) == 0:
+        if self.rank == 0:
             if self.reporter is None:
                 raise RuntimeError("USR2Trainer did not see ESPnet's Reporter: cannot write a resume point")
             states = checkpoint_states(getattr(model, "module", model), self.reporter, optimizers, schedulers,
@@ -253,16 +257,6 @@ def _reporter_seen_by(points: ResumePoints) -> Iterator[None]:
         yield
     finally:
         module.Reporter = original
-
-
-def _rank_now(distributed: bool) -> int:
-    return torch.distributed.get_rank() if distributed and torch.distributed.is_initialized() else 0
-
-
-def _world_size(distributed_option: DistributedOption) -> int:
-    if distributed_option.distributed and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    return 1
 
 
 def _ema_hook(model):

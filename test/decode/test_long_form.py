@@ -72,10 +72,11 @@ def test_segments_are_decoded_in_frame_budgeted_batches_and_returned_in_time_ord
     def decode(batch):
         seen.append(batch["video_lengths"].tolist())
         assert torch.equal(batch["speech_lengths"], batch["video_lengths"] * SPF)
-        return {"v": [f"starts at {int(v[0, 0, 0])}" for v in batch["video"]]}
+        return {"v": [(f"starts at {int(v[0, 0, 0])}", [str(int(v[0, 0, 0]))]) for v in batch["video"]]}
 
     out = long_form.transcribe_segments(decode, segments, video, audio, SPF, batch_frames=200)
     assert [t.text for t in out["v"]] == ["starts at 0", "starts at 60", "starts at 170", "starts at 210"]
+    assert [t.tokens for t in out["v"]] == [("0",), ("60",), ("170",), ("210",)]
 
 
 def test_subtitle_files():
