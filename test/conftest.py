@@ -111,7 +111,7 @@ def _write_toy_corpus(out_dir: Path, spec: ToyCorpusSpec, prefix: str) -> Dict[s
     (out_dir / "media").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
     texts: Dict[str, str] = {}
-    wav_lines, video_lines = [], []
+    wav_lines, video_lines, frame_lines = [], [], []
     for i in range(spec.num_utts):
         uid = f"spk{i % 3}-{prefix}{i:04d}"
         length = int(rng.integers(spec.min_symbols, spec.max_symbols + 1))
@@ -125,8 +125,10 @@ def _write_toy_corpus(out_dir: Path, spec: ToyCorpusSpec, prefix: str) -> Dict[s
         texts[uid] = "".join(TOY_SYMBOLS[k] for k in indices)
         wav_lines.append(f"{uid} {wav_path.resolve()}")
         video_lines.append(f"{uid} {roi_path.resolve()}")
+        frame_lines.append(f"{uid} {len(video)}")
     _write_lines(out_dir / "wav.scp", wav_lines)
     _write_lines(out_dir / "video.scp", video_lines)
+    _write_lines(out_dir / "utt2num_frames", frame_lines)  # as usr2.sh stage 3 leaves it
     _write_lines(out_dir / "text", [f"{u} {t}" for u, t in texts.items()])
     _write_lines(out_dir / "utt2spk", [f"{u} {u.split('-')[0]}" for u in texts])
     return texts

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Union
+from typing import Tuple, Union
 
 import numpy as np
 
@@ -83,6 +83,33 @@ def load_roi(path: PathLike) -> np.ndarray:
     else:
         raise RoiFormatError(f"{path}: unknown ROI format {path.suffix!r}")
     return _check_frames(frames, path)
+
+
+def roi_frame_size(path: PathLike) -> Tuple[int, int]:
+    """(H, W) of a stored ROI sequence, from the file's header where it has one (no decoding)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"ROI file not found: {path}")
+    if path.suffix == ".npy":
+        shape = np.load(path, mmap_mode="r").shape
+    elif path.suffix in VIDEO_SUFFIXES:
+        shape = (0, *_video_frame_size(path))
+    else:  # .npz is compressed: only reading the array gives its shape
+        shape = load_roi(path).shape
+    if len(shape) != 3:
+        raise RoiFormatError(f"{path}: expected (T, H, W) grayscale frames, got shape {shape}")
+    return int(shape[1]), int(shape[2])
+
+
+def _video_frame_size(path: Path) -> Tuple[int, int]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return stream.codec_context.height, stream.codec_context.width
+    except (av.error.FFmpegError, IndexError) as err:  # IndexError: no video stream
+        raise RoiFormatError(f"{path}: cannot read the video header ({err})") from err
 
 
 def _read_video_gray(path: Path) -> np.ndarray:

@@ -19,6 +19,10 @@ import pytest
 
 GEN_OPTS = ("--n_pretrain 16 --n_trainval 36 --n_test 6 --n_long 2 --n_speakers 3 --n_test_speakers 2 "
             "--max_words 5 --long_min_words 8 --long_max_words 10 --size 128")
+RUN_OPTS = ("--gen_opts", GEN_OPTS, "--nj", "2", "--local_data_opts",
+            "--long_test true --valid_from trainval --valid_size 6", "--nbpe", "40", "--max_frames", "300",
+            "--sup_train_config", "conf/train_usr2_ci_sup.yaml", "--train_config", "conf/train_usr2_ci.yaml",
+            "--labelled_batch_frames", "300", "--unlabelled_batch_frames", "300")
 TAG = "train_usr2_ci_trainval_train_semi_pretrain"
 DECODE_TAG = "decode_ci_valid.loss.best"
 
@@ -30,11 +34,7 @@ def ci_run(tmp_path_factory, recipe_copy):
     recipe = recipe_copy("mini_lrs3", tmp_path_factory.mktemp("mini_recipe") / "usr2")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "local"}
     env.pop("MINI_LRS3", None)
-    cmd = ["./run.sh", "--gen_opts", GEN_OPTS, "--nj", "2", "--inference_nj", "2",
-           "--local_data_opts", "--long_test true --valid_from trainval --valid_size 6",
-           "--test_sets", "test test_long", "--nbpe", "40", "--max_frames", "300",
-           "--sup_train_config", "conf/train_usr2_ci_sup.yaml", "--train_config", "conf/train_usr2_ci.yaml",
-           "--labelled_batch_frames", "300", "--unlabelled_batch_frames", "300",
+    cmd = ["./run.sh", *RUN_OPTS, "--inference_nj", "2", "--test_sets", "test test_long",
            "--inference_config", "conf/decode_ci.yaml"]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True, timeout=1500)
@@ -99,3 +99,71 @@ def test_results_md_has_a_v_av_wer(ci_run):
     # run.sh ends by printing the WER table
     tail = stdout.strip().splitlines()[-8:]
     assert any("audio (A)" in line and "video (V)" in line for line in tail), tail
+
+
+# ------------------------------------------------------------------ the cluster path
+# A stand-in sbatch: runs each array task of the script here, as a tiny cluster would. The
+# first mouth-ROI array loses its task 2 to a "node failure" (SIGKILL to the task's process
+# group) once that task has finished one utterance, so the resubmitted run must resume it
+# from its journal.
+FAKE_SBATCH = r"""#!/usr/bin/env bash
+set -u
+script="${@: -1}"
+range=$(sed -n 's/^#SBATCH --array=\([0-9]*-[0-9]*\).*/\1/p' "$script")
+journal_has_a_result() {
+    find dump/extract -path '*/split*/2/journal.jsonl' 2>/dev/null | xargs -r awk 'END { exit NR < 2 }'
+}
+rc=0
+for ((i=${range%-*}; i<=${range#*-}; i++)); do
+    if [ "$i" = 2 ] && grep -q usr2_prepare_roi "$script" && [ ! -e node_failed ]; then
+        touch node_failed
+        SLURM_ARRAY_TASK_ID=$i SLURM_JOB_ID=42 setsid bash "$script" & task=$!
+        until journal_has_a_result || ! kill -0 "$task" 2>/dev/null; do sleep 0.05; done
+        kill -9 -- "-$task" 2>/dev/null
+        wait "$task"
+        rc=1
+    else
+        SLURM_ARRAY_TASK_ID=$i SLURM_JOB_ID=42 bash "$script" || rc=1
+    fi
+done
+exit $rc
+"""
+LISTS = ("wav.scp", "video.scp", "utt2num_frames", "utt2spk", "text")
+
+
+@pytest.fixture(scope="module")
+def slurm_run(ci_run, tmp_path_factory, recipe_copy):
+    """Stages 1-10 of the same corpus and options through utils/run_slurm.sh (a stand-in
+    sbatch), a ROI task killed on the first run, then the run resubmitted from stage 2."""
+    local_recipe = ci_run[0]
+    recipe = recipe_copy("mini_lrs3", tmp_path_factory.mktemp("mini_slurm") / "usr2")
+    sbatch = recipe / "fake_sbatch"
+    sbatch.write_text(FAKE_SBATCH)
+    sbatch.chmod(0o755)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "slurm",
+           "SBATCH": str(sbatch), "MINI_LRS3": str(local_recipe / "downloads" / "mini_lrs3")}
+    cmd = ["./run.sh", *RUN_OPTS, "--test_sets", "test test_long", "--stop_stage", "10"]
+    first = subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
+    again = subprocess.run([*cmd, "--stage", "2"], cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
+    (recipe / "slurm_runs.log").write_text(first.stdout + first.stderr + again.stdout + again.stderr)
+    return local_recipe, recipe, first, again
+
+
+def test_cluster_path_resumes_a_killed_task_and_gives_the_local_lists(slurm_run):
+    local, recipe, first, again = slurm_run
+    assert (recipe / "node_failed").exists()
+    assert first.returncode != 0 and "ROI extraction of" in first.stderr, first.stderr[-2000:]
+    assert again.returncode == 0, (again.stdout[-3000:], again.stderr[-3000:])
+    # the resubmitted task 2 took its finished utterances from the journal
+    resumed = [p for p in (recipe / "dump" / "extract").glob("*/log/roi.2.log")
+               if "done by an earlier run (journal)" in p.read_text()]
+    assert len(resumed) == 1, [p.read_text()[-500:] for p in (recipe / "dump" / "extract").glob("*/log/roi.2.log")]
+    assert "#SBATCH --array=1-2" in (resumed[0].parent / "q" / "roi.sh").read_text()
+    for s in ("trainval_train", "valid", "pretrain", "test", "test_long"):
+        for name in LISTS:
+            ours, theirs = recipe / "dump" / s / name, local / "dump" / s / name
+            if theirs.exists():
+                assert ours.read_text() == theirs.read_text(), (s, name)
+    for stats in ("stats_trainval_train", "stats_unlab_pretrain"):
+        for shape in (local / "exp" / stats).glob("*/*_shape"):
+            assert (recipe / "exp" / stats / shape.parent.name / shape.name).read_text() == shape.read_text()

@@ -13,7 +13,8 @@
 #   7  LM training        ESPnet's LM task (espnet2.bin.lm_train, --lm_config) on the token list -> <lm_exp>/
 #   8  LM perplexity      on the valid set's transcripts -> <lm_exp>/perplexity_<valid_set>/ppl
 #                         (6-7 are skipped when --lm_exp names a trained LM: <lm_exp>/config.yaml exists)
-#  10  collect stats      shape files for the samplers -> <expdir>/stats_{lab,unlab}/
+#  10  shape files        for the samplers, from the lists of stages 3-4 (utt2num_frames, the
+#                         tokenised transcripts; no clip is decoded) -> <expdir>/stats_{lab,unlab}/
 #  11  training           supervised, or semi-supervised with --unlabelled_sets -> <expdir>/<tag>/
 #                         (11a: supervised warm-up -> <expdir>/<tag>_sup/ with --sup_train_config)
 #                         (first, with --pretrain_config: self-supervised pre-training ->
@@ -118,7 +119,7 @@ help_message="Usage: $0 --train_config <yaml> --labelled_sets <sets> --valid_set
 
 Stages: 1 data prep, 2 mouth ROI + audio, 3 format, 4 length filter, 5 tokenizer,
         6 LM text + stats, 7 LM training, 8 LM perplexity (6-8 with --use_lm true),
-        10 collect stats, 11 training, 12 decoding (A/V/AV), 13 scoring, 14 packing.
+        10 shape files, 11 training, 12 decoding (A/V/AV), 13 scoring, 14 packing.
 Options take a value (--name value or --name=value); defaults in brackets, [] = empty.
 Stages 10-11 write <expdir>/<tag>/run.sh and stages 12-13 <expdir>/<tag>/<inference_tag>/run.sh,
 the command line that ran them: run again (with more options appended, e.g. --stage 12), it
@@ -744,27 +745,27 @@ fi
 # ===================================================================== stage 10
 if run_stage 10; then
     check_train_inputs
-    log "Stage 10: collect stats (shapes) of ${lab_train} -> ${stats_lab}"
+    log "Stage 10: shape files of ${lab_train} (from its lists) -> ${stats_lab}"
     mkdir -p "${stats_lab}/logdir"
     # shellcheck disable=SC2046,SC2086
     ${train_cmd} "${stats_lab}/logdir/stats.log" \
-        ${python} -m espnet_usr2.bin.usr2_train --collect_stats true --config "${train_config}" ${token_opts} \
+        ${python} -m espnet_usr2.bin.usr2_shape_files --config "${train_config}" ${token_opts} \
             ${QUIET} $(data_opts --train_data_path_and_name_and_type "${dumpdir}/${lab_train}") \
             $(data_opts --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}") \
             --train_shape_file "${dumpdir}/${lab_train}/wav.scp" --valid_shape_file "${dumpdir}/${valid_set}/wav.scp" \
             --output_dir "${stats_lab}" ${train_args} \
-        || { tail -n 30 "${stats_lab}/logdir/stats.log" >&2; die "collect stats failed: see ${stats_lab}/logdir/stats.log"; }
+        || { tail -n 30 "${stats_lab}/logdir/stats.log" >&2; die "shape files failed: see ${stats_lab}/logdir/stats.log"; }
     if [ -n "${unlab_train}" ]; then
-        log "Stage 10: collect stats of unlabelled ${unlab_train} -> ${stats_unlab}"
+        log "Stage 10: shape files of unlabelled ${unlab_train} -> ${stats_unlab}"
         mkdir -p "${stats_unlab}/logdir"
         # shellcheck disable=SC2046,SC2086
         ${train_cmd} "${stats_unlab}/logdir/stats.log" \
-            ${python} -m espnet_usr2.bin.usr2_train --collect_stats true --config "${train_config}" ${token_opts} \
+            ${python} -m espnet_usr2.bin.usr2_shape_files --config "${train_config}" ${token_opts} \
                 ${QUIET} $(data_opts --train_data_path_and_name_and_type "${dumpdir}/${unlab_train}" false) \
                 $(data_opts --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}") \
                 --train_shape_file "${dumpdir}/${unlab_train}/wav.scp" --valid_shape_file "${dumpdir}/${valid_set}/wav.scp" \
                 --output_dir "${stats_unlab}" ${train_args} \
-            || { tail -n 30 "${stats_unlab}/logdir/stats.log" >&2; die "collect stats failed: see ${stats_unlab}/logdir/stats.log"; }
+            || { tail -n 30 "${stats_unlab}/logdir/stats.log" >&2; die "shape files failed: see ${stats_unlab}/logdir/stats.log"; }
     fi
     log "Stage 10 wrote ${stats_lab}/{train,valid}/{speech,video,text}_shape$([ -n "${unlab_train}" ] && echo " and ${stats_unlab}/train/video_shape")"
 fi
@@ -789,14 +790,14 @@ run_pretraining() {
     data="$(data_opts --train_data_path_and_name_and_type "${dumpdir}/${pt_train}" false)
         $(data_opts --valid_data_path_and_name_and_type "${dumpdir}/${valid_set}" false)"
     if [ ! -s "${pt_stats}/train/video_shape" ]; then
-        log "Stage 11 (pre-training): collect stats of ${pt_train} -> ${pt_stats}"
+        log "Stage 11 (pre-training): shape files of ${pt_train} -> ${pt_stats}"
         mkdir -p "${pt_stats}/logdir"
         # shellcheck disable=SC2086
         ${train_cmd} "${pt_stats}/logdir/stats.log" \
-            ${python} -m espnet_usr2.bin.usr2_train --collect_stats true --config "${pretrain_config}" ${QUIET} \
+            ${python} -m espnet_usr2.bin.usr2_shape_files --config "${pretrain_config}" ${QUIET} \
                 ${data} --train_shape_file "${dumpdir}/${pt_train}/wav.scp" \
                 --valid_shape_file "${dumpdir}/${valid_set}/wav.scp" --output_dir "${pt_stats}" ${pretrain_args} \
-            || { tail -n 30 "${pt_stats}/logdir/stats.log" >&2; die "collect stats failed: see ${pt_stats}/logdir/stats.log"; }
+            || { tail -n 30 "${pt_stats}/logdir/stats.log" >&2; die "shape files failed: see ${pt_stats}/logdir/stats.log"; }
     fi
     log "Stage 11 (pre-training): self-supervised on ${pt_train} (${pretrain_config}) -> ${pt_exp} (log: ${pt_exp}/train.log)"
     # shellcheck disable=SC2086
