@@ -110,8 +110,12 @@ FAKE_SBATCH = r"""#!/usr/bin/env bash
 set -u
 script="${@: -1}"
 range=$(sed -n 's/^#SBATCH --array=\([0-9]*-[0-9]*\).*/\1/p' "$script")
-journal_has_a_result() {
-    find dump/extract -path '*/split*/2/journal.jsonl' 2>/dev/null | xargs -r awk 'END { exit NR < 2 }'
+journal_has_a_result() {  # a header line and at least one finished utterance
+    local j
+    for j in dump/extract/*/split*/2/journal.jsonl; do
+        [ -f "$j" ] && [ "$(wc -l <"$j")" -ge 2 ] && return 0
+    done
+    return 1
 }
 rc=0
 for ((i=${range%-*}; i<=${range#*-}; i++)); do
