@@ -19,8 +19,10 @@ This module writes the same files from the lists instead:
 * ``text_shape``   the number of token ids the task's own preprocessor makes of the
   transcript (the caller passes that count as a function).
 
-The lines come in the key file's order (ESPnet iterates the first shape file), so the files
-are byte for byte what ``--collect_stats`` writes (tested on generated corpora).
+The lines come in the key file's order (ESPnet iterates the first shape file): byte for byte
+what ``--collect_stats`` writes with ``num_workers: 0`` (tested on generated corpora); with
+data-loader workers ESPnet interleaves their items, the same lines in another order (the
+samplers read the files into a dict).
 """
 from __future__ import annotations
 
