@@ -6,7 +6,9 @@ beam search with LM fusion, one babble-noise SNR, and the report. Two methods, e
 arms, keep it to one round of continuations: every pass through usr2.sh costs a Python start
 with torch and ESPnet (~10 s on a loaded CPU). The real
 comparisons (3 seeds, the low-resource corpus) are in egs2/mini_lrs3/usr2/README.md; this
-checks the plumbing.
+checks the plumbing. The methods' options (conf/compare/<method>.yaml and the script's name
+rules) are checked without training, by --dry_run, against what the script passed before they
+were files.
 
 Marked ``recipe``: ``pytest -m "not recipe"`` leaves it out of a quick run.
 """
@@ -32,6 +34,8 @@ STEPS_PER_EPOCH, EPOCHS = 2, 2
 # the LM decode is the recipe's own config (beam 10, lm_weight 0.3); greedy never fuses
 DECODES = {"greedy": "conf/decode_greedy_att.yaml", "beam_lm": "conf/decode_mini_lm.yaml"}
 LM_DIR = "lm_train_lm_tiny"
+# every method name x seeds 1, 3 with the options the script built before issue 22 (the arms in bash)
+OPTIONS_BEFORE = Path(__file__).parent / "data" / "run_compare_options_before.tsv"
 PT_DIR = "pretrain_pretrain_ci_trainval_train+pretrain"
 
 pytestmark = pytest.mark.recipe
@@ -175,7 +179,8 @@ def test_the_report_has_a_row_per_method_the_step_cost_and_the_timing(compare_ru
     (("--methods", "usr2_comatpl"), "give --use_lm true"),
     (("--methods", "sup_comatpl", "--use_lm", "true"), "COMAT on pseudo-labels needs a usr2 method"),
     (("--methods", "pt_usr2"), "give --pretrain_config"),
-    (("--methods", "usr3"), "unknown method 'usr3'"),
+    (("--methods", "usr3"), "unknown method 'usr3': no conf/compare/usr3.yaml. The methods: "),
+    (("--methods", "pt_usr3_comat"), "unknown method 'pt_usr3_comat': no conf/compare/usr3.yaml."),
     (("--decodes", "beam_lm=conf/decode_mini_lm.yaml"), "sets lm_weight > 0 (shallow fusion): give --use_lm true"),
     (("--decodes", "greedy"), "'greedy' is not TAG=YAML"),
     (("--decodes", "a=conf/decode_mini.yaml a=conf/decode_ci.yaml"), "tag 'a' is given twice"),
@@ -212,3 +217,70 @@ def test_rerunning_a_stage_skips_what_is_done(compare_run):
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     assert "already prepared with these settings" in proc.stdout, proc.stdout[-2000:]
     assert shapes and {p: p.stat().st_mtime_ns for p in shapes} == before
+
+
+def _options(words: str) -> dict:
+    """Option words as ESPnet's and usr2.sh's parsers read them: each option's values in order
+    (``--x=v`` is ``--x v``). Different options accumulate apart, so their interleaving does not
+    change the result (usr2_prev's --teacher_conf now follows its --semi_conf values)."""
+    tokens, read = words.split(), {}
+    while tokens:
+        name = tokens.pop(0)
+        assert name.startswith("--"), (name, words)
+        name, inline, value = name.partition("=")
+        read.setdefault(name, []).append(value if inline else tokens.pop(0))
+    return read
+
+
+def test_every_method_resolves_to_its_options_before_the_confs(tmp_path, recipe_copy):
+    """--dry_run: each method (base, pt_, _comat, _comatpl) x seed gets the warm-up, usr2.sh
+    options and usr2_train arguments it got when the arms were decoded in bash."""
+    rows = [line.split("\t") for line in OPTIONS_BEFORE.read_text().splitlines() if not line.startswith("#")]
+    methods = list(dict.fromkeys(r[0] for r in rows))
+    recipe = recipe_copy("mini_lrs3", tmp_path / "usr2")
+    proc = _run_compare(recipe, "--methods", " ".join(methods), "--seeds", "1 3", "--dry_run", "true",
+                        "--use_lm", "true", "--pretrain_config", "conf/pretrain_usr2_mini.yaml",
+                        "--steps_per_epoch", "7", "--epochs", "2", "--train_args", "--num_workers 0",
+                        "--sup_batch_size", "5", "--comat_weight", "0.5", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    now = {(r[0], r[1]): r for r in (line.split("\t") for line in proc.stdout.splitlines())}
+    assert len(now) == len(rows) == 2 * len(methods)
+    for method, seed, warmup, usr2_sh, usr2_train in rows:
+        got = now[method, seed]
+        assert got[2] == warmup, (method, seed)
+        assert _options(got[3]) == _options(usr2_sh), (method, seed, got[3])
+        assert _options(got[4]) == _options(usr2_train), (method, seed, got[4])
+    assert not (recipe / "exp_cmp").exists()  # a dry run writes nothing
+
+
+def test_an_unknown_method_lists_the_conf_files(tmp_path, recipe_copy):
+    recipe = recipe_copy("mini_lrs3", tmp_path / "usr2")
+    proc = _run_compare(recipe, "--methods", "usr2 usr3_comat", timeout=120)
+    assert proc.returncode != 0
+    listed = proc.stderr.split("The methods: ", 1)[1].split(" (each also as", 1)[0].split()
+    assert sorted(listed) == sorted(p.stem for p in (RECIPE / "conf" / "compare").glob("*.yaml"))
+    assert {"sup", "usr1", "usr2", "usr2_prev"} <= set(listed)
+
+
+def test_a_method_conf_reads_as_option_words(tmp_path):
+    """usr2_compare_conf, the harness's reader: a mapping's leaves as ``key=value`` (dotted below
+    the first level), booleans as ESPnet reads them, ${name} from the harness, an empty usr2.sh
+    value as ``--name=`` (the one form that survives word splitting)."""
+    from espnet_usr2.bin.usr2_compare_conf import fuses_lm, method_options
+
+    conf = tmp_path / "arm.yaml"
+    conf.write_text("usr2_sh: {unlabelled_sets: '', semi_type: usr2}\n"
+                    "usr2_train: {batch_size: '${n}', semi_conf: {seed: '${seed}', heads: false, w: {a: 0.5}}}\n")
+    settings = {"seed": "3", "n": "5"}
+    assert method_options(str(conf), "usr2_sh", settings) == ["--unlabelled_sets=", "--semi_type", "usr2"]
+    assert " ".join(method_options(str(conf), "usr2_train", settings)) == (
+        "--batch_size 5 --semi_conf seed=3 --semi_conf heads=false --semi_conf w.a=0.5")
+    with pytest.raises(ValueError, match="no harness setting 'seed'"):
+        method_options(str(conf), "usr2_train", {"n": "5"})
+    conf.write_text("usr2_train: {semi: two words}\n")
+    with pytest.raises(ValueError, match="must be one non-empty word"):
+        method_options(str(conf), "usr2_train", {})
+    conf.write_text("usr2_opts: {semi_type: usr2}\n")  # a misspelt part is an error, not no options
+    with pytest.raises(ValueError, match="unknown keys"):
+        method_options(str(conf), "usr2_sh", {})
+    assert fuses_lm(str(RECIPE / DECODES["beam_lm"])) and not fuses_lm(str(RECIPE / DECODES["greedy"]))

@@ -2,7 +2,11 @@
 # The paper's comparisons (USR 2.0, Sec. 5: Tables 1, 10-12, Fig. 3-5) in miniature, on a
 # low-resource mini corpus: many more unlabelled than labelled clips, labelled clips much
 # shorter than the long test utterances. From ONE supervised warm-up, every method continues
-# for the same number of optimiser steps, for each seed:
+# for the same number of optimiser steps, for each seed. A method is a conf file,
+# conf/compare/<method>.yaml: its usr2.sh options (usr2_sh) and the usr2_train arguments it adds
+# to the harness's own (usr2_train: --seed, the step budget, --train_args); ${seed} and
+# ${sup_batch_size} in it are the run's seed and --sup_batch_size. Adding an arm is adding a
+# file; --dry_run true prints what each method x seed would run with. The methods:
 #
 #   sup       supervised only (labelled batches only)
 #   usr1      USR v1 (--semi usr1: AR pseudo-labels every step, frame-level CTC PLs)
@@ -23,12 +27,14 @@
 #                  teacher, no unlabelled heads
 #   usr2_hcopy     the unlabelled heads start as copies of the warm-up's heads, not random
 #
-# Language knowledge (issue 14) and pre-training (issue 13) are arms of the same harness:
+# Language knowledge (issue 14) and pre-training (issue 13) are arms of the same harness, made
+# from any method <m> above by its name (rules of this script, no file of their own):
 #   <m>_comat  method <m> plus COMAT (comat_conf: the stage-2 LM as the PLM, plm: espnet_lm,
 #              weight --comat_weight, 1.0 as README.md documents); needs --use_lm true.
 #              E.g. sup_comat, usr2_comat.
 #   <m>_comatpl  the same, and COMAT also on the unlabelled clips, the PLM reading the
-#              teacher's CTC pseudo-label (comat_conf pseudo_labels: true); <m> a usr2 method.
+#              teacher's CTC pseudo-label (comat_conf pseudo_labels: true); <m> a usr2 method
+#              (usr2_sh semi_type: usr2).
 #   pt_<m>     method <m> continued from warmup_pt instead of warmup: the same warm-up
 #              (config, seed) started from a self-supervised encoder; needs --pretrain_config.
 #              E.g. pt_sup, pt_usr2, pt_usr2_comat.
@@ -36,6 +42,7 @@
 #   ./run_compare.sh                                    # the default comparison, 3 seeds
 #   ./run_compare.sh --methods "usr2 usr2_emitting usr2_tview usr2_lsm usr2_gamma_a"
 #   ./run_compare.sh --stage 4 --seeds "1"              # more runs on the prepared data
+#   ./run_compare.sh --methods "sup usr2 pt_usr2_comat" --dry_run true  # each run's options, nothing run
 #   # issue 14: CTC-greedy and joint-beam WER with / without COMAT and LM fusion
 #   ./run_compare.sh --use_lm true --lm_train_text dump_cmp/pretrain/text \
 #       --methods "sup sup_comat usr2 usr2_comat" --decodes "greedy=conf/decode_greedy_att.yaml \
@@ -106,6 +113,8 @@ comat_weight=1.0  # COMAT's weight in each modality's labelled loss (README.md, 
 pretrain_config=""  # self-supervised pre-training before a second warm-up, warmup_pt (stage 3)
 pretrain_sets="trainval_train pretrain"  # labelled + unlabelled video and audio, no text
 pretrain_args=""  # extra usr2_train arguments of the pre-training
+method_confs=conf/compare  # one <method>.yaml per method (the head of this script)
+dry_run=false     # true: print each method x seed's warm-up and options, run nothing
 jobs=2            # runs trained at the same time (each with train_nthreads threads)
 train_nthreads=1
 warmup_nthreads=$(( $(nproc) < 4 ? $(nproc) : 4 ))  # the warm-up trains alone
@@ -122,6 +131,9 @@ help_message="Usage: $0 [options]
   --stage N / --stop_stage N   stages to run [${stage} / ${stop_stage}]
   --seeds \"1 2 3\"              training seeds of the continuations [${seeds}]
   --methods \"...\"              methods (see the head of this script) [${methods}]
+  --method_confs DIR           the methods' conf files, <method>.yaml [${method_confs}]
+  --dry_run true|false         print each method x seed's warm-up, usr2.sh options and usr2_train
+                               arguments, and stop before any work [${dry_run}]
   --gen_opts \"...\"             corpus sizes (usr2_make_mini_lrs3 options) [${gen_opts}]
   --corpus DIR                 where the corpus is generated [${corpus}]
   --steps_per_epoch N          optimiser steps per epoch of a continuation [${steps_per_epoch}]
@@ -171,44 +183,52 @@ base_method() {
 uses_comat() {
     [[ "$1" == *_comat || "$1" == *_comatpl ]]
 }
-# method_opts METHOD: usr2.sh options that make METHOD a supervised or semi-supervised run
-method_opts() {
-    case "$(base_method "$1")" in
-        sup)  echo "--unlabelled_sets=" ;;
-        usr1) echo "--semi_type usr1" ;;
-        usr2*) echo "--semi_type usr2" ;;
-    esac
+# compare_conf ...: the harness's YAML reader (method confs, decoding configs)
+compare_conf() {
+    python3 -m espnet_usr2.bin.usr2_compare_conf "$@"
 }
-# method_train_args METHOD SEED: its usr2_train arguments (same model, data and step budget)
+# method_conf METHOD: the conf file of METHOD's base method; a name without one fails, listing them
+method_conf() {
+    local conf f available=()
+    conf="${method_confs}/$(base_method "$1").yaml"
+    if [ ! -f "${conf}" ]; then
+        for f in "${method_confs}"/*.yaml; do
+            [ ! -f "${f}" ] || available+=("$(basename "${f}" .yaml)")
+        done
+        die "unknown method '$1': no ${conf}. The methods: ${available[*]:-none}" \
+            "(each also as pt_<m> and <m>_comat, a usr2 one as <m>_comatpl; see the head of $0)"
+    fi
+    echo "${conf}"
+}
+# method_opts METHOD: usr2.sh options that make METHOD a supervised or semi-supervised run (usr2_sh)
+method_opts() {
+    local conf
+    conf="$(method_conf "$1")"
+    compare_conf options "${conf}" usr2_sh
+}
+# method_train_args METHOD SEED: its usr2_train arguments (same model, data and step budget),
+# the harness's own and then its conf's usr2_train
 method_train_args() {
-    local common="--seed $2 --num_iters_per_epoch ${steps_per_epoch} --max_epoch ${epochs} ${train_args}"
-    local u2="${common} --semi_conf seed=$2"  # USR 2.0's draws (AR or CTC-driven step) follow the seed
-    local args
-    case "$(base_method "$1")" in
-        sup)           args="${common} --semi none --batch_type sorted --batch_size ${sup_batch_size}" ;;
-        usr1)          args="${common}" ;;
-        usr2)          args="${u2} --semi_conf p_ar=0.5" ;;
-        usr2_ctc)      args="${u2} --semi_conf p_ar=0.0" ;;
-        usr2_ar)       args="${u2} --semi_conf p_ar=1.0" ;;
-        usr2_emitting) args="${u2} --semi_conf ctc_confidence_average=emitting" ;;
-        usr2_tview)    args="${u2} --semi_conf teacher_view=augmented" ;;
-        usr2_lsm)      args="${u2} --semi_conf ctc_target_lsm_weight=0.1" ;;
-        usr2_gamma_a)  args="${u2} --semi_conf unlabelled_weights.a=0.5" ;;
-        usr2_prev)     args="${u2} --semi_conf p_ar=0.5 --teacher_conf batch_norm=running --semi_conf teacher_view=clean"
-                       args+=" --semi_conf unlabelled_heads=false" ;;
-        usr2_hcopy)    args="${u2} --semi_conf p_ar=0.5 --semi_conf unlabelled_heads_init=labelled" ;;
-        *) die "unknown method '$1' (see the head of $0)" ;;
-    esac
+    local conf own args
+    conf="$(method_conf "$1")"
+    own="$(compare_conf options "${conf}" usr2_train --set "seed=$2" --set "sup_batch_size=${sup_batch_size}")"
+    args="--seed $2 --num_iters_per_epoch ${steps_per_epoch} --max_epoch ${epochs} ${train_args}"
+    [ -z "${own}" ] || args+=" ${own}"
     # COMAT: the stage-2 LM reads the transcripts; its hidden states are the PLM targets
     if uses_comat "$1"; then
         args+=" --comat_conf plm=espnet_lm --comat_conf lm_train_config=${lm_exp}/config.yaml"
         args+=" --comat_conf lm_file=${lm_file} --comat_conf weight=${comat_weight}"
     fi
     if [[ "$1" == *_comatpl ]]; then  # ... and on the unlabelled clips, reading the CTC pseudo-label
-        [[ "$(base_method "$1")" == usr2* ]] || die "method $1: COMAT on pseudo-labels needs a usr2 method (CTC PLs of the teacher)"
+        [ "$(compare_conf value "${conf}" usr2_sh.semi_type --default none)" = usr2 ] \
+            || die "method $1: COMAT on pseudo-labels needs a usr2 method (CTC PLs of the teacher)"
         args+=" --comat_conf pseudo_labels=true"
     fi
     echo "${args}"
+}
+# model_of DIR: the model file a run's config selects
+model_of() {
+    python3 -m espnet_usr2.bin.usr2_model_selection --exp_dir "$1"
 }
 # warmup_of METHOD: the warm-up it continues from
 warmup_of() {
@@ -222,7 +242,9 @@ lm_file=""  # its model file, known once stage 2 trained it
 [ -z "${pretrain_config}" ] || [ -f "${pretrain_config}" ] || die "--pretrain_config ${pretrain_config} does not exist"
 pt_exp="${expdir}/pretrain_$(basename "${pretrain_config:-none}" .yaml)_$(echo ${pretrain_sets} | tr ' ' '+')"
 for m in ${methods}; do
-    method_train_args "${m}" 1 >/dev/null  # unknown names fail before any work
+    method_conf "${m}" >/dev/null  # unknown names and unreadable confs fail before any work
+    method_opts "${m}" >/dev/null
+    method_train_args "${m}" 1 >/dev/null
     ! uses_comat "${m}" || [ "${use_lm}" = true ] \
         || die "method ${m} distils the stage-2 LM (COMAT): give --use_lm true"
     [[ "${m}" != pt_* ]] || [ -n "${pretrain_config}" ] \
@@ -242,9 +264,7 @@ for d in ${decodes}; do
     [ -f "${cfg}" ] || die "--decodes: the config of ${t}, ${cfg}, does not exist"
     decode_tags+=("${t}")
     decode_config[${t}]="${cfg}"
-    decode_lm[${t}]="$(python3 -c 'import sys, yaml
-conf = yaml.safe_load(open(sys.argv[1])) or {}
-print(str(float(conf.get("lm_weight") or 0) > 0).lower())' "${cfg}")" || die "--decodes: cannot read ${cfg}"
+    decode_lm[${t}]="$(compare_conf fuses_lm "${cfg}")" || die "--decodes: cannot read ${cfg}"
     [ "${decode_lm[${t}]}" = false ] || [ "${use_lm}" = true ] \
         || die "--decodes: ${t}'s config ${cfg} sets lm_weight > 0 (shallow fusion): give --use_lm true"
 done
@@ -254,6 +274,20 @@ if [ -z "${bootstrap_tag}" ]; then
     [ -z "${decode_config[beam]+x}" ] || bootstrap_tag=beam  # greedy attention is at the floor in miniature
 fi
 [ -n "${decode_config[${bootstrap_tag}]+x}" ] || die "--bootstrap_tag ${bootstrap_tag} is not a tag of --decodes (${decode_tags[*]})"
+
+if [ "${dry_run}" = true ]; then
+    # what stage 4 would run: method, seed, warm-up, usr2.sh options, usr2_train arguments (the
+    # LM model file is known once stage 2 trained it)
+    [ ! -f "${lm_exp}/config.yaml" ] || lm_file="$(model_of "${lm_exp}")" || lm_file=""
+    lm_file="${lm_file:-${lm_exp}/<model>}"
+    for seed in ${seeds}; do
+        for m in ${methods}; do
+            printf '%s\t%s\t%s\t%s\t%s\n' "${m}" "${seed}" "$(warmup_of "${m}")" "$(method_opts "${m}")" \
+                "$(method_train_args "${m}" "${seed}")"
+        done
+    done
+    exit 0
+fi
 
 export MINI_LRS3="${corpus}"
 mkdir -p "${expdir}"
@@ -316,11 +350,6 @@ decode_run() {
     done
 }
 
-# model_of DIR: the model file a run's config selects
-model_of() {
-    python3 -m espnet_usr2.bin.usr2_model_selection --exp_dir "$1"
-}
-
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: the low-resource mini corpus (${gen_opts}) -> ${corpus}"
     # shellcheck disable=SC2086
@@ -373,11 +402,13 @@ fi
 
 # one continuation: train (11), decode (12-13); its log in exp_cmp/<tag>.log
 run_one() {
-    local m="$1" seed="$2" tag="$1_seed$2" init
+    local m="$1" seed="$2" tag="$1_seed$2" init opts args
     init="$(model_of "${expdir}/$(warmup_of "${m}")")"
-    # shellcheck disable=SC2046
+    opts="$(method_opts "${m}")"  # here, not inside usr2's arguments, so that a failure stops the run
+    args="$(method_train_args "${m}" "${seed}")"
+    # shellcheck disable=SC2086  # opts: usr2.sh options, one word each
     { timed "train_${tag}" usr2 --stage 11 --stop_stage 11 --tag "${tag}" --train_config "${train_config}" \
-          --init_param "${init}" $(method_opts "${m}") --train_args "$(method_train_args "${m}" "${seed}")" \
+          --init_param "${init}" ${opts} --train_args "${args}" \
       && timed "decode_${tag}" decode_run "${tag}"; } >>"${expdir}/${tag}.log" 2>&1  # a rerun appends
 }
 
@@ -405,8 +436,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     if [ -n "${pretrain_config}" ]; then
         # the second warm-up, a row like a method's after them (one run, the warm-up config's
         # seed): its WER, noise and step cost in the report beside the warm-up's
-        manifest_add warmup_pt "$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["seed"])' \
-            "${expdir}/warmup_pt/config.yaml")" warmup_pt
+        manifest_add warmup_pt "$(compare_conf value "${expdir}/warmup_pt/config.yaml" seed)" warmup_pt
     fi
 fi
 
