@@ -1,14 +1,10 @@
 """Self-supervised pre-training end to end: ``usr2_train --model usr2_pretrain`` on audio-visual
 data without text, its encoder file initialising recognition training, kill-and-resume, DDP."""
-import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
 from espnet2.train.reporter import Reporter
 
@@ -17,8 +13,9 @@ from espnet_usr2.tasks.release_import import ENCODER_INIT_PARTS
 from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.tasks.config import parse_training_args
 
+from ddp_teachers import assert_teachers_identical, join_group, leave_group, run_ranks, train_epoch
+
 MAX_EPOCH = 3
-WORLD = 2
 
 
 def _av_entries(option, data_dir):
@@ -100,13 +97,8 @@ def test_pretraining_killed_mid_epoch_and_resumed_matches_uninterrupted(pretrain
 
 def _ddp_worker(rank: int, root: str, port: int, config: str) -> None:
     from espnet2.train.distributed_utils import DistributedOption
-    from torch.nn.parallel import DistributedDataParallel
 
-    from espnet_usr2.train.trainer import _ema_hook
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    torch.set_num_threads(1)
+    join_group(rank, port)
     root = Path(root)
     args = USR2Task.get_parser().parse_args([
         "--config", config, "--batch_type", "numel", "--batch_bins", str(2 * 20 * (96 * 96 + 640)),
@@ -115,25 +107,7 @@ def _ddp_worker(rank: int, root: str, port: int, config: str) -> None:
     torch.manual_seed(0)
     model = USR2Task.build_model(args)
     factory = USR2Task.build_iter_factory(args, DistributedOption(distributed=True), "train")
-    ddp = DistributedDataParallel(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    optimizer.register_step_post_hook(_ema_hook(model))
-    record = {"keys": [], "teachers_equal": []}
-    for keys, batch in factory.build_iter(1):
-        torch.manual_seed(100 * rank + len(record["keys"]))  # ranks draw different masks, as in real runs
-        loss, _, _ = ddp(**batch)
-        loss.sum().backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        flat = torch.cat([p.detach().flatten() for p in model.teacher.model.parameters()])
-        gathered = [torch.empty_like(flat) for _ in range(WORLD)]
-        dist.all_gather(gathered, flat)
-        record["teachers_equal"].append(all(torch.equal(gathered[0], g) for g in gathered))
-        record["keys"].append(list(keys))
-    record["num_updates"] = int(model.teacher.num_updates)
-    (root / f"rank{rank}.json").write_text(json.dumps(record))
-    dist.barrier()
-    dist.destroy_process_group()
+    leave_group(root, rank, train_epoch(model, factory, rank, lambda keys, batch, stats: {"keys": list(keys)}))
 
 
 def test_two_rank_ddp_pretraining_keeps_teachers_identical(conf_dir, write_toy_corpus, write_video_shapes,
@@ -141,12 +115,7 @@ def test_two_rank_ddp_pretraining_keeps_teachers_identical(conf_dir, write_toy_c
     write_toy_corpus(tmp_path / "unl", num_utts=8, seed=3, prefix="unl")
     (tmp_path / "unl" / "text").unlink()
     write_video_shapes(tmp_path / "unl")
-    mp.spawn(_ddp_worker, args=(str(tmp_path), free_port, str(conf_dir / "pretrain_usr2_tiny.yaml")),
-             nprocs=WORLD, join=True)
-    records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
-    steps = [len(r["keys"]) for r in records]
-    assert steps[0] == steps[1] > 0
-    assert all(all(r["teachers_equal"]) for r in records)
-    assert records[0]["num_updates"] == records[1]["num_updates"] == steps[0]
+    records = run_ranks(_ddp_worker, tmp_path, free_port, str(conf_dir / "pretrain_usr2_tiny.yaml"))
+    assert_teachers_identical(records)
     seen = [set(k for step in r["keys"] for k in step) for r in records]
     assert not seen[0] & seen[1]
