@@ -22,15 +22,11 @@ passthrough_args=()  # every other option goes to usr2.sh
 . utils/parse_options.sh
 [ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; exit 1; }
 local_opts="--nj ${nj} ${data_opts}"
-roi_opts="--face_hint data/face_hint.scp"
-if [ -n "${landmarks_dir}" ]; then
-    local_opts+=" --landmarks_dir ${landmarks_dir}"
-    roi_opts+=" --landmarks data/lm.scp"
-fi
-./usr2.sh \
+# usr2.sh; stage 2 crops the face the CSV points at; --landmarks_dir, if given, to local/data.sh
+# and the mouth-ROI stage
+. scripts/corpus_usr2.sh
+corpus_usr2 "${landmarks_dir}" "${local_opts}" "--face_hint data/face_hint.scp" \
     --nj "${nj}" \
-    --local_data_opts "${local_opts}" \
-    --roi_opts "${roi_opts}" \
     --unlabelled_sets avspeech \
     --min_frames 10 \
     --max_frames 400 \

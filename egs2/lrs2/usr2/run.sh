@@ -31,16 +31,11 @@ esac
 [ -f "conf/train_usr2_${model}.yaml" ] || { echo "$0: no conf/train_usr2_${model}.yaml" >&2; exit 1; }
 
 local_opts="--max_len ${max_len} --nj ${nj} ${data_opts}"
-roi_opts=""
-if [ -n "${landmarks_dir}" ]; then
-    local_opts+=" --landmarks_dir ${landmarks_dir}"
-    roi_opts="--landmarks data/lm.scp"
-fi
 
-./usr2.sh \
+# usr2.sh; --landmarks_dir, if given, to local/data.sh and the mouth-ROI stage (no ROI options else)
+. scripts/corpus_usr2.sh
+corpus_usr2 "${landmarks_dir}" "${local_opts}" "" \
     --nj "${nj}" \
-    --local_data_opts "${local_opts}" \
-    --roi_opts "${roi_opts}" \
     --labelled_sets "${lab}" \
     --unlabelled_sets "${unlab}" \
     --valid_set val \

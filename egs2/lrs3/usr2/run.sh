@@ -52,16 +52,11 @@ case "${setting}/${model}" in
 esac
 
 local_opts="--max_len ${max_len} --valid_size ${valid_size} --nj ${nj} --vox2 ${vox2} ${data_opts}"
-roi_opts=""
-if [ -n "${landmarks_dir}" ]; then
-    local_opts+=" --landmarks_dir ${landmarks_dir}"
-    roi_opts="--landmarks data/lm.scp"
-fi
 
-./usr2.sh \
+# usr2.sh; --landmarks_dir, if given, to local/data.sh and the mouth-ROI stage (no ROI options else)
+. scripts/corpus_usr2.sh
+corpus_usr2 "${landmarks_dir}" "${local_opts}" "" \
     --nj "${nj}" \
-    --local_data_opts "${local_opts}" \
-    --roi_opts "${roi_opts}" \
     --labelled_sets "${lab}" \
     --unlabelled_sets "${unlab}" \
     --valid_set valid \
