@@ -14,14 +14,8 @@
 # --landmarks_dir: precomputed landmarks per utterance (<uttid>.pkl) -> data/lm.scp.
 set -euo pipefail
 
-nj=4
 landmarks_dir=""
-datadir=data
-
-. utils/parse_options.sh
-. ./db.sh
-. scripts/corpus_check.sh
-. scripts/data_dir_utils.sh
+. scripts/data_options.sh  # + --nj, --datadir; parses the options, reads db.sh
 
 layout='${AVSPEECH}/clips/<youtube_id>.mp4                 whole downloaded videos (.mkv/.webm too), or
 ${AVSPEECH}/clips/<youtube_id>_<start>_<end>.mp4   clips cut to one CSV row ("<start>-<end>" too; seconds)

@@ -13,14 +13,8 @@
 set -euo pipefail
 
 max_len=16
-nj=4
 landmarks_dir=""
-datadir=data
-
-. utils/parse_options.sh
-. ./db.sh
-. scripts/corpus_check.sh
-. scripts/data_dir_utils.sh
+. scripts/data_options.sh  # + --nj, --datadir; parses the options, reads db.sh
 
 layout='${LRS2}/main/<video>/<clip>.mp4 + <clip>.txt ("Text:  WORDS")
 ${LRS2}/pretrain/<video>/<clip>.mp4 + <clip>.txt

@@ -13,17 +13,11 @@ set -euo pipefail
 
 max_len=16
 valid_size=1200
-nj=4
 lrs2_landmarks_dir=""
 lrs3_landmarks_dir=""
 vox2_landmarks_dir=""
 avspeech_landmarks_dir=""
-datadir=data
-
-. utils/parse_options.sh
-. ./db.sh
-. scripts/corpus_check.sh
-. scripts/data_dir_utils.sh
+. scripts/data_options.sh  # + --nj, --datadir; parses the options, reads db.sh
 
 # Every corpus path first: a missing AVSpeech should not surface after hours of LRS prep.
 see='(layouts: ../../{lrs2,lrs3,vox2,avspeech}/usr2/README.md)'

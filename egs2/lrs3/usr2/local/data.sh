@@ -16,16 +16,10 @@ set -euo pipefail
 
 max_len=16
 valid_size=1200
-nj=4
 landmarks_dir=""
 vox2=false
 vox2_landmarks_dir=""
-datadir=data
-
-. utils/parse_options.sh
-. ./db.sh
-. scripts/corpus_check.sh
-. scripts/data_dir_utils.sh
+. scripts/data_options.sh  # + --nj, --datadir; parses the options, reads db.sh
 
 layout='${LRS3}/pretrain/<speaker>/<clip>.mp4 + <clip>.txt ("Text:  WORDS", word timings)
 ${LRS3}/trainval/<speaker>/<clip>.mp4 + <clip>.txt

@@ -11,14 +11,8 @@
 set -euo pipefail
 
 max_len=16
-nj=4
 landmarks_dir=""
-datadir=data
-
-. utils/parse_options.sh
-. ./db.sh
-. scripts/corpus_check.sh
-. scripts/data_dir_utils.sh
+. scripts/data_options.sh  # + --nj, --datadir; parses the options, reads db.sh
 
 layout='${VOXCELEB2}/dev/mp4/<id>/<video>/<clip>.mp4
 ${VOX2_EN_LIST}: English-only ids, lines "dev/<id>/<video>/<clip>" (AV-HuBERT vox-en.id, .gz too)
