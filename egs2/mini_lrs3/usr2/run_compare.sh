@@ -406,7 +406,8 @@ run_one() {
     init="$(model_of "${expdir}/$(warmup_of "${m}")")"
     opts="$(method_opts "${m}")"  # here, not inside usr2's arguments, so that a failure stops the run
     args="$(method_train_args "${m}" "${seed}")"
-    # shellcheck disable=SC2086  # opts: usr2.sh options, one word each
+    # opts is split into words on purpose: usr2.sh options (none has a space)
+    # shellcheck disable=SC2086
     { timed "train_${tag}" usr2 --stage 11 --stop_stage 11 --tag "${tag}" --train_config "${train_config}" \
           --init_param "${init}" ${opts} --train_args "${args}" \
       && timed "decode_${tag}" decode_run "${tag}"; } >>"${expdir}/${tag}.log" 2>&1  # a rerun appends
