@@ -284,3 +284,15 @@ def test_a_method_conf_reads_as_option_words(tmp_path):
     with pytest.raises(ValueError, match="unknown keys"):
         method_options(str(conf), "usr2_sh", {})
     assert fuses_lm(str(RECIPE / DECODES["beam_lm"])) and not fuses_lm(str(RECIPE / DECODES["greedy"]))
+
+
+def test_every_method_conf_reads_with_the_harness_settings():
+    """Each file of conf/compare -- a new arm too -- renders with the settings run_compare.sh
+    gives (a misspelt part or an unknown ${name} fails here, not at stage 4)."""
+    from espnet_usr2.bin.usr2_compare_conf import method_options
+
+    confs = sorted((RECIPE / "conf" / "compare").glob("*.yaml"))
+    assert confs
+    for conf in confs:
+        for part in ("usr2_sh", "usr2_train"):
+            method_options(str(conf), part, {"seed": "1", "sup_batch_size": "8"})
