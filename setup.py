@@ -63,6 +63,7 @@ setup(
             "usr2-transcribe=espnet_usr2.bin.usr2_transcribe:main",
             "usr2-import=espnet_usr2.bin.usr2_import:main",
             "usr2-prepare-roi=espnet_usr2.bin.usr2_prepare_roi:main",
+            "usr2-shape-files=espnet_usr2.bin.usr2_shape_files:main",
             "usr2-score=espnet_usr2.bin.usr2_score:main",
             "usr2-pl-quality=espnet_usr2.bin.usr2_pl_quality:main",
             "usr2-model-info=espnet_usr2.bin.usr2_model_info:main",
