@@ -44,10 +44,10 @@ with contextlib.redirect_stdout(io.StringIO()):  # ESPnet's flash_attn notice
     from espnet_usr2.bin.usr2_transcribe import Media, Segmenting, decode_recording  # noqa: E402
     from espnet_usr2.data.roi_io import load_roi  # noqa: E402
     from espnet_usr2.decode.hyps import DecodeOptions  # noqa: E402
-    from espnet_usr2.decode.scoring import count_errors  # noqa: E402
     from espnet_usr2.inference.long_form import FPS  # noqa: E402
     from espnet_usr2.inference.model_dir import resolve_model_dir  # noqa: E402
     from espnet_usr2.inference.speech2text import USR2Speech2Text  # noqa: E402
+    from espnet_usr2.scoring.sclite import count_errors  # noqa: E402
 
 SPF = 640
 NAMES = {"v": "V", "a": "A", "av": "AV"}

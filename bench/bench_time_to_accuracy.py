@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from espnet_usr2.decode import comparison as cmp
+from espnet_usr2.analysis import comparison as cmp
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
-"""Imports run one way: bin -> inference -> tasks (and the trainer) -> model, semi, decode, analysis,
-samplers, prep -> data -> utils. Read from the source (every ``import`` and ``from ... import``, also those
+"""Imports run one way: bin -> inference -> tasks (and the trainer) -> model, semi, decode, scoring,
+analysis, samplers, prep -> data -> utils. Read from the source (every ``import`` and ``from ... import``, also those
 inside functions), so a new upward import fails here with the module and line that made it."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Iterator, Tuple
 PACKAGE = Path(__file__).resolve().parents[1] / "espnet_usr2"
 # a package may import its own modules, those of its layer and of every layer below
 LAYER = {"bin": 6, "inference": 5, "tasks": 4, "train": 4,
-         "model": 3, "semi": 3, "decode": 3, "analysis": 3, "samplers": 3, "prep": 3,
+         "model": 3, "semi": 3, "decode": 3, "scoring": 3, "analysis": 3, "samplers": 3, "prep": 3,
          "data": 2, "utils": 1, "version": 1, "testing": 1}
 # no exceptions: the inference front ends that build the model through USR2Task sit above it
 

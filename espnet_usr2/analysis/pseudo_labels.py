@@ -11,7 +11,7 @@ transcripts) let that be measured directly: for each clip the teacher makes all 
 * ``ar``: greedy autoregressive decoding up to the step limit USR uses (T // 5),
 
 and each is scored against the transcript per length bucket: WER, repetition loops and
-omissions (:mod:`espnet_usr2.decode.failures`), and the share the confidence filters keep
+omissions (:mod:`espnet_usr2.analysis.failures`), and the share the confidence filters keep
 (eq. 13's sequence mask for ``ctc``, eq. 11's token mask for the attention kinds).
 
 The teacher runs as in training: dropout off, batch norm on the batch's statistics
@@ -28,8 +28,8 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import torch
 
-from espnet_usr2.decode.failures import is_omission, repetition_failure
-from espnet_usr2.decode.scoring import ErrorCounts, count_errors
+from espnet_usr2.analysis.failures import is_omission, repetition_failure
+from espnet_usr2.scoring.sclite import ErrorCounts, count_errors
 from espnet_usr2.semi.ar_pseudo_labels import ARDecodingConfig, ar_greedy_pseudo_labels
 from espnet_usr2.semi.confidence import ConfidenceConfig
 from espnet_usr2.semi.ctc_pseudo_labels import ctc_pseudo_labels

@@ -12,7 +12,7 @@ manifest's directory or absolute).  Reads each run's ``checkpoint.pth`` (trainin
 ``<ref_dir>/<set>/{text,utt2num_frames}``; ``--step_cost_dirs NAME=DIR`` adds runs outside
 the manifest (e.g. the pre-training) to the table of seconds per training step.  Writes ``results.md``, ``summary.json``,
 ``valid_vs_time.png``, ``wer_vs_length.png`` and ``wer_vs_snr.png`` to ``--out_dir``
-(see :mod:`espnet_usr2.decode.comparison`).
+(see :mod:`espnet_usr2.analysis.comparison`).
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from espnet_usr2.decode import comparison as cmp
-from espnet_usr2.decode import robustness as rb
-from espnet_usr2.decode.scoring import ScoringInputError
+from espnet_usr2.analysis import comparison as cmp
+from espnet_usr2.analysis import robustness as rb
+from espnet_usr2.scoring.sclite import ScoringInputError
 
 
 def _pair(spec: str) -> Tuple[str, str]:

@@ -24,9 +24,9 @@ from espnet2.utils import config_argparse
 from espnet2.utils.types import str2bool, str2triple_str, str_or_none
 
 from espnet_usr2.decode.hyps import BEAM_IMPLS, METHODS, DecodeOptions
-from espnet_usr2.decode.incremental import UnsupportedDecoderError
 from espnet_usr2.inference.inference import DataInputError, inference
 from espnet_usr2.inference.speech2text import MODEL_ROLES
+from espnet_usr2.model.incremental import UnsupportedDecoderError
 
 
 def get_parser() -> config_argparse.ArgumentParser:

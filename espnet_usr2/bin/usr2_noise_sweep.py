@@ -13,7 +13,7 @@ import argparse
 import logging
 from typing import List, Optional
 
-from espnet_usr2.decode import robustness as rb
+from espnet_usr2.analysis import robustness as rb
 from espnet_usr2.decode.hyps import DecodeOptions
 from espnet_usr2.inference.noise_sweep import noise_hyp_specs, noise_source, run_noise_sweep
 from espnet_usr2.inference.speech2text import USR2Speech2Text

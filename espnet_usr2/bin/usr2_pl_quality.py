@@ -33,8 +33,8 @@ from espnet_usr2.analysis.pseudo_labels import (
     BATCH_NORM_MODES, VIEWS, TeacherSetting, UtterancePL, batch_pseudo_labels, score, teacher_network, write_report,
 )
 from espnet_usr2.inference.inference import build_loader, read_keys
-from espnet_usr2.decode.scoring import read_kaldi_text
 from espnet_usr2.inference.speech2text import USR2Speech2Text
+from espnet_usr2.scoring.sclite import read_kaldi_text
 from espnet_usr2.semi.ar_pseudo_labels import LIMITS_OVER
 
 log = logging.getLogger("usr2_pl_quality")

@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from espnet_usr2.decode import robustness as rb
-from espnet_usr2.decode.scoring import ScoringInputError, read_kaldi_text
+from espnet_usr2.analysis import robustness as rb
+from espnet_usr2.scoring.sclite import ScoringInputError, read_kaldi_text
 
 
 def _split_spec(spec: str, with_snr: bool) -> Tuple[str, Optional[float], str]:

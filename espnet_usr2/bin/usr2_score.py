@@ -24,8 +24,8 @@ import logging
 import sys
 from typing import List, Optional
 
-from espnet_usr2.decode.results import write_results_md
-from espnet_usr2.decode.scoring import (FallbackUnsupportedError, ScliteFailedError, ScliteNotFoundError,
+from espnet_usr2.scoring.results import write_results_md
+from espnet_usr2.scoring.sclite import (FallbackUnsupportedError, ScliteFailedError, ScliteNotFoundError,
                                         ScoringInputError, score)
 
 

@@ -16,10 +16,10 @@ Same search as ESPnet's ``BatchBeamSearch`` with the scorers ``Speech2Text`` bui
 
 What is different is only how it is computed: all utterances of a batch and all their
 hypotheses are one tensor (row ``b * beam + w``), a hypothesis that left the beam is a row
-with score ``-inf``, the decoder caches keys/values (:mod:`.incremental`), the CTC prefix
-scorer has no per-hypothesis Python loop (:mod:`.ctc_prefix`), the LM scores every row at
-once with its ``batch_score`` (:class:`.lm.BatchLMState`), and finished utterances are
-dropped from the batch.
+with score ``-inf``, the decoder caches keys/values (:mod:`espnet_usr2.model.incremental`),
+the CTC prefix scorer has no per-hypothesis Python loop (:mod:`.ctc_prefix`), the LM scores
+every row at once with its ``batch_score`` (:class:`.lm.BatchLMState`), and finished
+utterances are dropped from the batch.
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from espnet.nets.e2e_asr_common import end_detect
 
 from espnet_usr2.decode.ctc_prefix import BatchCTCPrefixScorer
 from espnet_usr2.decode.hyps import DecodeOptions, Hyp, length_bounds
-from espnet_usr2.decode.incremental import IncrementalDecoder
 from espnet_usr2.decode.lm import BatchLMState
+from espnet_usr2.model.incremental import IncrementalDecoder
 
 
 class _UttState:

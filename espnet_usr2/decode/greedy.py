@@ -3,8 +3,9 @@
 * CTC-only: the best token of every frame, repeats merged, blanks removed; the score is
   the log-probability of that best path.
 * Attention-only: the decoder's argmax token after token (with the key/value cache of
-  :mod:`.incremental`) until ``<eos>``; ``<eos>`` is not allowed before ``minlen`` tokens
-  and is forced after ``maxlen`` tokens (ESPnet's length rules, :func:`.hyps.length_bounds`).
+  :mod:`espnet_usr2.model.incremental`) until ``<eos>``; ``<eos>`` is not allowed before
+  ``minlen`` tokens and is forced after ``maxlen`` tokens (ESPnet's length rules,
+  :func:`.hyps.length_bounds`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import List
 import torch
 
 from espnet_usr2.decode.hyps import DecodeOptions, Hyp, length_bounds
-from espnet_usr2.decode.incremental import IncrementalDecoder
+from espnet_usr2.model.incremental import IncrementalDecoder
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """Decoding under babble noise for the robustness report (paper Sec. 5.2, Table 1).
 
-For each SNR a noisy copy of the test set is made with :mod:`espnet_usr2.decode.robustness`
+For each SNR a noisy copy of the test set is made with :mod:`espnet_usr2.data.babble`
 (babble from the user's noise file, or synthesised from other utterances of the corpus),
 then A and AV are decoded on it with one loaded model. The result is one hypothesis text
 per (modality, SNR) and the ``--noise_hyp NAME@SNR=PATH`` arguments of
@@ -22,7 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from espnet_usr2.decode import robustness as rb
+from espnet_usr2.analysis import robustness as rb
+from espnet_usr2.data import babble
 from espnet_usr2.inference.inference import inference
 from espnet_usr2.inference.speech2text import USR2Speech2Text
 from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, LONG_NAMES
@@ -33,14 +34,14 @@ NOISE_MODALITIES = (AUDIO, AUDIOVISUAL)  # video-only decoding does not hear the
 COPIED_FILES = ("video.scp", "text", "utt2spk", "utt2num_frames")
 
 
-def noise_source(data_dir: PathLike, noise_wav: Optional[PathLike], n_talkers: int, seed: int) -> rb.NoiseSource:
+def noise_source(data_dir: PathLike, noise_wav: Optional[PathLike], n_talkers: int, seed: int) -> babble.NoiseSource:
     """The user's noise file, else babble from the other utterances of ``data_dir/wav.scp``."""
     if noise_wav is not None:
-        return rb.FileNoise(noise_wav, seed=seed)
-    return rb.CorpusBabble(rb.read_wav_scp(Path(data_dir) / "wav.scp"), n_talkers=n_talkers, seed=seed)
+        return babble.FileNoise(noise_wav, seed=seed)
+    return babble.CorpusBabble(babble.read_wav_scp(Path(data_dir) / "wav.scp"), n_talkers=n_talkers, seed=seed)
 
 
-def make_noisy_data_dirs(data_dir: PathLike, out_root: PathLike, snrs: Sequence[float], source: rb.NoiseSource
+def make_noisy_data_dirs(data_dir: PathLike, out_root: PathLike, snrs: Sequence[float], source: babble.NoiseSource
                          ) -> Dict[float, Path]:
     """One data directory per SNR (the clean one for ``inf``); returns ``{snr: data_dir}``."""
     data_dir = Path(data_dir)
@@ -50,7 +51,7 @@ def make_noisy_data_dirs(data_dir: PathLike, out_root: PathLike, snrs: Sequence[
             dirs[snr] = data_dir
             continue
         out = Path(out_root) / rb.condition_name(snr)
-        rb.write_noisy_wav_scp(data_dir / "wav.scp", out, snr, source)
+        babble.write_noisy_wav_scp(data_dir / "wav.scp", out, snr, source)
         for name in COPIED_FILES:
             if (data_dir / name).is_file():
                 shutil.copyfile(data_dir / name, out / name)
@@ -72,7 +73,7 @@ def noise_hyp_specs(hyp_texts: Dict[Tuple[str, float], Path]) -> List[str]:
 
 
 def run_noise_sweep(data_dir: PathLike, work_dir: PathLike, s2t: USR2Speech2Text, snrs: Sequence[float],
-                    source: rb.NoiseSource, batch_size: int = 1, log_interval: int = 100
+                    source: babble.NoiseSource, batch_size: int = 1, log_interval: int = 100
                     ) -> Dict[Tuple[str, float], Path]:
     """Make the noisy copies and decode A / AV on each; returns ``{(modality, snr): hyp text}``."""
     modalities = list(s2t.modalities)

@@ -25,7 +25,7 @@ from typing import Optional
 import torch
 from espnet.nets.pytorch_backend.transformer.mask import subsequent_mask
 
-from espnet_usr2.decode.incremental import IncrementalDecoder, UnsupportedDecoderError
+from espnet_usr2.model.incremental import IncrementalDecoder, UnsupportedDecoderError
 from espnet_usr2.semi.confidence import check_unit_interval, length_mask, token_confidence_mask
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels
 
@@ -106,7 +106,7 @@ def ar_greedy_pseudo_labels(
         threshold: tau of the token-wise mask (eq. 11).
         use_cache: key/value cache (fast) or full recompute per step (reference).
         incremental: with ``use_cache``, step with the decoding package's
-            :class:`~espnet_usr2.decode.incremental.IncrementalDecoder`, which also projects
+            :class:`~espnet_usr2.model.incremental.IncrementalDecoder`, which also projects
             the memory to cross-attention keys/values once instead of at every step (about
             2x faster than ESPnet's cache); decoders it does not support fall back to
             ESPnet's ``forward_one_step`` cache.

@@ -10,7 +10,7 @@ from espnet_usr2.decode.espnet_beam import espnet_beam_search
 from espnet_usr2.decode.fast_beam import fast_beam_search
 from espnet_usr2.decode.greedy import greedy_attention, greedy_ctc
 from espnet_usr2.decode.hyps import DecodeOptions, Hyp, length_bounds
-from espnet_usr2.decode.incremental import IncrementalDecoder, UnsupportedDecoderError
+from espnet_usr2.model.incremental import IncrementalDecoder, UnsupportedDecoderError
 from espnet_usr2.tasks.config import build_model_from_config
 
 BLANK = 0

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
+from espnet_usr2.analysis import robustness as rb
 from espnet_usr2.bin import usr2_inference, usr2_robustness_report
 from espnet_usr2.data.roi_io import save_roi
-from espnet_usr2.decode import robustness as rb
 from espnet_usr2.inference import noise_sweep, splits
 from espnet_usr2.decode.hyps import DecodeOptions
 from espnet_usr2.inference.inference import read_keys

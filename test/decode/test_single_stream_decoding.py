@@ -11,7 +11,7 @@ import pytest
 
 from espnet_usr2.bin import usr2_inference, usr2_score
 from espnet_usr2.inference import splits
-from espnet_usr2.decode.results import collect_results, render_results_md
+from espnet_usr2.scoring.results import collect_results, render_results_md
 
 FILES = ("text", "token", "token_int", "score")
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from espnet2.train.reporter import Reporter
 
+from espnet_usr2.analysis import comparison as cmp
 from espnet_usr2.bin import usr2_compare_report
-from espnet_usr2.decode import comparison as cmp
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_REF = {"t1": "a b c d", "t2": "e f g h", "t3": "i j k l"}  # 12 words

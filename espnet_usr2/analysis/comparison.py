@@ -15,7 +15,7 @@ ablations; Sec. 5, Fig. 3-5, Tables 1 and 10-12).  This module reads what
   epoch of each optimiser step's wall-clock), its median over epochs.
 * **Hypotheses** ``<exp_dir>/<decode_tag>/<set>/<video|audio|audiovisual>/text`` and, for the
   babble-noise sweep, ``<exp_dir>/noise/decode/snr<label>/<audio|audiovisual>/text``
-  (labels of :func:`espnet_usr2.decode.robustness.condition_name`); references
+  (labels of :func:`espnet_usr2.analysis.robustness.condition_name`); references
   ``<ref_dir>/<set>/text`` and ``<ref_dir>/<set>/utt2num_frames`` (or a shape file).
 
 Statistics over seeds are the mean and the *sample* standard deviation (``ddof=1``; "-" for
@@ -40,9 +40,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 
-from espnet_usr2.decode import robustness as rb
-from espnet_usr2.decode.failures import count_failures
-from espnet_usr2.decode.scoring import ScoringInputError, read_kaldi_text
+from espnet_usr2.analysis import robustness as rb
+from espnet_usr2.analysis.failures import count_failures
+from espnet_usr2.scoring.sclite import ScoringInputError, read_kaldi_text
 from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, LONG_NAMES, VIDEO
 
 log = logging.getLogger(__name__)
@@ -807,7 +807,7 @@ def failures_markdown(comp: Comparison) -> List[str]:
             for m in comp.methods for tag in cfg.decode_tags]
     return [f"## Failures on {cfg.long_set} ({n} hypotheses per run; mean ± std over seeds)", "",
             "Loop: an n-gram (1-4 words) repeated at least 3 times back to back, more often than in the "
-            "reference. Omission: fewer than 2/3 of the reference's words (`espnet_usr2/decode/failures.py`).",
+            "reference. Omission: fewer than 2/3 of the reference's words (`espnet_usr2/analysis/failures.py`).",
             ""] + _table(header, rows, left=2) + [""]
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from espnet_usr2.decode.scoring import match_hypotheses
+from espnet_usr2.scoring.sclite import match_hypotheses
 
 MAX_NGRAM = 4  # longest repeated unit looked for, in words
 MIN_REPEATS = 3  # back-to-back occurrences that make a loop

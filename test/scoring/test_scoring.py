@@ -10,9 +10,9 @@ from typing import Sequence, Tuple
 import pytest
 
 from espnet_usr2.bin import usr2_score
-from espnet_usr2.decode import scoring
-from espnet_usr2.decode.results import TABLE_HEADER, collect_results, render_results_md, write_results_md
-from espnet_usr2.decode.scoring import (FallbackUnsupportedError, ScliteNotFoundError, ScoringInputError,
+from espnet_usr2.scoring import sclite
+from espnet_usr2.scoring.results import TABLE_HEADER, collect_results, render_results_md, write_results_md
+from espnet_usr2.scoring.sclite import (FallbackUnsupportedError, ScliteNotFoundError, ScoringInputError,
                                         align, count_errors, find_sclite, parse_result, python_sclite_report,
                                         score, sum_avg_line)
 
@@ -226,7 +226,7 @@ def test_duplicate_ids_and_missing_speakers_are_refused(tmp_path):
 
 
 def test_missing_sclite_is_reported_with_install_instructions(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(scoring, "find_sclite", lambda: None)
+    monkeypatch.setattr(sclite, "find_sclite", lambda: None)
     ref, hyp, spk = _files(tmp_path)
     with pytest.raises(ScliteNotFoundError, match="apt-get install sctk"):
         score(ref, hyp, spk, tmp_path / "out", backend="sclite")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from espnet_usr2.decode import failures as fl
-from espnet_usr2.decode.scoring import ScoringInputError
+from espnet_usr2.analysis import failures as fl
+from espnet_usr2.scoring.sclite import ScoringInputError
 
 
 @pytest.mark.parametrize("hyp,expected", [
