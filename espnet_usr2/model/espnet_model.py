@@ -19,9 +19,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from espnet.nets.e2e_asr_common import ErrorCalculator
-from espnet.nets.pytorch_backend.nets_utils import th_accuracy
 from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
-from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import LabelSmoothingLoss
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.torch_utils.device_funcs import force_gatherable
@@ -34,6 +32,7 @@ from espnet_usr2.model.decoder import USR2TransformerDecoder
 from espnet_usr2.model.encoder_stack import Encoded, EncoderStack
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
+from espnet_usr2.model.token_losses import LabelSmoothingCrossEntropy, token_accuracy
 from espnet_usr2.utils.modalities import (
     AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modalities, canonical_modality, merge_modality_values,
 )
@@ -122,7 +121,7 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         ctc_names = MODALITIES if per_modality_ctc else (SHARED_CTC,)
         self.per_modality_ctc = per_modality_ctc
         self.ctc = nn.ModuleDict({m: CTC(vocab_size, d_model, **(ctc_conf or {})) for m in ctc_names})
-        self.criterion_att = LabelSmoothingLoss(vocab_size, ignore_id, lsm_weight, length_normalized_loss)
+        self.criterion_att = LabelSmoothingCrossEntropy(vocab_size, ignore_id, lsm_weight, length_normalized_loss)
         self.error_calculator = (
             ErrorCalculator(self.token_list, sym_space or word_boundary_symbol(self.token_list), sym_blank,
                             report_cer, report_wer)
@@ -348,7 +347,7 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
                 stats.update({f"{k}_{m}": v for k, v in comat_stats.items()})
             stats[f"loss_ctc_{m}"] = loss_ctc.detach()
             stats[f"loss_att_{m}"] = loss_att.detach()
-            stats[f"acc_{m}"] = torch.tensor(th_accuracy(logits.reshape(-1, self.vocab_size), ys_out, self.ignore_id))
+            stats[f"acc_{m}"] = token_accuracy(logits.detach(), ys_out, self.ignore_id)
             if not self.training and self.error_calculator is not None:
                 stats.update(self._error_rates(m, enc, logits, text))
         return losses, stats

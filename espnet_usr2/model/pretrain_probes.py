@@ -17,13 +17,12 @@ from __future__ import annotations
 from typing import Dict, Mapping, Tuple
 
 import torch
-from espnet.nets.pytorch_backend.nets_utils import th_accuracy
 from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
-from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import LabelSmoothingLoss
 from espnet2.asr.ctc import CTC
 from torch import nn
 
 from espnet_usr2.model.decoder import USR2TransformerDecoder
+from espnet_usr2.model.token_losses import LabelSmoothingCrossEntropy, token_accuracy
 from espnet_usr2.utils.modalities import MODALITIES
 
 Encoded = Mapping[str, Tuple[torch.Tensor, torch.Tensor]]
@@ -52,7 +51,7 @@ class SupervisedProbes(nn.Module):
         self.ctc = nn.ModuleDict({m: CTC(vocab_size, encoder_output_size, dropout_rate=ctc_dropout)
                                   for m in MODALITIES})
         self.decoder = decoder
-        self.criterion = LabelSmoothingLoss(vocab_size, -1, lsm_weight, normalize_length=False)
+        self.criterion = LabelSmoothingCrossEntropy(vocab_size, -1, lsm_weight, normalize_length=False)
 
     def forward(self, encoded: Encoded, text: torch.Tensor, text_lengths: torch.Tensor
                 ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -74,5 +73,5 @@ class SupervisedProbes(nn.Module):
             loss = loss + loss_ctc + loss_att
             stats[f"loss_probe_ctc_{m}"] = loss_ctc.detach()
             stats[f"loss_probe_att_{m}"] = loss_att.detach()
-            stats[f"acc_probe_{m}"] = torch.tensor(th_accuracy(m_logits.reshape(-1, m_logits.size(-1)), ys_out, -1))
+            stats[f"acc_probe_{m}"] = token_accuracy(m_logits.detach(), ys_out, -1)
         return self.weight * loss, stats

@@ -25,7 +25,7 @@ of eq. 11):
 Normalisation (same as the supervised loss in ``espnet_model.py``): every term is a sum
 over the kept units (tokens, frames, or whole sequences for CTC) divided by the batch
 size B -- masked units count in B but add nothing, exactly like ESPnet's
-``LabelSmoothingLoss(normalize_length=False)`` and ``CTC`` (sum / B). With
+``LabelSmoothingLoss(normalize_length=False)`` (computed on the device: ``model/token_losses.py``) and ``CTC`` (sum / B). With
 ``normalize_length=True`` the cross-entropy terms are divided by the number of kept
 tokens instead (like ESPnet's option); the CTC terms stay sum / B as in ESPnet's CTC.
 
@@ -41,9 +41,9 @@ from typing import Dict, Tuple
 
 import torch
 import torch.nn.functional as F
-from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import LabelSmoothingLoss
 from torch import nn
 
+from espnet_usr2.model.token_losses import LabelSmoothingCrossEntropy
 from espnet_usr2.semi.confidence import check_choice, check_unit_interval, length_mask, token_sequence_confidence
 from espnet_usr2.semi.ctc_pseudo_labels import CTCPseudoLabels, FramePseudoLabels
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels, append_eos, prepend_sos
@@ -91,7 +91,7 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, keep: torc
         raise ValueError(f"logits cover {logits.size(1)} positions but targets {targets.size(1)}")
     kept = keep & (targets != ignore_id)
     targets = targets.masked_fill(~kept, ignore_id)
-    criterion = LabelSmoothingLoss(logits.size(-1), ignore_id, smoothing, normalize_length=False)
+    criterion = LabelSmoothingCrossEntropy(logits.size(-1), ignore_id, smoothing, normalize_length=False)
     loss = criterion(logits.float(), targets)  # sum over kept positions / B
     if normalize_length:
         loss = loss * logits.size(0) / kept.sum().clamp(min=1)
