@@ -276,7 +276,7 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         Off with ``teacher_conf.validate: false``; absent until the teacher is initialised.
         """
         teacher = self.teacher
-        if teacher is None or not teacher.validate or not bool(teacher.initialized):
+        if teacher is None or not teacher.validate or not teacher.is_initialized:
             return {}
         with torch.no_grad():
             losses, stats = teacher.model._labelled_losses(batch, text, text_lengths)
@@ -295,12 +295,12 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             sup_losses = {m: loss + unused for m, loss in sup_losses.items()}
             stats = {f"{k}_{m}": torch.tensor(float("nan"))
                      for m in self.modalities for k in self._supervised_stat_names(m)}
-        if not bool(self.teacher.initialized):  # the first semi-supervised step
+        if not self.teacher.is_initialized:  # the first semi-supervised step
             self.unlabelled_objective.start_from(self)
         self.ensure_teacher_initialized()
         unl_losses, unl_stats = self.unlabelled_objective(
-            student=self, teacher=self.teacher.model, step=int(self.teacher.num_updates),
-            total_steps=int(self.teacher.total_steps), **_select(batch, ~is_labelled),
+            student=self, teacher=self.teacher.model, step=self.teacher.steps_done,
+            total_steps=self.teacher.schedule_steps, **_select(batch, ~is_labelled),
         )
         stats.update(unl_stats)
         stats["ema_momentum"] = torch.tensor(self.teacher.current_momentum())

@@ -27,7 +27,12 @@ Its batch norm (``batch_norm``):
 
 State that must survive ``--resume`` -- the number of updates, the schedule length and
 whether the teacher has been initialised from the student -- lives in buffers, so it is
-part of the model's ``state_dict`` and of every ESPnet checkpoint.
+part of the model's ``state_dict`` and of every ESPnet checkpoint. The training step reads
+them on the host (:attr:`~EMATeacher.steps_done`, :attr:`~EMATeacher.schedule_steps`,
+:attr:`~EMATeacher.is_initialized`) from a copy that is read from the buffer again only when
+the buffer has changed outside this class (a checkpoint loaded, ``.fill_``, a move to
+another device): on a GPU a read is a wait for the device, and the step would otherwise wait
+several times for three numbers the host already knows (``bench/count_host_syncs.py``).
 """
 from __future__ import annotations
 
@@ -79,6 +84,7 @@ class EMATeacher(nn.Module):
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("total_steps", torch.tensor(total_steps, dtype=torch.long))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self._host_values: dict = {}  # buffer name -> (buffer, its version, value)
         self.train(self.training)
 
     def train(self, mode: bool = True) -> "EMATeacher":
@@ -89,8 +95,40 @@ class EMATeacher(nn.Module):
         set_teacher_mode(self.model, self.batch_norm, mode)
         return self
 
+    def _host_value(self, name: str) -> int:
+        """A state buffer's value on the host, read from the buffer only when it changed since."""
+        buffer = getattr(self, name)
+        if buffer.is_inference():  # made under torch.inference_mode: no version counter to key on
+            return int(buffer.item())
+        known = self._host_values.get(name)
+        if known is None or known[0] is not buffer or known[1] != buffer._version:
+            known = (buffer, buffer._version, int(buffer.item()))
+            self._host_values[name] = known
+        return known[2]
+
+    def _set_host_value(self, name: str, value: int) -> None:
+        """Record the value this class just wrote into a state buffer (no read)."""
+        buffer = getattr(self, name)
+        if not buffer.is_inference():
+            self._host_values[name] = (buffer, buffer._version, value)
+
+    @property
+    def steps_done(self) -> int:
+        """The number of EMA updates so far (``num_updates``)."""
+        return self._host_value("num_updates")
+
+    @property
+    def schedule_steps(self) -> int:
+        """The momentum schedule's length (``total_steps``; 0 until the trainer sets it)."""
+        return self._host_value("total_steps")
+
+    @property
+    def is_initialized(self) -> bool:
+        """Whether the teacher was initialised from the student (``initialized``)."""
+        return bool(self._host_value("initialized"))
+
     def current_momentum(self) -> float:
-        return cosine_momentum(int(self.num_updates), int(self.total_steps), self.momentum_start, self.momentum_end)
+        return cosine_momentum(self.steps_done, self.schedule_steps, self.momentum_start, self.momentum_end)
 
     @torch.no_grad()
     def sync_from(self, student: nn.Module) -> None:
@@ -100,11 +138,12 @@ class EMATeacher(nn.Module):
         for (_, b_t), (_, b_s) in _paired(self.model.named_buffers(), _own(student.named_buffers())):
             b_t.copy_(b_s)
         self.initialized.fill_(True)
+        self._set_host_value("initialized", 1)
 
     @torch.no_grad()
     def update(self, student: nn.Module) -> float:
         """One EMA step towards the student; returns the momentum used."""
-        if not bool(self.initialized):
+        if not self.is_initialized:
             raise RuntimeError("the EMA teacher was never initialised from the student (call sync_from first)")
         mu = self.current_momentum()
         pairs = list(_paired(self.model.named_parameters(), _own(student.named_parameters())))
@@ -115,7 +154,9 @@ class EMATeacher(nn.Module):
         if self.batch_norm == "running":
             for (_, b_t), (_, b_s) in _paired(self.model.named_buffers(), _own(student.named_buffers())):
                 b_t.copy_(b_s)
+        steps = self.steps_done
         self.num_updates += 1
+        self._set_host_value("num_updates", steps + 1)
         return mu
 
 
@@ -170,10 +211,10 @@ class EMATeacherMixin:
         -- ``--init_param`` from a self-supervised checkpoint -- reach the teacher too; on
         ``--resume`` the flag comes back from the checkpoint and the teacher is kept.
         """
-        if not bool(self.teacher.initialized):
+        if not self.teacher.is_initialized:
             self.teacher.sync_from(self.teacher_mirror())
 
     def update_teacher(self) -> None:
         """EMA step of the teacher (called after every optimiser step by USR2Trainer)."""
-        if self.teacher is not None and bool(self.teacher.initialized):
+        if self.teacher is not None and self.teacher.is_initialized:
             self.teacher.update(self.teacher_mirror())

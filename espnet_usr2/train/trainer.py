@@ -98,7 +98,7 @@ class USR2Trainer(Trainer):
         distributed_option: DistributedOption,
     ) -> None:
         teacher = getattr(model, "teacher", None)
-        teacher_needs_length = teacher is not None and int(teacher.total_steps) <= 0
+        teacher_needs_length = teacher is not None and teacher.schedule_steps <= 0
         schedulers_need_length = [s for s in schedulers if isinstance(s, WarmupCosineLR)
                                   and (s.total_steps <= 0 or s.warmup_epochs > 0 or s.warmup_fraction > 0)]
         if teacher_needs_length or schedulers_need_length:

@@ -147,3 +147,39 @@ def test_sync_batchnorm_converts_student_and_teacher_on_multi_gpu_runs_only(tiny
     assert any(n.startswith("video_frontend.") for n in synced) and any(n.startswith("teacher.model.") for n in synced)
     assert not any(isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d) for m in multi.modules())
     assert list(multi.state_dict()) == list(single.state_dict())  # checkpoints load either way
+
+
+def test_host_copies_of_the_state_follow_every_change_of_the_buffers():
+    """steps_done / schedule_steps / is_initialized read the buffers again whenever they changed
+    outside the teacher (a checkpoint loaded, fill_, a copy), and not after the teacher's own update."""
+    student = _Net()
+    teacher = EMATeacher(student, total_steps=100)
+    assert (teacher.steps_done, teacher.schedule_steps, teacher.is_initialized) == (0, 100, False)
+    teacher.sync_from(student)
+    teacher.update(student)
+    teacher.update(student)
+    assert teacher.is_initialized and teacher.steps_done == 2 == int(teacher.num_updates)
+    reads = []
+    original = torch.Tensor.item
+
+    def counted(self):
+        reads.append(self)
+        return original(self)
+
+    torch.Tensor.item = counted
+    try:
+        teacher.update(student)  # its own writes: known without reading the buffers
+        assert teacher.steps_done == 3 and teacher.current_momentum() > 0
+    finally:
+        torch.Tensor.item = original
+    assert reads == []
+    teacher.num_updates.fill_(7)  # as a test or a benchmark sets the step
+    teacher.total_steps.fill_(50)  # as the trainer sets the schedule's length
+    assert (teacher.steps_done, teacher.schedule_steps) == (7, 50)
+    restored = EMATeacher(student, total_steps=1)
+    assert restored.steps_done == 0 and not restored.is_initialized
+    restored.load_state_dict(teacher.state_dict())
+    assert (restored.steps_done, restored.schedule_steps, restored.is_initialized) == (7, 50, True)
+    duplicate = copy.deepcopy(teacher)
+    duplicate.num_updates.fill_(11)
+    assert duplicate.steps_done == 11 and teacher.steps_done == 7

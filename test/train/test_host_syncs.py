@@ -30,15 +30,11 @@ ALLOWED = {
     "model/espnet_model.py:_select": (12, "the batch split into labelled and unlabelled parts (boolean mask) and "
                                           "trimmed to each part's longest clip"),
     "model/espnet_model.py:supervised_losses": (8, "ESPnet's CTC concatenates the targets utterance by utterance"),
-    "model/espnet_model.py:_semi_supervised_loss": (6, "the teacher's step counter and initialised flag; whether "
-                                                       "the batch has labelled clips"),
+    "model/espnet_model.py:_semi_supervised_loss": (3, "whether the batch has labelled clips, and its labelled "
+                                                       "part (boolean mask)"),
     "model/espnet_model.py:_decoder_logits": (2, "the decoder input of the labelled modalities"),
     "model/espnet_model.py:_labelled_losses": (1, "the transcripts trimmed to the longest"),
     "model/espnet_model.py:forward": (1, "whether the whole batch is labelled"),
-    "semi/teacher.py:current_momentum": (4, "the momentum is computed on the host from the step counter"),
-    "semi/teacher.py:ensure_teacher_initialized": (1, "the teacher's initialised flag"),
-    "semi/teacher.py:update": (1, "the teacher's initialised flag"),
-    "semi/teacher.py:update_teacher": (1, "the teacher's initialised flag"),
     "data/av_sync.py:check_batch_frame_agreement": (3, "audio and video frame counts checked per modality, with an "
                                                        "error naming the clips that disagree"),
     "semi/ctc_pseudo_labels.py:ctc_collapse": (4, "the pseudo-labels are as wide as the longest collapsed label"),
