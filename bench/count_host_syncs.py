@@ -33,28 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 with contextlib.redirect_stdout(io.StringIO()):  # ESPnet's flash_attn notice
     from espnet_usr2.tasks.config import build_model_from_config  # noqa: E402
-    from espnet_usr2.testing.host_syncs import count_training_step  # noqa: E402
-
-TOKENS = ["<blank>", "<unk>", *"abcdef", "<space>", "<sos/eos>"]
-SPF = 640
-
-
-def semi_batch(frames=(20, 16, 12, 18), tokens=(4, 3, 2, 1), labelled=2, seed=0):
-    """Padded random audio, video and text; the first ``labelled`` utterances have transcripts."""
-    g = torch.Generator().manual_seed(seed)
-    lens, tlens = torch.tensor(frames), torch.tensor(tokens)
-    n, t = len(frames), max(frames)
-    video = torch.rand(n, t, 96, 96, generator=g) * 255
-    speech = torch.randn(n, t * SPF, generator=g)
-    text = torch.randint(2, len(TOKENS) - 2, (n, max(tokens)), generator=g)
-    is_labelled = torch.arange(n) < labelled
-    for i in range(n):
-        video[i, frames[i]:] = 0
-        speech[i, frames[i] * SPF:] = 0
-        text[i, tokens[i] if is_labelled[i] else 0:] = -1
-    return dict(speech=speech, speech_lengths=lens * SPF, video=video, video_lengths=lens, text=text,
-                text_lengths=torch.where(is_labelled, tlens, 0), labelled=is_labelled.long().unsqueeze(1))
-
+    from espnet_usr2.testing.host_syncs import TOKENS, count_training_step, semi_batch  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

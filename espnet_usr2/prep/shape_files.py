@@ -26,10 +26,13 @@ samplers read the files into a dict).
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from espnet2.fileio.read_text import read_2columns_text
 
 from espnet_usr2.data.roi_io import roi_frame_size
 
@@ -38,6 +41,7 @@ FRAME_SIZE_SAMPLES = 16  # ROI headers read per set to learn (and check) the fra
 
 logger = logging.getLogger(__name__)
 TokenCounter = Callable[[str, str], int]  # (utt-id, transcript) -> number of token ids
+ListReader = Callable[[Path], Dict[str, str]]  # a Kaldi-style list as {key: value}
 
 
 class ShapeSourceError(ValueError):
@@ -59,21 +63,13 @@ class DataSource:
         return cls(Path(path), name, kind)
 
 
-def read_list(path: Path) -> Dict[str, str]:
-    """A Kaldi-style ``<key> <value>`` list as a dict (the value may be empty or have spaces)."""
-    entries: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.rstrip("\n").partition(" ")
-            if key:
-                entries[key] = value.lstrip(" ")
-    return entries
-
-
-def read_keys(path: Path) -> List[str]:
-    """The first column of a list, in file order."""
-    with open(path, encoding="utf-8") as f:
-        return [line.split(maxsplit=1)[0] for line in f if line.strip()]
+def list_reader() -> ListReader:
+    """ESPnet's list reader (as its data loaders read the lists), each file read once: the key
+    file is usually one of the data lists too."""
+    @functools.lru_cache(maxsize=None)
+    def read(path: Path) -> Dict[str, str]:
+        return read_2columns_text(path)
+    return lambda path: read(Path(path).resolve())
 
 
 def _require(entries: Dict[str, str], keys: Iterable[str], path: Path, what: str) -> None:
@@ -104,19 +100,19 @@ def common_frame_size(paths: Sequence[str], set_name: str) -> Tuple[int, int]:
     return next(iter(sizes))
 
 
-def num_frames_beside(video_list: Path, keys: Sequence[str]) -> Dict[str, int]:
+def num_frames_beside(video_list: Path, keys: Sequence[str], read: ListReader) -> Dict[str, int]:
     """Video frame counts from the ``utt2num_frames`` next to ``video.scp`` (stage 3 writes it)."""
     path = video_list.parent / "utt2num_frames"
     if not path.is_file():
         raise ShapeSourceError(f"{path} not found: stage 3 writes it beside {video_list.name} (video frame "
                                "counts, the shapes' source); rerun stage 3 for this set")
-    frames = read_list(path)
+    frames = read(path)
     _require(frames, keys, path, "frame count")
     return {k: int(frames[k]) for k in keys}
 
 
 def shape_lines(sources: Sequence[DataSource], keys: Sequence[str], samples_per_frame: int,
-                count_tokens: Optional[TokenCounter]) -> Dict[str, List[str]]:
+                count_tokens: Optional[TokenCounter], read: ListReader) -> Dict[str, List[str]]:
     """``{"<name>_shape": ["<key> <shape>", ...]}`` for the sources' names, in key order."""
     by_name = {s.name: s for s in sources}
     unknown = sorted(set(by_name) - {SPEECH, VIDEO, TEXT})
@@ -128,19 +124,19 @@ def shape_lines(sources: Sequence[DataSource], keys: Sequence[str], samples_per_
     lines: Dict[str, List[str]] = {}
     if VIDEO in by_name:
         video = by_name[VIDEO]
-        paths = read_list(video.path)
+        paths = read(video.path)
         _require(paths, keys, video.path, "video file")
-        frames = num_frames_beside(video.path, keys)
+        frames = num_frames_beside(video.path, keys, read)
         height, width = common_frame_size([paths[k] for k in keys], str(video.path.parent))
         lines[f"{VIDEO}_shape"] = [f"{k} {frames[k]},{height},{width}" for k in keys]
         if SPEECH in by_name:
-            audio = read_list(by_name[SPEECH].path)
+            audio = read(by_name[SPEECH].path)
             _require(audio, keys, by_name[SPEECH].path, "audio file")
             lines[f"{SPEECH}_shape"] = [f"{k} {frames[k] * samples_per_frame}" for k in keys]
     if TEXT in by_name:
         if count_tokens is None:
             raise ShapeSourceError("text shapes need the tokenizer (--token_list / --bpemodel)")
-        texts = read_list(by_name[TEXT].path)
+        texts = read(by_name[TEXT].path)
         _require(texts, keys, by_name[TEXT].path, "transcript")
         lines[f"{TEXT}_shape"] = [f"{k} {count_tokens(k, texts[k])}" for k in keys]
     return lines
@@ -150,10 +146,11 @@ def write_shape_files(sources: Sequence[DataSource], key_file: Path, out_dir: Pa
                       count_tokens: Optional[TokenCounter] = None) -> int:
     """Write ``<name>_shape``, ``batch_keys`` and ``stats_keys`` into ``out_dir`` as ESPnet's
     ``--collect_stats`` does for these sources; returns the number of utterances."""
-    keys = read_keys(key_file)
+    read = list_reader()
+    keys = list(read(key_file))
     if not keys:
         raise ShapeSourceError(f"{key_file} lists no utterance")
-    lines = shape_lines(sources, keys, samples_per_frame, count_tokens)
+    lines = shape_lines(sources, keys, samples_per_frame, count_tokens, read)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in lines.items():
         (out_dir / name).write_text("".join(f"{row}\n" for row in rows), encoding="utf-8")

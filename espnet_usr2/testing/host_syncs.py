@@ -14,7 +14,7 @@ calls are put on the espnet_usr2 function that called into ESPnet):
 
 A read of a CPU tensor (a crop offset drawn from the CPU generator) is counted too; whoever
 bounds the count says which ones those are. Used by ``test/train/test_host_syncs.py`` and
-``bench/count_host_syncs.py``.
+``bench/count_host_syncs.py``, with the step's batch :func:`semi_batch`.
 """
 from __future__ import annotations
 
@@ -25,6 +25,27 @@ from typing import Counter, Tuple
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+
+TOKENS = ["<blank>", "<unk>", *"abcdef", "<space>", "<sos/eos>"]
+SPF = 640  # audio samples per video frame
+
+
+def semi_batch(frames=(20, 16, 12, 18), tokens=(4, 3, 2, 1), labelled=2, seed=0):
+    """Padded random audio, video and text; the first ``labelled`` utterances have transcripts."""
+    g = torch.Generator().manual_seed(seed)
+    lens, tlens = torch.tensor(frames), torch.tensor(tokens)
+    n, t = len(frames), max(frames)
+    video = torch.rand(n, t, 96, 96, generator=g) * 255
+    speech = torch.randn(n, t * SPF, generator=g)
+    text = torch.randint(2, len(TOKENS) - 2, (n, max(tokens)), generator=g)
+    is_labelled = torch.arange(n) < labelled
+    for i in range(n):
+        video[i, frames[i]:] = 0
+        speech[i, frames[i] * SPF:] = 0
+        text[i, tokens[i] if is_labelled[i] else 0:] = -1
+    return dict(speech=speech, speech_lengths=lens * SPF, video=video, video_lengths=lens, text=text,
+                text_lengths=torch.where(is_labelled, tlens, 0), labelled=is_labelled.long().unsqueeze(1))
+
 
 HOST_READS = {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy", "nonzero"}
 DATA_DEPENDENT_OPS = ("_local_scalar_dense", "nonzero", "masked_select", "unique", "repeat_interleave")

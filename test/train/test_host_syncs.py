@@ -9,17 +9,11 @@ here with its reason. ``python bench/count_host_syncs.py`` prints the full repor
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from espnet_usr2.tasks.config import build_model_from_config
-from espnet_usr2.testing.host_syncs import count_training_step
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from count_host_syncs import TOKENS, semi_batch  # noqa: E402
+from espnet_usr2.testing.host_syncs import TOKENS, count_training_step, semi_batch
 
 # function -> (most calls in one step, why)
 ALLOWED = {
