@@ -35,10 +35,10 @@ import numpy as np
 import soundfile
 
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "egs2" / "TEMPLATE" / "usr2"
 sys.path.insert(0, str(REPO))
 
 from espnet_usr2.data.roi_io import save_roi  # noqa: E402
+from espnet_usr2.testing.recipes import TEMPLATE, TEMPLATE_SHARED, link_template  # noqa: E402
 
 SAMPLES_PER_FRAME = 640
 WORDS = ("THE", "A", "PEOPLE", "THINK", "ABOUT", "WHAT", "THEY", "SEE", "EVERY", "DAY", "AND", "WHY",
@@ -98,11 +98,7 @@ def _write(path: Path, lines) -> None:
 
 def recipe_dir(root: Path) -> Path:
     """A recipe directory laid out like egs2/<corpus>/usr2 (shared files linked)."""
-    recipe = root / "usr2"
-    recipe.mkdir(parents=True)
-    for name in ("utils", "pyscripts", "scripts", "usr2.sh", "cmd.sh", "db.sh", "path.sh", "conf"):
-        (recipe / name).symlink_to(TEMPLATE / name)
-    return recipe
+    return link_template(root / "usr2", (*TEMPLATE_SHARED, "conf"))
 
 
 def measured(cmd: Sequence[str], cwd: Path, log: Path) -> Tuple[float, float]:

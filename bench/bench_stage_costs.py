@@ -23,20 +23,10 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-MINI = REPO / "egs2" / "mini_lrs3" / "usr2"
-RECIPE_OUTPUTS = ("downloads", "data", "dump", "exp", ".")
+from espnet_usr2.testing.recipes import link_recipe
+
 FPS = 25
 TRAIN_SETS = ("trainval_train", "valid", "pretrain")
-
-
-def recipe_copy(dst: Path) -> Path:
-    """The mini recipe with every entry linked except what running it writes."""
-    dst.mkdir(parents=True)
-    for entry in MINI.iterdir():
-        if not entry.name.startswith(RECIPE_OUTPUTS):
-            (dst / entry.name).symlink_to(entry.resolve())
-    return dst
 
 
 def run_stages(recipe: Path, first: int, last: int, env: Dict[str, str], extra: List[str], log: Path) -> float:
@@ -70,7 +60,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_stage_costs"))
     args = parser.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)
-    recipe = recipe_copy(args.workdir / "usr2")
+    recipe = link_recipe("mini_lrs3", args.workdir / "usr2")
     log = args.workdir / "run.log"
     env = {**os.environ, "MINI_LRS3": str(args.corpus.resolve()), "USR2_CMD_BACKEND": "local",
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}

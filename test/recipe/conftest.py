@@ -1,13 +1,10 @@
 """Fixtures of the recipe tests."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 CLIP_SIZE = 128  # small frames keep face detection fast
-EGS = Path(__file__).resolve().parents[2] / "egs2"
-RECIPE_OUTPUTS = ("downloads", "data", "dump", "exp", ".")  # data_cmp/, exp_lm/, hidden files too
 
 
 @pytest.fixture(scope="session")
@@ -15,13 +12,9 @@ def recipe_copy():
     """``recipe_copy(corpus, dst)``: egs2/<corpus>/usr2 as a user has it, in ``dst``: every
     entry linked except what running the recipe writes (downloads/, data*/, dump*/, exp*/
     and hidden files), so a test's outputs land in ``dst`` and never in the checkout."""
-    def copy(corpus: str, dst: Path) -> Path:
-        dst.mkdir(parents=True)
-        for entry in (EGS / corpus / "usr2").iterdir():
-            if not entry.name.startswith(RECIPE_OUTPUTS):
-                (dst / entry.name).symlink_to(entry.resolve())
-        return dst
-    return copy
+    from espnet_usr2.testing.recipes import link_recipe
+
+    return link_recipe
 
 
 @pytest.fixture(scope="session")

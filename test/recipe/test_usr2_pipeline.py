@@ -23,13 +23,11 @@ import pytest
 import torch
 import yaml
 
+from espnet_usr2.testing.recipes import EGS, TEMPLATE, link_template
 from espnet_usr2.utils.model_selection import default_inference_model, selection_of
 
 pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
-REPO = Path(__file__).resolve().parents[2]
-EGS = REPO / "egs2"
-TEMPLATE = EGS / "TEMPLATE" / "usr2"
 CI_SUP = EGS / "mini_lrs3" / "usr2" / "conf" / "train_usr2_ci_sup.yaml"  # the tiny model, supervised
 DECODE = EGS / "mini_lrs3" / "usr2" / "conf" / "decode_ci.yaml"
 
@@ -54,7 +52,7 @@ def test_groups_cover_every_shipped_config():
                                               "ci", "ci_sup")} <= names, names
     covered = {_selection_key(c): g for g, c in GROUPS.items()}
     assert len(covered) == len(GROUPS), "two groups with the same selection"
-    missing = [str(p.relative_to(REPO)) for p in shipped if _selection_key(p) not in covered]
+    missing = [str(p.relative_to(EGS.parent)) for p in shipped if _selection_key(p) not in covered]
     assert not missing, f"no pipeline runs the model selection of {missing}: add a group to GROUPS"
 
 
@@ -66,9 +64,7 @@ def _env() -> dict:
 
 def _recipe_dir(dst: Path) -> Path:
     """A recipe directory laid out like egs2/<corpus>/usr2 (shared files linked)."""
-    dst.mkdir(parents=True)
-    for name in ("utils", "pyscripts", "scripts", "usr2.sh", "cmd.sh", "db.sh", "path.sh"):
-        (dst / name).symlink_to(TEMPLATE / name)
+    link_template(dst)
     (dst / "conf").mkdir()
     (dst / "conf" / "decode_ci.yaml").symlink_to(DECODE)
     return dst
