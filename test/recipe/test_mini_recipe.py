@@ -17,14 +17,10 @@ from pathlib import Path
 import pytest
 
 
-GEN_OPTS = ("--n_pretrain 16 --n_trainval 36 --n_test 6 --n_long 2 --n_speakers 3 --n_test_speakers 2 "
-            "--max_words 5 --long_min_words 8 --long_max_words 10 --size 128")
-RUN_OPTS = ("--gen_opts", GEN_OPTS, "--nj", "2", "--local_data_opts",
-            "--long_test true --valid_from trainval --valid_size 6", "--nbpe", "40", "--max_frames", "300",
-            "--sup_train_config", "conf/train_usr2_ci_sup.yaml", "--train_config", "conf/train_usr2_ci.yaml",
-            "--labelled_batch_frames", "300", "--unlabelled_batch_frames", "300")
-TAG = "train_usr2_ci_trainval_train_semi_pretrain"
-DECODE_TAG = "decode_ci_valid.loss.best"
+from espnet_usr2.testing.recipes import MINI_CI_DECODE_OPTS as DECODE_OPTS
+from espnet_usr2.testing.recipes import MINI_CI_DECODE_TAG as DECODE_TAG
+from espnet_usr2.testing.recipes import MINI_CI_RUN_OPTS as RUN_OPTS
+from espnet_usr2.testing.recipes import MINI_CI_TAG as TAG
 
 pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
@@ -34,8 +30,7 @@ def ci_run(tmp_path_factory, recipe_copy):
     recipe = recipe_copy("mini_lrs3", tmp_path_factory.mktemp("mini_recipe") / "usr2")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "local"}
     env.pop("MINI_LRS3", None)
-    cmd = ["./run.sh", *RUN_OPTS, "--inference_nj", "2", "--test_sets", "test test_long",
-           "--inference_config", "conf/decode_ci.yaml"]
+    cmd = ["./run.sh", *RUN_OPTS, *DECODE_OPTS]
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True, timeout=1500)
     elapsed = time.time() - t0
