@@ -46,11 +46,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench_common import FPS, SAMPLES_PER_FRAME, Measured, random_av, token_list, write_lm_run_config  # noqa: E402
+
 from espnet_usr2.decode.espnet_beam import espnet_beam_search  # noqa: E402
 from espnet_usr2.decode.fast_beam import fast_beam_search  # noqa: E402
 from espnet_usr2.decode.hyps import DecodeOptions  # noqa: E402
-from espnet_usr2.utils.espnet_lm import load_lm  # noqa: E402
 from espnet_usr2.tasks.config import build_model_from_config  # noqa: E402
+from espnet_usr2.utils.espnet_lm import load_lm  # noqa: E402
 
 
 def lengths_for(n: int, lo: int = 75, hi: int = 150) -> List[int]:
@@ -112,7 +113,7 @@ def main() -> None:
     peaks: List[Measured] = []
     with torch.no_grad():  # one utterance at a time: bounded memory, no padding effects
         for i, t in enumerate(lens.tolist()):
-            peaks.append(Measured(lambda: model.encode(
+            peaks.append(Measured(lambda i=i, t=t: model.encode(
                 speech[i:i + 1, : t * SAMPLES_PER_FRAME], lens[i:i + 1] * SAMPLES_PER_FRAME, video[i:i + 1, :t],
                 lens[i:i + 1], modalities=[args.modality], augment=False)[args.modality]))
             out, _ = peaks[-1].result

@@ -70,8 +70,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import (FPS, Measured, cuda_synchronize, max_rss_mb, peak_bf16_flops, random_av,  # noqa: E402
-                          token_list)
+from bench_common import FPS, Measured, cuda_synchronize, max_rss_mb, peak_bf16_flops, random_av, token_list  # noqa: E402
 from bench_decoding import lengths_for, time_searches  # noqa: E402
 from bench_semi import PL_MODALITY, force_realistic_pl_lengths  # noqa: E402
 

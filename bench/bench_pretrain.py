@@ -40,8 +40,8 @@ CONF = REPO / "egs2" / "TEMPLATE" / "usr2" / "conf"
 
 
 def build_models(args):
-    from espnet_usr2.tasks.usr2 import USR2Task
     from espnet_usr2.tasks.config import build_model_from_config
+    from espnet_usr2.tasks.usr2 import USR2Task
 
     torch.manual_seed(args.seed)
     semi = build_model_from_config(CONF / f"train_usr2_{args.size}.yaml", token_list(args.vocab),
@@ -106,7 +106,7 @@ def main() -> None:
     for k in range(args.steps):
         for name in (("semi", "pretrain") if k % 2 == 0 else ("pretrain", "semi")):
             model, inputs = runs[name]
-            results[name].append(Measured(lambda: step(model, inputs, k + 1)))
+            results[name].append(Measured(lambda model=model, inputs=inputs, k=k: step(model, inputs, k + 1)))
     for name, measured in results.items():
         wall = statistics.median(m.wall for m in measured)
         cpu = statistics.median(m.cpu for m in measured)

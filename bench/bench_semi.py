@@ -274,7 +274,7 @@ def worker_steps(args) -> Dict:
         for method in order:
             if k >= (args.steps if method == "usr2" else args.usr1_steps):
                 continue
-            m = Measured(lambda: step(method, k))
+            m = Measured(lambda method=method, k=k: step(method, k))
             stats, t_fwd = m.result
             mode = "usr1" if method == "usr1" else ("ar" if float(stats["pl_mode_ar"]) == 1.0 else "ctc")
             if method == "usr2":  # the model ran the mode of the draw

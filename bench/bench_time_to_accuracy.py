@@ -41,7 +41,7 @@ def main(cmd: Optional[List[str]] = None) -> cmp.TimeToAccuracy:
         tta = cmp.time_to_accuracy(curves, tuple(args.methods), args.metric, args.target_acc, start)
     except cmp.ComparisonInputError as e:
         print(f"bench_time_to_accuracy: error: {e}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     print(f"manifest: {Path(args.manifest)}; warm-up: {args.warmup_dir or '(none: curves start at epoch 1)'}")
     print(cmp.tta_markdown(tta))
     return tta

@@ -29,8 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_gpu_check import (FULL, autocast, build_model, cuda_synchronize, prepare_training,  # noqa: E402
-                             semi_batch, timed)
+from bench_gpu_check import FULL, autocast, build_model, cuda_synchronize, prepare_training, semi_batch, timed  # noqa: E402
 
 PARTS = ("forward", "backward", "optimizer", "ema_update")
 

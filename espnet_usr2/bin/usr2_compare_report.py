@@ -92,7 +92,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
         written = cmp.write_report(config_from_args(args))
     except (ScoringInputError, ValueError) as e:
         print(f"usr2_compare_report: error: {e}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     for kind, path in written.items():
         print(f"{kind}: {path}")
 

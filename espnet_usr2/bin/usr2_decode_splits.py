@@ -33,7 +33,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
             merged = merge_decode_dirs(args.job_dirs, args.out_dir)
             print(f"merged {len(merged)} files from {len(args.job_dirs)} jobs into {args.out_dir}")
     except (SplitMergeError, ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"usr2_decode_splits: error: {e}")
+        raise SystemExit(f"usr2_decode_splits: error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
                                 config=args.config, source=args.source, overwrite=args.overwrite)
     except (ReleaseCheckpointError, ValueError, OSError) as e:
         print(f"usr2_import: error: {e}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     for line in report.lines():
         print(line)
 

@@ -109,7 +109,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     except (DataInputError, UnsupportedDecoderError, ValueError, FileNotFoundError) as e:
         # bad input: one clear line instead of a traceback
         print(f"usr2_inference: error: {e}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     for m, d in out_dirs.items():
         print(f"{m}: {d}")
 

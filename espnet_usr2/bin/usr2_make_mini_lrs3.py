@@ -78,13 +78,13 @@ def main(cmd: Optional[List[str]] = None) -> int:
     try:
         cfg.check()
     except ValueError as err:
-        raise SystemExit(f"error: {err}")
+        raise SystemExit(f"error: {err}") from None
     root = Path(args.out)
     start = time.perf_counter()
     try:
         info = write_corpus(cfg, root, nj=args.nj, overwrite=args.overwrite)
     except FileExistsError as err:
-        raise SystemExit(f"error: {err}")
+        raise SystemExit(f"error: {err}") from None
     elapsed = time.perf_counter() - start
     for split, stats in info["splits"].items():
         print(

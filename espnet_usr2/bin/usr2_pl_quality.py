@@ -30,7 +30,14 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from espnet_usr2.analysis.pseudo_labels import (
-    BATCH_NORM_MODES, VIEWS, TeacherSetting, UtterancePL, batch_pseudo_labels, score, teacher_network, write_report,
+    BATCH_NORM_MODES,
+    VIEWS,
+    TeacherSetting,
+    UtterancePL,
+    batch_pseudo_labels,
+    score,
+    teacher_network,
+    write_report,
 )
 from espnet_usr2.inference.inference import build_loader, read_keys
 from espnet_usr2.inference.speech2text import USR2Speech2Text

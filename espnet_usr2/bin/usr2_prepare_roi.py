@@ -43,9 +43,9 @@ import dataclasses
 import logging
 import os
 import sys
+from typing import List, Optional
 
 from espnet2.utils.types import str2bool
-from typing import List, Optional
 
 from espnet_usr2.prep.roi_lists import read_entries
 from espnet_usr2.prep.roi_pipeline import (

@@ -147,7 +147,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
         written = build_report(args)
     except (ScoringInputError, ValueError) as e:
         print(f"usr2_robustness_report: error: {e}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     for kind, path in written.items():
         print(f"{kind}: {path}")
 

@@ -25,8 +25,13 @@ import sys
 from typing import List, Optional
 
 from espnet_usr2.scoring.results import write_results_md
-from espnet_usr2.scoring.sclite import (FallbackUnsupportedError, ScliteFailedError, ScliteNotFoundError,
-                                        ScoringInputError, score)
+from espnet_usr2.scoring.sclite import (
+    FallbackUnsupportedError,
+    ScliteFailedError,
+    ScliteNotFoundError,
+    ScoringInputError,
+    score,
+)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -82,7 +87,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
             FileNotFoundError) as e:
         # input problems get one clear line, not a traceback
         print(f"usr2_score: error: {e}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

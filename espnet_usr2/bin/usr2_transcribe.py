@@ -53,12 +53,12 @@ with open(os.devnull, "w") as _quiet, contextlib.redirect_stdout(_quiet):
     from espnet_usr2.inference import long_form, subtitles
     from espnet_usr2.inference.model_dir import ModelDirError, resolve_model_dir
     from espnet_usr2.inference.speech2text import MODEL_ROLES, USR2Speech2Text
-    from espnet_usr2.utils.modalities import MODALITIES
     from espnet_usr2.prep import roi_errors as E
     from espnet_usr2.prep.landmarks import load_landmarks
     from espnet_usr2.prep.media import SAMPLE_RATE, check_damage, probe_streams, read_audio
     from espnet_usr2.prep.roi_errors import SkipUtterance
     from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_clip
+    from espnet_usr2.utils.modalities import MODALITIES
 
 log = logging.getLogger("usr2_transcribe")
 PROG = "usr2_transcribe"

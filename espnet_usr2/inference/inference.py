@@ -31,8 +31,8 @@ from espnet2.torch_utils.device_funcs import to_device
 
 from espnet_usr2.decode.hyps import DecodeOptions, Hyp
 from espnet_usr2.inference.speech2text import SPEECH, VIDEO_NAME, USR2Speech2Text
-from espnet_usr2.utils.modalities import LONG_NAMES, canonical_modalities, needs_audio, needs_video
 from espnet_usr2.tasks.usr2 import USR2Task
+from espnet_usr2.utils.modalities import LONG_NAMES, canonical_modalities, needs_audio, needs_video
 
 log = logging.getLogger(__name__)
 

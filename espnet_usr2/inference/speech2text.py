@@ -30,10 +30,10 @@ from espnet_usr2.decode.espnet_beam import espnet_beam_search
 from espnet_usr2.decode.fast_beam import fast_beam_search
 from espnet_usr2.decode.greedy import greedy_attention, greedy_ctc
 from espnet_usr2.decode.hyps import DecodeOptions, Hyp, empty_hyp, transcription_search
-from espnet_usr2.utils.espnet_lm import load_lm
 from espnet_usr2.inference.model_dir import ModelFiles, resolve_model_dir, resolved_train_config
-from espnet_usr2.utils.modalities import LONG_NAMES, MODALITIES, canonical_modalities, needs_audio, needs_video
 from espnet_usr2.tasks.usr2 import USR2Task
+from espnet_usr2.utils.espnet_lm import load_lm
+from espnet_usr2.utils.modalities import LONG_NAMES, MODALITIES, canonical_modalities, needs_audio, needs_video
 
 log = logging.getLogger(__name__)
 

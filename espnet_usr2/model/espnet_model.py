@@ -33,10 +33,16 @@ from espnet_usr2.model.encoder_stack import Encoded, EncoderStack
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.model.token_losses import LabelSmoothingCrossEntropy, token_accuracy
-from espnet_usr2.utils.modalities import (
-    AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modalities, canonical_modality, merge_modality_values,
-)
 from espnet_usr2.semi.teacher import EMATeacher, EMATeacherMixin
+from espnet_usr2.utils.modalities import (
+    AUDIO,
+    AUDIOVISUAL,
+    MODALITIES,
+    VIDEO,
+    canonical_modalities,
+    canonical_modality,
+    merge_modality_values,
+)
 
 DEFAULT_MODALITY_WEIGHTS = {VIDEO: 0.3, AUDIO: 0.7, AUDIOVISUAL: 0.7}
 SHARED_CTC = "shared"

@@ -43,12 +43,12 @@ from espnet_usr2.model.augmentation import StudentAugmentation, TimeMasks
 from espnet_usr2.model.encoder import RelPosTransformerEncoder
 from espnet_usr2.model.encoder_stack import EncoderStack
 from espnet_usr2.model.frontends import AbsModalityFrontend
-from espnet_usr2.model.pretrain_probes import SupervisedProbes
 from espnet_usr2.model.fusion import ConcatProjectionFusion
-from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, merge_modality_values
 from espnet_usr2.model.pretrain_masking import frames_to_samples, span_mask
+from espnet_usr2.model.pretrain_probes import SupervisedProbes
 from espnet_usr2.semi.teacher import EMATeacher, EMATeacherMixin
 from espnet_usr2.utils.masks import valid_mask
+from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, merge_modality_values
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ per stream (:class:`Damage`); :func:`check_damage` decides whether it is too muc
 """
 from __future__ import annotations
 
+import bisect
 import math
 import os
-import bisect
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path

@@ -21,8 +21,8 @@ from espnet2.utils.types import str2bool, str2triple_str
 from torch.utils.data import DataLoader
 
 from espnet_usr2.data.semi_dataset import SemiSupervisedDataset
+from espnet_usr2.samplers.semi_supervised import SemiStep, SemiSupervisedBatchSampler, read_frame_lengths
 from espnet_usr2.utils.distributed import rank_and_world
-from espnet_usr2.samplers.semi_supervised import SemiSupervisedBatchSampler, SemiStep, read_frame_lengths
 
 SEMI_SUPERVISED_BATCH_TYPE = "semi_supervised"
 

@@ -29,7 +29,6 @@ from espnet_usr2.model.incremental import IncrementalDecoder, UnsupportedDecoder
 from espnet_usr2.semi.confidence import check_unit_interval, length_mask, token_confidence_mask
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels
 
-
 LIMITS_OVER = ("utterance", "batch")
 
 

@@ -18,8 +18,15 @@ from typing import Dict, Tuple
 import torch
 
 from espnet_usr2.semi.confidence import (
-    CTC_AVERAGES, ConfidenceConfig, ctc_sequence_confidence, frame_confidence_mask, length_mask, sequence_confidence_mask,
+    CTC_AVERAGES,
+    ConfidenceConfig,
+    ctc_sequence_confidence,
+    frame_confidence_mask,
+    length_mask,
+    sequence_confidence_mask,
 )
+
+DEFAULT_CONFIDENCE = ConfidenceConfig()  # frozen: one shared default is safe
 
 
 @dataclass
@@ -92,7 +99,7 @@ def ctc_collapse(frame_ids: torch.Tensor, lengths: torch.Tensor, blank_id: int =
 
 
 @torch.no_grad()
-def ctc_pseudo_labels(log_probs: torch.Tensor, lengths: torch.Tensor, config: ConfidenceConfig = ConfidenceConfig(),
+def ctc_pseudo_labels(log_probs: torch.Tensor, lengths: torch.Tensor, config: ConfidenceConfig = DEFAULT_CONFIDENCE,
                       blank_id: int = 0, ignore_id: int = -1) -> CTCPseudoLabels:
     """USR 2.0 CTC PLs (eq. 3) with the sequence mask of eqs. 12-13.
 

@@ -35,19 +35,31 @@ from typing import Dict, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from espnet_usr2.utils.modalities import (
-    AUDIO, AUDIOVISUAL, MODALITIES, VIDEO, canonical_modality, merge_modality_values,
-)
 from espnet_usr2.semi.ar_pseudo_labels import ARDecodingConfig, ar_greedy_pseudo_labels
 from espnet_usr2.semi.confidence import CTC_AVERAGES, ConfidenceConfig, check_choice, check_unit_interval
 from espnet_usr2.semi.ctc_kd import CTCKDConfig, ctc_kd_objective
 from espnet_usr2.semi.ctc_pseudo_labels import ctc_pseudo_labels, frame_pseudo_labels
 from espnet_usr2.semi.mixed_sampling import AR_MODE, MixedSamplingConfig, ar_probability, sample_mode, step_generator
 from espnet_usr2.semi.pl_losses import (
-    PLLossConfig, ar_decoder_input, ar_mode_loss_terms, ctc_driven_decoder_input, ctc_driven_loss_terms,
-    ctc_logits_of, ctc_projection, unlabelled_loss, usr_v1_loss_terms,
+    PLLossConfig,
+    ar_decoder_input,
+    ar_mode_loss_terms,
+    ctc_driven_decoder_input,
+    ctc_driven_loss_terms,
+    ctc_logits_of,
+    ctc_projection,
+    unlabelled_loss,
+    usr_v1_loss_terms,
 )
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels, ctc_driven_teacher_forcing
+from espnet_usr2.utils.modalities import (
+    AUDIO,
+    AUDIOVISUAL,
+    MODALITIES,
+    VIDEO,
+    canonical_modality,
+    merge_modality_values,
+)
 
 DEFAULT_UNLABELLED_WEIGHTS = {VIDEO: 0.97, AUDIO: 0.75, AUDIOVISUAL: 0.75}
 DETAIL_TERMS = ("loss_unl_att_yatt", "loss_unl_att_yctc", "loss_unl_ctc_yctc", "loss_unl_ctc_yatt")

@@ -47,11 +47,23 @@ import torch
 from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
 from espnet_usr2.data.unit_tokenizer import (
-    read_units, release_token_list, write_sentencepiece_model, write_token_list,
+    read_units,
+    release_token_list,
+    write_sentencepiece_model,
+    write_token_list,
 )
 from espnet_usr2.model.release_checkpoint import (
-    OWN_UNLABELLED_HEADS, STUDENT, TEACHER, ReleaseArchitecture, ReleaseCheckpointError, check_against_model,
-    count_parameters, detect_architecture, load_checkpoint_file, rename_network, rename_unlabelled_heads,
+    OWN_UNLABELLED_HEADS,
+    STUDENT,
+    TEACHER,
+    ReleaseArchitecture,
+    ReleaseCheckpointError,
+    check_against_model,
+    count_parameters,
+    detect_architecture,
+    load_checkpoint_file,
+    rename_network,
+    rename_unlabelled_heads,
     split_release_state,
 )
 from espnet_usr2.tasks.usr2 import USR2Task

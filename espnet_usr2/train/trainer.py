@@ -47,8 +47,18 @@ from espnet2.train.trainer import Trainer, TrainerOptions
 from espnet2.utils.build_dataclass import build_dataclass
 
 from espnet_usr2.train.checkpoints import (
-    EpochPosition, atomic_save, atomic_writes_in, checkpoint_states, keep_last, load_sub_reporter_state,
-    remove_stale_temporaries, rng_states, set_rng_states, skip_batches, sub_reporter_state)
+    EpochPosition,
+    atomic_save,
+    atomic_writes_in,
+    checkpoint_states,
+    keep_last,
+    load_sub_reporter_state,
+    remove_stale_temporaries,
+    rng_states,
+    set_rng_states,
+    skip_batches,
+    sub_reporter_state,
+)
 from espnet_usr2.train.scheduler import WarmupCosineLR
 from espnet_usr2.train.stop_signal import StopRequest, TrainingPreempted, parse_signals
 from espnet_usr2.utils.distributed import rank_and_world

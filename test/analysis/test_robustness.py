@@ -12,7 +12,6 @@ from espnet_usr2.analysis import robustness as rb
 from espnet_usr2.bin import usr2_robustness_report
 from espnet_usr2.scoring.sclite import ScoringInputError, score
 
-
 # ------------------------------------------------------------------ buckets and frame counts
 
 

@@ -8,7 +8,11 @@ from espnet2.text.build_tokenizer import build_tokenizer
 from espnet2.text.token_id_converter import TokenIDConverter
 
 from espnet_usr2.data.unit_tokenizer import (
-    UnitsFileError, read_units, release_token_list, write_sentencepiece_model, write_token_list,
+    UnitsFileError,
+    read_units,
+    release_token_list,
+    write_sentencepiece_model,
+    write_token_list,
 )
 
 # a units list shaped like the release's: <unk> first, then pieces in sorted order, every

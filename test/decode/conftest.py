@@ -11,8 +11,8 @@ import pytest
 import torch
 import yaml
 
-from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.tasks.config import parse_training_args
+from espnet_usr2.tasks.usr2 import USR2Task
 
 PACK_MODEL = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2" / "pyscripts" / "pack_model.py"
 

@@ -75,7 +75,7 @@ def _text(hyp: Hyp, model) -> str:
 
 
 def test_forced_greedy_ctc(forced, ids):
-    for m, frames in FORCED_FRAMES.items():
+    for m in FORCED_FRAMES:
         enc = _forced_enc(forced, ids, m, 64)
         hyp = greedy_ctc(forced, enc, torch.tensor([enc.size(1)]), m, forced.sos, forced.eos)[0][0]
         expected = {"v": "de", "a": "abbc", "av": "abc"}[m]  # repeats merged, blank separates "b-b"

@@ -11,8 +11,8 @@ import soundfile
 from espnet_usr2.analysis import robustness as rb
 from espnet_usr2.bin import usr2_inference, usr2_robustness_report
 from espnet_usr2.data.roi_io import save_roi
-from espnet_usr2.inference import noise_sweep, splits
 from espnet_usr2.decode.hyps import DecodeOptions
+from espnet_usr2.inference import noise_sweep, splits
 from espnet_usr2.inference.inference import read_keys
 from espnet_usr2.inference.speech2text import USR2Speech2Text
 

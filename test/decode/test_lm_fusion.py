@@ -13,9 +13,10 @@ from espnet_usr2.bin import usr2_inference
 from espnet_usr2.decode.espnet_beam import espnet_beam_search
 from espnet_usr2.decode.fast_beam import fast_beam_search
 from espnet_usr2.decode.hyps import DecodeOptions
-from espnet_usr2.utils.espnet_lm import LMMismatchError, load_lm
 from espnet_usr2.inference.speech2text import USR2Speech2Text, decode_options_from_yaml, lm_files_from_yaml
 from espnet_usr2.tasks.config import build_model_from_config
+from espnet_usr2.utils.espnet_lm import LMMismatchError, load_lm
+
 
 @pytest.fixture(scope="module")
 def tiny(tiny_config, token_list):

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import pytest
+import soundfile
 
 from espnet_usr2.bin import usr2_transcribe
 from espnet_usr2.prep import roi_errors as E

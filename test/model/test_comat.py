@@ -9,13 +9,20 @@ import pytest
 import torch
 
 from espnet_usr2.model.comat import (
-    FrameCompressor, aligned_cosine_distance, build_comat, monotonic_alignment_search,
+    FrameCompressor,
+    aligned_cosine_distance,
+    build_comat,
+    monotonic_alignment_search,
 )
 from espnet_usr2.model.comat_plm import (
-    build_frozen_plm, load_hf_encoder, pack_rows, tokens_to_words, words_to_pieces,
+    build_frozen_plm,
+    load_hf_encoder,
+    pack_rows,
+    tokens_to_words,
+    words_to_pieces,
 )
-from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.tasks.config import build_model_from_config
+from espnet_usr2.tasks.usr2 import USR2Task
 
 
 def _brute_force(sim: torch.Tensor) -> tuple:
@@ -42,11 +49,11 @@ def test_mas_matches_brute_force_on_a_padded_batch(seed):
     sim = torch.randn(b, int(frame_lengths.max()) + 1, int(token_lengths.max()) + 2, generator=gen)
     path = monotonic_alignment_search(sim, frame_lengths, token_lengths)
     for i in range(b):
-        t, l = int(frame_lengths[i]), int(token_lengths[i])
-        best, best_path = _brute_force(sim[i, :t, :l])
-        assert torch.equal(path[i, :t, :l], best_path), (seed, i)
+        t, n = int(frame_lengths[i]), int(token_lengths[i])
+        best, best_path = _brute_force(sim[i, :t, :n])
+        assert torch.equal(path[i, :t, :n], best_path), (seed, i)
         assert float((sim[i] * path[i]).sum()) == pytest.approx(best, abs=1e-5)
-        assert path[i, t:].sum() == 0 and path[i, :, l:].sum() == 0  # nothing in the padding
+        assert path[i, t:].sum() == 0 and path[i, :, n:].sum() == 0  # nothing in the padding
 
 
 def test_mas_rows_without_a_path_are_empty():

@@ -11,17 +11,22 @@ import pytest
 import torch
 import yaml
 from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
+from release_fixture import TINY, Dims, random_release_state, release_shapes, token_units, wrap, write_units
 
-from release_fixture import TINY, Dims, release_shapes, random_release_state, token_units, wrap, write_units
 from espnet_usr2.bin import usr2_import, usr2_inference
 from espnet_usr2.model.release_checkpoint import (
-    RELEASED_SIZES, ReleaseCheckpointError, check_against_model, detect_architecture, load_checkpoint_file,
-    our_name, rename_network, split_release_state,
+    RELEASED_SIZES,
+    ReleaseCheckpointError,
+    check_against_model,
+    detect_architecture,
+    load_checkpoint_file,
+    our_name,
+    rename_network,
+    split_release_state,
 )
+from espnet_usr2.tasks.config import build_model_from_config, parse_training_args
 from espnet_usr2.tasks.release_import import default_config, import_release, training_args
-from espnet_usr2.tasks.config import build_model_from_config
 from espnet_usr2.tasks.usr2 import USR2Task
-from espnet_usr2.tasks.config import parse_training_args
 
 SIZES = [s.key for s in RELEASED_SIZES]
 

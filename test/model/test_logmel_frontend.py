@@ -1,12 +1,10 @@
 """The log-mel audio frontend (``audio_frontend: logmel``), the CPU recipes' light option."""
 import math
-
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-
 
 from espnet_usr2.model.frontends import LogMelAudioFrontend
 from espnet_usr2.tasks.config import build_model_from_config

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from espnet_usr2.model.pretrain import instance_normalise, layer_averaged_targets
 from espnet_usr2.model.pretrain_masking import frames_to_samples, span_mask
-from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.tasks.config import parse_training_args
+from espnet_usr2.tasks.usr2 import USR2Task
 
 SAMPLES_PER_FRAME = 640
 

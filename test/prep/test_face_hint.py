@@ -81,8 +81,8 @@ def test_read_face_hints(tmp_path: Path):
 def two_faces(tmp_path_factory) -> Path:
     """Two copies of the talking face side by side, drifting a little: left with the mouth
     closed, right with the mouth wide open (teeth and dark cavity showing); tone audio."""
-    from espnet_usr2.testing.roi_synth import tone, write_clip
     from espnet_usr2.prep.talking_face import MouthShape, TalkingFace, head_motion
+    from espnet_usr2.testing.roi_synth import tone, write_clip
 
     n = int(SECONDS * 25)
     rng = np.random.default_rng(0)

@@ -12,7 +12,13 @@ import pytest
 from espnet_usr2.bin import usr2_make_mini_lrs3 as cli
 from espnet_usr2.prep import mini_lrs3 as m
 from espnet_usr2.prep.talking_face import (
-    VISEMES, FaceStyle, TalkingFace, _PHONE_VISEMES, mouth_track, random_style, visemes_of,
+    _PHONE_VISEMES,
+    VISEMES,
+    FaceStyle,
+    TalkingFace,
+    mouth_track,
+    random_style,
+    visemes_of,
 )
 from espnet_usr2.prep.tts import Voice, synthesize
 
@@ -273,12 +279,16 @@ def test_speech_is_recognisable_and_aligned_by_pocketsphinx(corpus: Path) -> Non
         pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
         words, rows = _read_txt(mp4.with_suffix(".txt"))
         decoder.activate_search("mini")
-        decoder.start_utt(); decoder.process_raw(pcm, full_utt=True); decoder.end_utt()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
         hyp = decoder.hyp().hypstr.upper().split() if decoder.hyp() else []
         errors += _edit_distance(words, hyp)
         total += len(words)
         decoder.set_align_text(" ".join(words).lower())
-        decoder.start_utt(); decoder.process_raw(pcm, full_utt=True); decoder.end_utt()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
         segs = [s for s in decoder.seg() if s.word.upper() in set(words)]
         if len(segs) == len(rows):
             for seg, (_, start, end, _) in zip(segs, rows):

@@ -10,8 +10,8 @@ import soundfile
 from espnet_usr2.bin.usr2_prepare_roi import main
 from espnet_usr2.data.roi_io import load_roi
 from espnet_usr2.prep import roi_errors as E
-from espnet_usr2.prep.roi_lists import read_kaldi_map, read_skip_report
 from espnet_usr2.prep.landmarks import save_landmarks_pickle
+from espnet_usr2.prep.roi_lists import read_kaldi_map, read_skip_report
 from espnet_usr2.prep.roi_pipeline import extract_roi
 from espnet_usr2.testing.roi_synth import make_clip, tone, write_clip
 

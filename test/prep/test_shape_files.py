@@ -12,6 +12,7 @@ import pytest
 from espnet_usr2.data.roi_io import save_roi
 from espnet_usr2.prep.shape_files import DataSource, ShapeSourceError, write_shape_files
 
+
 def _data_args(option: str, data_dir: Path, with_text: bool) -> List[str]:
     args = [option, f"{data_dir}/wav.scp,speech,sound", option, f"{data_dir}/video.scp,video,roi_video"]
     return args + ([option, f"{data_dir}/text,text,text"] if with_text else [])

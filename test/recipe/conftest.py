@@ -1,7 +1,6 @@
 """Fixtures of the recipe tests."""
 from __future__ import annotations
 
-
 import pytest
 
 CLIP_SIZE = 128  # small frames keep face detection fast
@@ -38,8 +37,8 @@ def tiny_model_dir(tiny_config, token_list, tmp_path_factory):
     import torch
     import yaml
 
-    from espnet_usr2.tasks.usr2 import USR2Task
     from espnet_usr2.tasks.config import parse_training_args
+    from espnet_usr2.tasks.usr2 import USR2Task
 
     out = tmp_path_factory.mktemp("models") / "given_model"
     out.mkdir()

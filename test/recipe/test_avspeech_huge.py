@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_corpus_recipes import _check_dump_dir, _env, _keys, _lrs2_tree, _lrs3_tree, _put, _run
 
 pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
@@ -33,8 +32,8 @@ FACE = 128  # side of each face of the two-face video
 @pytest.fixture(scope="module")
 def two_faces(tmp_path_factory) -> Path:
     """2.4 s, two talking faces side by side: left mouth closed, right mouth wide open."""
-    from espnet_usr2.testing.roi_synth import tone, write_clip
     from espnet_usr2.prep.talking_face import MouthShape, TalkingFace
+    from espnet_usr2.testing.roi_synth import tone, write_clip
 
     left = TalkingFace(size=FACE).render(MouthShape(opening=0.0))
     right = TalkingFace(size=FACE).render(MouthShape(opening=1.0, teeth=0.6))

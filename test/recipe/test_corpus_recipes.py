@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-
 pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not recipe"
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-
 from espnet_usr2.testing.recipes import MINI_CI_DECODE_OPTS as DECODE_OPTS
 from espnet_usr2.testing.recipes import MINI_CI_DECODE_TAG as DECODE_TAG
 from espnet_usr2.testing.recipes import MINI_CI_RUN_OPTS as RUN_OPTS

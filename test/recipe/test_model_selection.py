@@ -11,8 +11,12 @@ import torch
 import yaml
 
 from espnet_usr2.bin.usr2_model_selection import main
-from espnet_usr2.utils.model_selection import (ESPNET_DEFAULT_BEST_MODEL_CRITERION, ESPNET_DEFAULT_KEEP_NBEST_MODELS,
-                                               default_inference_model, find_model_file)
+from espnet_usr2.utils.model_selection import (
+    ESPNET_DEFAULT_BEST_MODEL_CRITERION,
+    ESPNET_DEFAULT_KEEP_NBEST_MODELS,
+    default_inference_model,
+    find_model_file,
+)
 
 ACC_AV = {"best_model_criterion": [["valid", "acc_av", "max"]], "keep_nbest_models": 5}
 LOSS1 = {"best_model_criterion": [["valid", "loss", "min"], ["valid", "acc", "max"]], "keep_nbest_models": 1}

@@ -253,7 +253,7 @@ def test_stage4_filters_and_reports(recipe):
                         "--min_frames", "10", "--max_frames", "800"], cwd=recipe, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     out = recipe / "dump" / "tr"
-    assert [l.split()[0] for l in (out / "video.scp").read_text().splitlines()] == ["s_2", "s_5"]
+    assert [line.split()[0] for line in (out / "video.scp").read_text().splitlines()] == ["s_2", "s_5"]
     assert (out / "text").read_text() == "s_2 B C\ns_5 E\n"
     assert (out / "spk2utt").read_text() == "s s_2 s_5\n"
     dropped = (out / "dropped.tsv").read_text().splitlines()

@@ -12,9 +12,18 @@ import pytest
 from espnet_usr2.bin import usr2_score
 from espnet_usr2.scoring import sclite
 from espnet_usr2.scoring.results import TABLE_HEADER, collect_results, render_results_md, write_results_md
-from espnet_usr2.scoring.sclite import (FallbackUnsupportedError, ScliteNotFoundError, ScoringInputError,
-                                        align, count_errors, find_sclite, parse_result, python_sclite_report,
-                                        score, sum_avg_line)
+from espnet_usr2.scoring.sclite import (
+    FallbackUnsupportedError,
+    ScliteNotFoundError,
+    ScoringInputError,
+    align,
+    count_errors,
+    find_sclite,
+    parse_result,
+    python_sclite_report,
+    score,
+    sum_avg_line,
+)
 
 try:
     SCLITE = find_sclite()

@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from espnet_usr2.semi.confidence import (
-    ConfidenceConfig, frame_confidence_mask, sequence_confidence_mask, token_confidence_mask,
+    ConfidenceConfig,
+    frame_confidence_mask,
+    sequence_confidence_mask,
+    token_confidence_mask,
     token_sequence_confidence,
 )
 

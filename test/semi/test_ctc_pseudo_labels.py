@@ -7,7 +7,10 @@ import torch
 
 from espnet_usr2.semi.confidence import ConfidenceConfig, ctc_sequence_confidence
 from espnet_usr2.semi.ctc_pseudo_labels import (
-    ctc_collapse, ctc_pseudo_labels, frame_pseudo_labels, greedy_ctc_frames,
+    ctc_collapse,
+    ctc_pseudo_labels,
+    frame_pseudo_labels,
+    greedy_ctc_frames,
 )
 
 V = 6

@@ -5,7 +5,11 @@ import pytest
 import torch
 
 from espnet_usr2.semi.mixed_sampling import (
-    MixedSamplingConfig, ar_probability, sample_mode, step_generator, use_ar_mode,
+    MixedSamplingConfig,
+    ar_probability,
+    sample_mode,
+    step_generator,
+    use_ar_mode,
 )
 
 

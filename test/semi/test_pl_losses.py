@@ -9,8 +9,17 @@ from espnet2.asr.ctc import CTC
 
 from espnet_usr2.semi.ctc_pseudo_labels import CTCPseudoLabels, FramePseudoLabels
 from espnet_usr2.semi.pl_losses import (
-    PLLossConfig, ar_decoder_input, ar_mode_loss_terms, ctc_driven_decoder_input, ctc_driven_loss_terms,
-    ctc_logits_of, masked_cross_entropy, masked_ctc_loss, strip_special, unlabelled_loss, usr_v1_loss_terms,
+    PLLossConfig,
+    ar_decoder_input,
+    ar_mode_loss_terms,
+    ctc_driven_decoder_input,
+    ctc_driven_loss_terms,
+    ctc_logits_of,
+    masked_cross_entropy,
+    masked_ctc_loss,
+    strip_special,
+    unlabelled_loss,
+    usr_v1_loss_terms,
 )
 from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels
 from espnet_usr2.tasks.config import build_model_from_config

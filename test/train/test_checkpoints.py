@@ -10,7 +10,13 @@ from torch.utils.data import DataLoader
 
 import espnet_usr2.train.checkpoints as checkpoints
 from espnet_usr2.tasks.config import parse_training_args
-from espnet_usr2.train.checkpoints import atomic_save, atomic_writes_in, keep_last, remove_stale_temporaries, skip_batches
+from espnet_usr2.train.checkpoints import (
+    atomic_save,
+    atomic_writes_in,
+    keep_last,
+    remove_stale_temporaries,
+    skip_batches,
+)
 from espnet_usr2.train.stop_signal import StopRequest, parse_signals
 from espnet_usr2.train.trainer import USR2Trainer
 

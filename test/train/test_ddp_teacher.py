@@ -7,15 +7,14 @@ optimiser -- for every step of one epoch.
 from pathlib import Path
 
 import torch
-
 from ddp_teachers import assert_teachers_identical, join_group, leave_group, run_ranks, train_epoch
 
 
 def _worker(rank: int, root: str, port: int, tiny_config: str, token_list: list) -> None:
     from espnet2.train.distributed_utils import DistributedOption
 
-    from espnet_usr2.tasks.usr2 import USR2Task
     from espnet_usr2.tasks.config import parse_training_args
+    from espnet_usr2.tasks.usr2 import USR2Task
 
     join_group(rank, port)
     root = Path(root)

@@ -5,15 +5,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from ddp_teachers import assert_teachers_identical, join_group, leave_group, run_ranks, train_epoch
 from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
 from espnet2.train.reporter import Reporter
 
 from espnet_usr2.bin import usr2_import
+from espnet_usr2.tasks.config import parse_training_args
 from espnet_usr2.tasks.release_import import ENCODER_INIT_PARTS
 from espnet_usr2.tasks.usr2 import USR2Task
-from espnet_usr2.tasks.config import parse_training_args
-
-from ddp_teachers import assert_teachers_identical, join_group, leave_group, run_ranks, train_epoch
 
 MAX_EPOCH = 3
 

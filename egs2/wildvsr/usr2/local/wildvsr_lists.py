@@ -25,7 +25,7 @@ def from_release(root: Path) -> List[Entry]:
     try:
         labels: Dict[str, str] = json.loads(labels_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise SystemExit(f"wildvsr_lists: cannot read {labels_path}: {e}")
+        raise SystemExit(f"wildvsr_lists: cannot read {labels_path}: {e}") from None
     if not isinstance(labels, dict):
         raise SystemExit(f"wildvsr_lists: {labels_path} must map clip file names to transcripts")
     return [(f"wildvsr_{Path(name).stem}", root / "videos" / name, str(text)) for name, text in labels.items()]
