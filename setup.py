@@ -1,4 +1,5 @@
 """espnet_usr2: USR 2.0 (Pay Attention to CTC) training as an ESPnet plugin."""
+
 from pathlib import Path
 
 from setuptools import find_packages, setup

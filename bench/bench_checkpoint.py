@@ -16,6 +16,7 @@ one step, and writes the same checkpoint dict two ways, side by side, ``--repeat
 fsync, rename: what USR2Trainer does). The atomic write includes an fsync -- the bytes are on
 the disk when it returns -- so it is the honest figure for "how long a preemption must wait".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,9 +51,14 @@ def checkpoint_bytes(model: torch.nn.Module) -> Dict[str, int]:
     heads = tensor_bytes(v for k, v in state.items() if "unlabelled" in k and not k.startswith("teacher."))
     total = tensor_bytes(state.values())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"student": total - teacher - heads, "teacher": teacher, "unlabelled_heads": heads,
-            "adamw_moments": 2 * 4 * trainable, "trainable_params": trainable,
-            "total": total + 2 * 4 * trainable}
+    return {
+        "student": total - teacher - heads,
+        "teacher": teacher,
+        "unlabelled_heads": heads,
+        "adamw_moments": 2 * 4 * trainable,
+        "trainable_params": trainable,
+        "total": total + 2 * 4 * trainable,
+    }
 
 
 def real_checkpoint(size: str) -> Dict:
@@ -63,8 +69,13 @@ def real_checkpoint(size: str) -> Dict:
             p.grad = torch.zeros_like(p)
     optimizer.step()  # creates exp_avg / exp_avg_sq for every trainable tensor
     optimizer.zero_grad(set_to_none=True)
-    return {"model": model.state_dict(), "optimizers": [optimizer.state_dict()], "schedulers": [None],
-            "scaler": None, "reporter": {"stats": {}, "epoch": 0}}
+    return {
+        "model": model.state_dict(),
+        "optimizers": [optimizer.state_dict()],
+        "schedulers": [None],
+        "scaler": None,
+        "reporter": {"stats": {}, "epoch": 0},
+    }
 
 
 def time_writes(states: Dict, out_dir: Path, repeats: int) -> Dict[str, List[float]]:
@@ -80,22 +91,32 @@ def time_writes(states: Dict, out_dir: Path, repeats: int) -> Dict[str, List[flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", nargs="*", default=["base", "large"], choices=SIZES,
-                        help="sizes whose checkpoint is written and timed (Huge needs ~20 GB of memory)")
+    parser.add_argument(
+        "--write",
+        nargs="*",
+        default=["base", "large"],
+        choices=SIZES,
+        help="sizes whose checkpoint is written and timed (Huge needs ~20 GB of memory)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out_dir", type=Path, default=None, help="where to write (default: a temporary directory)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
-    print("| model | trainable params (M) | student (GB) | EMA teacher (GB) | unlabelled heads (GB) "
-          "| AdamW moments (GB) | checkpoint.pth (GB) |")
+    print(
+        "| model | trainable params (M) | student (GB) | EMA teacher (GB) | unlabelled heads (GB) "
+        "| AdamW moments (GB) | checkpoint.pth (GB) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for size in SIZES:
-        parts = checkpoint_bytes(build_model_from_config(CONF / f"train_usr2_{size}.yaml", token_list(1000), SEMI,
-                                                         meta=True))
+        parts = checkpoint_bytes(
+            build_model_from_config(CONF / f"train_usr2_{size}.yaml", token_list(1000), SEMI, meta=True)
+        )
         gb = {k: v / 1e9 for k, v in parts.items()}
-        print(f"| {size} | {parts['trainable_params'] / 1e6:.0f} | {gb['student']:.2f} | {gb['teacher']:.2f} "
-              f"| {gb['unlabelled_heads']:.3f} | {gb['adamw_moments']:.2f} | {gb['total']:.2f} |")
+        print(
+            f"| {size} | {parts['trainable_params'] / 1e6:.0f} | {gb['student']:.2f} | {gb['teacher']:.2f} "
+            f"| {gb['unlabelled_heads']:.3f} | {gb['adamw_moments']:.2f} | {gb['total']:.2f} |"
+        )
 
     if not args.write:
         return

@@ -16,6 +16,7 @@
    of ``--tokens_per_s`` tokens per second (5: ~LRS3 in 1000 BPE units). Reported: medians
    and their ratio. Random weights and inputs: every figure is measured in this run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,10 @@ def bench_mas(args) -> None:
     frames, tokens = spread(args.mas_batch, args.mas_frames), spread(args.mas_batch, args.mas_tokens)
     monotonic_alignment_search(sim, frames, tokens)  # warm-up
     sec = median_seconds(lambda: monotonic_alignment_search(sim, frames, tokens), args.repeats)
-    print(f"MAS  batch {args.mas_batch} x {args.mas_frames} frames x {args.mas_tokens} tokens (lengths down to "
-          f"75 %): {1000 * sec:.1f} ms per batch (median of {args.repeats}, {torch.get_num_threads()} threads)")
+    print(
+        f"MAS  batch {args.mas_batch} x {args.mas_frames} frames x {args.mas_tokens} tokens (lengths down to "
+        f"75 %): {1000 * sec:.1f} ms per batch (median of {args.repeats}, {torch.get_num_threads()} threads)"
+    )
 
 
 def bench_step(args) -> None:
@@ -96,11 +99,15 @@ def bench_step(args) -> None:
         extra = sum(p.numel() for p in with_comat.comat.parameters()) / 1e6
         lm_params = sum(p.numel() for p in with_comat.comat.plm.module.parameters()) / 1e6
     without, with_ = statistics.median(times["without"]), statistics.median(times["with"])
-    print(f"step {Path(args.config).name} ({n_params:.2f} M parameters; COMAT adds {extra:.3f} M trainable), "
-          f"PLM {Path(args.lm_config).name} ({lm_params:.2f} M, frozen), batch {args.batch} x {args.frames} frames, "
-          f"{n_text} tokens, compress factor {args.compress_factor}, modalities {list(plain.modalities)}")
-    print(f"step forward+backward, median of {args.steps}: without COMAT {without:.3f} s | with COMAT {with_:.3f} s "
-          f"| ratio {with_ / without:.2f}")
+    print(
+        f"step {Path(args.config).name} ({n_params:.2f} M parameters; COMAT adds {extra:.3f} M trainable), "
+        f"PLM {Path(args.lm_config).name} ({lm_params:.2f} M, frozen), batch {args.batch} x {args.frames} frames, "
+        f"{n_text} tokens, compress factor {args.compress_factor}, modalities {list(plain.modalities)}"
+    )
+    print(
+        f"step forward+backward, median of {args.steps}: without COMAT {without:.3f} s | with COMAT {with_:.3f} s "
+        f"| ratio {with_ / without:.2f}"
+    )
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 The scripts run as ``python bench/<name>.py``, so this directory is on ``sys.path`` and
 they import these as ``from bench_common import ...``.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -31,7 +32,7 @@ def random_av(lengths: List[int], seed: int) -> Dict[str, torch.Tensor]:
     speech = torch.randn(n, t * SAMPLES_PER_FRAME, generator=g) * 0.1
     video = torch.rand(n, t, 96, 96, generator=g) * 255
     for i, frames in enumerate(lengths):
-        speech[i, frames * SAMPLES_PER_FRAME:] = 0
+        speech[i, frames * SAMPLES_PER_FRAME :] = 0
         video[i, frames:] = 0
     return dict(speech=speech, speech_lengths=lens * SAMPLES_PER_FRAME, video=video, video_lengths=lens)
 
@@ -99,8 +100,18 @@ def write_lm_run_config(lm_config: Path, tokens: List[str], out_dir: Path) -> Pa
 
     tok_file = out_dir / "tokens.txt"
     tok_file.write_text("\n".join(tokens) + "\n")
-    args = LMTask.get_parser().parse_args(["--config", str(lm_config), "--token_list", str(tok_file),
-                                           "--token_type", "char", "--output_dir", str(out_dir)])
+    args = LMTask.get_parser().parse_args(
+        [
+            "--config",
+            str(lm_config),
+            "--token_list",
+            str(tok_file),
+            "--token_type",
+            "char",
+            "--output_dir",
+            str(out_dir),
+        ]
+    )
     config = out_dir / "config.yaml"
     config.write_text(yaml.safe_dump(vars(args)))
     return config

@@ -31,6 +31,7 @@ is identical.
 Also reported: the process's peak RSS while encoding (one utterance at a time) and what
 the encoder pass adds to the RSS of the loaded model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,17 @@ def random_lm(lm_config: Path, tokens: List[str]) -> torch.nn.Module:
         return load_lm(write_lm_run_config(lm_config, tokens, Path(tmp)), None, tokens)
 
 
-def time_searches(model, enc, enc_lens, modality: str, opts: DecodeOptions, sos: int, eos: int, vocab: int,
-                  lm: Optional[torch.nn.Module]):
+def time_searches(
+    model,
+    enc,
+    enc_lens,
+    modality: str,
+    opts: DecodeOptions,
+    sos: int,
+    eos: int,
+    vocab: int,
+    lm: Optional[torch.nn.Module],
+):
     """(fast seconds, ESPnet seconds, per-utterance 1-best agreement, 1-best lengths)."""
     t0 = time.perf_counter()
     fast = fast_beam_search(model, enc, enc_lens, modality, opts, sos, eos, lm=lm)
@@ -82,16 +92,23 @@ def main() -> None:
     parser.add_argument("--config", default=str(REPO / "egs2/TEMPLATE/usr2/conf/train_usr2_base.yaml"))
     parser.add_argument("--vocab", type=int, default=1000)
     parser.add_argument("--num_utts", type=int, default=4)
-    parser.add_argument("--modality", default="v", choices=("v", "a", "av"),
-                        help="the encoder stream the searches decode; all three fit on a small machine: "
-                             "with the Base config a 6 s utterance peaks at about 1.2 GB of RSS in each "
-                             "(measured on CPU: about 1.1 GB is the loaded model, the encoder pass adds "
-                             "0.1-0.2 GB; printed below the model line)")
+    parser.add_argument(
+        "--modality",
+        default="v",
+        choices=("v", "a", "av"),
+        help="the encoder stream the searches decode; all three fit on a small machine: "
+        "with the Base config a 6 s utterance peaks at about 1.2 GB of RSS in each "
+        "(measured on CPU: about 1.1 GB is the loaded model, the encoder pass adds "
+        "0.1-0.2 GB; printed below the model line)",
+    )
     parser.add_argument("--beam_size", type=int, default=30)
     parser.add_argument("--ctc_weight", type=float, default=0.1)
     parser.add_argument("--maxlenratio", type=float, default=0.2)
-    parser.add_argument("--lm_config", default=str(REPO / "egs2/TEMPLATE/usr2/conf/train_lm_transformer.yaml"),
-                        help="ESPnet LM config of the fused LM (random weights)")
+    parser.add_argument(
+        "--lm_config",
+        default=str(REPO / "egs2/TEMPLATE/usr2/conf/train_lm_transformer.yaml"),
+        help="ESPnet LM config of the fused LM (random weights)",
+    )
     parser.add_argument("--lm_weight", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -113,9 +130,18 @@ def main() -> None:
     peaks: List[Measured] = []
     with torch.no_grad():  # one utterance at a time: bounded memory, no padding effects
         for i, t in enumerate(lens.tolist()):
-            peaks.append(Measured(lambda i=i, t=t: model.encode(
-                speech[i:i + 1, : t * SAMPLES_PER_FRAME], lens[i:i + 1] * SAMPLES_PER_FRAME, video[i:i + 1, :t],
-                lens[i:i + 1], modalities=[args.modality], augment=False)[args.modality]))
+            peaks.append(
+                Measured(
+                    lambda i=i, t=t: model.encode(
+                        speech[i : i + 1, : t * SAMPLES_PER_FRAME],
+                        lens[i : i + 1] * SAMPLES_PER_FRAME,
+                        video[i : i + 1, :t],
+                        lens[i : i + 1],
+                        modalities=[args.modality],
+                        augment=False,
+                    )[args.modality]
+                )
+            )
             out, _ = peaks[-1].result
             if enc is None:
                 enc = torch.zeros(n, T, out.size(-1))
@@ -129,25 +155,36 @@ def main() -> None:
     lm_params = sum(p.numel() for p in lm.parameters()) / 1e6
     runs = {"no LM": time_searches(model, enc, enc_lens, args.modality, opts, sos, eos, len(tokens), None)}
     lm_opts = DecodeOptions(**{**vars(opts), "lm_weight": args.lm_weight})
-    runs[f"LM x {args.lm_weight}"] = time_searches(model, enc, enc_lens, args.modality, lm_opts, sos, eos,
-                                                  len(tokens), lm)
+    runs[f"LM x {args.lm_weight}"] = time_searches(
+        model, enc, enc_lens, args.modality, lm_opts, sos, eos, len(tokens), lm
+    )
     hyp_lens = runs["no LM"][3]
-    print(f"model {Path(args.config).name}: {n_params:.1f} M parameters, vocab {len(tokens)}, "
-          f"modality {args.modality}, beam {opts.beam_size}, ctc_weight {opts.ctc_weight}, "
-          f"maxlenratio {opts.maxlenratio}, torch threads {torch.get_num_threads()}")
-    print(f"{n} utterances, frames {lens.tolist()} ({audio_s:.1f} s of input), "
-          f"1-best lengths {hyp_lens} tokens; encoder (shared, not in the figures below): {t_enc:.2f} s")
+    print(
+        f"model {Path(args.config).name}: {n_params:.1f} M parameters, vocab {len(tokens)}, "
+        f"modality {args.modality}, beam {opts.beam_size}, ctc_weight {opts.ctc_weight}, "
+        f"maxlenratio {opts.maxlenratio}, torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"{n} utterances, frames {lens.tolist()} ({audio_s:.1f} s of input), "
+        f"1-best lengths {hyp_lens} tokens; encoder (shared, not in the figures below): {t_enc:.2f} s"
+    )
     if peaks[-1].peak_mb is not None:
-        print(f"encoder pass of the longest utterance ({T} frames): process peak RSS {peaks[-1].peak_mb:.0f} MB, "
-              f"{peaks[-1].extra_mb:.0f} MB above the loaded model")
+        print(
+            f"encoder pass of the longest utterance ({T} frames): process peak RSS {peaks[-1].peak_mb:.0f} MB, "
+            f"{peaks[-1].extra_mb:.0f} MB above the loaded model"
+        )
     print(f"LM {Path(args.lm_config).name}: {lm_params:.2f} M parameters ({type(lm).__name__}), random weights")
     print(f"{'search':<36}{'s / utt':>10}{'RTF':>9}{'speed-up':>10}")
     for name, (t_fast, t_ref, agree, _) in runs.items():
         print(f"{f'ESPnet BatchBeamSearch, {name}':<36}{t_ref / n:>10.3f}{t_ref / audio_s:>9.3f}{1.0:>9.1f}x")
-        print(f"{f'fast (batched B x beam), {name}':<36}{t_fast / n:>10.3f}{t_fast / audio_s:>9.3f}"
-              f"{t_ref / t_fast:>9.1f}x")
-        print(f"  identical 1-best ({name}): {sum(agree)}/{n} utterances"
-              + ("" if all(agree) else f" (differ: {[i for i, a in enumerate(agree) if not a]})"))
+        print(
+            f"{f'fast (batched B x beam), {name}':<36}{t_fast / n:>10.3f}{t_fast / audio_s:>9.3f}"
+            f"{t_ref / t_fast:>9.1f}x"
+        )
+        print(
+            f"  identical 1-best ({name}): {sum(agree)}/{n} utterances"
+            + ("" if all(agree) else f" (differ: {[i for i, a in enumerate(agree) if not a]})")
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Timed: forward + backward of the audio frontend alone on random 16 kHz audio, ba
 ``--batch`` x ``--frames`` video frames (640 samples each); the best of ``--repeats`` runs
 after one warm-up run. Also printed: each frontend's parameter count. Nothing is hard-coded.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"audio frontend fwd+bwd, batch {args.batch} x {args.frames} frames ({args.frames / 25:.1f} s), "
-          f"{args.threads} thread(s), best of {args.repeats}")
+    print(
+        f"audio frontend fwd+bwd, batch {args.batch} x {args.frames} frames ({args.frames / 25:.1f} s), "
+        f"{args.threads} thread(s), best of {args.repeats}"
+    )
     print("| setting | frontend | parameters (M) | time (s) | resnet1d / logmel |")
     print("|---|---|---|---|---|")
     for setting in ("mini", "base"):

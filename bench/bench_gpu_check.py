@@ -51,6 +51,7 @@ does its work), on synthetic audio / video. Every figure is measured in this run
 Writes ``<out_dir>/gpu_check.json`` (every figure, the environment, the options) and
 ``<out_dir>/gpu_check.md`` (the same as tables), and prints the tables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,15 +95,28 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--decode_utts", type=int, help=f"utterances decoded ({FULL['decode_utts']})")
     p.add_argument("--decode_modality", default="v", choices=("v", "a", "av"))
     p.add_argument("--vocab", type=int, help=f"token list size ({FULL['vocab']})")
-    p.add_argument("--peak_flops", type=float, help="the device's peak FLOP/s for MFU (default: known GPUs' "
-                                                     "dense bf16 peak; none on CPU)")
+    p.add_argument(
+        "--peak_flops",
+        type=float,
+        help="the device's peak FLOP/s for MFU (default: known GPUs' dense bf16 peak; none on CPU)",
+    )
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate of the training steps")
-    p.add_argument("--threads", type=int, help="torch intra-op CPU threads (default: torch's; on a busy "
-                                                "machine 1 avoids OpenMP threads waiting for each other)")
-    p.add_argument("--channels_last", action="store_true",
-                   help="video front-end on channels-last tensors (video_frontend_conf channels_last: true)")
-    p.add_argument("--cudnn_benchmark", action="store_true",
-                   help="let cuDNN time its convolution algorithms (ESPnet's --cudnn_benchmark true)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op CPU threads (default: torch's; on a busy "
+        "machine 1 avoids OpenMP threads waiting for each other)",
+    )
+    p.add_argument(
+        "--channels_last",
+        action="store_true",
+        help="video front-end on channels-last tensors (video_frontend_conf channels_last: true)",
+    )
+    p.add_argument(
+        "--cudnn_benchmark",
+        action="store_true",
+        help="let cuDNN time its convolution algorithms (ESPnet's --cudnn_benchmark true)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
@@ -122,13 +136,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def environment(device: torch.device) -> Dict[str, object]:
     """What the figures were measured on."""
-    env = {"torch": torch.__version__, "python": platform.python_version(), "cpu_cores": os.cpu_count(),
-           "torch_threads": torch.get_num_threads(), "device": device.type,
-           "cudnn_benchmark": torch.backends.cudnn.benchmark}
+    env = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device.type,
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+    }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), device_name=props.name,
-                   device_memory_gb=round(props.total_memory / 2**30, 1), bf16=torch.cuda.is_bf16_supported())
+        env.update(
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+            device_name=props.name,
+            device_memory_gb=round(props.total_memory / 2**30, 1),
+            bf16=torch.cuda.is_bf16_supported(),
+        )
     else:
         env.update(cuda=torch.version.cuda, device_name=platform.processor() or platform.machine())
     return env
@@ -155,16 +179,29 @@ def build_model(args, device: torch.device):
     from espnet_usr2.tasks.config import build_model_from_config
 
     torch.manual_seed(args.seed)
-    model = build_model_from_config(Path(args.config), token_list(args.vocab),
-                                    ["--semi", "usr2", "--semi_conf", "threshold=0.0", "--semi_conf", "p_ar=0.0",
-                                     "--video_frontend_conf", f"channels_last={args.channels_last}"])
+    model = build_model_from_config(
+        Path(args.config),
+        token_list(args.vocab),
+        [
+            "--semi",
+            "usr2",
+            "--semi_conf",
+            "threshold=0.0",
+            "--semi_conf",
+            "p_ar=0.0",
+            "--video_frontend_conf",
+            f"channels_last={args.channels_last}",
+        ],
+    )
     if model.video_frontend.channels_last != args.channels_last:
         raise RuntimeError("--channels_last did not reach the video front-end")
-    objectives = {"usr2_ctc": model.unlabelled_objective,
-                  "usr2_ar": USR2Objective(vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(),
-                                            p_ar=1.0, threshold=0.0),
-                  "usr1": USR1Objective(vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(),
-                                        threshold=0.0)}
+    objectives = {
+        "usr2_ctc": model.unlabelled_objective,
+        "usr2_ar": USR2Objective(
+            vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(), p_ar=1.0, threshold=0.0
+        ),
+        "usr1": USR1Objective(vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(), threshold=0.0),
+    }
     for objective in objectives.values():
         objective.to(device)
     model.to(device)
@@ -180,8 +217,11 @@ def semi_batch(args, device: torch.device) -> Dict[str, torch.Tensor]:
     n_tokens = max(1, int(args.frames * TOKENS_PER_FRAME))
     text = torch.randint(2, args.vocab - 2, (2 * n, n_tokens), generator=g)
     text[n:] = -1
-    batch.update(text=text, text_lengths=torch.tensor([n_tokens] * n + [0] * n),
-                 labelled=torch.tensor([1] * n + [0] * n).unsqueeze(1))
+    batch.update(
+        text=text,
+        text_lengths=torch.tensor([n_tokens] * n + [0] * n),
+        labelled=torch.tensor([1] * n + [0] * n).unsqueeze(1),
+    )
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -217,8 +257,11 @@ def train_section(args, device: torch.device, model, objectives, batch) -> Dict[
     from torch.utils.flop_counter import FlopCounterMode
 
     optimizer = prepare_training(args, device, model, batch)
-    peak = args.peak_flops if args.peak_flops else (peak_bf16_flops(torch.cuda.get_device_name(device))
-                                                    if device.type == "cuda" else None)
+    peak = (
+        args.peak_flops
+        if args.peak_flops
+        else (peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None)
+    )
     video_frames = int(batch["video_lengths"].sum())
 
     def step() -> Dict[str, torch.Tensor]:
@@ -252,14 +295,25 @@ def train_section(args, device: torch.device, model, objectives, batch) -> Dict[
         seconds = statistics.median(times)
         memory_mb, memory_kind = step_peak_memory(device, cpu_peaks)
         results[mode] = {
-            "name": MODES[mode], "step_s": seconds, "step_times_s": times, "video_frames_per_s": video_frames / seconds,
-            "peak_memory_mb": memory_mb, "memory_kind": memory_kind, "flops_per_step": flops,
-            "achieved_flops_per_s": flops / seconds, "mfu": flops / seconds / peak if peak else None,
-            "pl_att_len": statistics.median(pl_lens)}
+            "name": MODES[mode],
+            "step_s": seconds,
+            "step_times_s": times,
+            "video_frames_per_s": video_frames / seconds,
+            "peak_memory_mb": memory_mb,
+            "memory_kind": memory_kind,
+            "flops_per_step": flops,
+            "achieved_flops_per_s": flops / seconds,
+            "mfu": flops / seconds / peak if peak else None,
+            "pl_att_len": statistics.median(pl_lens),
+        }
     model.unlabelled_objective = objectives["usr2_ctc"]
-    return {"modes": results, "peak_flops": peak, "video_frames_per_step": video_frames,
-            "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
-            "step": "forward + backward + AdamW step + EMA teacher update"}
+    return {
+        "modes": results,
+        "peak_flops": peak,
+        "video_frames_per_step": video_frames,
+        "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+        "step": "forward + backward + AdamW step + EMA teacher update",
+    }
 
 
 def step_peak_memory(device: torch.device, cpu_peaks: List[Optional[float]]) -> Tuple[float, str]:
@@ -281,8 +335,9 @@ def pl_section(args, device: torch.device, model, batch) -> Dict[str, object]:
     from espnet_usr2.semi.teacher_forcing import ctc_driven_teacher_forcing
 
     teacher = model.teacher.model
-    (enc, enc_lens), t_enc = timed(lambda: teacher_encoding(teacher, unlabelled_part(batch, args.batch), device),
-                                   device)
+    (enc, enc_lens), t_enc = timed(
+        lambda: teacher_encoding(teacher, unlabelled_part(batch, args.batch), device), device
+    )
     force_realistic_pl_lengths(teacher, enc.float(), enc_lens, TOKENS_PER_FRAME)
     head, decoder, sos, eos = teacher.ctc_head(PL_MODALITY), teacher.decoder, teacher.sos, teacher.eos
     threshold = model.unlabelled_objective.threshold
@@ -290,16 +345,18 @@ def pl_section(args, device: torch.device, model, batch) -> Dict[str, object]:
     def ctc_driven():
         with torch.no_grad(), autocast(device):
             ctc_pl = ctc_pseudo_labels(head.log_softmax(enc).float(), enc_lens, ConfidenceConfig(threshold=threshold))
-            att = ctc_driven_teacher_forcing(decoder, enc, enc_lens, ctc_pl.tokens, ctc_pl.lengths, sos, eos,
-                                             threshold, modality=PL_MODALITY)
+            att = ctc_driven_teacher_forcing(
+                decoder, enc, enc_lens, ctc_pl.tokens, ctc_pl.lengths, sos, eos, threshold, modality=PL_MODALITY
+            )
         return int(att.tokens.size(1))
 
     ar_limit = ARDecodingConfig(max_len_ratio=TOKENS_PER_FRAME)  # T // 5 steps, USR's
 
     def ar_greedy():
         with torch.no_grad(), autocast(device):
-            ar = ar_greedy_pseudo_labels(decoder, enc, enc_lens, sos, eos, ar_limit, threshold,
-                                         modality=PL_MODALITY, use_cache=True)
+            ar = ar_greedy_pseudo_labels(
+                decoder, enc, enc_lens, sos, eos, ar_limit, threshold, modality=PL_MODALITY, use_cache=True
+            )
         return int(ar.tokens.size(1))
 
     calls = {"ctc_driven": ctc_driven, "ar_greedy": ar_greedy}
@@ -312,10 +369,17 @@ def pl_section(args, device: torch.device, model, batch) -> Dict[str, object]:
             positions[key], seconds = timed(fn, device)
             runs[key].append(seconds)
     ctc, ar = statistics.median(runs["ctc_driven"]), statistics.median(runs["ar_greedy"])
-    return {"utterances": args.batch, "frames": args.frames, "teacher_encoder_s": t_enc,
-            "ctc_driven_s": ctc, "ar_greedy_s": ar, "ar_over_ctc": ar / ctc,
-            "ctc_driven_decoder_positions": positions["ctc_driven"], "ar_greedy_steps": positions["ar_greedy"],
-            "repeats_s": runs}
+    return {
+        "utterances": args.batch,
+        "frames": args.frames,
+        "teacher_encoder_s": t_enc,
+        "ctc_driven_s": ctc,
+        "ar_greedy_s": ar,
+        "ar_over_ctc": ar / ctc,
+        "ctc_driven_decoder_positions": positions["ctc_driven"],
+        "ar_greedy_steps": positions["ar_greedy"],
+        "repeats_s": runs,
+    }
 
 
 # ----------------------------------------------------------------------------- 3. decoding RTF
@@ -324,8 +388,9 @@ def decode_section(args, device: torch.device, model) -> Dict[str, object]:
     from espnet_usr2.decode.hyps import DecodeOptions
 
     net = model.teacher.model
-    inputs = {k: v.to(device) for k, v in random_av(lengths_for(args.decode_utts, *args.decode_frames),
-                                                    args.seed + 3).items()}
+    inputs = {
+        k: v.to(device) for k, v in random_av(lengths_for(args.decode_utts, *args.decode_frames), args.seed + 3).items()
+    }
     with torch.no_grad():
         enc, enc_lens = net.encode(**inputs, modalities=[args.decode_modality], augment=False)[args.decode_modality]
     opts = DecodeOptions(beam_size=args.beam, ctc_weight=0.1, maxlenratio=TOKENS_PER_FRAME)
@@ -333,13 +398,25 @@ def decode_section(args, device: torch.device, model) -> Dict[str, object]:
     with torch.no_grad():
         time_searches(net, enc[:1], enc_lens[:1], args.decode_modality, opts, sos, eos, args.vocab, None)  # warm-up
         cuda_synchronize(device)
-        t_fast, t_ref, agree, hyp_lens = time_searches(net, enc, enc_lens, args.decode_modality, opts, sos, eos,
-                                                       args.vocab, None)
+        t_fast, t_ref, agree, hyp_lens = time_searches(
+            net, enc, enc_lens, args.decode_modality, opts, sos, eos, args.vocab, None
+        )
     audio_s = float(enc_lens.sum()) / FPS
-    return {"utterances": args.decode_utts, "frames": enc_lens.tolist(), "input_s": audio_s, "beam": args.beam,
-            "modality": args.decode_modality, "precision": "fp32", "fast_s": t_fast, "espnet_s": t_ref,
-            "rtf_fast": t_fast / audio_s, "rtf_espnet": t_ref / audio_s, "espnet_over_fast": t_ref / t_fast,
-            "identical_1best": sum(agree), "hyp_lengths": hyp_lens}
+    return {
+        "utterances": args.decode_utts,
+        "frames": enc_lens.tolist(),
+        "input_s": audio_s,
+        "beam": args.beam,
+        "modality": args.decode_modality,
+        "precision": "fp32",
+        "fast_s": t_fast,
+        "espnet_s": t_ref,
+        "rtf_fast": t_fast / audio_s,
+        "rtf_espnet": t_ref / audio_s,
+        "espnet_over_fast": t_ref / t_fast,
+        "identical_1best": sum(agree),
+        "hyp_lengths": hyp_lens,
+    }
 
 
 # ----------------------------------------------------------------------------- report
@@ -363,46 +440,76 @@ def layout_section(args, device: torch.device, model, batch) -> Dict[str, float]
     frontend.channels_last = args.channels_last
     frontend.zero_grad(set_to_none=True)
     (out, grad), (out_cl, grad_cl) = outputs[False], outputs[True]
-    return {"max_abs_output": float(out.abs().max()), "max_abs_output_diff": float((out_cl - out).abs().max()),
-            "max_abs_stem_grad": float(grad.abs().max()), "max_abs_stem_grad_diff": float((grad_cl - grad).abs().max()),
-            "applied": device.type == "cuda"}
+    return {
+        "max_abs_output": float(out.abs().max()),
+        "max_abs_output_diff": float((out_cl - out).abs().max()),
+        "max_abs_stem_grad": float(grad.abs().max()),
+        "max_abs_stem_grad_diff": float((grad_cl - grad).abs().max()),
+        "applied": device.type == "cuda",
+    }
 
 
 def markdown(result: Dict) -> str:
     env, train, pl, dec = result["environment"], result["train"], result["pl"], result["decode"]
-    lines = [f"# GPU check: {Path(result['options']['config']).name}, {result['parameters_m']:.1f} M parameters",
-             "", f"{env['device_name']} ({env['device']}), torch {env['torch']}, CUDA {env['cuda']}; "
-             f"cudnn.benchmark {'on' if env.get('cudnn_benchmark') else 'off'}, "
-             f"channels-last front-end {'on' if result['options'].get('channels_last') else 'off'}; whole run {result['total_s']:.0f} s", "",
-             f"## Training step ({train['step']}, {train['precision']}), "
-             f"{result['options']['batch']} labelled + {result['options']['batch']} unlabelled x "
-             f"{result['options']['frames']} frames, median of {result['options']['steps']}", "",
-             "| mode | step (s) | video frames/s | peak memory (MB) | TFLOP / step | MFU |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# GPU check: {Path(result['options']['config']).name}, {result['parameters_m']:.1f} M parameters",
+        "",
+        f"{env['device_name']} ({env['device']}), torch {env['torch']}, CUDA {env['cuda']}; "
+        f"cudnn.benchmark {'on' if env.get('cudnn_benchmark') else 'off'}, "
+        f"channels-last front-end {'on' if result['options'].get('channels_last') else 'off'}; whole run {result['total_s']:.0f} s",
+        "",
+        f"## Training step ({train['step']}, {train['precision']}), "
+        f"{result['options']['batch']} labelled + {result['options']['batch']} unlabelled x "
+        f"{result['options']['frames']} frames, median of {result['options']['steps']}",
+        "",
+        "| mode | step (s) | video frames/s | peak memory (MB) | TFLOP / step | MFU |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in train["modes"].values():
-        lines.append(f"| {m['name']} | {m['step_s']:.3f} | {m['video_frames_per_s']:.0f} | "
-                     f"{m['peak_memory_mb']:.0f} | {m['flops_per_step'] / 1e12:.3f} | {fmt(m['mfu'], '.1%')} |")
+        lines.append(
+            f"| {m['name']} | {m['step_s']:.3f} | {m['video_frames_per_s']:.0f} | "
+            f"{m['peak_memory_mb']:.0f} | {m['flops_per_step'] / 1e12:.3f} | {fmt(m['mfu'], '.1%')} |"
+        )
     kind = next(iter(train["modes"].values()))["memory_kind"]
-    peak = (f"MFU against a peak of {train['peak_flops']:.3g} FLOP/s" if train["peak_flops"] else
-            "MFU n/a: no peak FLOP/s known for this device (--peak_flops)")
-    lines += ["", f"Peak memory: {kind}. {peak}.", "",
-              f"## Pseudo-label generation ({pl['utterances']} x {pl['frames']} frames, after the shared "
-              f"teacher encoding of {pl['teacher_encoder_s'] * 1e3:.1f} ms)", "",
-              "| CTC-driven (one decoder pass) | AR greedy | AR / CTC-driven |", "|---|---|---|",
-              f"| {pl['ctc_driven_s'] * 1e3:.1f} ms ({pl['ctc_driven_decoder_positions']} positions) | "
-              f"{pl['ar_greedy_s'] * 1e3:.1f} ms ({pl['ar_greedy_steps']} steps) | **{pl['ar_over_ctc']:.1f}x** |", "",
-              f"## Decoding, beam {dec['beam']}, {dec['utterances']} utterances ({dec['input_s']:.1f} s of input, "
-              f"modality {dec['modality']}, {dec['precision']})", "",
-              "| search | seconds | RTF |", "|---|---|---|",
-              f"| ESPnet beam search | {dec['espnet_s']:.3f} | {dec['rtf_espnet']:.4f} |",
-              f"| fast batched beam search | {dec['fast_s']:.3f} | {dec['rtf_fast']:.4f} |",
-              "", f"ESPnet / fast: **{dec['espnet_over_fast']:.1f}x**; identical 1-best {dec['identical_1best']}"
-              f"/{dec['utterances']}.", ""]
+    peak = (
+        f"MFU against a peak of {train['peak_flops']:.3g} FLOP/s"
+        if train["peak_flops"]
+        else "MFU n/a: no peak FLOP/s known for this device (--peak_flops)"
+    )
+    lines += [
+        "",
+        f"Peak memory: {kind}. {peak}.",
+        "",
+        f"## Pseudo-label generation ({pl['utterances']} x {pl['frames']} frames, after the shared "
+        f"teacher encoding of {pl['teacher_encoder_s'] * 1e3:.1f} ms)",
+        "",
+        "| CTC-driven (one decoder pass) | AR greedy | AR / CTC-driven |",
+        "|---|---|---|",
+        f"| {pl['ctc_driven_s'] * 1e3:.1f} ms ({pl['ctc_driven_decoder_positions']} positions) | "
+        f"{pl['ar_greedy_s'] * 1e3:.1f} ms ({pl['ar_greedy_steps']} steps) | **{pl['ar_over_ctc']:.1f}x** |",
+        "",
+        f"## Decoding, beam {dec['beam']}, {dec['utterances']} utterances ({dec['input_s']:.1f} s of input, "
+        f"modality {dec['modality']}, {dec['precision']})",
+        "",
+        "| search | seconds | RTF |",
+        "|---|---|---|",
+        f"| ESPnet beam search | {dec['espnet_s']:.3f} | {dec['rtf_espnet']:.4f} |",
+        f"| fast batched beam search | {dec['fast_s']:.3f} | {dec['rtf_fast']:.4f} |",
+        "",
+        f"ESPnet / fast: **{dec['espnet_over_fast']:.1f}x**; identical 1-best {dec['identical_1best']}"
+        f"/{dec['utterances']}.",
+        "",
+    ]
     if "layout" in result:
         lay = result["layout"]
-        lines += ["## Channels-last video front-end vs the default layout (same weights, this batch)", "",
-                  f"max |output difference| {lay['max_abs_output_diff']:.3g} (max |output| {lay['max_abs_output']:.3g}); "
-                  f"max |stem gradient difference| {lay['max_abs_stem_grad_diff']:.3g} (max {lay['max_abs_stem_grad']:.3g})"
-                  + ("" if lay["applied"] else "; not applied on CPU (the front-end ignores the option there)"), ""]
+        lines += [
+            "## Channels-last video front-end vs the default layout (same weights, this batch)",
+            "",
+            f"max |output difference| {lay['max_abs_output_diff']:.3g} (max |output| {lay['max_abs_output']:.3g}); "
+            f"max |stem gradient difference| {lay['max_abs_stem_grad_diff']:.3g} (max {lay['max_abs_stem_grad']:.3g})"
+            + ("" if lay["applied"] else "; not applied on CPU (the front-end ignores the option there)"),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -420,9 +527,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6
     batch = semi_batch(args, device)
     result = {"environment": env, "options": vars(args), "parameters_m": n_params}
-    sections = [("train", lambda: train_section(args, device, model, objectives, batch)),
-                ("pl", lambda: pl_section(args, device, model, batch)),
-                ("decode", lambda: decode_section(args, device, model))]
+    sections = [
+        ("train", lambda: train_section(args, device, model, objectives, batch)),
+        ("pl", lambda: pl_section(args, device, model, batch)),
+        ("decode", lambda: decode_section(args, device, model)),
+    ]
     if args.channels_last:
         sections.append(("layout", lambda: layout_section(args, device, model, batch)))
     for name, section in sections:

@@ -24,6 +24,7 @@ lies from the nearest clip start / end (mean, max, share within 0.5 s; A/AV only
 search's real-time factor, and the peak memory of decoding the first third of the recording
 and the whole of it (flat when segments, not the recording, set it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -139,19 +140,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True)
     parser.add_argument("--model_file", default=None)
-    parser.add_argument("--search_configs", nargs="+", default=["released"],
-                        help="decoding YAMLs compared clip by clip (released: the released search); the "
-                             "first also decodes the long recording")
+    parser.add_argument(
+        "--search_configs",
+        nargs="+",
+        default=["released"],
+        help="decoding YAMLs compared clip by clip (released: the released search); the "
+        "first also decodes the long recording",
+    )
     parser.add_argument("--data_dir", type=Path, required=True)
     parser.add_argument("--recipe_dir", type=Path, default=None, help="paths in the scp files are relative to it")
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--max_segments", type=float, nargs="*", default=[5.0, 20.0],
-                        help="long-form settings (none: the clip-by-clip comparison only)")
+    parser.add_argument(
+        "--max_segments",
+        type=float,
+        nargs="*",
+        default=[5.0, 20.0],
+        help="long-form settings (none: the clip-by-clip comparison only)",
+    )
     parser.add_argument("--min_silences", type=float, nargs="+", default=[0.2, 0.3, 0.5])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
     import torch
+
     torch.set_num_threads(2)
     files = resolve_model_dir(args.model_dir, args.model_file)
     recipe_dir = args.recipe_dir or Path(args.model_dir).resolve().parents[1]
@@ -159,19 +170,26 @@ def main() -> None:
     frames, audio, refs, spans, order = build_recording(clips, args.minutes, args.seed)
     seconds = len(frames) / FPS
     reference = " ".join(refs)
-    print(f"recording: {seconds / 60:.1f} min, {len(order)} clips ({len(clips)} distinct) of {args.data_dir}, "
-          f"{len(reference.split())} words; model {files.model_file}\n")
+    print(
+        f"recording: {seconds / 60:.1f} min, {len(order)} clips ({len(clips)} distinct) of {args.data_dir}, "
+        f"{len(reference.split())} words; model {files.model_file}\n"
+    )
 
-    print("Clip by clip (each distinct clip once; WER over the recording's clips; RTF = search + encoder "
-          "seconds per second of speech, all three modalities):\n")
+    print(
+        "Clip by clip (each distinct clip once; WER over the recording's clips; RTF = search + encoder "
+        "seconds per second of speech, all three modalities):\n"
+    )
     print("| search | WER V | WER A | WER AV | RTF |")
     print("|---|---:|---:|---:|---:|")
     distinct_seconds = sum(len(clips[i][1]) for i in set(order)) / FPS
     single_wer: Dict[str, float] = {}
     s2t = None
     for config in args.search_configs:
-        s2t_config = (USR2Speech2Text.from_model_files(files, opts=DecodeOptions()) if config == "released"
-                      else USR2Speech2Text.from_model_files(files, config))
+        s2t_config = (
+            USR2Speech2Text.from_model_files(files, opts=DecodeOptions())
+            if config == "released"
+            else USR2Speech2Text.from_model_files(files, config)
+        )
         start = time.perf_counter()
         single = clip_by_clip(s2t_config, clips, order)
         rtf = (time.perf_counter() - start) / distinct_seconds
@@ -182,8 +200,10 @@ def main() -> None:
     if not args.max_segments:
         return
     print(f"\nLong form with {args.search_configs[0]}:\n")
-    print("| modality | max_segment (s) | min_silence (s) | segments | WER long-form | WER clip by clip "
-          "| edge error mean / max (s) | edges within 0.5 s | search RTF |")
+    print(
+        "| modality | max_segment (s) | min_silence (s) | segments | WER long-form | WER clip by clip "
+        "| edge error mean / max (s) | edges within 0.5 s | search RTF |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for max_segment in args.max_segments:
         for min_silence in args.min_silences:
@@ -201,17 +221,22 @@ def main() -> None:
                     edges = "-" if m == "v" else "{:.2f} / {:.2f} | {:.0%}".format(*edge_errors(segs, spans))
                     if m == "v":
                         edges += " | -"
-                    print(f"| {NAMES[m]} | {max_segment:g} | {min_silence if m != 'v' else '-'} | {len(segs)} "
-                          f"| {long_wer:.1f} | {single_wer[m]:.1f} | {edges} | {rtf:.3f} |", flush=True)
+                    print(
+                        f"| {NAMES[m]} | {max_segment:g} | {min_silence if m != 'v' else '-'} | {len(segs)} "
+                        f"| {long_wer:.1f} | {single_wer[m]:.1f} | {edges} | {rtf:.3f} |",
+                        flush=True,
+                    )
     # memory: greedy CTC (the search's own memory is per segment whatever it is; this is quick)
     s2t = USR2Speech2Text.from_model_files(files, opts=DecodeOptions(method="greedy_ctc"), modalities=("a", "av"))
     third = len(frames) // 3
     segmenting = Segmenting(args.max_segments[0], args.min_silences[0], 2.0)
     part = Measured(lambda: decode_recording(s2t, Media(frames[:third], audio[: third * SPF], ""), segmenting))
     whole = Measured(lambda: decode_recording(s2t, Media(frames, audio, ""), segmenting))
-    print(f"\npeak memory while decoding (A + AV, greedy CTC, max_segment {args.max_segments[0]:g}): "
-          f"first third {part.peak_mb:.0f} MB, whole recording {whole.peak_mb:.0f} MB "
-          f"(extra over the loaded model: {part.extra_mb:.0f} / {whole.extra_mb:.0f} MB)")
+    print(
+        f"\npeak memory while decoding (A + AV, greedy CTC, max_segment {args.max_segments[0]:g}): "
+        f"first third {part.peak_mb:.0f} MB, whole recording {whole.peak_mb:.0f} MB "
+        f"(extra over the loaded model: {part.extra_mb:.0f} / {whole.extra_mb:.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ a random-init CTC head emits one token per utterance). Pre-training step: the te
 AV layer average (one encoder pass of one stream), the student's three masked streams and
 the 2-block predictor over all three. Nothing is hard-coded: every figure is this run's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,15 @@ def build_models(args):
     from espnet_usr2.tasks.usr2 import USR2Task
 
     torch.manual_seed(args.seed)
-    semi = build_model_from_config(CONF / f"train_usr2_{args.size}.yaml", token_list(args.vocab),
-                                   ["--semi", "usr2", "--semi_conf", "threshold=0.0", "--semi_conf", "p_ar=0.0"])
+    semi = build_model_from_config(
+        CONF / f"train_usr2_{args.size}.yaml",
+        token_list(args.vocab),
+        ["--semi", "usr2", "--semi_conf", "threshold=0.0", "--semi_conf", "p_ar=0.0"],
+    )
     torch.manual_seed(args.seed)
-    pretrain = USR2Task.build_model(USR2Task.get_parser().parse_args(
-        ["--config", str(CONF / f"pretrain_usr2_{args.size}.yaml")]))
+    pretrain = USR2Task.build_model(
+        USR2Task.get_parser().parse_args(["--config", str(CONF / f"pretrain_usr2_{args.size}.yaml")])
+    )
     return semi, pretrain
 
 
@@ -57,9 +62,13 @@ def semi_batch(args, batch):
     n_tokens = max(1, args.frames // 5)
     n_unl = args.utts - args.labelled
     text = torch.randint(2, args.vocab - 2, (args.utts, n_tokens), generator=g)
-    text[args.labelled:] = -1
-    return {**batch, "text": text, "text_lengths": torch.tensor([n_tokens] * args.labelled + [0] * n_unl),
-            "labelled": torch.tensor([1] * args.labelled + [0] * n_unl).unsqueeze(1)}
+    text[args.labelled :] = -1
+    return {
+        **batch,
+        "text": text,
+        "text_lengths": torch.tensor([n_tokens] * args.labelled + [0] * n_unl),
+        "labelled": torch.tensor([1] * args.labelled + [0] * n_unl).unsqueeze(1),
+    }
 
 
 def main() -> None:
@@ -82,15 +91,20 @@ def main() -> None:
     semi_inputs = semi_batch(args, batch)
     semi.ensure_teacher_initialized()
     with torch.no_grad():
-        unl = {k: v[args.labelled:] for k, v in batch.items()}
+        unl = {k: v[args.labelled :] for k, v in batch.items()}
         enc, enc_lens = semi.teacher.model.encode(**unl, modalities=[PL_MODALITY], augment=False)[PL_MODALITY]
     force_realistic_pl_lengths(semi.teacher.model, enc, enc_lens, 0.2)
     semi.train(), pretrain.train()
-    n_params = {name: sum(x.numel() for x in m.parameters() if x.requires_grad) / 1e6
-                for name, m in (("semi", semi), ("pretrain", pretrain))}
-    print(f"{args.size}: semi-supervised model {n_params['semi']:.1f} M trainable parameters, "
-          f"pre-training model {n_params['pretrain']:.1f} M; batch {args.utts} x {args.frames} frames, "
-          f"{args.threads} threads", flush=True)
+    n_params = {
+        name: sum(x.numel() for x in m.parameters() if x.requires_grad) / 1e6
+        for name, m in (("semi", semi), ("pretrain", pretrain))
+    }
+    print(
+        f"{args.size}: semi-supervised model {n_params['semi']:.1f} M trainable parameters, "
+        f"pre-training model {n_params['pretrain']:.1f} M; batch {args.utts} x {args.frames} frames, "
+        f"{args.threads} threads",
+        flush=True,
+    )
 
     def step(model, inputs, k):
         torch.manual_seed(args.seed + k)  # augmentation and masks
@@ -104,17 +118,19 @@ def main() -> None:
     results = {name: [] for name in runs}
     t0 = time.perf_counter()
     for k in range(args.steps):
-        for name in (("semi", "pretrain") if k % 2 == 0 else ("pretrain", "semi")):
+        for name in ("semi", "pretrain") if k % 2 == 0 else ("pretrain", "semi"):
             model, inputs = runs[name]
             results[name].append(Measured(lambda model=model, inputs=inputs, k=k: step(model, inputs, k + 1)))
     for name, measured in results.items():
         wall = statistics.median(m.wall for m in measured)
         cpu = statistics.median(m.cpu for m in measured)
         extra = [m.extra_mb for m in measured if m.extra_mb is not None]
-        print(f"  {name:9s} step: {wall:.2f} s wall, {cpu:.2f} s CPU, extra peak "
-              f"{max(extra):.0f} MB" if extra else f"  {name:9s} step: {wall:.2f} s wall, {cpu:.2f} s CPU")
-    ratio = statistics.median(m.wall for m in results["pretrain"]) / statistics.median(
-        m.wall for m in results["semi"])
+        print(
+            f"  {name:9s} step: {wall:.2f} s wall, {cpu:.2f} s CPU, extra peak {max(extra):.0f} MB"
+            if extra
+            else f"  {name:9s} step: {wall:.2f} s wall, {cpu:.2f} s CPU"
+        )
+    ratio = statistics.median(m.wall for m in results["pretrain"]) / statistics.median(m.wall for m in results["semi"])
     print(f"pre-training step / semi-supervised step (wall, median of {args.steps}): {ratio:.2f}")
     print(f"(measured in {time.perf_counter() - t0:.0f} s; process peak RSS {max_rss_mb():.0f} MB)")
 

@@ -12,6 +12,7 @@ flatters multi-threaded stages nor suffers from other load on the machine. Usage
 
     python bench/bench_roi.py [--seconds 10] [--size 224] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,8 +94,10 @@ def main() -> None:
             "audio decode + resample": audio,
             "FFV1 ROI + wav writing": write,
         }
-        print(f"clip: {clip.num_frames} frames, {args.size}x{args.size}, {args.seconds:g} s at 25 fps; "
-              f"best of {args.repeats}; {os.cpu_count()} cores visible")
+        print(
+            f"clip: {clip.num_frames} frames, {args.size}x{args.size}, {args.seconds:g} s at 25 fps; "
+            f"best of {args.repeats}; {os.cpu_count()} cores visible"
+        )
         print(f"{'':28s} {'frames':>6s} {'wall s':>8s} {'cpu s':>8s} {'frames/s/core':>14s} {'ms/frame':>9s}")
         results = {}
         for name, fn in {**whole, **parts}.items():
@@ -102,11 +105,14 @@ def main() -> None:
             results[name] = cpu / frames
             print(f"{name:28s} {frames:6d} {wall:8.3f} {cpu:8.3f} {frames / cpu:14.1f} {1000 * cpu / frames:9.2f}")
         parts_total = sum(results[name] for name in parts)
-        print(f"\nROI extraction throughput: {1 / results['utterance, MediaPipe']:.0f} frames/s/core with MediaPipe, "
-              f"{1 / results['utterance, given landmarks']:.0f} frames/s/core with given landmarks")
+        print(
+            f"\nROI extraction throughput: {1 / results['utterance, MediaPipe']:.0f} frames/s/core with MediaPipe, "
+            f"{1 / results['utterance, given landmarks']:.0f} frames/s/core with given landmarks"
+        )
         print("share of the parts (MediaPipe path):")
         for name in parts:
             print(f"  {name:26s} {100 * results[name] / parts_total:5.1f} %")
+
 
 if __name__ == "__main__":
     main()

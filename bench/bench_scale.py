@@ -19,6 +19,7 @@ side by side with the list path on the same entries.
     python bench/bench_scale.py                                  # 10k, 100k, 1M (about 10 min)
     python bench/bench_scale.py --sizes 10000 --collect_stats_entries 2000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,12 +42,34 @@ from espnet_usr2.data.roi_io import save_roi  # noqa: E402
 from espnet_usr2.testing.recipes import TEMPLATE, TEMPLATE_SHARED, link_template  # noqa: E402
 
 SAMPLES_PER_FRAME = 640
-WORDS = ("THE", "A", "PEOPLE", "THINK", "ABOUT", "WHAT", "THEY", "SEE", "EVERY", "DAY", "AND", "WHY",
-         "IT", "MATTERS", "TO", "US", "NOW", "BECAUSE", "WE", "KNOW")
+WORDS = (
+    "THE",
+    "A",
+    "PEOPLE",
+    "THINK",
+    "ABOUT",
+    "WHAT",
+    "THEY",
+    "SEE",
+    "EVERY",
+    "DAY",
+    "AND",
+    "WHY",
+    "IT",
+    "MATTERS",
+    "TO",
+    "US",
+    "NOW",
+    "BECAUSE",
+    "WE",
+    "KNOW",
+)
 TRAIN_CONFIG = TEMPLATE / "conf" / "train_usr2_base.yaml"
-MEASURE = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-           "rc = subprocess.run(sys.argv[1:]).returncode; "
-           "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)")
+MEASURE = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); "
+    "rc = subprocess.run(sys.argv[1:]).returncode; "
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)"
+)
 
 
 Clip = Tuple[Path, Path, int]  # ROI file, wav file, frames
@@ -66,8 +89,9 @@ def make_clips(media: Path, count: int = 8) -> List[Clip]:
     return clips
 
 
-def write_set(recipe: Path, name: str, count: int, clips: Sequence[Clip], labelled: bool, seed: int,
-              clip_frames: bool = False) -> None:
+def write_set(
+    recipe: Path, name: str, count: int, clips: Sequence[Clip], labelled: bool, seed: int, clip_frames: bool = False
+) -> None:
     """data/<name>/{utt2spk,text} and dump/extract/<name>/ as stages 1-2 leave them; frame
     counts drawn at random, or (``clip_frames``) those of the clip an entry points at."""
     rng = np.random.default_rng(seed)
@@ -104,8 +128,14 @@ def recipe_dir(root: Path) -> Path:
 def measured(cmd: Sequence[str], cwd: Path, log: Path) -> Tuple[float, float]:
     """(seconds, peak RSS in MB of the command's largest process); fails with the log's tail."""
     with open(log, "a") as out:
-        proc = subprocess.run([sys.executable, "-c", MEASURE, *cmd], cwd=cwd, stdout=subprocess.PIPE,
-                              stderr=out, text=True, env={**os.environ, "USR2_CMD_BACKEND": "local"})
+        proc = subprocess.run(
+            [sys.executable, "-c", MEASURE, *cmd],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=out,
+            text=True,
+            env={**os.environ, "USR2_CMD_BACKEND": "local"},
+        )
     *_, last = proc.stdout.strip().splitlines()
     seconds, rss_kb, rc = last.split()
     if int(rc) != 0:
@@ -122,10 +152,20 @@ def sampler_cost(stats_lab: Path, stats_unlab: Path) -> Tuple[float, float]:
         "lab, unl = read_frame_lengths(sys.argv[1]), read_frame_lengths(sys.argv[2])\n"
         "steps = SemiSupervisedBatchSampler(lab, unl, 4800, 4800, seed=1).rank_steps(1, rank=0, world_size=8)\n"
         "assert steps\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(stats_lab / "train" / "video_shape"),
-                           str(stats_unlab / "train" / "video_shape")], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(stats_lab / "train" / "video_shape"),
+            str(stats_unlab / "train" / "video_shape"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     seconds, rss_kb = proc.stdout.split()
@@ -133,8 +173,22 @@ def sampler_cost(stats_lab: Path, stats_unlab: Path) -> Tuple[float, float]:
 
 
 def usr2(stage: int, extra: Sequence[str] = (), unlabelled: str = "unl") -> List[str]:
-    return ["./usr2.sh", "--stage", str(stage), "--stop_stage", str(stage), "--labelled_sets", "lab",
-            "--unlabelled_sets", unlabelled, "--valid_set", "valid", "--test_sets", "", *extra]
+    return [
+        "./usr2.sh",
+        "--stage",
+        str(stage),
+        "--stop_stage",
+        str(stage),
+        "--labelled_sets",
+        "lab",
+        "--unlabelled_sets",
+        unlabelled,
+        "--valid_set",
+        "valid",
+        "--test_sets",
+        "",
+        *extra,
+    ]
 
 
 def tokenizer(recipe: Path, root: Path) -> List[str]:
@@ -145,8 +199,20 @@ def tokenizer(recipe: Path, root: Path) -> List[str]:
         with open(recipe / "data" / "lab" / "text") as src, open(sample, "w") as dst:
             for _, line in zip(range(10_000), src):
                 dst.write(line)
-        subprocess.run([sys.executable, str(TEMPLATE / "pyscripts" / "make_bpe.py"), "--text", str(sample),
-                        "--outdir", str(tok), "--nbpe", "64"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(TEMPLATE / "pyscripts" / "make_bpe.py"),
+                "--text",
+                str(sample),
+                "--outdir",
+                str(tok),
+                "--nbpe",
+                "64",
+            ],
+            check=True,
+            capture_output=True,
+        )
     return ["--token_list", str(tok / "tokens.txt"), "--bpemodel", str(tok / "bpe.model")]
 
 
@@ -176,19 +242,39 @@ def collect_stats_side_by_side(root: Path, entries: int, clips, log: Path) -> Di
     dump = recipe / "dump"
     args = ["--config", str(TRAIN_CONFIG), *token_opts, "--token_type", "bpe"]
     for mode, d in (("train", dump / "lab"), ("valid", dump / "valid")):
-        args += [f"--{mode}_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
-                 f"--{mode}_data_path_and_name_and_type", f"{d}/video.scp,video,roi_video",
-                 f"--{mode}_data_path_and_name_and_type", f"{d}/text,text,text", f"--{mode}_shape_file", f"{d}/wav.scp"]
+        args += [
+            f"--{mode}_data_path_and_name_and_type",
+            f"{d}/wav.scp,speech,sound",
+            f"--{mode}_data_path_and_name_and_type",
+            f"{d}/video.scp,video,roi_video",
+            f"--{mode}_data_path_and_name_and_type",
+            f"{d}/text,text,text",
+            f"--{mode}_shape_file",
+            f"{d}/wav.scp",
+        ]
     env_python = [sys.executable, "-m"]
-    old = measured([*env_python, "espnet_usr2.bin.usr2_train", "--collect_stats", "true", *args,
-                    "--output_dir", str(recipe / "collect")], recipe, log)
-    new = measured([*env_python, "espnet_usr2.bin.usr2_shape_files", *args, "--output_dir", str(recipe / "lists")],
-                   recipe, log)
+    old = measured(
+        [
+            *env_python,
+            "espnet_usr2.bin.usr2_train",
+            "--collect_stats",
+            "true",
+            *args,
+            "--output_dir",
+            str(recipe / "collect"),
+        ],
+        recipe,
+        log,
+    )
+    new = measured(
+        [*env_python, "espnet_usr2.bin.usr2_shape_files", *args, "--output_dir", str(recipe / "lists")], recipe, log
+    )
     for mode in ("train", "valid"):
         for name in ("speech_shape", "video_shape", "text_shape"):
             # the config's data-loader workers interleave --collect_stats' lines: compare as sets
-            old_lines, new_lines = (sorted((recipe / d / mode / name).read_text().splitlines())
-                                    for d in ("collect", "lists"))
+            old_lines, new_lines = (
+                sorted((recipe / d / mode / name).read_text().splitlines()) for d in ("collect", "lists")
+            )
             if old_lines != new_lines:
                 raise SystemExit(f"{mode}/{name} differs between --collect_stats and the lists")
     return {"usr2_train --collect_stats": old, "usr2_shape_files": new}
@@ -197,8 +283,12 @@ def collect_stats_side_by_side(root: Path, entries: int, clips, log: Path) -> Di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--collect_stats_entries", type=int, default=0,
-                        help="also time usr2_train --collect_stats against the lists on this many entries")
+    parser.add_argument(
+        "--collect_stats_entries",
+        type=int,
+        default=0,
+        help="also time usr2_train --collect_stats against the lists on this many entries",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_scale"))
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()

@@ -71,6 +71,7 @@ after one warm-up call each; training steps after one warm-up step per method. C
 start and the end: on a shared machine, small decoder steps suffer most from other load
 (2 OpenMP threads wait for each other at every op), so AR figures are the noisiest.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -184,14 +185,16 @@ def worker_pl(args) -> Dict:
     def ctc_driven():
         with torch.no_grad():
             ctc_pl = ctc_pseudo_labels(head.log_softmax(enc), enc_lens, conf)
-            att_pl = ctc_driven_teacher_forcing(decoder, enc, enc_lens, ctc_pl.tokens, ctc_pl.lengths, sos, eos,
-                                                args.threshold, modality=PL_MODALITY)
+            att_pl = ctc_driven_teacher_forcing(
+                decoder, enc, enc_lens, ctc_pl.tokens, ctc_pl.lengths, sos, eos, args.threshold, modality=PL_MODALITY
+            )
         return ctc_pl, att_pl
 
     def ar_greedy():
         with torch.no_grad():
-            return ar_greedy_pseudo_labels(decoder, enc, enc_lens, sos, eos, ar_conf, args.threshold,
-                                           modality=PL_MODALITY, use_cache=True)
+            return ar_greedy_pseudo_labels(
+                decoder, enc, enc_lens, sos, eos, ar_conf, args.threshold, modality=PL_MODALITY, use_cache=True
+            )
 
     def ar_greedy_cross_cached():
         with cross_attention_kv_cached(decoder):
@@ -207,16 +210,22 @@ def worker_pl(args) -> Dict:
     ctc_pl, att_pl = runs["ctc"][-1].result
     ar_pl = runs["ar"][-1].result
     return {
-        "enc_wall": encoded.wall, "enc_cpu": encoded.cpu, "enc_extra_mb": encoded.extra_mb,
-        "ctc_len_mean": float(ctc_pl.lengths.float().mean()), "ctc_len_min": int(ctc_pl.lengths.min()),
-        "ctc_len_max": int(ctc_pl.lengths.max()), "tf_positions": int(att_pl.tokens.size(1)),
-        "ar_len_mean": float(ar_pl.lengths.float().mean()), "ar_len_max": int(ar_pl.lengths.max()),
+        "enc_wall": encoded.wall,
+        "enc_cpu": encoded.cpu,
+        "enc_extra_mb": encoded.extra_mb,
+        "ctc_len_mean": float(ctc_pl.lengths.float().mean()),
+        "ctc_len_min": int(ctc_pl.lengths.min()),
+        "ctc_len_max": int(ctc_pl.lengths.max()),
+        "tf_positions": int(att_pl.tokens.size(1)),
+        "ar_len_mean": float(ar_pl.lengths.float().mean()),
+        "ar_len_max": int(ar_pl.lengths.max()),
         "ar_eos": int((ar_pl.tokens == eos).sum()),
         "arx_same": bool(torch.equal(runs["arx"][-1].result.tokens, ar_pl.tokens)),
         **{f"{k}_wall": [m.wall for m in v] for k, v in runs.items()},
         **{f"{k}_cpu": [m.cpu for m in v] for k, v in runs.items()},
         **{f"{k}_extra_mb": max_or_none([m.extra_mb for m in v]) for k, v in runs.items()},
-        "rss_model_mb": rss_model, "max_rss_mb": max_rss_mb(),
+        "rss_model_mb": rss_model,
+        "max_rss_mb": max_rss_mb(),
     }
 
 
@@ -231,9 +240,10 @@ def worker_steps(args) -> Dict:
     from espnet_usr2.semi.objective import USR1Objective
 
     model = build(args, ["--semi", "usr2", "--semi_conf", "threshold=0.0", "--semi_conf", f"p_ar={args.p_ar}"])
-    objectives = {"usr2": model.unlabelled_objective,
-                  "usr1": USR1Objective(vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(),
-                                        threshold=0.0)}
+    objectives = {
+        "usr2": model.unlabelled_objective,
+        "usr1": USR1Objective(vocab_size=args.vocab, encoder_output_size=model.encoder.output_size(), threshold=0.0),
+    }
     model.ensure_teacher_initialized()
     model.train()
     teacher = model.teacher.model
@@ -279,11 +289,25 @@ def worker_steps(args) -> Dict:
             mode = "usr1" if method == "usr1" else ("ar" if float(stats["pl_mode_ar"]) == 1.0 else "ctc")
             if method == "usr2":  # the model ran the mode of the draw
                 assert mode == ("ar" if draw[k] == AR_MODE else "ctc"), (k, mode, draw[k])
-            records.append(dict(method=method, step=k, mode=mode, wall=m.wall, cpu=m.cpu, fwd=t_fwd,
-                                extra_mb=m.extra_mb, pl_att_len=float(stats["pl_att_len"]),
-                                pl_ctc_len=float(stats["pl_ctc_len"]) if "pl_ctc_len" in stats else None))
-            print(f"  step {k} {method} ({mode}): {m.wall:.2f} s (forward {t_fwd:.2f} s), "
-                  f"extra peak {fmt_mb(m.extra_mb)}", file=sys.stderr, flush=True)
+            records.append(
+                dict(
+                    method=method,
+                    step=k,
+                    mode=mode,
+                    wall=m.wall,
+                    cpu=m.cpu,
+                    fwd=t_fwd,
+                    extra_mb=m.extra_mb,
+                    pl_att_len=float(stats["pl_att_len"]),
+                    pl_ctc_len=float(stats["pl_ctc_len"]) if "pl_ctc_len" in stats else None,
+                )
+            )
+            print(
+                f"  step {k} {method} ({mode}): {m.wall:.2f} s (forward {t_fwd:.2f} s), "
+                f"extra peak {fmt_mb(m.extra_mb)}",
+                file=sys.stderr,
+                flush=True,
+            )
     return {"records": records, "rss_model_mb": rss_model, "max_rss_mb": max_rss_mb()}
 
 
@@ -306,7 +330,9 @@ def main() -> None:
     p.add_argument("--config", default=str(REPO / "egs2/TEMPLATE/usr2/conf/train_usr2_base.yaml"))
     p.add_argument("--vocab", type=int, default=1000)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0, help="weights and inputs (the mixed-sampling seed is the config's, 42)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="weights and inputs (the mixed-sampling seed is the config's, 42)"
+    )
     p.add_argument("--tokens_per_frame", type=float, default=0.2, help="PL length / frames (AR limit T//5)")
     p.add_argument("--threshold", type=float, default=0.8, help="PL confidence threshold in the PL benchmark")
     p.add_argument("--pl_batch", type=int, default=8)
@@ -354,71 +380,126 @@ def _load() -> str:
 def report(args, res: Dict[str, Dict], total: float) -> None:
     from espnet_usr2.tasks.config import build_model_from_config
 
-    n_params = sum(p.numel() for p in build_model_from_config(Path(args.config), token_list(args.vocab),
-                                                              meta=True).parameters()) / 1e6
-    print(f"model {Path(args.config).name}: {n_params:.1f} M parameters, vocab {args.vocab}, CPU "
-          f"({os.cpu_count()} cores), torch {torch.__version__}, {args.threads} threads; whole run {total:.0f} s; "
-          f"{_load()} at the end")
+    n_params = (
+        sum(
+            p.numel()
+            for p in build_model_from_config(Path(args.config), token_list(args.vocab), meta=True).parameters()
+        )
+        / 1e6
+    )
+    print(
+        f"model {Path(args.config).name}: {n_params:.1f} M parameters, vocab {args.vocab}, CPU "
+        f"({os.cpu_count()} cores), torch {torch.__version__}, {args.threads} threads; whole run {total:.0f} s; "
+        f"{_load()} at the end"
+    )
     print(f"command: python bench/bench_semi.py {' '.join(sys.argv[1:])}".rstrip())
     rows = []
     if "pl" in res:
         r = res["pl"]
         ctc, ar, arx = median(r["ctc_wall"]), median(r["ar_wall"]), median(r["arx_wall"])
-        print(f"\n## Pseudo-label generation, batch {args.pl_batch} x {args.pl_frames} frames "
-              f"({args.pl_frames / FPS:.0f} s each), median of {args.pl_repeats}")
-        print(f"teacher AV encoder pass (shared by both, NOT in the PL figures): {r['enc_wall']:.2f} s wall, "
-              f"{r['enc_cpu']:.2f} s CPU, extra peak {fmt_mb(r['enc_extra_mb'])}")
-        print(f"CTC PL (biased CTC head, see --help): collapsed length mean {r['ctc_len_mean']:.1f} "
-              f"(min {r['ctc_len_min']}, max {r['ctc_len_max']}) tokens -> one decoder pass over "
-              f"{r['tf_positions']} positions")
-        print(f"AR PL: {r['ar_len_mean']:.1f} tokens mean, max {r['ar_len_max']} (limit T//5 = "
-              f"{int(args.pl_frames * args.tokens_per_frame)} steps; <eos> emitted {r['ar_eos']} times); "
-              f"with cross-attention K/V cached: same tokens {r['arx_same']}")
+        print(
+            f"\n## Pseudo-label generation, batch {args.pl_batch} x {args.pl_frames} frames "
+            f"({args.pl_frames / FPS:.0f} s each), median of {args.pl_repeats}"
+        )
+        print(
+            f"teacher AV encoder pass (shared by both, NOT in the PL figures): {r['enc_wall']:.2f} s wall, "
+            f"{r['enc_cpu']:.2f} s CPU, extra peak {fmt_mb(r['enc_extra_mb'])}"
+        )
+        print(
+            f"CTC PL (biased CTC head, see --help): collapsed length mean {r['ctc_len_mean']:.1f} "
+            f"(min {r['ctc_len_min']}, max {r['ctc_len_max']}) tokens -> one decoder pass over "
+            f"{r['tf_positions']} positions"
+        )
+        print(
+            f"AR PL: {r['ar_len_mean']:.1f} tokens mean, max {r['ar_len_max']} (limit T//5 = "
+            f"{int(args.pl_frames * args.tokens_per_frame)} steps; <eos> emitted {r['ar_eos']} times); "
+            f"with cross-attention K/V cached: same tokens {r['arx_same']}"
+        )
         for key, name in (("ctc", "CTC-driven"), ("ar", "AR greedy"), ("arx", "AR greedy, cross-attn K/V cached")):
-            print(f"  {name:<34} wall (ms) {[round(x * 1e3, 1) for x in r[key + '_wall']]}, "
-                  f"median CPU {median(r[key + '_cpu']) * 1e3:.1f} ms, extra peak {fmt_mb(r[key + '_extra_mb'])}")
-        rows.append((f"PL generation after encoding ({args.pl_batch} x {args.pl_frames} frames), median",
-                     f"{ctc * 1e3:.1f} ms (CTC-driven)", f"{ar * 1e3:.1f} ms (AR greedy, ESPnet KV cache)",
-                     f"**{ar / ctc:.1f}x**"))
-        rows.append(("  same, AR with cross-attention K/V also cached (bench-only variant)", f"{ctc * 1e3:.1f} ms",
-                     f"{arx * 1e3:.1f} ms", f"{arx / ctc:.1f}x"))
-        rows.append(("PL step extra peak RSS", fmt_mb(r["ctc_extra_mb"]), fmt_mb(r["ar_extra_mb"]),
-                     _ratio(r["ar_extra_mb"], r["ctc_extra_mb"])))
+            print(
+                f"  {name:<34} wall (ms) {[round(x * 1e3, 1) for x in r[key + '_wall']]}, "
+                f"median CPU {median(r[key + '_cpu']) * 1e3:.1f} ms, extra peak {fmt_mb(r[key + '_extra_mb'])}"
+            )
+        rows.append(
+            (
+                f"PL generation after encoding ({args.pl_batch} x {args.pl_frames} frames), median",
+                f"{ctc * 1e3:.1f} ms (CTC-driven)",
+                f"{ar * 1e3:.1f} ms (AR greedy, ESPnet KV cache)",
+                f"**{ar / ctc:.1f}x**",
+            )
+        )
+        rows.append(
+            (
+                "  same, AR with cross-attention K/V also cached (bench-only variant)",
+                f"{ctc * 1e3:.1f} ms",
+                f"{arx * 1e3:.1f} ms",
+                f"{arx / ctc:.1f}x",
+            )
+        )
+        rows.append(
+            (
+                "PL step extra peak RSS",
+                fmt_mb(r["ctc_extra_mb"]),
+                fmt_mb(r["ar_extra_mb"]),
+                _ratio(r["ar_extra_mb"], r["ctc_extra_mb"]),
+            )
+        )
     if "steps" in res:
         recs = res["steps"]["records"]
         u2s = [x for x in recs if x["method"] == "usr2"]
         u1s = [x for x in recs if x["method"] == "usr1"]
-        print(f"\n## Training step (forward + backward, no optimiser step), {args.labelled} labelled + "
-              f"{args.unlabelled} unlabelled x {args.step_frames} frames ({args.step_frames / FPS:.0f} s each), "
-              f"modalities v, a, av; USR 2.0 and USR v1 interleaved")
-        print(f"USR 2.0 (p_AR = {args.p_ar}), mixed-sampling draw of steps 0..{len(u2s) - 1}: "
-              f"{' '.join(x['mode'] for x in u2s)}; per step (s): {[round(x['wall'], 2) for x in u2s]}")
+        print(
+            f"\n## Training step (forward + backward, no optimiser step), {args.labelled} labelled + "
+            f"{args.unlabelled} unlabelled x {args.step_frames} frames ({args.step_frames / FPS:.0f} s each), "
+            f"modalities v, a, av; USR 2.0 and USR v1 interleaved"
+        )
+        print(
+            f"USR 2.0 (p_AR = {args.p_ar}), mixed-sampling draw of steps 0..{len(u2s) - 1}: "
+            f"{' '.join(x['mode'] for x in u2s)}; per step (s): {[round(x['wall'], 2) for x in u2s]}"
+        )
         per_mode = {}
         for m in ("ctc", "ar"):
             xs = [x for x in u2s if x["mode"] == m]
             if xs:
                 per_mode[m] = median([x["wall"] for x in xs])
-                print(f"  {m:>3} mode: {len(xs)} steps, median {per_mode[m]:.2f} s wall "
-                      f"({median([x['cpu'] for x in xs]):.2f} s CPU), forward {median([x['fwd'] for x in xs]):.2f} s, "
-                      f"PL lengths ctc {median([x['pl_ctc_len'] for x in xs]):.1f} / att "
-                      f"{median([x['pl_att_len'] for x in xs]):.1f}, extra peak "
-                      f"{fmt_mb(max_or_none([x['extra_mb'] for x in xs]))}")
+                print(
+                    f"  {m:>3} mode: {len(xs)} steps, median {per_mode[m]:.2f} s wall "
+                    f"({median([x['cpu'] for x in xs]):.2f} s CPU), forward {median([x['fwd'] for x in xs]):.2f} s, "
+                    f"PL lengths ctc {median([x['pl_ctc_len'] for x in xs]):.1f} / att "
+                    f"{median([x['pl_att_len'] for x in xs]):.1f}, extra peak "
+                    f"{fmt_mb(max_or_none([x['extra_mb'] for x in xs]))}"
+                )
         u2 = statistics.mean(x["wall"] for x in u2s)
         if len(per_mode) == 2:
-            print(f"  expectation p_AR * AR + (1 - p_AR) * CTC-driven (medians): "
-                  f"{args.p_ar * per_mode['ar'] + (1 - args.p_ar) * per_mode['ctc']:.2f} s")
+            print(
+                f"  expectation p_AR * AR + (1 - p_AR) * CTC-driven (medians): "
+                f"{args.p_ar * per_mode['ar'] + (1 - args.p_ar) * per_mode['ctc']:.2f} s"
+            )
         u1 = median([x["wall"] for x in u1s])
-        print(f"USR v1: per step (s): {[round(x['wall'], 2) for x in u1s]}, median {u1:.2f} s wall "
-              f"({median([x['cpu'] for x in u1s]):.2f} s CPU), forward {median([x['fwd'] for x in u1s]):.2f} s, "
-              f"AR PL length {median([x['pl_att_len'] for x in u1s]):.1f}, extra peak "
-              f"{fmt_mb(max_or_none([x['extra_mb'] for x in u1s]))}")
-        print(f"training worker: RSS after building student + teacher {res['steps']['rss_model_mb']:.0f} MB, "
-              f"whole-process peak {res['steps']['max_rss_mb']:.0f} MB")
+        print(
+            f"USR v1: per step (s): {[round(x['wall'], 2) for x in u1s]}, median {u1:.2f} s wall "
+            f"({median([x['cpu'] for x in u1s]):.2f} s CPU), forward {median([x['fwd'] for x in u1s]):.2f} s, "
+            f"AR PL length {median([x['pl_att_len'] for x in u1s]):.1f}, extra peak "
+            f"{fmt_mb(max_or_none([x['extra_mb'] for x in u1s]))}"
+        )
+        print(
+            f"training worker: RSS after building student + teacher {res['steps']['rss_model_mb']:.0f} MB, "
+            f"whole-process peak {res['steps']['max_rss_mb']:.0f} MB"
+        )
         u1_mean = statistics.mean(x["wall"] for x in u1s)
-        rows.append((f"Training step, USR 2.0 p_AR = {args.p_ar} (mean of its {len(u2s)} drawn steps) vs USR v1 "
-                     f"(mean of {len(u1s)})", f"{u2:.2f} s", f"{u1_mean:.2f} s", f"**{u1_mean / u2:.2f}x**"))
-        for m, name in (("ctc", "  USR 2.0 CTC-driven-mode steps vs USR v1 (medians)"),
-                        ("ar", "  USR 2.0 AR-mode steps vs USR v1 (medians)")):
+        rows.append(
+            (
+                f"Training step, USR 2.0 p_AR = {args.p_ar} (mean of its {len(u2s)} drawn steps) vs USR v1 "
+                f"(mean of {len(u1s)})",
+                f"{u2:.2f} s",
+                f"{u1_mean:.2f} s",
+                f"**{u1_mean / u2:.2f}x**",
+            )
+        )
+        for m, name in (
+            ("ctc", "  USR 2.0 CTC-driven-mode steps vs USR v1 (medians)"),
+            ("ar", "  USR 2.0 AR-mode steps vs USR v1 (medians)"),
+        ):
             if m in per_mode:
                 rows.append((name, f"{per_mode[m]:.2f} s", f"{u1:.2f} s", f"{u1 / per_mode[m]:.2f}x"))
         e2, e1 = max_or_none([x["extra_mb"] for x in u2s]), max_or_none([x["extra_mb"] for x in u1s])

@@ -12,6 +12,7 @@ step, not per clip of a pass).
     python bench/bench_stage_costs.py --corpus egs2/mini_lrs3/usr2/downloads/mini_lrs3 \\
         --model_dir egs2/mini_lrs3/usr2/exp/train_usr2_mini_trainval_train_semi_pretrain
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,13 @@ TRAIN_SETS = ("trainval_train", "valid", "pretrain")
 def run_stages(recipe: Path, first: int, last: int, env: Dict[str, str], extra: List[str], log: Path) -> float:
     start = time.perf_counter()
     with open(log, "a") as out:
-        proc = subprocess.run(["./run.sh", "--stage", str(first), "--stop_stage", str(last), *extra], cwd=recipe,
-                              env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            ["./run.sh", "--stage", str(first), "--stop_stage", str(last), *extra],
+            cwd=recipe,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     if proc.returncode != 0:
         raise SystemExit(f"stages {first}-{last} failed; see {log}")
     return time.perf_counter() - start
@@ -62,8 +68,12 @@ def main() -> None:
     shutil.rmtree(args.workdir, ignore_errors=True)
     recipe = link_recipe("mini_lrs3", args.workdir / "usr2")
     log = args.workdir / "run.log"
-    env = {**os.environ, "MINI_LRS3": str(args.corpus.resolve()), "USR2_CMD_BACKEND": "local",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "MINI_LRS3": str(args.corpus.resolve()),
+        "USR2_CMD_BACKEND": "local",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     common = ["--nj", str(args.nj), "--inference_nj", str(args.nj), "--test_sets", "test"]
     seconds = {}
     for stage in (1, 2, 3, 4, 5, 10):
@@ -74,11 +84,24 @@ def main() -> None:
     all_clips, all_hours = clips_and_hours(recipe, (*TRAIN_SETS, "test"))
     train_clips, train_hours = clips_and_hours(recipe, TRAIN_SETS)
     test_clips, test_hours = clips_and_hours(recipe, ("test",))
-    scope = {1: (all_clips, all_hours), 2: (all_clips, all_hours), 3: (all_clips, all_hours),
-             4: (train_clips, train_hours), 5: (train_clips, train_hours), 10: (train_clips, train_hours),
-             12: (3 * test_clips, 3 * test_hours)}  # decoding: A, V and AV of every test clip
-    names = {1: "data prep", 2: "mouth ROI + audio", 3: "format", 4: "length filter", 5: "tokenizer",
-             10: "shape files", 12: "decode A/V/AV + score"}
+    scope = {
+        1: (all_clips, all_hours),
+        2: (all_clips, all_hours),
+        3: (all_clips, all_hours),
+        4: (train_clips, train_hours),
+        5: (train_clips, train_hours),
+        10: (train_clips, train_hours),
+        12: (3 * test_clips, 3 * test_hours),
+    }  # decoding: A, V and AV of every test clip
+    names = {
+        1: "data prep",
+        2: "mouth ROI + audio",
+        3: "format",
+        4: "length filter",
+        5: "tokenizer",
+        10: "shape files",
+        12: "decode A/V/AV + score",
+    }
     print(f"\nmini corpus: {all_clips} clips, {all_hours:.3f} h of media; {args.nj} jobs, {os.cpu_count()} cores")
     print(f"{'stage':<26} {'seconds':>8} {'clips':>6} {'s / clip':>9} {'s / hour of media':>18}")
     for stage, wall in seconds.items():
@@ -87,8 +110,10 @@ def main() -> None:
     extract = recipe / "dump" / "extract"
     roi = sum(disk_bytes(d) for d in extract.glob("*/roi"))
     wav = sum(disk_bytes(d) for d in extract.glob("*/wav"))
-    print(f"\ndisk per hour of media: mouth ROIs (FFV1) {roi / all_hours / 1e6:.0f} MB, 16 kHz wav "
-          f"{wav / all_hours / 1e6:.0f} MB")
+    print(
+        f"\ndisk per hour of media: mouth ROIs (FFV1) {roi / all_hours / 1e6:.0f} MB, 16 kHz wav "
+        f"{wav / all_hours / 1e6:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ every compared run reaches. Prints a side-by-side table per seed and the ratio N
 (mean ± std over seeds where both reached it; the paper reports about 0.5). A run that never
 reaches the target is printed as such. Nothing is trained here: the figures are the runs'.
 """
+
 from __future__ import annotations
 
 import argparse

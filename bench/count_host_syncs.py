@@ -19,6 +19,7 @@ the report names the line, and the reader decides.
     python bench/count_host_syncs.py                 # USR 2.0, CTC-driven mode (p_AR 0)
     python bench/count_host_syncs.py --p_ar 1.0      # AR mode
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ with contextlib.redirect_stdout(io.StringIO()):  # ESPnet's flash_attn notice
     from espnet_usr2.tasks.config import build_model_from_config  # noqa: E402
     from espnet_usr2.testing.host_syncs import TOKENS, count_training_step, semi_batch  # noqa: E402
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=REPO / "egs2/TEMPLATE/usr2/conf/train_usr2_tiny.yaml")
@@ -50,8 +52,11 @@ def main() -> None:
     model(**batch)[0].backward()  # the first step initialises lazily; count a later one
     model.zero_grad()
     host, ops = count_training_step(model, batch)
-    print(f"{args.config.name}, --semi {args.semi}" + (f" p_AR {args.p_ar}" if args.semi == "usr2" else "")
-          + ": one step (forward, backward, EMA update), 2 labelled + 2 unlabelled clips")
+    print(
+        f"{args.config.name}, --semi {args.semi}"
+        + (f" p_AR {args.p_ar}" if args.semi == "usr2" else "")
+        + ": one step (forward, backward, EMA update), 2 labelled + 2 unlabelled clips"
+    )
     for title, counter in (("host reads (Python level)", host), ("data-dependent ATen ops", ops)):
         print(f"\n{title}: {sum(counter.values())}")
         for site, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])):

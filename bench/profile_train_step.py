@@ -16,6 +16,7 @@ two warm-up steps. It prints and writes (``<out_dir>/profile.md``):
   means the step waits on the host (kernel launches, Python) rather than on the GPU;
 - the operators with the most device time and the most host time (``key_averages``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ PARTS = ("forward", "backward", "optimizer", "ema_update")
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(Path(__file__).resolve().parents[1]
-                                           / "egs2/TEMPLATE/usr2/conf/train_usr2_base.yaml"))
+    p.add_argument(
+        "--config", default=str(Path(__file__).resolve().parents[1] / "egs2/TEMPLATE/usr2/conf/train_usr2_base.yaml")
+    )
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     p.add_argument("--out_dir", required=True)
     p.add_argument("--mode", default="usr2_ctc", choices=("usr2_ctc", "usr2_ar", "usr1"))
@@ -58,6 +60,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def timed_parts(model, optimizer, batch, device: torch.device) -> Dict[str, float]:
     """One step with the device synchronised between its parts: seconds per part."""
+
     def forward():
         with autocast(device):
             return model(**batch)[0]
@@ -75,8 +78,10 @@ def operator_table(events, key: str, rows: int) -> List[str]:
     ranked = sorted(events, key=lambda e: getattr(e, key, 0.0), reverse=True)[:rows]
     lines = ["| operator | calls | self device ms | self host ms |", "|---|---|---|---|"]
     for e in ranked:
-        lines.append(f"| {e.key[:60]} | {e.count} | {getattr(e, 'self_device_time_total', 0.0) / 1e3:.1f} "
-                     f"| {e.self_cpu_time_total / 1e3:.1f} |")
+        lines.append(
+            f"| {e.key[:60]} | {e.count} | {getattr(e, 'self_device_time_total', 0.0) / 1e3:.1f} "
+            f"| {e.self_cpu_time_total / 1e3:.1f} |"
+        )
     return lines
 
 
@@ -106,14 +111,23 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     device_busy = sum(e.self_device_time_total for e in on_device) / 1e6 / args.steps
     kernels = sum(e.count for e in on_device) / args.steps
 
-    lines = [f"# Training step profile: {Path(args.config).name}, {args.mode}, "
-             f"{args.batch} labelled + {args.batch} unlabelled x {args.frames} frames, {device.type}", "",
-             "| part | seconds (median, synchronised) |", "|---|---|"]
+    lines = [
+        f"# Training step profile: {Path(args.config).name}, {args.mode}, "
+        f"{args.batch} labelled + {args.batch} unlabelled x {args.frames} frames, {device.type}",
+        "",
+        "| part | seconds (median, synchronised) |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {part_s[name]:.4f} |" for name in PARTS]
-    lines += [f"| whole step | {sum(part_s.values()):.4f} |", "",
-              f"Under the profiler: {wall:.4f} s per step, device busy {device_busy:.4f} s "
-              f"({device_busy / wall:.0%} of the step), {kernels:.0f} device kernels per step.", "",
-              f"## Most device time ({args.steps} steps)", ""]
+    lines += [
+        f"| whole step | {sum(part_s.values()):.4f} |",
+        "",
+        f"Under the profiler: {wall:.4f} s per step, device busy {device_busy:.4f} s "
+        f"({device_busy / wall:.0%} of the step), {kernels:.0f} device kernels per step.",
+        "",
+        f"## Most device time ({args.steps} steps)",
+        "",
+    ]
     lines += operator_table(events, "self_device_time_total", args.rows)
     lines += ["", f"## Most host time ({args.steps} steps)", ""]
     lines += operator_table(events, "self_cpu_time_total", args.rows)

@@ -15,6 +15,7 @@ Prints a markdown report (also written with ``--out``); exits 1 when anything di
 
     python bench/results_across_commits.py --before d16ec01 --after HEAD --workdir /tmp/across
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,8 +96,12 @@ def largest_difference(a: Path, b: Path) -> Tuple[float, List[str]]:
 
 
 def report(before: str, after: str, a: Path, b: Path, threads: int) -> Tuple[str, bool]:
-    lines = [f"# Mini recipe (CI setting) at {before} and {after}", "",
-             f"`python bench/results_across_commits.py --before {before} --after {after} --threads {threads}`", ""]
+    lines = [
+        f"# Mini recipe (CI setting) at {before} and {after}",
+        "",
+        f"`python bench/results_across_commits.py --before {before} --after {after} --threads {threads}`",
+        "",
+    ]
     same = True
     table_a, table_b = wer_table(a), wer_table(b)
     same_table = table_a == table_b

@@ -4,6 +4,7 @@ One model for auditory (A), visual (V) and audio-visual (AV) speech recognition,
 semi-supervised with CTC-driven teacher forcing. Importing this package is cheap; the
 ESPnet task lives in :mod:`espnet_usr2.tasks.usr2`.
 """
+
 import importlib
 import importlib.util
 import sys

@@ -11,6 +11,7 @@ three modalities can learn the mapping. The directory holds ``wav.scp`` (16 kHz 
 ``video.scp`` (uint8 ROIs in lossless .mkv or .npz), ``text`` and ``utt2spk``, sorted by
 utterance id.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -60,6 +61,7 @@ def write_toy_corpus():
     ``spec`` keys (:class:`ToyCorpusSpec`): num_utts (40), min_symbols (2), max_symbols (4),
     frames_per_symbol (5), image_size (96), roi_format ("npz" or "mkv"), noise (0.05), seed (0).
     """
+
     def write(out_dir: Path, prefix: str = "utt", **spec) -> Dict[str, str]:
         return _write_toy_corpus(Path(out_dir), ToyCorpusSpec(**spec), prefix)
 
@@ -102,7 +104,7 @@ def _symbol_frames(symbol_index: int, n_frames: int, size: int, rng: np.random.G
     frames = np.full((n_frames, size, size), 90.0)
     block = size // 4
     row, col = divmod(symbol_index, 3)
-    frames[:, block * row + 8: block * row + 8 + block, block * col + 8: block * col + 8 + block] = 220.0
+    frames[:, block * row + 8 : block * row + 8 + block, block * col + 8 : block * col + 8 + block] = 220.0
     frames += 255.0 * noise * rng.standard_normal(frames.shape)
     return np.clip(frames, 0, 255).astype(np.uint8)
 
@@ -139,8 +141,9 @@ def _write_lines(path: Path, lines: Sequence[str]) -> None:
 
 
 # ----------------------------------------------------------------------------- batches, training
-def _make_av_batch(frame_lengths: Sequence[int], text_lengths: Sequence[int], vocab_size: int,
-                   seed: int = 0, image_size: int = 96) -> Dict[str, torch.Tensor]:
+def _make_av_batch(
+    frame_lengths: Sequence[int], text_lengths: Sequence[int], vocab_size: int, seed: int = 0, image_size: int = 96
+) -> Dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     frames = torch.tensor(frame_lengths)
     tlens = torch.tensor(text_lengths)
@@ -149,11 +152,17 @@ def _make_av_batch(frame_lengths: Sequence[int], text_lengths: Sequence[int], vo
     speech = torch.randn(batch, t_max * SAMPLES_PER_FRAME, generator=g)
     text = torch.randint(2, vocab_size - 2, (batch, l_max), generator=g)
     for i in range(batch):
-        video[i, frames[i]:] = 0
-        speech[i, frames[i] * SAMPLES_PER_FRAME:] = 0
-        text[i, tlens[i]:] = -1
-    return dict(speech=speech, speech_lengths=frames * SAMPLES_PER_FRAME, video=video,
-                video_lengths=frames, text=text, text_lengths=tlens)
+        video[i, frames[i] :] = 0
+        speech[i, frames[i] * SAMPLES_PER_FRAME :] = 0
+        text[i, tlens[i] :] = -1
+    return dict(
+        speech=speech,
+        speech_lengths=frames * SAMPLES_PER_FRAME,
+        video=video,
+        video_lengths=frames,
+        text=text,
+        text_lengths=tlens,
+    )
 
 
 class USR2TrainRunner:
@@ -175,8 +184,11 @@ class USR2TrainRunner:
         ``root/train`` and ``root/valid`` (speech, video and text)."""
         args = []
         for split in ("train", "valid"):
-            for fname, name, ftype in (("wav.scp", "speech", "sound"), ("video.scp", "video", "roi_video"),
-                                       ("text", "text", "text")):
+            for fname, name, ftype in (
+                ("wav.scp", "speech", "sound"),
+                ("video.scp", "video", "roi_video"),
+                ("text", "text", "text"),
+            ):
                 args += [f"--{split}_data_path_and_name_and_type", f"{root / split / fname},{name},{ftype}"]
         return args
 
@@ -194,8 +206,14 @@ def write_espnet_lm():
     return _write_espnet_lm
 
 
-def _write_espnet_lm(out: Path, token_list: List[str], kind: str = "transformer", seed: int = 0,
-                     sharpen: float = 1.0, bias: Dict[int, float] = None) -> tuple:
+def _write_espnet_lm(
+    out: Path,
+    token_list: List[str],
+    kind: str = "transformer",
+    seed: int = 0,
+    sharpen: float = 1.0,
+    bias: Dict[int, float] = None,
+) -> tuple:
     """An ESPnet LM run's files (``config.yaml``, ``lm.pth``) as ``lm_train`` leaves them.
 
     ``sharpen`` scales the output layer so the random LM has opinions; ``bias`` makes it a
@@ -212,8 +230,9 @@ def _write_espnet_lm(out: Path, token_list: List[str], kind: str = "transformer"
         raise ValueError(f"kind must be transformer or rnn, got {kind!r}")
     tokens = out / "tokens.txt"
     tokens.write_text("\n".join(token_list) + "\n", encoding="utf-8")
-    args = LMTask.get_parser().parse_args(["--config", str(conf), "--token_list", str(tokens), "--token_type",
-                                           "char", "--output_dir", str(out)])
+    args = LMTask.get_parser().parse_args(
+        ["--config", str(conf), "--token_list", str(tokens), "--token_type", "char", "--output_dir", str(out)]
+    )
     torch.manual_seed(seed)
     model = LMTask.build_model(args)
     head = model.lm.decoder

@@ -4,6 +4,7 @@ The imports are read from the source (``import x``, ``from x import y``, also in
 functions, and ``pytest.importorskip("x")``), mapped to the distributions installed here
 that provide them, and compared with ``install_requires`` / ``extras_require`` of setup.py.
 """
+
 from __future__ import annotations
 
 import ast
@@ -22,7 +23,7 @@ FIRST_PARTY = {"espnet_usr2"}
 # Imported, but installed by tools/install.sh instead of setup.py, and why.
 INSTALLED_BY_TOOLS = {
     "mediapipe": "mediapipe==0.10.21 goes in with --no-deps: its metadata asks for numpy<2, espnet 202511 "
-                 "for numpy>=2, so pip could not install both from setup.py",
+    "for numpy>=2, so pip could not install both from setup.py",
 }
 # Imported by the package only when an optional feature is used (lazily, inside a function),
 # declared in that extra of setup.py and may be absent: module -> (extra, what needs it).
@@ -46,16 +47,22 @@ def _imports_of(tree: ast.AST) -> Iterable[str]:
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             yield node.module
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr == "importorskip" and node.args and isinstance(node.args[0], ast.Constant)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "importorskip"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             yield node.args[0].value
 
 
 def third_party(modules: Dict[str, Set[str]], files: List[Path]) -> Dict[str, Set[str]]:
     """Drop the standard library, this package and modules that are files of the scanned tree."""
     local = {p.stem for p in files} | {p.parent.name for p in files}
-    return {m: f for m, f in modules.items()
-            if m not in sys.stdlib_module_names and m not in FIRST_PARTY and m not in local}
+    return {
+        m: f for m, f in modules.items() if m not in sys.stdlib_module_names and m not in FIRST_PARTY and m not in local
+    }
 
 
 def setup_requirements() -> Tuple[List[Tuple[str, int]], Dict[str, List[Tuple[str, int]]]]:
@@ -70,8 +77,10 @@ def setup_requirements() -> Tuple[List[Tuple[str, int]], Dict[str, List[Tuple[st
         return [(ast.literal_eval(e), e.lineno) for e in node.elts]
 
     extras = keywords.get("extras_require")
-    return (strings(keywords["install_requires"]),
-            {ast.literal_eval(k): strings(v) for k, v in zip(extras.keys, extras.values)} if extras else {})
+    return (
+        strings(keywords["install_requires"]),
+        {ast.literal_eval(k): strings(v) for k, v in zip(extras.keys, extras.values)} if extras else {},
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,8 +91,10 @@ def _packages_distributions() -> Dict[str, List[str]]:
 def distributions_of(module: str) -> Set[str]:
     providers = _packages_distributions().get(module)
     if not providers:
-        pytest.fail(f"module {module!r} is imported but no installed distribution provides it; "
-                    f"declare it in setup.py and install it")
+        pytest.fail(
+            f"module {module!r} is imported but no installed distribution provides it; "
+            f"declare it in setup.py and install it"
+        )
     return {canonicalize_name(d) for d in providers}
 
 
@@ -101,8 +112,9 @@ def _undeclared(files: List[Path], declared: Set[str]) -> List[str]:
         if module in INSTALLED_BY_TOOLS or module in OPTIONAL_EXTRAS:
             continue
         if not distributions_of(module) & declared:
-            problems.append(f"{module} (provided by {sorted(distributions_of(module))}; imported by "
-                            f"{sorted(users)[:3]})")
+            problems.append(
+                f"{module} (provided by {sorted(distributions_of(module))}; imported by {sorted(users)[:3]})"
+            )
     return problems
 
 
@@ -115,8 +127,9 @@ def test_package_and_recipe_imports_are_install_requires():
 def test_test_and_benchmark_imports_are_declared():
     install, extras = setup_requirements()
     problems = _undeclared(_python_files("test", "bench"), _names(install) | _names(extras.get("test", [])))
-    assert not problems, "imported by tests / benchmarks but not declared (install_requires or the " \
-                         "'test' extra): " + "; ".join(problems)
+    assert not problems, (
+        "imported by tests / benchmarks but not declared (install_requires or the 'test' extra): " + "; ".join(problems)
+    )
 
 
 def test_every_declared_requirement_is_imported_or_says_why():
@@ -141,14 +154,15 @@ def test_every_declared_requirement_is_imported_or_says_why():
 def test_optional_modules_are_declared_in_their_extra():
     _, extras = setup_requirements()
     for module, (extra, _) in OPTIONAL_EXTRAS.items():
-        assert canonicalize_name(module) in _names(extras.get(extra, [])), \
+        assert canonicalize_name(module) in _names(extras.get(extra, [])), (
             f"{module} must be declared in setup.py's extras_require[{extra!r}]"
+        )
 
 
 def test_modules_installed_outside_setup_py_are_installed_by_tools_install_sh():
     install_sh = (REPO / "tools" / "install.sh").read_text(encoding="utf-8")
     for module in INSTALLED_BY_TOOLS:
-        assert f"--no-deps \"{module}==" in install_sh, f"tools/install.sh no longer installs {module}"
+        assert f'--no-deps "{module}==' in install_sh, f"tools/install.sh no longer installs {module}"
 
 
 def test_the_import_walker_sees_every_form_of_import(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """Imports run one way: bin -> inference -> tasks (and the trainer) -> model, semi, decode, scoring,
 analysis, samplers, prep -> data -> utils. Read from the source (every ``import`` and ``from ... import``, also those
 inside functions), so a new upward import fails here with the module and line that made it."""
+
 from __future__ import annotations
 
 import ast
@@ -9,9 +10,23 @@ from typing import Iterator, Tuple
 
 PACKAGE = Path(__file__).resolve().parents[1] / "espnet_usr2"
 # a package may import its own modules, those of its layer and of every layer below
-LAYER = {"bin": 6, "inference": 5, "tasks": 4, "train": 4,
-         "model": 3, "semi": 3, "decode": 3, "scoring": 3, "analysis": 3, "samplers": 3, "prep": 3,
-         "data": 2, "utils": 1, "version": 1, "testing": 1}
+LAYER = {
+    "bin": 6,
+    "inference": 5,
+    "tasks": 4,
+    "train": 4,
+    "model": 3,
+    "semi": 3,
+    "decode": 3,
+    "scoring": 3,
+    "analysis": 3,
+    "samplers": 3,
+    "prep": 3,
+    "data": 2,
+    "utils": 1,
+    "version": 1,
+    "testing": 1,
+}
 # no exceptions: the inference front ends that build the model through USR2Task sit above it
 
 
@@ -46,12 +61,18 @@ def test_no_module_imports_a_layer_above_its_own():
         for imported, line in internal_imports(path):
             assert imported in LAYER, f"{rel}:{line} imports espnet_usr2.{imported}, which has no layer here"
             if LAYER[imported] > LAYER[package]:
-                upward.append(f"{rel}:{line} ({package}, layer {LAYER[package]}) imports {imported} "
-                              f"(layer {LAYER[imported]})")
+                upward.append(
+                    f"{rel}:{line} ({package}, layer {LAYER[package]}) imports {imported} (layer {LAYER[imported]})"
+                )
     assert not upward, "imports against the layering:\n" + "\n".join(upward)
 
 
 def test_only_tests_and_benchmarks_use_the_testing_helpers():
-    users = [f"{p.relative_to(PACKAGE)}:{line}" for p in PACKAGE.rglob("*.py") if "testing" not in p.parts
-             for imported, line in internal_imports(p) if imported == "testing"]
+    users = [
+        f"{p.relative_to(PACKAGE)}:{line}"
+        for p in PACKAGE.rglob("*.py")
+        if "testing" not in p.parts
+        for imported, line in internal_imports(p)
+        if imported == "testing"
+    ]
     assert not users, users

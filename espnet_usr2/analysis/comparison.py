@@ -26,6 +26,7 @@ as such, not dropped.  The paired bootstrap (Koehn 2004, applied to WER) resampl
 utterances of one set with replacement and gives the spread of the WER difference of two
 hypothesis sets on the *same* resampled utterances: the noise of the test set itself.
 """
+
 from __future__ import annotations
 
 import csv
@@ -103,8 +104,12 @@ class Stat:
         return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
 
     def as_dict(self) -> Dict[str, object]:
-        return {"mean": _json_float(self.mean), "std": _json_float(self.std), "n": self.n,
-                "values": {s: _json_float(v) for s, v in self.values.items()}}
+        return {
+            "mean": _json_float(self.mean),
+            "std": _json_float(self.std),
+            "n": self.n,
+            "values": {s: _json_float(v) for s, v in self.values.items()},
+        }
 
 
 def _json_float(x: Optional[float]) -> Optional[float]:
@@ -135,8 +140,9 @@ def read_manifest(path: PathLike) -> List[Run]:
     with path.open(encoding="utf-8", newline="") as f:
         rows = [r for r in csv.reader(f, delimiter="\t") if r and any(c.strip() for c in r)]
     if not rows or tuple(c.strip() for c in rows[0]) != MANIFEST_HEADER:
-        raise ComparisonInputError(f"{path}: the first line must be 'method<TAB>seed<TAB>exp_dir', "
-                                   f"got {rows[0] if rows else 'an empty file'}")
+        raise ComparisonInputError(
+            f"{path}: the first line must be 'method<TAB>seed<TAB>exp_dir', got {rows[0] if rows else 'an empty file'}"
+        )
     runs, seen = [], set()
     for lineno, row in enumerate(rows[1:], 2):
         if len(row) != 3 or not all(c.strip() for c in row):
@@ -147,8 +153,9 @@ def read_manifest(path: PathLike) -> List[Run]:
         seen.add((method, seed))
         exp_dir = Path(exp) if Path(exp).is_absolute() else path.parent / exp
         if not exp_dir.is_dir():
-            raise ComparisonInputError(f"{path}:{lineno}: exp_dir {str(exp_dir)!r} of {method} seed {seed} "
-                                       f"does not exist")
+            raise ComparisonInputError(
+                f"{path}:{lineno}: exp_dir {str(exp_dir)!r} of {method} seed {seed} does not exist"
+            )
         runs.append(Run(method, seed, exp_dir))
     if not runs:
         raise ComparisonInputError(f"{path}: no runs listed")
@@ -200,15 +207,17 @@ def read_reporter_stats(exp_dir: PathLike) -> Dict[int, Dict[str, Dict[str, obje
 
     path = Path(exp_dir) / "checkpoint.pth"
     if not path.is_file():
-        raise ComparisonInputError(f"training checkpoint {str(path)!r} does not exist (the run has not "
-                                   f"finished an epoch?)")
+        raise ComparisonInputError(
+            f"training checkpoint {str(path)!r} does not exist (the run has not finished an epoch?)"
+        )
     # the checkpoint holds timedeltas and optimiser state: ESPnet's own resume loads it the same way
     state = torch.load(path, map_location="cpu", weights_only=False)
     try:
         stats = state["reporter"]["stats"]
     except (KeyError, TypeError):
-        raise ComparisonInputError(f"{path}: no reporter statistics (expected ['reporter']['stats'] "
-                                   f"as espnet2's Trainer saves them)") from None
+        raise ComparisonInputError(
+            f"{path}: no reporter statistics (expected ['reporter']['stats'] as espnet2's Trainer saves them)"
+        ) from None
     if not stats:
         raise ComparisonInputError(f"{path}: the reporter holds no epoch")
     return stats
@@ -239,8 +248,9 @@ def read_curve(exp_dir: PathLike) -> Curve:
 # =========================================================================== time to accuracy
 
 
-def time_to_reach(times: Sequence[float], values: Sequence[float], target: float,
-                  start: Optional[Tuple[float, float]] = None) -> Optional[float]:
+def time_to_reach(
+    times: Sequence[float], values: Sequence[float], target: float, start: Optional[Tuple[float, float]] = None
+) -> Optional[float]:
     """Wall-clock at which ``values`` (at ``times``) first reach ``target``, or None.
 
     Between two validation points the metric is taken as linear in time, so the crossing is
@@ -278,10 +288,17 @@ class TimeToAccuracy:
         return {s: num[s] / den[s] for s in num if s in den and num[s] is not None and den[s]}
 
     def as_dict(self) -> Dict[str, object]:
-        return {"metric": self.metric, "target": self.target, "target_is_default": self.target_is_default,
-                "methods": list(self.methods), "seconds": self.seconds, "total_seconds": self.total_seconds,
-                "best": self.best, "ratio": Stat(self.ratios()).as_dict(),
-                "interpolation": "linear in time between validation points"}
+        return {
+            "metric": self.metric,
+            "target": self.target,
+            "target_is_default": self.target_is_default,
+            "methods": list(self.methods),
+            "seconds": self.seconds,
+            "total_seconds": self.total_seconds,
+            "best": self.best,
+            "ratio": Stat(self.ratios()).as_dict(),
+            "interpolation": "linear in time between validation points",
+        }
 
 
 def default_target(curves: Mapping[Run, Curve], metric: str) -> float:
@@ -298,8 +315,13 @@ def _best(values: Sequence[float]) -> float:
     return max(finite) if finite else math.nan
 
 
-def time_to_accuracy(curves: Mapping[Run, Curve], methods: Tuple[str, str], metric: str = "acc_av",
-                     target: Optional[float] = None, start_value: Optional[float] = None) -> TimeToAccuracy:
+def time_to_accuracy(
+    curves: Mapping[Run, Curve],
+    methods: Tuple[str, str],
+    metric: str = "acc_av",
+    target: Optional[float] = None,
+    start_value: Optional[float] = None,
+) -> TimeToAccuracy:
     """Time to accuracy of the runs of ``methods`` (e.g. ("usr2", "usr1")); ``target`` defaults
     to :func:`default_target` over those runs.  ``start_value`` is the warm-up's, at time 0."""
     chosen = {r: c for r, c in curves.items() if r.method in methods}
@@ -331,18 +353,25 @@ def tta_markdown(tta: TimeToAccuracy) -> str:
     seeds = list(dict.fromkeys([*tta.seconds[a], *tta.seconds[b]]))
     ratios = tta.ratios()
     how = "the highest value every compared run reaches" if tta.target_is_default else "given"
-    lines = [f"Target: valid `{tta.metric}` >= {tta.target:.4f} ({how}); training wall-clock in minutes "
-             f"(train loop only, validation excluded), linear interpolation between epochs; time 0 = end "
-             f"of the warm-up.", "",
-             f"| seed | {a} (min) | {b} (min) | {a} / {b} | {a} best | {b} best | {a} total | {b} total |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Target: valid `{tta.metric}` >= {tta.target:.4f} ({how}); training wall-clock in minutes "
+        f"(train loop only, validation excluded), linear interpolation between epochs; time 0 = end "
+        f"of the warm-up.",
+        "",
+        f"| seed | {a} (min) | {b} (min) | {a} / {b} | {a} best | {b} best | {a} total | {b} total |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for s in seeds:
         ratio = f"{ratios[s]:.2f}" if s in ratios else "-"
-        lines.append(f"| {s} | {_minutes(tta.seconds[a].get(s))} | {_minutes(tta.seconds[b].get(s))} | {ratio} | "
-                     f"{_fmt_num(tta.best[a].get(s), 4)} | {_fmt_num(tta.best[b].get(s), 4)} | "
-                     f"{_minutes(tta.total_seconds[a].get(s))} | {_minutes(tta.total_seconds[b].get(s))} |")
-    lines += ["", f"Ratio {a} / {b}: **{Stat(ratios).text(2)}** over {len(ratios)} seed(s) where both reached "
-                  f"the target."]
+        lines.append(
+            f"| {s} | {_minutes(tta.seconds[a].get(s))} | {_minutes(tta.seconds[b].get(s))} | {ratio} | "
+            f"{_fmt_num(tta.best[a].get(s), 4)} | {_fmt_num(tta.best[b].get(s), 4)} | "
+            f"{_minutes(tta.total_seconds[a].get(s))} | {_minutes(tta.total_seconds[b].get(s))} |"
+        )
+    lines += [
+        "",
+        f"Ratio {a} / {b}: **{Stat(ratios).text(2)}** over {len(ratios)} seed(s) where both reached the target.",
+    ]
     return "\n".join(lines)
 
 
@@ -411,8 +440,14 @@ class Bootstrap:
     n_draws: int
 
 
-def paired_bootstrap(ref: Mapping[str, str], hyp_a: Mapping[str, str], hyp_b: Mapping[str, str],
-                     n_draws: int = 1000, seed: int = 0, missing_hyp: str = "error") -> Bootstrap:
+def paired_bootstrap(
+    ref: Mapping[str, str],
+    hyp_a: Mapping[str, str],
+    hyp_b: Mapping[str, str],
+    n_draws: int = 1000,
+    seed: int = 0,
+    missing_hyp: str = "error",
+) -> Bootstrap:
     """Paired bootstrap over utterances: ``n_draws`` resamples (with replacement, fixed
     ``seed``) of the utterance set, each giving WER(a) - WER(b) on the same utterances; the
     standard deviation of these differences is the test set's noise on the comparison."""
@@ -491,16 +526,23 @@ def _by_method(runs: Sequence[Run], method: str) -> List[Run]:
     return [r for r in runs if r.method == method]
 
 
-def collect_wer(cfg: ReportConfig, runs: Sequence[Run], refs: Mapping[str, Reference]
-                ) -> Dict[Tuple[str, str, str, str], Stat]:
+def collect_wer(
+    cfg: ReportConfig, runs: Sequence[Run], refs: Mapping[str, Reference]
+) -> Dict[Tuple[str, str, str, str], Stat]:
     """Clean WER per set x tag x method x modality (mean over seeds)."""
     out = {}
     for s in cfg.sets:
         for tag in cfg.decode_tags:
             for m in methods_of(runs):
                 for mod in TABLE_MODALITIES:
-                    out[(s, tag, m, mod)] = Stat({r.seed: corpus_wer(refs[s].text, read_hyp(
-                        hyp_path(r.exp_dir, tag, s, mod), r.name), cfg.missing_hyp) for r in _by_method(runs, m)})
+                    out[(s, tag, m, mod)] = Stat(
+                        {
+                            r.seed: corpus_wer(
+                                refs[s].text, read_hyp(hyp_path(r.exp_dir, tag, s, mod), r.name), cfg.missing_hyp
+                            )
+                            for r in _by_method(runs, m)
+                        }
+                    )
     return out
 
 
@@ -518,14 +560,17 @@ def collect_warmup_wer(cfg: ReportConfig, refs: Mapping[str, Reference]) -> Dict
     return out
 
 
-def collect_noise(cfg: ReportConfig, runs: Sequence[Run], ref: Reference, notes: List[str]
-                  ) -> Dict[Tuple[str, str, float], Stat]:
+def collect_noise(
+    cfg: ReportConfig, runs: Sequence[Run], ref: Reference, notes: List[str]
+) -> Dict[Tuple[str, str, float], Stat]:
     """WER per method x modality x SNR; runs without ``noise/decode`` are noted and skipped."""
     values: Dict[Tuple[str, str, float], Dict[str, float]] = {}
     missing = [r.name for r in runs if not (r.exp_dir / "noise" / "decode").is_dir()]
     if missing:
-        notes.append(f"no babble-noise decoding (<exp_dir>/noise/decode) for {len(missing)} run(s), "
-                     f"left out of the noise table: {', '.join(missing)}")
+        notes.append(
+            f"no babble-noise decoding (<exp_dir>/noise/decode) for {len(missing)} run(s), "
+            f"left out of the noise table: {', '.join(missing)}"
+        )
     for r in runs:
         if r.name in missing:
             continue
@@ -536,8 +581,7 @@ def collect_noise(cfg: ReportConfig, runs: Sequence[Run], ref: Reference, notes:
     return {k: Stat(v) for k, v in values.items()}
 
 
-def collect_failures(cfg: ReportConfig, runs: Sequence[Run], ref: Reference
-                     ) -> Dict[Tuple[str, str, str, str], Stat]:
+def collect_failures(cfg: ReportConfig, runs: Sequence[Run], ref: Reference) -> Dict[Tuple[str, str, str, str], Stat]:
     """Hypotheses with a repetition loop / an omission on the long set, per run (mean over seeds)."""
     out = {}
     for tag in cfg.decode_tags:
@@ -545,8 +589,9 @@ def collect_failures(cfg: ReportConfig, runs: Sequence[Run], ref: Reference
             for mod in FAILURE_MODALITIES:
                 rep, omi = {}, {}
                 for r in _by_method(runs, m):
-                    fc = count_failures(ref.text, read_hyp(hyp_path(r.exp_dir, tag, ref.name, mod), r.name),
-                                        cfg.missing_hyp)
+                    fc = count_failures(
+                        ref.text, read_hyp(hyp_path(r.exp_dir, tag, ref.name, mod), r.name), cfg.missing_hyp
+                    )
                     rep[r.seed], omi[r.seed] = float(fc.repetition), float(fc.omission)
                 out[(tag, m, mod, "repetition")] = Stat(rep)
                 out[(tag, m, mod, "omission")] = Stat(omi)
@@ -558,15 +603,18 @@ def _combined(cfg: ReportConfig, refs: Mapping[str, Reference]) -> Tuple[Dict[st
     text, frames = {}, {}
     for s in cfg.sets:
         if refs[s].frames is None:
-            raise ComparisonInputError(f"WER by length needs frame counts: {str(cfg.ref_dir / s / cfg.frames_file)!r} "
-                                       f"does not exist (give --frames_file, e.g. a shape file)")
+            raise ComparisonInputError(
+                f"WER by length needs frame counts: {str(cfg.ref_dir / s / cfg.frames_file)!r} "
+                f"does not exist (give --frames_file, e.g. a shape file)"
+            )
         text.update({f"{s}/{u}": t for u, t in refs[s].text.items()})
         frames.update({f"{s}/{u}": n for u, n in refs[s].frames.items()})
     return text, frames
 
 
-def collect_length(cfg: ReportConfig, runs: Sequence[Run], refs: Mapping[str, Reference]
-                   ) -> Tuple[Dict[Tuple[str, str, str, str], Stat], int]:
+def collect_length(
+    cfg: ReportConfig, runs: Sequence[Run], refs: Mapping[str, Reference]
+) -> Tuple[Dict[Tuple[str, str, str, str], Stat], int]:
     """WER per length bucket on all sets combined, per tag x modality x method (mean over seeds);
     also how many utterances fall outside every bucket (not scored)."""
     ref, frames = _combined(cfg, refs)
@@ -575,8 +623,11 @@ def collect_length(cfg: ReportConfig, runs: Sequence[Run], refs: Mapping[str, Re
     for tag in cfg.decode_tags:
         for mod in LENGTH_MODALITIES:
             for r in runs:
-                hyp = {f"{s}/{u}": t for s in cfg.sets
-                       for u, t in read_hyp(hyp_path(r.exp_dir, tag, s, mod), r.name).items()}
+                hyp = {
+                    f"{s}/{u}": t
+                    for s in cfg.sets
+                    for u, t in read_hyp(hyp_path(r.exp_dir, tag, s, mod), r.name).items()
+                }
                 table = rb.wer_by_length(ref, {r.name: hyp}, frames, cfg.buckets, cfg.missing_hyp)
                 outside = table.n_outside[r.name]
                 for b in table.buckets:
@@ -603,8 +654,9 @@ def median_step_seconds(curve: Curve) -> float:
     return float(np.median(finite)) if finite else math.nan
 
 
-def collect_step_time(cfg: ReportConfig, runs: Sequence[Run], curves: Mapping[Run, Curve],
-                      warmup_curve: Optional[Curve]) -> Dict[str, Stat]:
+def collect_step_time(
+    cfg: ReportConfig, runs: Sequence[Run], curves: Mapping[Run, Curve], warmup_curve: Optional[Curve]
+) -> Dict[str, Stat]:
     """Seconds per training step per method (mean over seeds), then the warm-up and each
     ``step_cost_dirs`` run (one value each): the cost of a step of each arm from the same run."""
     values: Dict[str, Dict[str, float]] = {}
@@ -617,8 +669,9 @@ def collect_step_time(cfg: ReportConfig, runs: Sequence[Run], curves: Mapping[Ru
     return {k: Stat(v) for k, v in values.items()}
 
 
-def collect_bootstrap(cfg: ReportConfig, runs: Sequence[Run], ref: Reference, notes: List[str]
-                      ) -> Dict[Tuple[str, str], Dict[str, Bootstrap]]:
+def collect_bootstrap(
+    cfg: ReportConfig, runs: Sequence[Run], ref: Reference, notes: List[str]
+) -> Dict[Tuple[str, str], Dict[str, Bootstrap]]:
     """The paired bootstrap of each requested method pair, per seed both methods ran."""
     out = {}
     for a, b in cfg.bootstrap_pairs:
@@ -630,10 +683,13 @@ def collect_bootstrap(cfg: ReportConfig, runs: Sequence[Run], ref: Reference, no
             continue
         out[(a, b)] = {}
         for s in common:
-            hyps = [read_hyp(hyp_path(x.exp_dir, cfg.bootstrap_tag, ref.name, cfg.bootstrap_modality), x.name)
-                    for x in (seeds_a[s], seeds_b[s])]
-            out[(a, b)][s] = paired_bootstrap(ref.text, *hyps, n_draws=cfg.n_draws, seed=cfg.bootstrap_seed,
-                                              missing_hyp=cfg.missing_hyp)
+            hyps = [
+                read_hyp(hyp_path(x.exp_dir, cfg.bootstrap_tag, ref.name, cfg.bootstrap_modality), x.name)
+                for x in (seeds_a[s], seeds_b[s])
+            ]
+            out[(a, b)][s] = paired_bootstrap(
+                ref.text, *hyps, n_draws=cfg.n_draws, seed=cfg.bootstrap_seed, missing_hyp=cfg.missing_hyp
+            )
     return out
 
 
@@ -655,17 +711,29 @@ def compare(cfg: ReportConfig) -> Comparison:
         notes.append(f"time to accuracy: needs runs of both {cfg.tta_methods[0]!r} and {cfg.tta_methods[1]!r}")
     length, outside = collect_length(cfg, runs, refs)
     if outside:
-        notes.append(f"WER by length: {outside} utterances are outside the buckets "
-                     f"{cfg.buckets[0].lo}-{cfg.buckets[-1].hi} frames and not scored there")
+        notes.append(
+            f"WER by length: {outside} utterances are outside the buckets "
+            f"{cfg.buckets[0].lo}-{cfg.buckets[-1].hi} frames and not scored there"
+        )
     return Comparison(
-        config=cfg, runs=runs, methods=methods_of(runs), refs=refs, curves=curves, warmup_curve=warmup_curve,
-        wer=collect_wer(cfg, runs, refs), warmup_wer=collect_warmup_wer(cfg, refs),
+        config=cfg,
+        runs=runs,
+        methods=methods_of(runs),
+        refs=refs,
+        curves=curves,
+        warmup_curve=warmup_curve,
+        wer=collect_wer(cfg, runs, refs),
+        warmup_wer=collect_warmup_wer(cfg, refs),
         noise=collect_noise(cfg, runs, refs[cfg.noise_set], notes) if cfg.snrs else {},
-        failures=collect_failures(cfg, runs, refs[cfg.long_set]), length=length, length_outside=outside,
-        tta=tta, pl_keep=collect_pl_keep(runs, curves),
+        failures=collect_failures(cfg, runs, refs[cfg.long_set]),
+        length=length,
+        length_outside=outside,
+        tta=tta,
+        pl_keep=collect_pl_keep(runs, curves),
         step_time=collect_step_time(cfg, runs, curves, warmup_curve),
         bootstrap=collect_bootstrap(cfg, runs, refs[cfg.long_set], notes) if cfg.bootstrap_pairs else {},
-        notes=notes)
+        notes=notes,
+    )
 
 
 # =========================================================================== plots
@@ -690,12 +758,12 @@ def plot_panels(panels: Sequence[Panel], path: PathLike, xlabel: str, title: str
     ncols = min(ncols, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols + 2.0, 4.0 * nrows + 0.4), dpi=120, squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, panel in zip(axes.flat, panels):
         for label, (x, mean, std) in panel.series.items():
             x, mean, std = (np.asarray(v, dtype=float) for v in (x, mean, std))
-            line, = ax.plot(x, mean, marker="o", markersize=3, linewidth=1.6, label=label)
+            (line,) = ax.plot(x, mean, marker="o", markersize=3, linewidth=1.6, label=label)
             band = np.nan_to_num(std)
             ax.fill_between(x, mean - band, mean + band, color=line.get_color(), alpha=0.15, linewidth=0)
         if panel.xticks is not None:
@@ -731,26 +799,51 @@ def plot_report(comp: Comparison, out_dir: Path) -> Dict[str, Path]:
     """The three figures: validation metric vs training time, WER per length, WER per SNR."""
     written = {}
     written["time_curves"] = plot_panels(
-        [Panel(f"valid {m}", curve_series(comp, m), m) for m in CURVE_METRICS], out_dir / "valid_vs_time.png",
-        "cumulative training wall-clock (min; 0 = end of warm-up)", "validation metric vs training time")
+        [Panel(f"valid {m}", curve_series(comp, m), m) for m in CURVE_METRICS],
+        out_dir / "valid_vs_time.png",
+        "cumulative training wall-clock (min; 0 = end of warm-up)",
+        "validation metric vs training time",
+    )
     cfg = comp.config
     labels = [b.label for b in cfg.buckets]
     ticks = (list(range(len(labels))), labels)
     written["length"] = plot_panels(
-        [Panel(f"{SHORT_LABEL[mod]}, {tag}", {m: (ticks[0], *_stat_lists([comp.length[(tag, mod, m, b)]
-                                                                          for b in labels]))
-                                            for m in comp.methods}, "WER (%)", ticks, True)
-         for tag in cfg.decode_tags for mod in LENGTH_MODALITIES],
-        out_dir / "wer_vs_length.png", "input length (video frames, 25 fps)",
-        f"WER per length bucket ({' + '.join(cfg.sets)})")
+        [
+            Panel(
+                f"{SHORT_LABEL[mod]}, {tag}",
+                {m: (ticks[0], *_stat_lists([comp.length[(tag, mod, m, b)] for b in labels])) for m in comp.methods},
+                "WER (%)",
+                ticks,
+                True,
+            )
+            for tag in cfg.decode_tags
+            for mod in LENGTH_MODALITIES
+        ],
+        out_dir / "wer_vs_length.png",
+        "input length (video frames, 25 fps)",
+        f"WER per length bucket ({' + '.join(cfg.sets)})",
+    )
     if comp.noise:
         snrs = sorted(cfg.snrs)
         written["snr"] = plot_panels(
-            [Panel(SHORT_LABEL[mod], {m: (snrs, *_stat_lists([comp.noise[(m, mod, s)] for s in snrs]))
-                                      for m in comp.methods if (m, mod, snrs[0]) in comp.noise}, "WER (%)",
-                   (snrs, [rb.snr_label(s) for s in snrs]), True)
-             for mod in NOISE_MODALITIES],
-            out_dir / "wer_vs_snr.png", "SNR (dB)", f"WER in babble noise ({cfg.noise_set})")
+            [
+                Panel(
+                    SHORT_LABEL[mod],
+                    {
+                        m: (snrs, *_stat_lists([comp.noise[(m, mod, s)] for s in snrs]))
+                        for m in comp.methods
+                        if (m, mod, snrs[0]) in comp.noise
+                    },
+                    "WER (%)",
+                    (snrs, [rb.snr_label(s) for s in snrs]),
+                    True,
+                )
+                for mod in NOISE_MODALITIES
+            ],
+            out_dir / "wer_vs_snr.png",
+            "SNR (dB)",
+            f"WER in babble noise ({cfg.noise_set})",
+        )
     return written
 
 
@@ -773,8 +866,10 @@ def wer_markdown(comp: Comparison) -> List[str]:
         for tag in comp.config.decode_tags:
             rows = []
             if any((s, tag, mod) in comp.warmup_wer for mod in TABLE_MODALITIES):
-                rows.append(["warm-up", "1"] + [_fmt_num(comp.warmup_wer.get((s, tag, mod), math.nan))
-                                                for mod in TABLE_MODALITIES])
+                rows.append(
+                    ["warm-up", "1"]
+                    + [_fmt_num(comp.warmup_wer.get((s, tag, mod), math.nan)) for mod in TABLE_MODALITIES]
+                )
             for m in comp.methods:
                 cells = [comp.wer[(s, tag, m, mod)] for mod in TABLE_MODALITIES]
                 rows.append([m, str(cells[0].n)] + [c.text() for c in cells])
@@ -790,8 +885,11 @@ def noise_markdown(comp: Comparison) -> List[str]:
         return out + ["No run has a noise decoding.", ""]
     snrs = list(cfg.snrs)
     for mod in NOISE_MODALITIES:
-        rows = [[m] + [comp.noise[(m, mod, s)].text() for s in snrs]
-                for m in comp.methods if (m, mod, snrs[0]) in comp.noise]
+        rows = [
+            [m] + [comp.noise[(m, mod, s)].text() for s in snrs]
+            for m in comp.methods
+            if (m, mod, snrs[0]) in comp.noise
+        ]
         out += [f"**{SHORT_LABEL[mod]}**", ""] + _table(["method"] + [f"{rb.snr_label(s)} dB" for s in snrs], rows)
         out += [""]
     return out
@@ -800,31 +898,60 @@ def noise_markdown(comp: Comparison) -> List[str]:
 def failures_markdown(comp: Comparison) -> List[str]:
     cfg = comp.config
     n = len(comp.refs[cfg.long_set].text)
-    header = ["method", "decoding"] + [f"{SHORT_LABEL[mod]} {k}" for mod in FAILURE_MODALITIES
-                                       for k in ("loops", "omissions")]
-    rows = [[m, tag] + [comp.failures[(tag, m, mod, k)].text() for mod in FAILURE_MODALITIES
-                        for k in ("repetition", "omission")]
-            for m in comp.methods for tag in cfg.decode_tags]
-    return [f"## Failures on {cfg.long_set} ({n} hypotheses per run; mean ± std over seeds)", "",
+    header = ["method", "decoding"] + [
+        f"{SHORT_LABEL[mod]} {k}" for mod in FAILURE_MODALITIES for k in ("loops", "omissions")
+    ]
+    rows = [
+        [m, tag]
+        + [comp.failures[(tag, m, mod, k)].text() for mod in FAILURE_MODALITIES for k in ("repetition", "omission")]
+        for m in comp.methods
+        for tag in cfg.decode_tags
+    ]
+    return (
+        [
+            f"## Failures on {cfg.long_set} ({n} hypotheses per run; mean ± std over seeds)",
+            "",
             "Loop: an n-gram (1-4 words) repeated at least 3 times back to back, more often than in the "
             "reference. Omission: fewer than 2/3 of the reference's words (`espnet_usr2/analysis/failures.py`).",
-            ""] + _table(header, rows, left=2) + [""]
+            "",
+        ]
+        + _table(header, rows, left=2)
+        + [""]
+    )
 
 
 def bootstrap_markdown(comp: Comparison) -> List[str]:
     cfg = comp.config
     ref = comp.refs[cfg.long_set]
-    out = [f"## Noise of the long set ({cfg.long_set}: {len(ref.text)} utterances, {ref.n_words} words)", "",
-           f"Paired bootstrap over utterances ({cfg.n_draws} draws, seed {cfg.bootstrap_seed}), "
-           f"{SHORT_LABEL[cfg.bootstrap_modality]} {cfg.bootstrap_tag}: WER difference a - b and its std; "
-           f"a difference beyond 2 std is outside the set's noise.", ""]
+    out = [
+        f"## Noise of the long set ({cfg.long_set}: {len(ref.text)} utterances, {ref.n_words} words)",
+        "",
+        f"Paired bootstrap over utterances ({cfg.n_draws} draws, seed {cfg.bootstrap_seed}), "
+        f"{SHORT_LABEL[cfg.bootstrap_modality]} {cfg.bootstrap_tag}: WER difference a - b and its std; "
+        f"a difference beyond 2 std is outside the set's noise.",
+        "",
+    ]
     if not comp.bootstrap:
         return out + ["No method pair to compare.", ""]
-    rows = [[f"{a} - {b}", s, f"{r.diff:+.2f}", f"{r.std:.2f}", f"{2 * r.std:.2f}",
-             f"{DETECT_POINTS / r.std:.1f}" if r.std > 0 else "-"]
-            for (a, b), per_seed in comp.bootstrap.items() for s, r in per_seed.items()]
-    return out + _table(["a - b", "seed", "WER diff (points)", "std", "2 std", f"{DETECT_POINTS:g} points / std"],
-                        rows, left=2) + [""]
+    rows = [
+        [
+            f"{a} - {b}",
+            s,
+            f"{r.diff:+.2f}",
+            f"{r.std:.2f}",
+            f"{2 * r.std:.2f}",
+            f"{DETECT_POINTS / r.std:.1f}" if r.std > 0 else "-",
+        ]
+        for (a, b), per_seed in comp.bootstrap.items()
+        for s, r in per_seed.items()
+    ]
+    return (
+        out
+        + _table(
+            ["a - b", "seed", "WER diff (points)", "std", "2 std", f"{DETECT_POINTS:g} points / std"], rows, left=2
+        )
+        + [""]
+    )
 
 
 def pl_keep_markdown(comp: Comparison) -> List[str]:
@@ -832,8 +959,7 @@ def pl_keep_markdown(comp: Comparison) -> List[str]:
     keys = sorted({k for _, k in comp.pl_keep})
     if not keys:
         return out + ["No run logged a pseudo-label keep fraction.", ""]
-    rows = [[m] + [comp.pl_keep[(m, k)].text(3) if (m, k) in comp.pl_keep else "-" for k in keys]
-            for m in comp.methods]
+    rows = [[m] + [comp.pl_keep[(m, k)].text(3) if (m, k) in comp.pl_keep else "-" for k in keys] for m in comp.methods]
     return out + _table(["method"] + keys, rows) + [""]
 
 
@@ -842,18 +968,36 @@ def step_time_markdown(comp: Comparison) -> List[str]:
     if not any(st.n for st in comp.step_time.values()):
         return out + [f"No run logged `{STEP_TIME_KEY}`.", ""]
     first = comp.step_time[comp.methods[0]].mean
-    rows = [[name, str(st.n), st.text(3), f"{st.mean / first:.2f}" if st.n and first > 0 else "-"]
-            for name, st in comp.step_time.items()]
-    return out + [f"Wall-clock of one optimiser step (data loading included), mean ± std over seeds; "
-                  f"the last column is relative to {comp.methods[0]}.", ""] + _table(
-        ["run", "seeds", "s / step", f"x {comp.methods[0]}"], rows, left=2) + [""]
+    rows = [
+        [name, str(st.n), st.text(3), f"{st.mean / first:.2f}" if st.n and first > 0 else "-"]
+        for name, st in comp.step_time.items()
+    ]
+    return (
+        out
+        + [
+            f"Wall-clock of one optimiser step (data loading included), mean ± std over seeds; "
+            f"the last column is relative to {comp.methods[0]}.",
+            "",
+        ]
+        + _table(["run", "seeds", "s / step", f"x {comp.methods[0]}"], rows, left=2)
+        + [""]
+    )
 
 
 def report_markdown(comp: Comparison, plots: Mapping[str, Path]) -> str:
     cfg = comp.config
     runs = [[m, ", ".join(r.seed for r in _by_method(comp.runs, m))] for m in comp.methods]
-    md = ["# Method comparison", "", f"Manifest `{cfg.manifest}`, references `{cfg.ref_dir}`, warm-up "
-          f"`{cfg.warmup_dir}`. Mean ± sample std over seeds.", ""] + _table(["method", "seeds"], runs) + [""]
+    md = (
+        [
+            "# Method comparison",
+            "",
+            f"Manifest `{cfg.manifest}`, references `{cfg.ref_dir}`, warm-up "
+            f"`{cfg.warmup_dir}`. Mean ± sample std over seeds.",
+            "",
+        ]
+        + _table(["method", "seeds"], runs)
+        + [""]
+    )
     md += ["## Clean WER", ""] + wer_markdown(comp) + noise_markdown(comp) + failures_markdown(comp)
     md += bootstrap_markdown(comp) + ["## Time to accuracy", ""]
     md += [tta_markdown(comp.tta), ""] if comp.tta is not None else ["Not computed (see notes).", ""]
@@ -893,12 +1037,23 @@ def summary_dict(comp: Comparison) -> Dict[str, object]:
         "time_to_accuracy": comp.tta.as_dict() if comp.tta is not None else None,
         "pl_keep": _nested(comp.pl_keep),
         "step_seconds": {k: st.as_dict() for k, st in comp.step_time.items()},
-        "bootstrap": {f"{a} - {b}": {s: vars(r) for s, r in per_seed.items()}
-                      for (a, b), per_seed in comp.bootstrap.items()},
-        "curves": {r.name: {"cum_seconds": comp.curves[r].cum_seconds,
-                            **{m: comp.curves[r].valid_values(m) for m in CURVE_METRICS}} for r in comp.runs},
-        "config": {"decode_tags": list(cfg.decode_tags), "sets": list(cfg.sets), "long_set": cfg.long_set,
-                   "noise_set": cfg.noise_set, "snrs": [rb.snr_label(s) for s in cfg.snrs]},
+        "bootstrap": {
+            f"{a} - {b}": {s: vars(r) for s, r in per_seed.items()} for (a, b), per_seed in comp.bootstrap.items()
+        },
+        "curves": {
+            r.name: {
+                "cum_seconds": comp.curves[r].cum_seconds,
+                **{m: comp.curves[r].valid_values(m) for m in CURVE_METRICS},
+            }
+            for r in comp.runs
+        },
+        "config": {
+            "decode_tags": list(cfg.decode_tags),
+            "sets": list(cfg.sets),
+            "long_set": cfg.long_set,
+            "noise_set": cfg.noise_set,
+            "snrs": [rb.snr_label(s) for s in cfg.snrs],
+        },
         "notes": comp.notes,
     }
 

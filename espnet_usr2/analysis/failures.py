@@ -18,6 +18,7 @@ training; the paper shows two ways this goes wrong, counted here per hypothesis:
 Words are compared case-insensitively (sclite's default folding for ASCII); hypotheses and
 references are whitespace-split Kaldi ``text`` values.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -45,11 +46,11 @@ def _words(text: str) -> List[str]:
 
 def run_length(words: Sequence[str], start: int, n: int) -> int:
     """How many times the n-gram at ``words[start:start+n]`` occurs back to back from ``start``."""
-    unit = tuple(words[start:start + n])
+    unit = tuple(words[start : start + n])
     if len(unit) < n:
         return 0
     repeats = 1
-    while tuple(words[start + repeats * n:start + (repeats + 1) * n]) == unit:
+    while tuple(words[start + repeats * n : start + (repeats + 1) * n]) == unit:
         repeats += 1
     return repeats
 
@@ -60,8 +61,7 @@ def _primitive(ngram: Tuple[str, ...]) -> bool:
     return not any(n % p == 0 and ngram == ngram[:p] * (n // p) for p in range(1, n))
 
 
-def repetition_loops(words: Sequence[str], max_ngram: int = MAX_NGRAM,
-                     min_repeats: int = MIN_REPEATS) -> List[Loop]:
+def repetition_loops(words: Sequence[str], max_ngram: int = MAX_NGRAM, min_repeats: int = MIN_REPEATS) -> List[Loop]:
     """Every maximal back-to-back run of a primitive n-gram (``n <= max_ngram``) of at least
     ``min_repeats`` occurrences.  "a a a a" is one loop of "a" x 4, not also "a a" x 2."""
     if max_ngram < 1 or min_repeats < 2:
@@ -71,9 +71,9 @@ def repetition_loops(words: Sequence[str], max_ngram: int = MAX_NGRAM,
         start = 0
         while start + n <= len(words):
             repeats = run_length(words, start, n)
-            unit = tuple(words[start:start + n])
+            unit = tuple(words[start : start + n])
             # a run starting one unit earlier already covers this start: report maximal runs only
-            inside = start >= n and tuple(words[start - n:start]) == unit
+            inside = start >= n and tuple(words[start - n : start]) == unit
             if repeats >= min_repeats and _primitive(unit) and not inside:
                 loops.append(Loop(unit, repeats, start))
             start += 1
@@ -83,12 +83,14 @@ def repetition_loops(words: Sequence[str], max_ngram: int = MAX_NGRAM,
 def longest_run(words: Sequence[str], ngram: Tuple[str, ...]) -> int:
     """The most back-to-back occurrences of ``ngram`` anywhere in ``words`` (0 if absent)."""
     n = len(ngram)
-    return max((run_length(words, i, n) for i in range(len(words) - n + 1)
-                if tuple(words[i:i + n]) == ngram), default=0)
+    return max(
+        (run_length(words, i, n) for i in range(len(words) - n + 1) if tuple(words[i : i + n]) == ngram), default=0
+    )
 
 
-def repetition_failure(ref: str, hyp: str, max_ngram: int = MAX_NGRAM,
-                       min_repeats: int = MIN_REPEATS) -> Optional[Loop]:
+def repetition_failure(
+    ref: str, hyp: str, max_ngram: int = MAX_NGRAM, min_repeats: int = MIN_REPEATS
+) -> Optional[Loop]:
     """The first loop of ``hyp`` that repeats more often than the reference does, else None."""
     ref_words = _words(ref)
     for loop in repetition_loops(_words(hyp), max_ngram, min_repeats):
@@ -118,12 +120,18 @@ class FailureCounts:
     omission_ids: List[str] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, object]:
-        return {"utterances": self.n_utts, "repetition": self.repetition, "omission": self.omission,
-                "repetition_ids": self.repetition_ids, "omission_ids": self.omission_ids}
+        return {
+            "utterances": self.n_utts,
+            "repetition": self.repetition,
+            "omission": self.omission,
+            "repetition_ids": self.repetition_ids,
+            "omission_ids": self.omission_ids,
+        }
 
 
-def count_failures(ref: Mapping[str, str], hyp: Mapping[str, str], missing_hyp: str = "error",
-                   extra_hyp: str = "error") -> FailureCounts:
+def count_failures(
+    ref: Mapping[str, str], hyp: Mapping[str, str], missing_hyp: str = "error", extra_hyp: str = "error"
+) -> FailureCounts:
     """Count both failure types over a test set; hypotheses are matched to references by id
     exactly as in scoring (a missing hypothesis is an error unless ``missing_hyp="empty"``)."""
     matched = match_hypotheses(ref, hyp, missing_hyp, extra_hyp)

@@ -18,6 +18,7 @@ The teacher runs as in training: dropout off, batch norm on the batch's statisti
 (``batch``, USR's code) or the stored running statistics (``running``), clean or augmented
 view, the AR step limit per utterance or per padded batch (USR's code).
 """
+
 from __future__ import annotations
 
 import copy
@@ -91,24 +92,42 @@ def _token_keep(pl: AttentionPseudoLabels) -> List[float]:
 
 
 @torch.no_grad()
-def batch_pseudo_labels(teacher: torch.nn.Module, batch: Mapping[str, torch.Tensor], setting: TeacherSetting,
-                        sos: int, eos: int) -> Tuple[Dict[str, List[List[int]]], Dict[str, List[float]], torch.Tensor]:
+def batch_pseudo_labels(
+    teacher: torch.nn.Module, batch: Mapping[str, torch.Tensor], setting: TeacherSetting, sos: int, eos: int
+) -> Tuple[Dict[str, List[List[int]]], Dict[str, List[float]], torch.Tensor]:
     """The three kinds of pseudo-labels of one batch: ``({kind: token ids per clip}, {kind:
     kept share per clip}, frames per clip)``; ``teacher`` from :func:`teacher_network`."""
-    encoded = teacher.encode(batch["speech"], batch["speech_lengths"], batch["video"], batch["video_lengths"],
-                             modalities=[AUDIOVISUAL], augment=setting.view == "augmented", time_masking=False)
+    encoded = teacher.encode(
+        batch["speech"],
+        batch["speech_lengths"],
+        batch["video"],
+        batch["video_lengths"],
+        modalities=[AUDIOVISUAL],
+        augment=setting.view == "augmented",
+        time_masking=False,
+    )
     enc, lengths = encoded[AUDIOVISUAL]
     logp = teacher.ctc_head(AUDIOVISUAL).log_softmax(enc)
     ctc = ctc_pseudo_labels(logp, lengths, ConfidenceConfig(threshold=setting.threshold))
-    forced = ctc_driven_teacher_forcing(teacher.decoder, enc, lengths, ctc.tokens, ctc.lengths, sos, eos,
-                                        setting.threshold, modality=AUDIOVISUAL)
-    ar = ar_greedy_pseudo_labels(teacher.decoder, enc, lengths, sos, eos,
-                                 ARDecodingConfig(setting.ar_max_len_ratio, limit_over=setting.ar_limit_over),
-                                 setting.threshold, modality=AUDIOVISUAL)
+    forced = ctc_driven_teacher_forcing(
+        teacher.decoder, enc, lengths, ctc.tokens, ctc.lengths, sos, eos, setting.threshold, modality=AUDIOVISUAL
+    )
+    ar = ar_greedy_pseudo_labels(
+        teacher.decoder,
+        enc,
+        lengths,
+        sos,
+        eos,
+        ARDecodingConfig(setting.ar_max_len_ratio, limit_over=setting.ar_limit_over),
+        setting.threshold,
+        modality=AUDIOVISUAL,
+    )
     special = (0, sos, eos)
-    tokens = {"ctc": _token_lists(ctc.tokens, ctc.lengths, special),
-              "att_tf": _token_lists(forced.tokens, forced.lengths, special),
-              "ar": _token_lists(ar.tokens, ar.lengths, special)}
+    tokens = {
+        "ctc": _token_lists(ctc.tokens, ctc.lengths, special),
+        "att_tf": _token_lists(forced.tokens, forced.lengths, special),
+        "ar": _token_lists(ar.tokens, ar.lengths, special),
+    }
     keep = {"ctc": ctc.mask.float().tolist(), "att_tf": _token_keep(forced), "ar": _token_keep(ar)}
     return tokens, keep, lengths
 
@@ -138,13 +157,18 @@ class KindScore:
 
     def row(self) -> Dict[str, float]:
         n_ref = max(self.counts.n_ref, 1)
-        return {"utterances": self.utterances, "wer": 100.0 * self.counts.errors / n_ref,
-                "loops": self.loops, "omissions": self.omissions,
-                "kept": self.keep_sum / self.utterances if self.utterances else float("nan")}
+        return {
+            "utterances": self.utterances,
+            "wer": 100.0 * self.counts.errors / n_ref,
+            "loops": self.loops,
+            "omissions": self.omissions,
+            "kept": self.keep_sum / self.utterances if self.utterances else float("nan"),
+        }
 
 
-def score(utterances: Sequence[UtterancePL], refs: Mapping[str, str], bucket_frames: int
-          ) -> Dict[str, Dict[str, Dict[str, float]]]:
+def score(
+    utterances: Sequence[UtterancePL], refs: Mapping[str, str], bucket_frames: int
+) -> Dict[str, Dict[str, Dict[str, float]]]:
     """``{bucket label: {kind: row}}`` plus an ``all`` bucket; a clip without a transcript is an
     error naming it (the point is scoring against the truth)."""
     missing = [u.key for u in utterances if u.key not in refs]
@@ -166,10 +190,12 @@ def markdown(results: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]
     """One table per teacher setting: a row per length bucket, WER / loops / omissions / kept per kind."""
     lines = []
     for setting, table in results.items():
-        lines += [f"### {setting}", "",
-                  "| frames | clips | " + " | ".join(f"{k} WER | {k} loops | {k} omissions | {k} kept"
-                                                      for k in KINDS) + " |",
-                  "|---|---|" + "---|" * (4 * len(KINDS))]
+        lines += [
+            f"### {setting}",
+            "",
+            "| frames | clips | " + " | ".join(f"{k} WER | {k} loops | {k} omissions | {k} kept" for k in KINDS) + " |",
+            "|---|---|" + "---|" * (4 * len(KINDS)),
+        ]
         for bucket, rows in table.items():
             cells = []
             for kind in KINDS:
@@ -203,8 +229,9 @@ def plot_wer_vs_length(results: Mapping[str, Mapping[str, Mapping[str, Mapping[s
     plt.close(fig)
 
 
-def write_report(results: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]], out_dir: Path,
-                 header: str = "") -> List[Path]:
+def write_report(
+    results: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]], out_dir: Path, header: str = ""
+) -> List[Path]:
     """``results.md``, ``results.json`` and ``wer_vs_length.png`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md, js, png = out_dir / "results.md", out_dir / "results.json", out_dir / "wer_vs_length.png"
@@ -212,4 +239,3 @@ def write_report(results: Mapping[str, Mapping[str, Mapping[str, Mapping[str, fl
     js.write_text(json.dumps(results, indent=1), encoding="utf-8")
     plot_wer_vs_length(results, png)
     return [md, js, png]
-

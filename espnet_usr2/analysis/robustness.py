@@ -13,6 +13,7 @@
 
 Decoding is not done here: hypotheses come in as Kaldi ``text`` files per condition.
 """
+
 from __future__ import annotations
 
 import math
@@ -117,8 +118,9 @@ class WerCell:
         self.n_utts += 1
 
 
-def utterance_counts(ref: Mapping[str, str], hyp: Mapping[str, str], missing_hyp: str = "error",
-                     extra_hyp: str = "error") -> Tuple[Dict[str, ErrorCounts], List[str]]:
+def utterance_counts(
+    ref: Mapping[str, str], hyp: Mapping[str, str], missing_hyp: str = "error", extra_hyp: str = "error"
+) -> Tuple[Dict[str, ErrorCounts], List[str]]:
     """Word-level (C, S, D, I) per utterance, with sclite's alignment; plus notes.
 
     Hypotheses are matched to references as in scoring: missing or extra ids are an error
@@ -150,9 +152,14 @@ class LengthTable:
         return self.cells[(condition, bucket.label)].wer
 
 
-def wer_by_length(ref: Mapping[str, str], hyps: Mapping[str, Mapping[str, str]], frames: Mapping[str, int],
-                  buckets: Optional[Sequence[Bucket]] = None, missing_hyp: str = "error",
-                  extra_hyp: str = "error") -> LengthTable:
+def wer_by_length(
+    ref: Mapping[str, str],
+    hyps: Mapping[str, Mapping[str, str]],
+    frames: Mapping[str, int],
+    buckets: Optional[Sequence[Bucket]] = None,
+    missing_hyp: str = "error",
+    extra_hyp: str = "error",
+) -> LengthTable:
     """Bucket every condition's utterances by length and compute WER per bucket."""
     buckets = list(buckets) if buckets is not None else make_buckets()
     cells, total, outside, notes = {}, {}, {}, []
@@ -210,9 +217,14 @@ def subset_label(min_frames: int) -> str:
     return f"longer than {min_frames} frames"
 
 
-def wer_by_snr(ref: Mapping[str, str], hyps: Mapping[Tuple[str, float], Mapping[str, str]],
-               frames: Optional[Mapping[str, int]] = None, min_frames: int = DEFAULT_MIN_FRAMES,
-               missing_hyp: str = "error", extra_hyp: str = "error") -> NoiseTable:
+def wer_by_snr(
+    ref: Mapping[str, str],
+    hyps: Mapping[Tuple[str, float], Mapping[str, str]],
+    frames: Optional[Mapping[str, int]] = None,
+    min_frames: int = DEFAULT_MIN_FRAMES,
+    missing_hyp: str = "error",
+    extra_hyp: str = "error",
+) -> NoiseTable:
     """WER of every (condition, SNR) hypothesis set, for all samples and, given frame counts,
     for the samples longer than ``min_frames`` frames (strictly, as "longer than" says)."""
     subsets = ["all samples"] + ([subset_label(min_frames)] if frames is not None else [])
@@ -244,20 +256,26 @@ def length_markdown(table: LengthTable) -> str:
     """WER (%) per length bucket; ``#utts`` is per condition when the conditions differ."""
     conds = table.conditions
     same_counts = all(len({table.cells[(c, b.label)].n_utts for c in conds}) == 1 for b in table.buckets)
-    lines = ["| frames (25 fps) | #utts | " + " | ".join(conds) + " |",
-             "|---|---:|" + "---:|" * len(conds)]
+    lines = ["| frames (25 fps) | #utts | " + " | ".join(conds) + " |", "|---|---:|" + "---:|" * len(conds)]
     for b in table.buckets:
         cells = [table.cells[(c, b.label)] for c in conds]
         n = str(cells[0].n_utts) if same_counts else "/".join(str(x.n_utts) for x in cells)
         lines.append(f"| {b.label} | {n} | " + " | ".join(_fmt(x.wer) for x in cells) + " |")
     totals = [table.total[c] for c in conds]
     n = str(totals[0].n_utts) if same_counts else "/".join(str(x.n_utts) for x in totals)
-    lines.append(f"| **all {table.buckets[0].lo}-{table.buckets[-1].hi}** | {n} | "
-                 + " | ".join(f"**{_fmt(x.wer)}**" for x in totals) + " |")
+    lines.append(
+        f"| **all {table.buckets[0].lo}-{table.buckets[-1].hi}** | {n} | "
+        + " | ".join(f"**{_fmt(x.wer)}**" for x in totals)
+        + " |"
+    )
     outside = {table.n_outside[c] for c in conds}
     if outside != {0}:
-        lines += ["", "Outside the buckets (not scored): "
-                  + ", ".join(f"{c}: {table.n_outside[c]}" for c in conds) + " utterances."]
+        lines += [
+            "",
+            "Outside the buckets (not scored): "
+            + ", ".join(f"{c}: {table.n_outside[c]}" for c in conds)
+            + " utterances.",
+        ]
     return "\n".join(lines)
 
 
@@ -267,11 +285,16 @@ def noise_markdown(table: NoiseTable) -> str:
     for subset in table.subsets:
         n_utts = {table.cells[k].n_utts for k in table.cells if k[0] == subset}
         n = f" ({n_utts.pop()} utterances)" if len(n_utts) == 1 else ""
-        out += [f"**{subset}**{n}", "", "| SNR (dB) | " + " | ".join(table.conditions) + " |",
-                "|---|" + "---:|" * len(table.conditions)]
+        out += [
+            f"**{subset}**{n}",
+            "",
+            "| SNR (dB) | " + " | ".join(table.conditions) + " |",
+            "|---|" + "---:|" * len(table.conditions),
+        ]
         for snr in table.snrs:
-            out.append(f"| {snr_label(snr)} | "
-                       + " | ".join(_fmt(table.wer(subset, c, snr)) for c in table.conditions) + " |")
+            out.append(
+                f"| {snr_label(snr)} | " + " | ".join(_fmt(table.wer(subset, c, snr)) for c in table.conditions) + " |"
+            )
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
@@ -289,8 +312,9 @@ def _pyplot():
     return plt
 
 
-def save_figure(fig, path: PathLike, legend_ax=None, legend_title: str = "", title: str = "",
-                legend_width: float = 0.14) -> Path:
+def save_figure(
+    fig, path: PathLike, legend_ax=None, legend_title: str = "", title: str = "", legend_width: float = 0.14
+) -> Path:
     """Write ``fig`` to ``path`` (parents created) and close it; with ``legend_ax``, one figure
     legend of that axes' lines at the right (outside the panels, where it hides no point) and
     ``title`` over all panels."""
@@ -317,8 +341,7 @@ def plot_wer_vs_length(table: LengthTable, path: PathLike, title: str = "WER vs 
     for cond in table.conditions:
         ax.plot(x, [table.wer(cond, b) for b in table.buckets], marker="o", linewidth=1.8, label=cond)
     first = table.conditions[0]
-    ax.set_xticks(x, [f"{b.label}\n(n={table.cells[(first, b.label)].n_utts})" for b in table.buckets],
-                  fontsize=8)
+    ax.set_xticks(x, [f"{b.label}\n(n={table.cells[(first, b.label)].n_utts})" for b in table.buckets], fontsize=8)
     ax.set_xlabel("input length (video frames at 25 fps)")
     ax.set_ylabel("WER (%)")
     ax.set_title(title)
@@ -341,8 +364,9 @@ def plot_wer_vs_snr(table: NoiseTable, path: PathLike, title: str = "WER vs SNR 
         clean_x = 0.0
     order = noisy + ([CLEAN] if has_clean else [])
     xs = [clean_x if math.isinf(s) else s for s in order]
-    fig, axes = plt.subplots(1, len(table.subsets), figsize=(5.5 * len(table.subsets) + 2.0, 4.5), dpi=120,
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(table.subsets), figsize=(5.5 * len(table.subsets) + 2.0, 4.5), dpi=120, sharey=True, squeeze=False
+    )
     for ax, subset in zip(axes[0], table.subsets):
         for cond in table.conditions:
             ax.plot(xs, [table.wer(subset, cond, s) for s in order], marker="o", linewidth=1.8, label=cond)

@@ -6,6 +6,7 @@ and 12) before it is fused or distilled::
 
 Exits 1 with the mismatch named; see :func:`espnet_usr2.utils.espnet_lm.check_lm_config`.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -10,6 +10,7 @@ of them as a line of options in the file's order; a nested mapping becomes ESPne
 ``--semi_conf p_ar=0.5`` form, one option per leaf (``unlabelled_weights.a=0.5`` for a deeper one).
 ``${name}`` in a value is a harness setting given with ``--set name=value`` (the run's seed, ...).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -125,14 +126,23 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m espnet_usr2.bin.usr2_compare_conf", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m espnet_usr2.bin.usr2_compare_conf",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
     op = sub.add_parser("options", help="a method conf's usr2.sh or usr2_train options, one line")
     op.add_argument("conf")
     op.add_argument("part", choices=PARTS)
-    op.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                    help="a harness setting that ${NAME} in the conf stands for (repeatable)")
+    op.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a harness setting that ${NAME} in the conf stands for (repeatable)",
+    )
     vp = sub.add_parser("value", help="the value at a dotted key of a YAML mapping")
     vp.add_argument("conf")
     vp.add_argument("key")

@@ -14,6 +14,7 @@ the manifest (e.g. the pre-training) to the table of seconds per training step. 
 ``valid_vs_time.png``, ``wer_vs_length.png`` and ``wer_vs_snr.png`` to ``--out_dir``
 (see :mod:`espnet_usr2.analysis.comparison`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,14 +54,26 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--sets", nargs="+", default=["test", "test_long"])
     p.add_argument("--long_set", default="test_long", help="set of the failure counts and the bootstrap")
     p.add_argument("--noise_set", default="test", help="the set the babble-noise sweep decoded")
-    p.add_argument("--snrs", nargs="*", type=float, default=list(rb.PAPER_SNRS_DB),
-                   help="SNRs (dB) of the noise sweep; none skips the noise table")
-    p.add_argument("--frames_file", default="utt2num_frames",
-                   help="frame counts in each <ref_dir>/<set>/ (utt2num_frames or a video shape file)")
+    p.add_argument(
+        "--snrs",
+        nargs="*",
+        type=float,
+        default=list(rb.PAPER_SNRS_DB),
+        help="SNRs (dB) of the noise sweep; none skips the noise table",
+    )
+    p.add_argument(
+        "--frames_file",
+        default="utt2num_frames",
+        help="frame counts in each <ref_dir>/<set>/ (utt2num_frames or a video shape file)",
+    )
     p.add_argument("--tta_methods", nargs=2, default=["usr2", "usr1"], metavar=("NEW", "BASELINE"))
     p.add_argument("--tta_metric", default="acc_av")
-    p.add_argument("--target_acc", type=float, default=None,
-                   help="time-to-accuracy target; default: the highest value every compared run reaches")
+    p.add_argument(
+        "--target_acc",
+        type=float,
+        default=None,
+        help="time-to-accuracy target; default: the highest value every compared run reaches",
+    )
     p.add_argument("--bootstrap_pairs", nargs="*", type=_pair, default=[("usr2", "usr1"), ("usr2", "sup")])
     p.add_argument("--bootstrap_tag", default="greedy")
     p.add_argument("--n_draws", type=int, default=1000)
@@ -68,21 +81,39 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket_hi", type=int, default=600)
     p.add_argument("--bucket_step", type=int, default=50)
     p.add_argument("--missing_hyp", choices=("error", "empty"), default="error")
-    p.add_argument("--step_cost_dirs", nargs="*", type=_named_dir, default=[], metavar="NAME=EXP_DIR",
-                   help="more exp dirs whose seconds per training step the report lists (e.g. pre-training)")
+    p.add_argument(
+        "--step_cost_dirs",
+        nargs="*",
+        type=_named_dir,
+        default=[],
+        metavar="NAME=EXP_DIR",
+        help="more exp dirs whose seconds per training step the report lists (e.g. pre-training)",
+    )
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> cmp.ReportConfig:
     return cmp.ReportConfig(
-        manifest=Path(args.manifest), ref_dir=Path(args.ref_dir), out_dir=Path(args.out_dir),
-        warmup_dir=Path(args.warmup_dir) if args.warmup_dir else None, decode_tags=args.decode_tags,
-        sets=args.sets, long_set=args.long_set, noise_set=args.noise_set, snrs=args.snrs,
-        frames_file=args.frames_file, tta_methods=tuple(args.tta_methods), tta_metric=args.tta_metric,
-        target=args.target_acc, bootstrap_pairs=args.bootstrap_pairs, bootstrap_tag=args.bootstrap_tag,
-        n_draws=args.n_draws, buckets=rb.make_buckets(args.bucket_lo, args.bucket_hi, args.bucket_step),
+        manifest=Path(args.manifest),
+        ref_dir=Path(args.ref_dir),
+        out_dir=Path(args.out_dir),
+        warmup_dir=Path(args.warmup_dir) if args.warmup_dir else None,
+        decode_tags=args.decode_tags,
+        sets=args.sets,
+        long_set=args.long_set,
+        noise_set=args.noise_set,
+        snrs=args.snrs,
+        frames_file=args.frames_file,
+        tta_methods=tuple(args.tta_methods),
+        tta_metric=args.tta_metric,
+        target=args.target_acc,
+        bootstrap_pairs=args.bootstrap_pairs,
+        bootstrap_tag=args.bootstrap_tag,
+        n_draws=args.n_draws,
+        buckets=rb.make_buckets(args.bucket_lo, args.bucket_hi, args.bucket_step),
         missing_hyp=args.missing_hyp,
-        step_cost_dirs=args.step_cost_dirs)
+        step_cost_dirs=args.step_cost_dirs,
+    )
 
 
 def main(cmd: Optional[List[str]] = None) -> None:

@@ -6,6 +6,7 @@
 
 See :mod:`espnet_usr2.inference.splits`.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -12,6 +12,7 @@ Speech is espeak-ng text-to-speech with true word timings; the video is a face w
 mouth moves with the phonemes. Same seed and sizes, same corpus. A finished corpus
 with the same settings is left untouched; ``--overwrite`` regenerates.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,21 +44,21 @@ _HELPS = {
 
 def get_parser() -> argparse.ArgumentParser:
     """Command-line options: one per :class:`CorpusConfig` field, plus out/nj/overwrite."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="corpus root directory")
     parser.add_argument("--nj", type=int, default=1, help="worker processes")
     parser.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="replace an existing or unfinished corpus in --out (only its split dirs)",
     )
-    parser.add_argument("--log_level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     group = parser.add_argument_group("corpus")
     for field in dataclasses.fields(CorpusConfig):
         group.add_argument(
-            f"--{field.name}", type=type(field.default), default=field.default,
+            f"--{field.name}",
+            type=type(field.default),
+            default=field.default,
             help=f"{_HELPS[field.name]} (default: %(default)s)",
         )
     return parser
@@ -71,9 +72,7 @@ def _disk_usage(root: Path) -> int:
 def main(cmd: Optional[List[str]] = None) -> int:
     """Generate the corpus and print a summary (clips, hours, time, size)."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = CorpusConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(CorpusConfig)})
     try:
         cfg.check()

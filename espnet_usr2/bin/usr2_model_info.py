@@ -6,6 +6,7 @@
 The model is built on PyTorch's meta device (no memory, ~1 s even for Huge); the
 vocabulary size (default 1000, the paper's SentencePiece size) sets the head sizes.
 """
+
 import argparse
 from typing import List, Optional
 

@@ -6,6 +6,7 @@
 
 See :mod:`espnet_usr2.utils.model_selection`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,17 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m espnet_usr2.bin.usr2_model_selection",
         description="Print the model file ESPnet's trainer writes for a training config "
-                    "(--train_config), or its path in an experiment directory (--exp_dir).")
-    p.add_argument("--train_config", default=None,
-                   help="training config (default with --exp_dir: <exp_dir>/config.yaml)")
-    p.add_argument("--exp_dir", default=None,
-                   help="experiment or model directory: print the model's path; exit 1 naming the "
-                        "missing file and the .pth files present when it does not exist")
+        "(--train_config), or its path in an experiment directory (--exp_dir).",
+    )
+    p.add_argument(
+        "--train_config", default=None, help="training config (default with --exp_dir: <exp_dir>/config.yaml)"
+    )
+    p.add_argument(
+        "--exp_dir",
+        default=None,
+        help="experiment or model directory: print the model's path; exit 1 naming the "
+        "missing file and the .pth files present when it does not exist",
+    )
     p.add_argument("--name", default=None, help="a model file name that overrides the selection")
     return p
 

@@ -17,6 +17,7 @@ time, as the length-sorted unlabelled batches of training are (batch statistics 
 padded-batch AR limit depend on the batch). Writes ``results.md``, ``results.json``,
 ``wer_vs_length.png`` to ``--out_dir``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,17 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train_config", required=True, help="the model's training config.yaml")
     parser.add_argument("--model_file", required=True, help="the model file (.pth)")
-    parser.add_argument("--model_role", default="student", choices=["student", "teacher"],
-                        help="which network acts as the teacher (a semi-supervised model holds both)")
-    parser.add_argument("--data_dir", required=True, help="directory with wav.scp, video.scp and text "
-                                                          "(utt2num_frames orders the clips by length)")
+    parser.add_argument(
+        "--model_role",
+        default="student",
+        choices=["student", "teacher"],
+        help="which network acts as the teacher (a semi-supervised model holds both)",
+    )
+    parser.add_argument(
+        "--data_dir",
+        required=True,
+        help="directory with wav.scp, video.scp and text (utt2num_frames orders the clips by length)",
+    )
     parser.add_argument("--out_dir", required=True)
     parser.add_argument("--max_utts", type=int, default=0, help="score a random subset of this many clips (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset and of an augmented view")
@@ -96,8 +104,9 @@ def write_ordered_lists(data_dir: Path, keys: Sequence[str], out: Path) -> List[
     return spec
 
 
-def pseudo_labels(s2t: USR2Speech2Text, data: List[tuple], setting: TeacherSetting, batch_size: int,
-                  seed: int) -> List[UtterancePL]:
+def pseudo_labels(
+    s2t: USR2Speech2Text, data: List[tuple], setting: TeacherSetting, batch_size: int, seed: int
+) -> List[UtterancePL]:
     """Every clip's pseudo-labels of every kind under one teacher setting."""
     torch.manual_seed(seed)  # the augmented view's crops
     teacher = teacher_network(s2t.net, setting.batch_norm)
@@ -105,8 +114,14 @@ def pseudo_labels(s2t: USR2Speech2Text, data: List[tuple], setting: TeacherSetti
     for keys, batch in build_loader(s2t, data, None, batch_size, "float32", 0, False, 0):
         tokens, keep, frames = batch_pseudo_labels(teacher, batch, setting, s2t.sos, s2t.eos)
         for i, key in enumerate(keys):
-            out.append(UtterancePL(key, int(frames[i]), {k: s2t.text_of(v[i]) for k, v in tokens.items()},
-                                   {k: v[i] for k, v in keep.items()}))
+            out.append(
+                UtterancePL(
+                    key,
+                    int(frames[i]),
+                    {k: s2t.text_of(v[i]) for k, v in tokens.items()},
+                    {k: v[i] for k, v in keep.items()},
+                )
+            )
     return out
 
 
@@ -125,11 +140,14 @@ def main(cmd: Optional[Sequence[str]] = None) -> None:
     for bn, view, limit in itertools.product(args.batch_norm, args.view, args.ar_limit_over):
         setting = TeacherSetting(bn, view, limit, args.ar_max_len_ratio, args.threshold)
         log.info(f"{setting.name}: {len(keys)} clips, batches of {args.batch_size}")
-        results[setting.name] = score(pseudo_labels(s2t, data, setting, args.batch_size, args.seed), refs,
-                                      args.bucket_frames)
-    header = (f"Pseudo-labels of {args.model_file} ({args.model_role}) on {len(keys)} clips of {data_dir}, "
-              f"batches of {args.batch_size} in length order, tau {args.threshold}, AR limit "
-              f"{args.ar_max_len_ratio} x T")
+        results[setting.name] = score(
+            pseudo_labels(s2t, data, setting, args.batch_size, args.seed), refs, args.bucket_frames
+        )
+    header = (
+        f"Pseudo-labels of {args.model_file} ({args.model_role}) on {len(keys)} clips of {data_dir}, "
+        f"batches of {args.batch_size} in length order, tau {args.threshold}, AR limit "
+        f"{args.ar_max_len_ratio} x T"
+    )
     for path in write_report(results, out_dir, header):
         print(path)
 

@@ -36,6 +36,7 @@ journal (``split<nj>/<job>/journal.jsonl``) does not list as finished, and the l
 out as those of an uninterrupted run; a rerun with another ``--nj`` takes the finished
 results over from the other split's journals.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,8 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         "max_av_mismatch": "seconds audio and video lengths may differ before the file is skipped",
         "max_truncation": "seconds of the declared video duration that may fail to decode",
         "max_damaged_fraction": "fraction of the clip a stream's damaged packets/frames may cover (they are "
-                                "concealed and listed in damaged.tsv); above it the file is skipped as "
-                                "damaged_stream",
+        "concealed and listed in damaged.tsv); above it the file is skipped as "
+        "damaged_stream",
         "landmark_tolerance": "frames precomputed landmarks may differ from the video by",
         "roi_format": "ROI file format: mkv (lossless FFV1), npz or npy",
         "min_detection_confidence": "MediaPipe face detection threshold",
@@ -81,16 +82,16 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         "frame_cache_mb": "decoded frames kept in memory per job; longer clips are decoded twice",
         "max_faces": "faces detected per frame for an utterance with a face hint (the hinted one is tracked)",
         "max_face_jump": "face widths the tracked face may move between frames before a detection is "
-                         "taken to be another person",
+        "taken to be another person",
         "hint_frames": "first frames in which only a face near the hint is accepted",
         "missing_landmarks": "an utterance not in --landmarks: 'detect' (face detection, listed in "
-                             "landmark_fallback.list) or 'skip' (reason missing_landmarks)",
+        "landmark_fallback.list) or 'skip' (reason missing_landmarks)",
         "allow_single_stream": "keep utterances with one stream: a video without an audio track becomes "
-                               "video-only (video.scp, video_only.list), an audio file (wav, flac, mp3, m4a, ...) "
-                               "audio-only (16 kHz mono in wav.scp, audio_only.list); off: both are skipped, as "
-                               "training needs both streams",
+        "video-only (video.scp, video_only.list), an audio file (wav, flac, mp3, m4a, ...) "
+        "audio-only (16 kHz mono in wav.scp, audio_only.list); off: both are skipped, as "
+        "training needs both streams",
         "no_face": "a video whose face is never found: 'skip' (reason no_face) or 'audio_only' (keep its audio, "
-                   "listed in audio_only.list)",
+        "listed in audio_only.list)",
     }
     for field in dataclasses.fields(RoiConfig):
         kind = str2bool if isinstance(field.default, bool) else type(field.default)
@@ -101,20 +102,40 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", required=True, help="Kaldi-style list: 'uttid path-to-video' per line")
     parser.add_argument("--outdir", required=True, help="output directory (lists, roi/, wav/, split*/)")
-    parser.add_argument("--landmarks", default=None, help="optional 'uttid path-to-landmarks' list (pickle/npy/npz); "
-                        "without it (or for an utterance it lacks) MediaPipe face mesh runs on every frame")
-    parser.add_argument("--face_hint", default=None, help="optional 'uttid x y' list: the speaker's face centre in "
-                        "the first frame, normalised 0..1; with several faces in view that one is tracked")
-    parser.add_argument("--text", default=None, help="optional Kaldi text; utterances missing from it or with an "
-                        "empty transcript are skipped")
+    parser.add_argument(
+        "--landmarks",
+        default=None,
+        help="optional 'uttid path-to-landmarks' list (pickle/npy/npz); "
+        "without it (or for an utterance it lacks) MediaPipe face mesh runs on every frame",
+    )
+    parser.add_argument(
+        "--face_hint",
+        default=None,
+        help="optional 'uttid x y' list: the speaker's face centre in "
+        "the first frame, normalised 0..1; with several faces in view that one is tracked",
+    )
+    parser.add_argument(
+        "--text",
+        default=None,
+        help="optional Kaldi text; utterances missing from it or with an empty transcript are skipped",
+    )
     parser.add_argument("--nj", type=int, default=1, help="number of jobs the sorted input is split into")
     parser.add_argument("--job", type=int, default=None, help="run only this job (1-based) and do not merge")
-    parser.add_argument("--shard_list", nargs="+", default=None, help="explicit shard(s): files of uttids; "
-                        "each is processed into outdir/split_lists/<name> (or merged with --merge)")
+    parser.add_argument(
+        "--shard_list",
+        nargs="+",
+        default=None,
+        help="explicit shard(s): files of uttids; "
+        "each is processed into outdir/split_lists/<name> (or merged with --merge)",
+    )
     parser.add_argument("--merge", action="store_true", help="only merge finished jobs / shard lists into outdir")
-    parser.add_argument("--progress", action="store_true", help="only watch: print the progress of the "
-                        "running jobs (--nj or --shard_list) every --progress_interval seconds until all have "
-                        "finished or the parent process (usr2.sh) is gone")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="only watch: print the progress of the "
+        "running jobs (--nj or --shard_list) every --progress_interval seconds until all have "
+        "finished or the parent process (usr2.sh) is gone",
+    )
     parser.add_argument("--progress_interval", type=float, default=10.0, help="seconds between progress lines")
     parser.add_argument("--nproc", type=int, default=1, help="processes when running all jobs here")
     parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -128,8 +149,13 @@ def _watch(args: argparse.Namespace) -> None:
     else:
         dirs = [job_dir(args.outdir, args.nj, j) for j in range(1, args.nj + 1)]
     parent = os.getppid()
-    watch(args.outdir, len(read_entries(args.input)), dirs, args.progress_interval,
-          keep_going=lambda: os.getppid() == parent)
+    watch(
+        args.outdir,
+        len(read_entries(args.input)),
+        dirs,
+        args.progress_interval,
+        keep_going=lambda: os.getppid() == parent,
+    )
 
 
 def main(cmd: Optional[List[str]] = None) -> int:

@@ -18,6 +18,7 @@ or ``clean``), reported for all samples and, with ``--num_frames``, for those lo
 ``--min_frames`` (100).  Writes ``robustness.md``, ``robustness.json``,
 ``wer_vs_length.png`` and ``wer_vs_snr.png`` to ``--out_dir``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,19 +53,27 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref_text", required=True, help="reference Kaldi text")
     parser.add_argument("--num_frames", help="utt2num_frames, or a shape file (first number per line)")
-    parser.add_argument("--noise_ref_text", default=None,
-                        help="reference of the noise analysis when it is another test set "
-                             "(e.g. LRS3 test for noise, a VoxCeleb2 sample for length); default --ref_text")
+    parser.add_argument(
+        "--noise_ref_text",
+        default=None,
+        help="reference of the noise analysis when it is another test set "
+        "(e.g. LRS3 test for noise, a VoxCeleb2 sample for length); default --ref_text",
+    )
     parser.add_argument("--noise_num_frames", default=None, help="frame counts for --noise_ref_text")
-    parser.add_argument("--samples_per_frame", type=int, default=None,
-                        help="set (e.g. 640) when --num_frames counts audio samples")
+    parser.add_argument(
+        "--samples_per_frame", type=int, default=None, help="set (e.g. 640) when --num_frames counts audio samples"
+    )
     parser.add_argument("--length_hyp", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--noise_hyp", action="append", default=[], metavar="NAME@SNR=PATH")
     parser.add_argument("--bucket_lo", type=int, default=50)
     parser.add_argument("--bucket_hi", type=int, default=600)
     parser.add_argument("--bucket_step", type=int, default=50)
-    parser.add_argument("--min_frames", type=int, default=rb.DEFAULT_MIN_FRAMES,
-                        help="the noise table's second subset: utterances longer than this")
+    parser.add_argument(
+        "--min_frames",
+        type=int,
+        default=rb.DEFAULT_MIN_FRAMES,
+        help="the noise table's second subset: utterances longer than this",
+    )
     parser.add_argument("--missing_hyp", choices=("error", "empty"), default="error")
     parser.add_argument("--extra_hyp", choices=("error", "ignore"), default="error")
     parser.add_argument("--out_dir", required=True)
@@ -73,8 +82,14 @@ def get_parser() -> argparse.ArgumentParser:
 
 def _cell_json(cell: rb.WerCell) -> Dict[str, object]:
     c = cell.counts
-    return {"wer": None if math.isnan(cell.wer) else round(cell.wer, 4), "utterances": cell.n_utts,
-            "ref_words": c.n_ref, "sub": c.sub, "del": c.dele, "ins": c.ins}
+    return {
+        "wer": None if math.isnan(cell.wer) else round(cell.wer, 4),
+        "utterances": cell.n_utts,
+        "ref_words": c.n_ref,
+        "sub": c.sub,
+        "del": c.dele,
+        "ins": c.ins,
+    }
 
 
 def build_report(args: argparse.Namespace) -> Dict[str, Path]:
@@ -107,27 +122,48 @@ def build_report(args: argparse.Namespace) -> Dict[str, Path]:
         table = rb.wer_by_length(ref, hyps, frames, buckets, args.missing_hyp, args.extra_hyp)
         notes += table.notes
         written["wer_vs_length"] = rb.plot_wer_vs_length(table, out_dir / "wer_vs_length.png")
-        md += ["## WER (%) by input length", "", f"Reference: `{args.ref_text}`; lengths: `{args.num_frames}`",
-               "", rb.length_markdown(table), "",
-               "![WER vs input length](wer_vs_length.png)", ""]
-        data["length"] = {c: {b.label: _cell_json(table.cells[(c, b.label)]) for b in table.buckets}
-                          for c in table.conditions}
+        md += [
+            "## WER (%) by input length",
+            "",
+            f"Reference: `{args.ref_text}`; lengths: `{args.num_frames}`",
+            "",
+            rb.length_markdown(table),
+            "",
+            "![WER vs input length](wer_vs_length.png)",
+            "",
+        ]
+        data["length"] = {
+            c: {b.label: _cell_json(table.cells[(c, b.label)]) for b in table.buckets} for c in table.conditions
+        }
 
     if args.noise_hyp:
         hyps_noise = {}
         for spec in args.noise_hyp:
             name, snr, path = _split_spec(spec, with_snr=True)
             hyps_noise[(name, snr)] = read_kaldi_text(path, f"hypothesis text of {name!r} at {rb.snr_label(snr)}")
-        ntable = rb.wer_by_snr(noise_ref, hyps_noise, noise_frames, args.min_frames, args.missing_hyp,
-                               args.extra_hyp)
+        ntable = rb.wer_by_snr(noise_ref, hyps_noise, noise_frames, args.min_frames, args.missing_hyp, args.extra_hyp)
         notes += ntable.notes
         written["wer_vs_snr"] = rb.plot_wer_vs_snr(ntable, out_dir / "wer_vs_snr.png")
-        md += ["## WER (%) with babble noise", "",
-               f"Reference: `{args.noise_ref_text or args.ref_text}`", "", rb.noise_markdown(ntable),
-               "![WER vs SNR](wer_vs_snr.png)", ""]
-        data["noise"] = {s: {c: {rb.snr_label(snr): _cell_json(ntable.cells[(s, c, snr)])
-                                 for snr in ntable.snrs if (s, c, snr) in ntable.cells}
-                             for c in ntable.conditions} for s in ntable.subsets}
+        md += [
+            "## WER (%) with babble noise",
+            "",
+            f"Reference: `{args.noise_ref_text or args.ref_text}`",
+            "",
+            rb.noise_markdown(ntable),
+            "![WER vs SNR](wer_vs_snr.png)",
+            "",
+        ]
+        data["noise"] = {
+            s: {
+                c: {
+                    rb.snr_label(snr): _cell_json(ntable.cells[(s, c, snr)])
+                    for snr in ntable.snrs
+                    if (s, c, snr) in ntable.cells
+                }
+                for c in ntable.conditions
+            }
+            for s in ntable.subsets
+        }
 
     if notes:
         md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]

@@ -17,6 +17,7 @@ sclite is used when found (``$SCLITE``, ``PATH``, ``/usr/lib/sctk/bin``); otherw
 built-in Python scorer writes the same report, with a warning (``--backend sclite`` makes a
 missing sclite an error instead).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,15 +43,30 @@ def get_parser() -> argparse.ArgumentParser:
     one.add_argument("--utt2spk", help="utt2spk of the test set")
     one.add_argument("--out_dir", help="where score_wer/ (and score_cer/) are written")
     one.add_argument("--cer", action="store_true", help="also score characters (score_cer/)")
-    one.add_argument("--backend", choices=("auto", "sclite", "python"), default="auto",
-                     help="auto: sclite if found, else the Python scorer")
-    one.add_argument("--missing_hyp", choices=("error", "empty"), default="error",
-                     help="references without a hypothesis: refuse, or score them as empty")
-    one.add_argument("--extra_hyp", choices=("error", "ignore"), default="error",
-                     help="hypotheses without a reference: refuse, or drop them")
-    one.add_argument("--utt_list", default=None,
-                     help="score only these utterances (first column), e.g. those that have the modality's "
-                          "streams in a set mixing audio-visual and single-stream utterances")
+    one.add_argument(
+        "--backend",
+        choices=("auto", "sclite", "python"),
+        default="auto",
+        help="auto: sclite if found, else the Python scorer",
+    )
+    one.add_argument(
+        "--missing_hyp",
+        choices=("error", "empty"),
+        default="error",
+        help="references without a hypothesis: refuse, or score them as empty",
+    )
+    one.add_argument(
+        "--extra_hyp",
+        choices=("error", "ignore"),
+        default="error",
+        help="hypotheses without a reference: refuse, or drop them",
+    )
+    one.add_argument(
+        "--utt_list",
+        default=None,
+        help="score only these utterances (first column), e.g. those that have the modality's "
+        "streams in a set mixing audio-visual and single-stream utterances",
+    )
     one.add_argument("--nlsyms_txt", default=None, help="non-linguistic symbols to remove (one per line)")
     one.add_argument("--cleaner", default=None, help="ESPnet text cleaner for the reference (as asr.sh)")
     many = parser.add_argument_group("collect RESULTS.md")
@@ -64,9 +80,19 @@ def _score_one(args: argparse.Namespace) -> None:
     if missing:
         raise SystemExit(f"usr2_score: scoring needs {', '.join(missing)} (or use --results)")
     metrics = ("wer", "cer") if args.cer else ("wer",)
-    outcomes = score(args.ref_text, args.hyp_text, args.utt2spk, args.out_dir, metrics=metrics,
-                     backend=args.backend, missing_hyp=args.missing_hyp, extra_hyp=args.extra_hyp,
-                     non_linguistic_symbols=args.nlsyms_txt, cleaner=args.cleaner, utt_list=args.utt_list)
+    outcomes = score(
+        args.ref_text,
+        args.hyp_text,
+        args.utt2spk,
+        args.out_dir,
+        metrics=metrics,
+        backend=args.backend,
+        missing_hyp=args.missing_hyp,
+        extra_hyp=args.extra_hyp,
+        non_linguistic_symbols=args.nlsyms_txt,
+        cleaner=args.cleaner,
+        utt_list=args.utt_list,
+    )
     for metric, outcome in outcomes.items():
         for note in outcome.notes:
             logging.warning("%s: %s", metric, note)
@@ -83,8 +109,13 @@ def main(cmd: Optional[List[str]] = None) -> None:
             print(f"wrote {out}" + (f" ({len(problems)} result files skipped)" if problems else ""))
         else:
             _score_one(args)
-    except (ScoringInputError, ScliteNotFoundError, ScliteFailedError, FallbackUnsupportedError,
-            FileNotFoundError) as e:
+    except (
+        ScoringInputError,
+        ScliteNotFoundError,
+        ScliteFailedError,
+        FallbackUnsupportedError,
+        FileNotFoundError,
+    ) as e:
         # input problems get one clear line, not a traceback
         print(f"usr2_score: error: {e}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -8,6 +8,7 @@ stats_keys}`` and ``config.yaml`` without building the model or decoding a clip:
 counts from ``utt2num_frames``, token counts from the task's own preprocessor
 (:mod:`espnet_usr2.prep.shape_files`). A million clips take about a minute.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,6 +32,7 @@ def _token_counter(preprocessor) -> TokenCounter:
     # transcript: 4 minutes of a million); a transcript alone has no speech to align.
     def count(uid: str, text: str) -> int:
         return len(preprocessor._text_process({preprocessor.text_name: text})[preprocessor.text_name])
+
     return count
 
 
@@ -47,8 +49,9 @@ def main(cmd: Optional[List[str]] = None) -> None:
         shape_files = getattr(args, f"{mode}_shape_file")
         if not shape_files:
             sys.exit(f"usr2_shape_files: give --{mode}_shape_file (its first column orders the utterances)")
-        write_shape_files(sources, Path(shape_files[0]), output_dir / mode, preprocessor.samples_per_frame,
-                          count_tokens)
+        write_shape_files(
+            sources, Path(shape_files[0]), output_dir / mode, preprocessor.samples_per_frame, count_tokens
+        )
     # what produced the shapes, as usr2_train --collect_stats leaves it
     with (output_dir / "config.yaml").open("w", encoding="utf-8") as f:
         yaml_no_alias_safe_dump(vars(args), f, indent=4, sort_keys=False)

@@ -4,6 +4,7 @@
 Takes every option of ESPnet's training entry points (``--output_dir``, ``--ngpu``,
 ``--resume``, ``--max_epoch``, ``--batch_type``, ``--collect_stats``, ``--dry_run``, ...).
 """
+
 import sys
 from typing import List, Optional
 

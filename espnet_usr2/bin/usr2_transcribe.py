@@ -29,6 +29,7 @@ model packed by stage 14 (``.zip``). Decoding settings: ``--inference_config``, 
 detection (beam 10, CTC weight 0.3: fast and robust, measured); the released evaluation search
 is ``--inference_config conf/decode_beam40.yaml``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,49 +78,112 @@ class FileOutcome:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m espnet_usr2.bin.{PROG}", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("videos", nargs="+", metavar="FILE",
-                        help="talking-face videos (any container / rate), or audio files (A only)")
-    parser.add_argument("--model_dir", required=True,
-                        help="usr2_import output, exp/<tag> of a recipe, or a packed model .zip")
-    parser.add_argument("--model_file", default=None,
-                        help="model .pth (a path, or a file name in --model_dir) instead of the selected one")
-    parser.add_argument("--inference_config", default=None,
-                        help="decoding YAML (conf/decode_*.yaml); default: the model's, else beam 10 / CTC 0.3 with end "
-                             "detection (the released search: conf/decode_beam40.yaml)")
-    parser.add_argument("--modalities", nargs="+", default=list(MODALITIES),
-                        help="any of v a av (video audio audiovisual); those the file allows are decoded")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m espnet_usr2.bin.{PROG}",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "videos", nargs="+", metavar="FILE", help="talking-face videos (any container / rate), or audio files (A only)"
+    )
+    parser.add_argument(
+        "--model_dir", required=True, help="usr2_import output, exp/<tag> of a recipe, or a packed model .zip"
+    )
+    parser.add_argument(
+        "--model_file",
+        default=None,
+        help="model .pth (a path, or a file name in --model_dir) instead of the selected one",
+    )
+    parser.add_argument(
+        "--inference_config",
+        default=None,
+        help="decoding YAML (conf/decode_*.yaml); default: the model's, else beam 10 / CTC 0.3 with end "
+        "detection (the released search: conf/decode_beam40.yaml)",
+    )
+    parser.add_argument(
+        "--modalities",
+        nargs="+",
+        default=list(MODALITIES),
+        help="any of v a av (video audio audiovisual); those the file allows are decoded",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--model_role", default="student", choices=MODEL_ROLES,
-                        help="the trained student or the EMA teacher of a semi-supervised run")
-    parser.add_argument("--landmarks", nargs="+", default=None, metavar="FILE",
-                        help="precomputed landmarks, one file per VIDEO in the same order (LRS2/LRS3 .pkl, "
-                             ".npy / .npz (T, K, 2) per source frame); default: MediaPipe face mesh")
-    parser.add_argument("--max_av_mismatch", type=float, default=1.0,
-                        help="seconds audio and video may differ; beyond it the audio is not used (V only)")
-    parser.add_argument("--max_damaged_fraction", type=float, default=0.05,
-                        help="damaged packets are concealed (audio: silence, video: the previous frame); a stream "
-                             "damaged over this fraction of the clip is not used (audio: V only; video: skipped)")
-    parser.add_argument("--json", default=None, metavar="OUT",
-                        help="write every file's uttid, modality, text, score, segments, timings to one JSON")
-    parser.add_argument("--output_dir", default=None,
-                        help="write <uttid>.<format> per file (text and subtitles: the best modality decoded)")
-    parser.add_argument("--output_format", default="all", choices=(*subtitles.FORMATS, "all"),
-                        help="what --output_dir gets: txt, srt, vtt, json or all of them")
+    parser.add_argument(
+        "--model_role",
+        default="student",
+        choices=MODEL_ROLES,
+        help="the trained student or the EMA teacher of a semi-supervised run",
+    )
+    parser.add_argument(
+        "--landmarks",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="precomputed landmarks, one file per VIDEO in the same order (LRS2/LRS3 .pkl, "
+        ".npy / .npz (T, K, 2) per source frame); default: MediaPipe face mesh",
+    )
+    parser.add_argument(
+        "--max_av_mismatch",
+        type=float,
+        default=1.0,
+        help="seconds audio and video may differ; beyond it the audio is not used (V only)",
+    )
+    parser.add_argument(
+        "--max_damaged_fraction",
+        type=float,
+        default=0.05,
+        help="damaged packets are concealed (audio: silence, video: the previous frame); a stream "
+        "damaged over this fraction of the clip is not used (audio: V only; video: skipped)",
+    )
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="OUT",
+        help="write every file's uttid, modality, text, score, segments, timings to one JSON",
+    )
+    parser.add_argument(
+        "--output_dir",
+        default=None,
+        help="write <uttid>.<format> per file (text and subtitles: the best modality decoded)",
+    )
+    parser.add_argument(
+        "--output_format",
+        default="all",
+        choices=(*subtitles.FORMATS, "all"),
+        help="what --output_dir gets: txt, srt, vtt, json or all of them",
+    )
     group = parser.add_argument_group("long recordings")
-    group.add_argument("--max_segment", type=float, default=20.0,
-                       help="seconds: a longer recording is cut into segments of at most this")
-    group.add_argument("--min_silence", type=float, default=0.5,
-                       help="seconds: the shortest pause in the audio at which a recording is cut")
-    group.add_argument("--overlap", type=float, default=None,
-                       help="seconds shared by neighbouring windows where there is no pause (video only); "
-                            "default 2, at most a quarter of --max_segment")
-    group.add_argument("--segment_batch_frames", type=int, default=1500,
-                       help="padded video frames (25 fps) of segments decoded together")
+    group.add_argument(
+        "--max_segment",
+        type=float,
+        default=20.0,
+        help="seconds: a longer recording is cut into segments of at most this",
+    )
+    group.add_argument(
+        "--min_silence",
+        type=float,
+        default=0.5,
+        help="seconds: the shortest pause in the audio at which a recording is cut",
+    )
+    group.add_argument(
+        "--overlap",
+        type=float,
+        default=None,
+        help="seconds shared by neighbouring windows where there is no pause (video only); "
+        "default 2, at most a quarter of --max_segment",
+    )
+    group.add_argument(
+        "--segment_batch_frames",
+        type=int,
+        default=1500,
+        help="padded video frames (25 fps) of segments decoded together",
+    )
     parser.add_argument("--unpack_dir", default=None, help="where a .zip model is unpacked (default: beside it)")
-    parser.add_argument("--progress_interval", type=float, default=10.0,
-                        help="seconds between progress lines while reading a long video")
+    parser.add_argument(
+        "--progress_interval",
+        type=float,
+        default=10.0,
+        help="seconds between progress lines while reading a long video",
+    )
     parser.add_argument("--log_level", default="INFO", choices=("ERROR", "WARNING", "INFO", "DEBUG"))
     return parser
 
@@ -170,8 +234,15 @@ def _whole_audio(path: str, cfg: RoiConfig) -> np.ndarray:
     return audio.samples
 
 
-def transcribe_file(s2t: USR2Speech2Text, path: str, uttid: str, cfg: RoiConfig, landmarks: Optional[str],
-                    progress_interval: float, segmenting: Optional[Segmenting] = None) -> FileOutcome:
+def transcribe_file(
+    s2t: USR2Speech2Text,
+    path: str,
+    uttid: str,
+    cfg: RoiConfig,
+    landmarks: Optional[str],
+    progress_interval: float,
+    segmenting: Optional[Segmenting] = None,
+) -> FileOutcome:
     """Mouth ROIs + audio of one file, then every modality it allows; bad input -> ``skipped``."""
     outcome = FileOutcome(uttid, path)
     segmenting = segmenting or Segmenting()
@@ -180,8 +251,14 @@ def transcribe_file(s2t: USR2Speech2Text, path: str, uttid: str, cfg: RoiConfig,
         media = read_media(path, cfg, landmarks, progress_interval)
         roi_s = time.perf_counter() - start
         if media.frames is not None:
-            log.info("%s: %d frames (%.2f s) of mouth ROIs in %.1f s, %s", uttid, len(media.frames),
-                     len(media.frames) / FPS, roi_s, media.note)
+            log.info(
+                "%s: %d frames (%.2f s) of mouth ROIs in %.1f s, %s",
+                uttid,
+                len(media.frames),
+                len(media.frames) / FPS,
+                roi_s,
+                media.note,
+            )
         else:
             log.info("%s: %.2f s of audio in %.1f s, %s", uttid, len(media.audio) / SAMPLE_RATE, roi_s, media.note)
         result = decode_recording(s2t, media, segmenting)
@@ -230,18 +307,26 @@ def decode_recording(s2t: USR2Speech2Text, media: Media, segmenting: Segmenting)
         result = s2t.transcribe(speech=media.audio, video=media.frames)  # the modalities the input allows
         whole = long_form.Segment(0, result.num_frames)
         best = {m: nbest[0] for m, nbest in result.nbest.items()}
-        return Decoded({m: b.text for m, b in best.items()}, {m: b.score for m, b in best.items()},
-                       {m: list(b.token) for m, b in best.items()},
-                       {m: [long_form.SegmentText(whole, b.text)] for m, b in best.items()},
-                       dict(result.seconds), result.num_frames)
+        return Decoded(
+            {m: b.text for m, b in best.items()},
+            {m: b.score for m, b in best.items()},
+            {m: list(b.token) for m, b in best.items()},
+            {m: [long_form.SegmentText(whole, b.text)] for m, b in best.items()},
+            dict(result.seconds),
+            result.num_frames,
+        )
     audio = media.audio
     if audio is not None and media.frames is not None:  # the audio on the video's clock, as make_batch does
-        audio = align_audio_to_video("input", np.asarray(audio), len(media.frames), spf,
-                                     s2t.model.av_length_tolerance)
-    segments = long_form.plan_segments(num_frames, audio, spf, segmenting.max_segment, segmenting.min_silence,
-                                       segmenting.overlap)
-    log.info("%.1f s recording: %d segments (%s)", num_frames / FPS, len(segments),
-             "cut at pauses" if audio is not None else f"{segmenting.overlap:g} s overlapping windows")
+        audio = align_audio_to_video("input", np.asarray(audio), len(media.frames), spf, s2t.model.av_length_tolerance)
+    segments = long_form.plan_segments(
+        num_frames, audio, spf, segmenting.max_segment, segmenting.min_silence, segmenting.overlap
+    )
+    log.info(
+        "%.1f s recording: %d segments (%s)",
+        num_frames / FPS,
+        len(segments),
+        "cut at pauses" if audio is not None else f"{segmenting.overlap:g} s overlapping windows",
+    )
     seconds: Dict[str, float] = {}
     scores: Dict[str, float] = {m: 0.0 for m in wanted}
 
@@ -258,11 +343,13 @@ def decode_recording(s2t: USR2Speech2Text, media: Media, segmenting: Segmenting)
         return out
 
     with _progress(len(segments), "segments") as update:
-        pieces = long_form.transcribe_segments(decode, segments, media.frames, audio, spf,
-                                               segmenting.batch_frames, update)
+        pieces = long_form.transcribe_segments(
+            decode, segments, media.frames, audio, spf, segmenting.batch_frames, update
+        )
     tokens = {m: [t for piece in texts for t in piece.tokens] for m, texts in pieces.items()}
-    return Decoded({m: long_form.join_texts(texts) for m, texts in pieces.items()}, scores, tokens, pieces,
-                   seconds, num_frames)
+    return Decoded(
+        {m: long_form.join_texts(texts) for m, texts in pieces.items()}, scores, tokens, pieces, seconds, num_frames
+    )
 
 
 @contextlib.contextmanager
@@ -285,12 +372,26 @@ def _records(uttid: str, path: str, result: Decoded, roi_s: float, has_audio: bo
     records = []
     for m, text in result.texts.items():
         search_s = result.seconds.get(m, 0.0)
-        records.append(dict(
-            uttid=uttid, path=path, modality=SHORT_NAMES[m], text=text, score=result.scores[m],
-            tokens=result.tokens[m], num_frames=result.num_frames, duration_s=result.num_frames / FPS,
-            has_audio=has_audio, segments=subtitles.segment_records(result.segments[m]),
-            timings=dict(roi_s=round(roi_s, 4), encode_s=round(encode_s, 4), search_s=round(search_s, 4),
-                         total_s=round(roi_s + encode_s + search_s, 4))))
+        records.append(
+            dict(
+                uttid=uttid,
+                path=path,
+                modality=SHORT_NAMES[m],
+                text=text,
+                score=result.scores[m],
+                tokens=result.tokens[m],
+                num_frames=result.num_frames,
+                duration_s=result.num_frames / FPS,
+                has_audio=has_audio,
+                segments=subtitles.segment_records(result.segments[m]),
+                timings=dict(
+                    roi_s=round(roi_s, 4),
+                    encode_s=round(encode_s, 4),
+                    search_s=round(search_s, 4),
+                    total_s=round(roi_s + encode_s + search_s, 4),
+                ),
+            )
+        )
     return records
 
 
@@ -303,10 +404,14 @@ def write_outputs(out_dir: str, outcome: FileOutcome, formats: Sequence[str]) ->
     by_modality = {r["modality"]: r for r in outcome.records}
     best = by_modality[next(m for m in BEST_FIRST if m in by_modality)]
     pieces = subtitles.cues_from_records(best["segments"])
-    contents = {"txt": lambda: subtitles.to_txt(best["text"]), "srt": lambda: subtitles.to_srt(pieces),
-                "vtt": lambda: subtitles.to_vtt(pieces),
-                "json": lambda: subtitles.to_json(dict(uttid=outcome.uttid, path=outcome.path,
-                                                       best_modality=best["modality"], results=outcome.records))}
+    contents = {
+        "txt": lambda: subtitles.to_txt(best["text"]),
+        "srt": lambda: subtitles.to_srt(pieces),
+        "vtt": lambda: subtitles.to_vtt(pieces),
+        "json": lambda: subtitles.to_json(
+            dict(uttid=outcome.uttid, path=outcome.path, best_modality=best["modality"], results=outcome.records)
+        ),
+    }
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
@@ -323,9 +428,11 @@ def skip_line(outcome: FileOutcome) -> str:
 
 
 def write_json(out: str, outcomes: Sequence[FileOutcome], model: dict) -> None:
-    doc = dict(model=model,
-               results=[r for o in outcomes for r in o.records],
-               skipped=[dict(uttid=o.uttid, path=o.path, **o.skipped) for o in outcomes if o.skipped])
+    doc = dict(
+        model=model,
+        results=[r for o in outcomes for r in o.records],
+        skipped=[dict(uttid=o.uttid, path=o.path, **o.skipped) for o in outcomes if o.skipped],
+    )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -334,23 +441,37 @@ def load_model(args: argparse.Namespace) -> tuple:
     """(USR2Speech2Text, a description of what was loaded for the JSON)."""
     files = resolve_model_dir(args.model_dir, args.model_file, args.unpack_dir)
     start = time.perf_counter()
-    s2t = USR2Speech2Text.from_model_files(files, args.inference_config, modalities=args.modalities,
-                                           device=args.device, model_role=args.model_role)
+    s2t = USR2Speech2Text.from_model_files(
+        files, args.inference_config, modalities=args.modalities, device=args.device, model_role=args.model_role
+    )
     load_s = time.perf_counter() - start
-    log.info("model %s (%s) loaded in %.1f s; decoding %s", files.model_file, files.train_config, load_s,
-             dataclasses.asdict(s2t.opts))
-    return s2t, dict(model_dir=str(args.model_dir), train_config=str(files.train_config),
-                     model_file=str(files.model_file), decode=dataclasses.asdict(s2t.opts),
-                     load_s=round(load_s, 4))
+    log.info(
+        "model %s (%s) loaded in %.1f s; decoding %s",
+        files.model_file,
+        files.train_config,
+        load_s,
+        dataclasses.asdict(s2t.opts),
+    )
+    return s2t, dict(
+        model_dir=str(args.model_dir),
+        train_config=str(files.train_config),
+        model_file=str(files.model_file),
+        decode=dataclasses.asdict(s2t.opts),
+        load_s=round(load_s, 4),
+    )
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=args.log_level, format=f"{PROG} %(asctime)s %(levelname)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=args.log_level, format=f"{PROG} %(asctime)s %(levelname)s: %(message)s", stream=sys.stderr
+    )
     if args.landmarks is not None and len(args.landmarks) != len(args.videos):
-        print(f"{PROG}: error: --landmarks lists {len(args.landmarks)} file(s) for {len(args.videos)} video(s); "
-              "give one per video, in the same order", file=sys.stderr)
+        print(
+            f"{PROG}: error: --landmarks lists {len(args.landmarks)} file(s) for {len(args.videos)} video(s); "
+            "give one per video, in the same order",
+            file=sys.stderr,
+        )
         return 2
     try:
         s2t, model_info = load_model(args)
@@ -360,8 +481,10 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     if args.overlap is None:
         args.overlap = min(2.0, args.max_segment / 4)
     if args.max_segment <= 0 or args.min_silence <= 0 or not 0 <= args.overlap < args.max_segment / 2:
-        print(f"{PROG}: error: need --max_segment > 0, --min_silence > 0 and 0 <= --overlap < --max_segment / 2",
-              file=sys.stderr)
+        print(
+            f"{PROG}: error: need --max_segment > 0, --min_silence > 0 and 0 <= --overlap < --max_segment / 2",
+            file=sys.stderr,
+        )
         return 2
     cfg = RoiConfig(max_av_mismatch=args.max_av_mismatch, max_damaged_fraction=args.max_damaged_fraction)
     landmarks = args.landmarks or [None] * len(args.videos)

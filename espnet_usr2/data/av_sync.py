@@ -5,6 +5,7 @@ exactly that; small disagreements (a frame or two, from container rounding) are 
 trimming or zero-padding the audio, larger ones mean the two streams do not belong
 together and are reported with the utterance id.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,9 @@ class AVLengthMismatchError(ValueError):
     """Audio and video of one utterance differ in duration beyond the tolerance."""
 
 
-def align_audio_to_video(uid: str, speech: np.ndarray, num_frames: int, samples_per_frame: int,
-                         tolerance_frames: float) -> np.ndarray:
+def align_audio_to_video(
+    uid: str, speech: np.ndarray, num_frames: int, samples_per_frame: int, tolerance_frames: float
+) -> np.ndarray:
     """Trim or zero-pad ``speech`` to ``num_frames * samples_per_frame`` samples.
 
     Raises :class:`AVLengthMismatchError` naming ``uid`` when the durations differ by more
@@ -36,8 +38,9 @@ def align_audio_to_video(uid: str, speech: np.ndarray, num_frames: int, samples_
     return np.pad(speech, [(0, expected - len(speech))] + [(0, 0)] * (speech.ndim - 1))
 
 
-def check_batch_frame_agreement(audio_frames: torch.Tensor, video_frames: torch.Tensor,
-                                tolerance_frames: float) -> torch.Tensor:
+def check_batch_frame_agreement(
+    audio_frames: torch.Tensor, video_frames: torch.Tensor, tolerance_frames: float
+) -> torch.Tensor:
     """Per-sample frame counts of the two frontends -> the common (shorter) count.
 
     Raises :class:`AVLengthMismatchError` naming the batch positions that disagree by more

@@ -10,6 +10,7 @@ same utterance gets the same noise at every SNR, so SNR curves compare like with
 
 The WER tables and plots over these conditions are in :mod:`espnet_usr2.analysis.robustness`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -138,8 +139,9 @@ class CorpusBabble(NoiseSource):
     then use it through :class:`FileNoise`).
     """
 
-    def __init__(self, pool: Mapping[str, PathLike], n_talkers: int = 30, seed: int = 0,
-                 loader=read_wav, cache_size: int = 256):
+    def __init__(
+        self, pool: Mapping[str, PathLike], n_talkers: int = 30, seed: int = 0, loader=read_wav, cache_size: int = 256
+    ):
         if n_talkers < 1:
             raise ValueError("n_talkers must be at least 1")
         if len(pool) < 2:
@@ -154,8 +156,9 @@ class CorpusBabble(NoiseSource):
         """The utterances mixed into ``uttid``'s babble (deterministic)."""
         others = [u for u in self.ids if u != uttid]
         if len(others) < self.n_talkers:
-            log.warning("babble for %s: only %d other utterances, fewer than n_talkers=%d",
-                        uttid, len(others), self.n_talkers)
+            log.warning(
+                "babble for %s: only %d other utterances, fewer than n_talkers=%d", uttid, len(others), self.n_talkers
+            )
         rng = np.random.default_rng(stable_seed("babble-talkers", self.seed, uttid))
         picked = rng.choice(len(others), size=min(self.n_talkers, len(others)), replace=False)
         return [others[i] for i in sorted(picked)]
@@ -176,8 +179,9 @@ class CorpusBabble(NoiseSource):
         return babble.astype(np.float32)
 
 
-def make_babble_noise(pool: Mapping[str, PathLike], n_talkers: int = 30, min_seconds: float = 15.0,
-                      seed: int = 0, loader=read_wav) -> np.ndarray:
+def make_babble_noise(
+    pool: Mapping[str, PathLike], n_talkers: int = 30, min_seconds: float = 15.0, seed: int = 0, loader=read_wav
+) -> np.ndarray:
     """One fixed babble signal from ``n_talkers`` utterances at least ``min_seconds`` long.
 
     The seeded choice of talkers is cropped to the shortest of them, each scaled to unit
@@ -189,8 +193,10 @@ def make_babble_noise(pool: Mapping[str, PathLike], n_talkers: int = 30, min_sec
 
     long_enough = sorted(u for u, p in pool.items() if sf.info(str(p)).frames >= min_seconds * SAMPLE_RATE)
     if len(long_enough) < n_talkers:
-        raise ValueError(f"only {len(long_enough)} utterances are at least {min_seconds} s long; "
-                         f"{n_talkers} are needed (lower min_seconds or n_talkers)")
+        raise ValueError(
+            f"only {len(long_enough)} utterances are at least {min_seconds} s long; "
+            f"{n_talkers} are needed (lower min_seconds or n_talkers)"
+        )
     rng = np.random.default_rng(stable_seed("babble-file", seed))
     chosen = [long_enough[i] for i in sorted(rng.choice(len(long_enough), size=n_talkers, replace=False))]
     wavs = [loader(pool[u]) for u in chosen]
@@ -208,8 +214,9 @@ def add_noise(uttid: str, speech: np.ndarray, snr_db: float, source: NoiseSource
     return mix_at_snr(speech, source(uttid, len(speech)), snr_db)
 
 
-def write_noisy_wav_scp(wav_scp: PathLike, out_dir: PathLike, snr_db: float, source: NoiseSource,
-                        subtype: str = "PCM_16") -> Path:
+def write_noisy_wav_scp(
+    wav_scp: PathLike, out_dir: PathLike, snr_db: float, source: NoiseSource, subtype: str = "PCM_16"
+) -> Path:
     """Write noisy copies of every utterance of ``wav_scp`` to ``out_dir/wav/`` plus a new
     ``out_dir/wav.scp``, for decoding the noisy condition.
 

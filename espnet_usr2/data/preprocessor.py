@@ -4,6 +4,7 @@ Text goes through ESPnet's :class:`CommonPreprocessor` (SentencePiece, character
 as configured). Audio is trimmed or padded to exactly ``samples_per_frame`` samples per
 video frame when both streams are present.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Union
@@ -15,8 +16,14 @@ from espnet_usr2.data.av_sync import align_audio_to_video
 
 
 class USR2Preprocessor(CommonPreprocessor):
-    def __init__(self, train: bool, samples_per_frame: int = 640, av_length_tolerance: float = 2.0,
-                 video_name: str = "video", **kwargs):
+    def __init__(
+        self,
+        train: bool,
+        samples_per_frame: int = 640,
+        av_length_tolerance: float = 2.0,
+        video_name: str = "video",
+        **kwargs,
+    ):
         super().__init__(train=train, **kwargs)
         self.samples_per_frame = samples_per_frame
         self.av_length_tolerance = av_length_tolerance

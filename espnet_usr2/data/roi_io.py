@@ -9,6 +9,7 @@ Mouth crops are stored compactly, never as float32 (4x the disk for a 1,000-hour
 
 The frame rate of stored ROIs is 25 fps by convention (one frame per 640 audio samples).
 """
+
 from __future__ import annotations
 
 from fractions import Fraction

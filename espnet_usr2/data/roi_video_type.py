@@ -10,6 +10,7 @@ needs a name no built-in type is a prefix of (``npy_video`` would be read as ``n
 Registration happens on import of this module (the task module imports it), which also
 runs in DDP worker processes because their entry point is the task's classmethod.
 """
+
 from __future__ import annotations
 
 import collections.abc

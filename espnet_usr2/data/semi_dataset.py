@@ -8,6 +8,7 @@ kinds then has identical keys and collates with ESPnet's ``CommonCollateFn`` giv
 ``not_sequence=["labelled"]`` (``labelled`` becomes a (B, 1) tensor, ``text_lengths`` is 0
 for unlabelled rows).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Iterable, Set, Tuple
@@ -32,8 +33,9 @@ class SemiSupervisedDataset(AbsDataset):
         flag_name: the name of the added flag.
     """
 
-    def __init__(self, labelled: AbsDataset, unlabelled: AbsDataset, text_name: str = "text",
-                 flag_name: str = LABELLED_FLAG):
+    def __init__(
+        self, labelled: AbsDataset, unlabelled: AbsDataset, text_name: str = "text", flag_name: str = LABELLED_FLAG
+    ):
         self.labelled = labelled
         self.unlabelled = unlabelled
         self.text_name = text_name
@@ -45,7 +47,8 @@ class SemiSupervisedDataset(AbsDataset):
         if both:
             raise SemiSupervisedDatasetError(
                 f"{len(both)} utterance ids are in both the labelled and the unlabelled data, "
-                f"e.g. {sorted(both)[:5]}: an id must name one utterance")
+                f"e.g. {sorted(both)[:5]}: an id must name one utterance"
+            )
         # same integer type as ESPnet gives the labelled text, so the batch pads as one
         self.int_dtype = np.dtype(getattr(labelled, "int_dtype", "long"))
 
@@ -59,18 +62,22 @@ class SemiSupervisedDataset(AbsDataset):
         return len(self.labelled_keys) + len(self.unlabelled_keys)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(\n  labelled ({len(self.labelled_keys)} utts): {self.labelled}\n"
-                f"  unlabelled ({len(self.unlabelled_keys)} utts): {self.unlabelled})")
+        return (
+            f"{type(self).__name__}(\n  labelled ({len(self.labelled_keys)} utts): {self.labelled}\n"
+            f"  unlabelled ({len(self.unlabelled_keys)} utts): {self.unlabelled})"
+        )
 
     def check_covers(self, labelled_ids: Iterable[str], unlabelled_ids: Iterable[str]) -> None:
         """Fail at start-up if a batch could ask for an id its pool does not hold."""
-        for pool, ids, keys in (("labelled", labelled_ids, self.labelled_keys),
-                                ("unlabelled", unlabelled_ids, self.unlabelled_keys)):
+        for pool, ids, keys in (
+            ("labelled", labelled_ids, self.labelled_keys),
+            ("unlabelled", unlabelled_ids, self.unlabelled_keys),
+        ):
             missing = sorted(set(ids) - keys)
             if missing:
                 raise SemiSupervisedDatasetError(
-                    f"{len(missing)} {pool} ids of the shape file are not in the {pool} data, "
-                    f"e.g. {missing[:5]}")
+                    f"{len(missing)} {pool} ids of the shape file are not in the {pool} data, e.g. {missing[:5]}"
+                )
 
     def __getitem__(self, uid: str) -> Tuple[str, Dict[str, np.ndarray]]:
         if uid in self.labelled_keys:
@@ -93,11 +100,13 @@ def _check_names(labelled: Tuple[str, ...], unlabelled: Tuple[str, ...], text_na
         raise SemiSupervisedDatasetError(f"the labelled data has no {text_name!r}: names {labelled}")
     if text_name in unlabelled:
         raise SemiSupervisedDatasetError(
-            f"the unlabelled data must not have {text_name!r} (it gets an empty one): names {unlabelled}")
+            f"the unlabelled data must not have {text_name!r} (it gets an empty one): names {unlabelled}"
+        )
     for names in (labelled, unlabelled):
         if flag_name in names:
             raise SemiSupervisedDatasetError(f"{flag_name!r} is reserved for the labelled flag: names {names}")
     if set(labelled) - {text_name} != set(unlabelled):
         raise SemiSupervisedDatasetError(
             f"labelled inputs {sorted(set(labelled) - {text_name})} differ from unlabelled inputs "
-            f"{sorted(unlabelled)}: batches mixing both would not collate")
+            f"{sorted(unlabelled)}: batches mixing both would not collate"
+        )

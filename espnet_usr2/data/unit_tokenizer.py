@@ -25,6 +25,7 @@ What is not the release's:
 
 SentencePiece ids are the released ids minus one (``<blank>`` is not a piece).
 """
+
 from __future__ import annotations
 
 import io
@@ -63,8 +64,9 @@ def read_units(path: PathLike) -> List[str]:
             if piece in seen:
                 raise UnitsFileError(f"{path}:{lineno}: piece {piece!r} appears twice")
             if piece in (BLANK, SOS_EOS):
-                raise UnitsFileError(f"{path}:{lineno}: {piece} is added by the token list; the units file "
-                                     "must not contain it")
+                raise UnitsFileError(
+                    f"{path}:{lineno}: {piece} is added by the token list; the units file must not contain it"
+                )
             seen.add(piece)
             units.append(piece)
     if not units:
@@ -130,8 +132,12 @@ def _upper_case_normalizer() -> "sp_pb2.NormalizerSpec":
         rules.write_text("".join(f"{ord(c):X}\t{ord(c.upper()):X}\n" for c in FOLDED_TO_UPPER), encoding="utf-8")
         scratch = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(["ABC DEF"] * 4), model_writer=scratch, model_type="char", vocab_size=10,
-            normalization_rule_tsv=str(rules), minloglevel=2,
+            sentence_iterator=iter(["ABC DEF"] * 4),
+            model_writer=scratch,
+            model_type="char",
+            vocab_size=10,
+            normalization_rule_tsv=str(rules),
+            minloglevel=2,
         )
     trained = sp_pb2.ModelProto()
     trained.ParseFromString(scratch.getvalue())

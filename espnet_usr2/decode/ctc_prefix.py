@@ -15,6 +15,7 @@ instead), and finished utterances can be dropped from the state (:meth:`keep_utt
 Frames past an utterance's end are padded so they change nothing: blank log-prob 0,
 every other token ``logzero``.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple

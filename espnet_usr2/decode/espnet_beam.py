@@ -7,6 +7,7 @@ Built exactly as ``espnet2.bin.asr_inference.Speech2Text`` builds it -- scorers
 ``lm_weight``) -- except that the decoder scorer is bound to one modality's
 output head (:class:`ModalityDecoderScorer`) instead of ``decoder.default_modality``.
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple
@@ -39,8 +40,9 @@ class ModalityDecoderScorer(torch.nn.Module, BatchScorerInterface):
     def score(self, ys: torch.Tensor, state: Any, x: torch.Tensor) -> Tuple[torch.Tensor, Any]:
         """Log-probabilities (V,) of the next token after prefix ``ys`` (L,)."""
         ys_mask = subsequent_mask(len(ys), device=x.device).unsqueeze(0)
-        logp, cache = self.decoder.forward_one_step(ys.unsqueeze(0), ys_mask, x.unsqueeze(0), cache=state,
-                                                    modality=self.modality)
+        logp, cache = self.decoder.forward_one_step(
+            ys.unsqueeze(0), ys_mask, x.unsqueeze(0), cache=state, modality=self.modality
+        )
         return logp.squeeze(0), cache
 
     def batch_score(self, ys: torch.Tensor, states: List[Any], xs: torch.Tensor) -> Tuple[torch.Tensor, List[Any]]:
@@ -55,8 +57,9 @@ class ModalityDecoderScorer(torch.nn.Module, BatchScorerInterface):
         return logp, [[new_cache[i][b] for i in range(n_layers)] for b in range(n_batch)]
 
 
-def build_espnet_beam_search(net, modality: str, opts: DecodeOptions, vocab_size: int, sos: int,
-                             eos: int, lm: Optional[torch.nn.Module] = None) -> BatchBeamSearch:
+def build_espnet_beam_search(
+    net, modality: str, opts: DecodeOptions, vocab_size: int, sos: int, eos: int, lm: Optional[torch.nn.Module] = None
+) -> BatchBeamSearch:
     """ESPnet's vectorised beam search over the hypotheses of one utterance."""
     scorers = dict(
         decoder=ModalityDecoderScorer(net.decoder, modality),
@@ -69,16 +72,32 @@ def build_espnet_beam_search(net, modality: str, opts: DecodeOptions, vocab_size
         weights["lm"] = opts.lm_weight
     elif opts.lm_weight > 0:
         raise ValueError(f"lm_weight {opts.lm_weight} needs a language model (lm_train_config)")
-    search = BatchBeamSearch(scorers=scorers, weights=weights, beam_size=opts.beam_size, vocab_size=vocab_size,
-                             sos=sos, eos=eos, token_list=None, pre_beam_ratio=opts.pre_beam_ratio,
-                             pre_beam_score_key="full")
+    search = BatchBeamSearch(
+        scorers=scorers,
+        weights=weights,
+        beam_size=opts.beam_size,
+        vocab_size=vocab_size,
+        sos=sos,
+        eos=eos,
+        token_list=None,
+        pre_beam_ratio=opts.pre_beam_ratio,
+        pre_beam_score_key="full",
+    )
     return search.eval()
 
 
 @torch.no_grad()
-def espnet_beam_search(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, opts: DecodeOptions,
-                       sos: int, eos: int, vocab_size: int, lm: Optional[torch.nn.Module] = None
-                       ) -> List[List[Hyp]]:
+def espnet_beam_search(
+    net,
+    enc: torch.Tensor,
+    enc_lens: torch.Tensor,
+    modality: str,
+    opts: DecodeOptions,
+    sos: int,
+    eos: int,
+    vocab_size: int,
+    lm: Optional[torch.nn.Module] = None,
+) -> List[List[Hyp]]:
     """N-best lists of each utterance of ``enc`` (B, T, d), decoded one by one by ESPnet
     (``lm``: an ESPnet LM fused with weight ``opts.lm_weight``)."""
     search = build_espnet_beam_search(net, modality, opts, vocab_size, sos, eos, lm)
@@ -86,6 +105,10 @@ def espnet_beam_search(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality:
     for b in range(enc.size(0)):
         x = enc[b, : int(enc_lens[b])]
         nbest = search(x=x, maxlenratio=opts.maxlenratio, minlenratio=opts.minlenratio)
-        results.append([Hyp(yseq=h.yseq.tolist(), score=float(h.score),
-                            scores={k: float(v) for k, v in h.scores.items()}) for h in nbest[: opts.nbest]])
+        results.append(
+            [
+                Hyp(yseq=h.yseq.tolist(), score=float(h.score), scores={k: float(v) for k, v in h.scores.items()})
+                for h in nbest[: opts.nbest]
+            ]
+        )
     return results

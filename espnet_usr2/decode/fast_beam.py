@@ -21,6 +21,7 @@ the CTC prefix scorer has no per-hypothesis Python loop (:mod:`.ctc_prefix`), th
 every row at once with its ``batch_score`` (:class:`.lm.BatchLMState`), and finished
 utterances are dropped from the batch.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,17 @@ class _UttState:
 
 
 @torch.no_grad()
-def fast_beam_search(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, opts: DecodeOptions,
-                     sos: int, eos: int, blank: int = 0, lm: Optional[torch.nn.Module] = None) -> List[List[Hyp]]:
+def fast_beam_search(
+    net,
+    enc: torch.Tensor,
+    enc_lens: torch.Tensor,
+    modality: str,
+    opts: DecodeOptions,
+    sos: int,
+    eos: int,
+    blank: int = 0,
+    lm: Optional[torch.nn.Module] = None,
+) -> List[List[Hyp]]:
     """N-best lists (best first, up to ``opts.nbest``) of each utterance of ``enc`` (B, T, d).
 
     ``lm``: an ESPnet LM (:func:`.lm.load_lm`) fused with weight ``opts.lm_weight``.
@@ -63,15 +73,35 @@ def _search(net, enc, enc_lens, modality, opts, sos, eos, blank, minlenratio, lm
     retry = [b for b, hyps in enumerate(ended) if not hyps]
     if retry and minlenratio >= 0.1:  # ESPnet: "perform recognition again with smaller minlenratio"
         idx = torch.tensor(retry, device=enc.device)
-        again = _search(net, enc.index_select(0, idx), enc_lens.index_select(0, idx.to(enc_lens.device)),
-                        modality, opts, sos, eos, blank, max(0.0, minlenratio - 0.1), lm)
+        again = _search(
+            net,
+            enc.index_select(0, idx),
+            enc_lens.index_select(0, idx.to(enc_lens.device)),
+            modality,
+            opts,
+            sos,
+            eos,
+            blank,
+            max(0.0, minlenratio - 0.1),
+            lm,
+        )
         for b, hyps in zip(retry, again):
             ended[b] = hyps
     return [sorted(h, key=lambda x: x.score, reverse=True)[: opts.nbest] for h in ended]
 
 
-def _run(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, opts: DecodeOptions,
-         sos: int, eos: int, blank: int, minlenratio: float, lm: Optional[torch.nn.Module]) -> List[List[Hyp]]:
+def _run(
+    net,
+    enc: torch.Tensor,
+    enc_lens: torch.Tensor,
+    modality: str,
+    opts: DecodeOptions,
+    sos: int,
+    eos: int,
+    blank: int,
+    minlenratio: float,
+    lm: Optional[torch.nn.Module],
+) -> List[List[Hyp]]:
     """One pass of the search; returns the ended hypotheses of each utterance (unsorted)."""
     n_utts, W, device = enc.size(0), opts.beam_size, enc.device
     lens = enc_lens.to(device)
@@ -93,8 +123,10 @@ def _run(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, opts: De
         weighted = _weighted_scores(decoder, ctc, lm_state, yseq, score, step, opts, w_dec, w_ctc)
         n_vocab = weighted.size(1)
         top_scores, top_ids = weighted.view(active.numel(), W * n_vocab).topk(W, dim=1)
-        rows = (torch.div(top_ids, n_vocab, rounding_mode="trunc")
-                + torch.arange(active.numel(), device=device)[:, None] * W).view(-1)
+        rows = (
+            torch.div(top_ids, n_vocab, rounding_mode="trunc")
+            + torch.arange(active.numel(), device=device)[:, None] * W
+        ).view(-1)
         tokens = (top_ids % n_vocab).view(-1)
         yseq = torch.cat([yseq.index_select(0, rows), tokens[:, None]], dim=1)
         score = top_scores.view(-1).clone()
@@ -120,9 +152,17 @@ def _run(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, opts: De
     return [u.ended for u in utts]
 
 
-def _weighted_scores(decoder: IncrementalDecoder, ctc, lm_state: Optional[BatchLMState], yseq: torch.Tensor,
-                     score: torch.Tensor, step: int, opts: DecodeOptions, w_dec: float, w_ctc: float
-                     ) -> torch.Tensor:
+def _weighted_scores(
+    decoder: IncrementalDecoder,
+    ctc,
+    lm_state: Optional[BatchLMState],
+    yseq: torch.Tensor,
+    score: torch.Tensor,
+    step: int,
+    opts: DecodeOptions,
+    w_dec: float,
+    w_ctc: float,
+) -> torch.Tensor:
     """(N, V) total scores of every one-token extension, added in ESPnet's order (full scorers
     decoder, length bonus, LM as ``asr_inference`` registers them; then CTC; then the running score)."""
     last = yseq[:, -1]
@@ -145,8 +185,17 @@ def _weighted_scores(decoder: IncrementalDecoder, ctc, lm_state: Optional[BatchL
     return weighted
 
 
-def _retire_ended(utts: Sequence[_UttState], active: torch.Tensor, yseq: torch.Tensor, score: torch.Tensor,
-                  tokens: torch.Tensor, step: int, W: int, eos: int, opts: DecodeOptions) -> torch.Tensor:
+def _retire_ended(
+    utts: Sequence[_UttState],
+    active: torch.Tensor,
+    yseq: torch.Tensor,
+    score: torch.Tensor,
+    tokens: torch.Tensor,
+    step: int,
+    W: int,
+    eos: int,
+    opts: DecodeOptions,
+) -> torch.Tensor:
     """Move hypotheses that end at this step out of the beam; mark finished utterances."""
     tokens_l, score_l = tokens.tolist(), score.tolist()
     for k, b in enumerate(active.tolist()):
@@ -162,7 +211,7 @@ def _retire_ended(utts: Sequence[_UttState], active: torch.Tensor, yseq: torch.T
             if step >= u.minlen:
                 u.ended.append(Hyp(yseq=seq, score=score_l[row]))
             score[row] = -math.inf
-        if last_step or not torch.isfinite(score[k * W:(k + 1) * W]).any():
+        if last_step or not torch.isfinite(score[k * W : (k + 1) * W]).any():
             u.done = True
         elif opts.maxlenratio == 0.0 and end_detect(_as_espnet(u.ended), step):
             u.done = True

@@ -7,6 +7,7 @@
   ``minlen`` tokens and is forced after ``maxlen`` tokens (ESPnet's length rules,
   :func:`.hyps.length_bounds`).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,9 @@ from espnet_usr2.model.incremental import IncrementalDecoder
 
 
 @torch.no_grad()
-def greedy_ctc(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, sos: int, eos: int,
-               blank: int = 0) -> List[List[Hyp]]:
+def greedy_ctc(
+    net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, sos: int, eos: int, blank: int = 0
+) -> List[List[Hyp]]:
     """Best-path CTC decoding of each utterance: a 1-best list each."""
     logp = net.ctc_head(modality).log_softmax(enc)
     best_logp, best_ids = logp.max(dim=-1)
@@ -36,8 +38,9 @@ def greedy_ctc(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, so
 
 
 @torch.no_grad()
-def greedy_attention(net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, opts: DecodeOptions,
-                     sos: int, eos: int) -> List[List[Hyp]]:
+def greedy_attention(
+    net, enc: torch.Tensor, enc_lens: torch.Tensor, modality: str, opts: DecodeOptions, sos: int, eos: int
+) -> List[List[Hyp]]:
     """Argmax decoding with the attention decoder of ``modality``: a 1-best list each."""
     n_utts, device = enc.size(0), enc.device
     bounds = [length_bounds(int(n), opts.maxlenratio, opts.minlenratio) for n in enc_lens.tolist()]

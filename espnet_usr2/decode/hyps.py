@@ -14,6 +14,7 @@ The released USR 2.0 evaluation (``ahaliassos/usr2``: ``evaluator.py`` with its 
 difference: it keeps hypotheses that end before ``minlen`` (it computes ``minlen`` but never
 uses it), which only matters for ``minlenratio > 0`` (its settings all use 0).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -60,8 +61,10 @@ class DecodeOptions:
             raise ValueError(f"ctc_weight must be in [0, 1], got {self.ctc_weight}")
         if self.method == "beam" and self.ctc_weight == 1.0:
             # with the decoder weight at 0, ESPnet's pre-beam would rank tokens by a constant
-            raise ValueError("beam search needs ctc_weight < 1 (the attention decoder ranks the "
-                             "pre-beam); for CTC-only decoding use --method greedy_ctc")
+            raise ValueError(
+                "beam search needs ctc_weight < 1 (the attention decoder ranks the "
+                "pre-beam); for CTC-only decoding use --method greedy_ctc"
+            )
 
     @property
     def pre_beam_size(self) -> int:

@@ -5,6 +5,7 @@ The LM (loaded and checked by :func:`espnet_usr2.utils.espnet_lm.load_lm`) imple
 exactly as ``asr_inference`` does, and the fast search (:mod:`.fast_beam`) calls the same
 ``batch_score`` on all utterances x hypotheses at once through :class:`BatchLMState`.
 """
+
 from __future__ import annotations
 
 from typing import Any, List

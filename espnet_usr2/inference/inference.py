@@ -15,6 +15,7 @@ A for audio-only, all of them for audio-visual ones). Each such group is streame
 own key subset with only the data files it has, because ESPnet's loader needs every listed
 file to hold every key; an all-audio-visual set takes exactly the one-pass path as before.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,8 +64,9 @@ def _name_some(keys: Sequence[str], limit: int = 5) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def check_data_inputs(data: DataSpec, modalities: Sequence[str], key_file: Optional[PathLike] = None,
-                      allow_single_stream: bool = False) -> List[str]:
+def check_data_inputs(
+    data: DataSpec, modalities: Sequence[str], key_file: Optional[PathLike] = None, allow_single_stream: bool = False
+) -> List[str]:
     """Check files, streams and keys before any decoding; returns the keys to decode.
 
     Raises :class:`DataInputError` naming the missing file, the data name to add, or the
@@ -80,13 +82,16 @@ def check_data_inputs(data: DataSpec, modalities: Sequence[str], key_file: Optio
     for path, name, _ in data:
         if not Path(path).is_file():
             raise DataInputError(f"data file {path!r} (data name '{name}') does not exist")
-    for stream, wanted, example in ((VIDEO_NAME, needs_video(modalities), "video.scp,video,roi_video"),
-                                    (SPEECH, needs_audio(modalities), "wav.scp,speech,sound")):
+    for stream, wanted, example in (
+        (VIDEO_NAME, needs_video(modalities), "video.scp,video,roi_video"),
+        (SPEECH, needs_audio(modalities), "wav.scp,speech,sound"),
+    ):
         if wanted and stream not in names:
             need = [m for m in modalities if (m != "a" if stream == VIDEO_NAME else m != "v")]
             raise DataInputError(
                 f"modalities {need} need the '{stream}' input, but no data file is named '{stream}': add "
-                f"--data_path_and_name_and_type <data_dir>/{example}")
+                f"--data_path_and_name_and_type <data_dir>/{example}"
+            )
     file_keys = {path: read_keys(path) for path, _, _ in data}
     if key_file is not None:
         keys = read_keys(key_file)
@@ -102,16 +107,21 @@ def check_data_inputs(data: DataSpec, modalities: Sequence[str], key_file: Optio
         available = set(available)
         missing = [k for k in keys if k not in available]
         if missing and path not in one_stream:
-            hint = (" (utterances with one stream: --allow_single_stream true)"
-                    if not allow_single_stream and path in names.values() else "")
-            raise DataInputError(f"{len(missing)} utterance(s) of {source} are not in {path!r}: "
-                                 f"{_name_some(missing)}{hint}")
+            hint = (
+                " (utterances with one stream: --allow_single_stream true)"
+                if not allow_single_stream and path in names.values()
+                else ""
+            )
+            raise DataInputError(
+                f"{len(missing)} utterance(s) of {source} are not in {path!r}: {_name_some(missing)}{hint}"
+            )
     if one_stream:
         in_any = set().union(*(file_keys[p] for p in one_stream))
         missing = [k for k in keys if k not in in_any]
         if missing:
-            raise DataInputError(f"{len(missing)} utterance(s) of {source} are in none of {one_stream}: "
-                                 f"{_name_some(missing)}")
+            raise DataInputError(
+                f"{len(missing)} utterance(s) of {source} are in none of {one_stream}: {_name_some(missing)}"
+            )
     return keys
 
 
@@ -126,8 +136,7 @@ class StreamGroup:
 
     @property
     def label(self) -> str:
-        return {2: "audio-visual", 1: "video-only" if VIDEO_NAME in self.streams else "audio-only"}[
-            len(self.streams)]
+        return {2: "audio-visual", 1: "video-only" if VIDEO_NAME in self.streams else "audio-only"}[len(self.streams)]
 
 
 def stream_groups(data: DataSpec, modalities: Sequence[str], keys: Sequence[str]) -> List[StreamGroup]:
@@ -140,8 +149,11 @@ def stream_groups(data: DataSpec, modalities: Sequence[str], keys: Sequence[str]
     groups = []
     order = [(SPEECH, VIDEO_NAME), (VIDEO_NAME,), (SPEECH,)]  # audio-visual, video-only, audio-only
     for present in sorted(by_streams, key=order.index):
-        allowed = tuple(m for m in modalities
-                        if (not needs_audio([m]) or SPEECH in present) and (not needs_video([m]) or VIDEO_NAME in present))
+        allowed = tuple(
+            m
+            for m in modalities
+            if (not needs_audio([m]) or SPEECH in present) and (not needs_video([m]) or VIDEO_NAME in present)
+        )
         files = [d for d in data if d[1] not in (SPEECH, VIDEO_NAME) or d[1] in present]
         groups.append(StreamGroup(present, by_streams[present], allowed, files))
     return groups
@@ -150,15 +162,30 @@ def stream_groups(data: DataSpec, modalities: Sequence[str], keys: Sequence[str]
 # ============================================================================ data directory
 
 
-def build_loader(s2t: USR2Speech2Text, data: DataSpec, key_file: Optional[PathLike], batch_size: int,
-                 dtype: str, num_workers: int, allow_variable_data_keys: bool, ngpu: int):
+def build_loader(
+    s2t: USR2Speech2Text,
+    data: DataSpec,
+    key_file: Optional[PathLike],
+    batch_size: int,
+    dtype: str,
+    num_workers: int,
+    allow_variable_data_keys: bool,
+    ngpu: int,
+):
     """ESPnet's streaming iterator with the task's preprocessing (audio/video alignment)."""
     args = s2t.train_args
     return USR2Task.build_streaming_iterator(
-        data, key_file=str(key_file) if key_file is not None else None, batch_size=batch_size, dtype=dtype,
-        num_workers=num_workers, preprocess_fn=USR2Task.build_preprocess_fn(args, False),
-        collate_fn=USR2Task.build_collate_fn(args, False), allow_variable_data_keys=allow_variable_data_keys,
-        ngpu=ngpu, inference=True)
+        data,
+        key_file=str(key_file) if key_file is not None else None,
+        batch_size=batch_size,
+        dtype=dtype,
+        num_workers=num_workers,
+        preprocess_fn=USR2Task.build_preprocess_fn(args, False),
+        collate_fn=USR2Task.build_collate_fn(args, False),
+        allow_variable_data_keys=allow_variable_data_keys,
+        ngpu=ngpu,
+        inference=True,
+    )
 
 
 class ModalityWriter:
@@ -179,8 +206,9 @@ class ModalityWriter:
     def write(self, s2t: USR2Speech2Text, key: str, nbest: Sequence[Hyp]) -> None:
         for n, hyp in enumerate(nbest, 1):
             text, tokens, token_int, _ = s2t.result(hyp)
-            values = dict(token=" ".join(tokens), token_int=" ".join(map(str, token_int)), score=str(hyp.score),
-                          text=text)
+            values = dict(
+                token=" ".join(tokens), token_int=" ".join(map(str, token_int)), score=str(hyp.score), text=text
+            )
             if n not in self.ranks:
                 self.ranks[n] = DatadirWriter(self.root / f"{n}best_recog")
             targets = [self.ranks[n]] + ([self.top] if n == 1 else [])
@@ -220,18 +248,35 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         audio_s = self.frames / self.fps
         rtf = elapsed / audio_s if audio_s > 0 else float("nan")
-        return (f"decoded {self.done}/{self.total} utterances in {elapsed:.1f} s "
-                f"({self.done / max(elapsed, 1e-9):.2f} utt/s, RTF {rtf:.3f})")
+        return (
+            f"decoded {self.done}/{self.total} utterances in {elapsed:.1f} s "
+            f"({self.done / max(elapsed, 1e-9):.2f} utt/s, RTF {rtf:.3f})"
+        )
 
 
-def inference(output_dir: PathLike, data_path_and_name_and_type: DataSpec, train_config: PathLike,
-              model_file: Optional[PathLike], modalities: Sequence[str], opts: DecodeOptions,
-              key_file: Optional[PathLike] = None, model_role: str = "student", batch_size: int = 1,
-              ngpu: int = 0, seed: int = 0, dtype: str = "float32", num_workers: int = 1,
-              token_type: Optional[str] = None, bpemodel: Optional[str] = None,
-              allow_variable_data_keys: bool = False, log_interval: int = 100,
-              s2t: Optional[USR2Speech2Text] = None, lm_train_config: Optional[PathLike] = None,
-              lm_file: Optional[PathLike] = None, allow_single_stream: bool = False) -> Dict[str, Path]:
+def inference(
+    output_dir: PathLike,
+    data_path_and_name_and_type: DataSpec,
+    train_config: PathLike,
+    model_file: Optional[PathLike],
+    modalities: Sequence[str],
+    opts: DecodeOptions,
+    key_file: Optional[PathLike] = None,
+    model_role: str = "student",
+    batch_size: int = 1,
+    ngpu: int = 0,
+    seed: int = 0,
+    dtype: str = "float32",
+    num_workers: int = 1,
+    token_type: Optional[str] = None,
+    bpemodel: Optional[str] = None,
+    allow_variable_data_keys: bool = False,
+    log_interval: int = 100,
+    s2t: Optional[USR2Speech2Text] = None,
+    lm_train_config: Optional[PathLike] = None,
+    lm_file: Optional[PathLike] = None,
+    allow_single_stream: bool = False,
+) -> Dict[str, Path]:
     """Decode a data directory; returns ``{modality: output directory}``.
 
     ``s2t`` reuses an already loaded model (several noise conditions, tests);
@@ -250,31 +295,53 @@ def inference(output_dir: PathLike, data_path_and_name_and_type: DataSpec, train
     np.random.seed(seed)
     device = "cuda" if ngpu > 0 else "cpu"
     if s2t is None:
-        s2t = USR2Speech2Text(train_config, model_file, modalities=modalities, opts=opts, device=device,
-                              dtype=dtype, model_role=model_role, token_type=token_type, bpemodel=bpemodel,
-                              lm_train_config=lm_train_config, lm_file=lm_file)
+        s2t = USR2Speech2Text(
+            train_config,
+            model_file,
+            modalities=modalities,
+            opts=opts,
+            device=device,
+            dtype=dtype,
+            model_role=model_role,
+            token_type=token_type,
+            bpemodel=bpemodel,
+            lm_train_config=lm_train_config,
+            lm_file=lm_file,
+        )
     elif tuple(s2t.modalities) != modalities:
         raise ValueError(f"the loaded decoder is set up for {list(s2t.modalities)}, not {list(modalities)}")
     out_dirs = {m: Path(output_dir) / LONG_NAMES[m] for m in modalities}
     fps = float(getattr(s2t.train_args, "video_fps", 25))
     decodable = [g for g in groups if g.modalities]
     progress = Progress(sum(len(g.keys) for g in decodable), log_interval, fps)
-    log.info("decoding %d utterances, modalities %s, method %s%s", progress.total, list(modalities), opts.method,
-             f" ({opts.beam_impl}, beam {opts.beam_size}, ctc_weight {opts.ctc_weight}"
-             f"{f', lm_weight {opts.lm_weight}' if s2t.lm is not None else ''})"
-             if opts.method == "beam" else "")
+    log.info(
+        "decoding %d utterances, modalities %s, method %s%s",
+        progress.total,
+        list(modalities),
+        opts.method,
+        f" ({opts.beam_impl}, beam {opts.beam_size}, ctc_weight {opts.ctc_weight}"
+        f"{f', lm_weight {opts.lm_weight}' if s2t.lm is not None else ''})"
+        if opts.method == "beam"
+        else "",
+    )
     for g in groups:
         if not g.modalities:
-            log.warning("%d %s utterance(s) have none of the requested modalities %s and are not decoded: %s",
-                        len(g.keys), g.label, list(modalities), _name_some(g.keys))
+            log.warning(
+                "%d %s utterance(s) have none of the requested modalities %s and are not decoded: %s",
+                len(g.keys),
+                g.label,
+                list(modalities),
+                _name_some(g.keys),
+            )
     writers = {m: ModalityWriter(d, opts.nbest) for m, d in out_dirs.items()}
     try:
         with tempfile.TemporaryDirectory(prefix="usr2_keys_") as tmp:
             for n, g in enumerate(decodable):
                 # one group = the whole request: the loader reads the given key file as always
                 group_key_file = key_file if len(groups) == 1 else _write_keys(Path(tmp) / f"keys.{n}", g.keys)
-                loader = build_loader(s2t, g.data, group_key_file, batch_size, dtype, num_workers,
-                                      allow_variable_data_keys, ngpu)
+                loader = build_loader(
+                    s2t, g.data, group_key_file, batch_size, dtype, num_workers, allow_variable_data_keys, ngpu
+                )
                 _decode_group(s2t, loader, g.modalities, writers, progress)
     finally:
         for w in writers.values():
@@ -282,10 +349,11 @@ def inference(output_dir: PathLike, data_path_and_name_and_type: DataSpec, train
     if progress.done != progress.total:
         raise RuntimeError(f"decoded {progress.done} utterances but {progress.total} were listed")
     if allow_single_stream:
-        log.info("decoded per modality: %s (%s)",
-                 ", ".join(f"{m.upper()} {sum(len(g.keys) for g in decodable if m in g.modalities)}"
-                           for m in modalities),
-                 ", ".join(f"{len(g.keys)} {g.label}" for g in groups))
+        log.info(
+            "decoded per modality: %s (%s)",
+            ", ".join(f"{m.upper()} {sum(len(g.keys) for g in decodable if m in g.modalities)}" for m in modalities),
+            ", ".join(f"{len(g.keys)} {g.label}" for g in groups),
+        )
     return out_dirs
 
 
@@ -294,8 +362,9 @@ def _write_keys(path: Path, keys: Sequence[str]) -> Path:
     return path
 
 
-def _decode_group(s2t: USR2Speech2Text, loader, modalities: Sequence[str], writers: Dict[str, "ModalityWriter"],
-                  progress: Progress) -> None:
+def _decode_group(
+    s2t: USR2Speech2Text, loader, modalities: Sequence[str], writers: Dict[str, "ModalityWriter"], progress: Progress
+) -> None:
     """Decode one loader's utterances in ``modalities`` (one encoder pass per batch)."""
     for batch_keys, batch in loader:
         batch = to_device(batch, s2t.device)

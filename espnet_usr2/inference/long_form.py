@@ -18,6 +18,7 @@ long-form ``Speech2Text`` do, the recording is cut first:
 Memory and time per segment do not grow with the recording: peak memory is set by
 ``max_segment`` and the batch size.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -79,8 +80,8 @@ def frame_energy_db(audio: np.ndarray, samples_per_frame: int, num_frames: int) 
     frames = audio[: usable * samples_per_frame].reshape(usable, samples_per_frame)  # a view
     power = np.empty(usable)
     for start in range(0, usable, 1500):  # a minute at a time: no float64 copy of a long recording
-        chunk = frames[start: start + 1500].astype(np.float64) * scale
-        power[start: start + 1500] = np.mean(chunk * chunk, axis=1)
+        chunk = frames[start : start + 1500].astype(np.float64) * scale
+        power[start : start + 1500] = np.mean(chunk * chunk, axis=1)
     db = 10.0 * np.log10(power + 1e-12)
     return np.concatenate([db, np.full(num_frames - usable, -np.inf)])
 
@@ -125,13 +126,20 @@ def windows(start: int, end: int, max_frames: int, overlap_frames: int) -> List[
             break
         s += step
     # the window after each one shares overlap_frames with it
-    return [Segment(w.start, w.end, w.overlap_before, overlap_frames if i + 1 < len(out) else 0)
-            for i, w in enumerate(out)]
+    return [
+        Segment(w.start, w.end, w.overlap_before, overlap_frames if i + 1 < len(out) else 0) for i, w in enumerate(out)
+    ]
 
 
-def plan_segments(num_frames: int, audio: Optional[np.ndarray] = None, samples_per_frame: int = 640,
-                  max_segment: float = 20.0, min_silence: float = 0.5, overlap: float = 2.0,
-                  min_speech: float = 0.2) -> List[Segment]:
+def plan_segments(
+    num_frames: int,
+    audio: Optional[np.ndarray] = None,
+    samples_per_frame: int = 640,
+    max_segment: float = 20.0,
+    min_silence: float = 0.5,
+    overlap: float = 2.0,
+    min_speech: float = 0.2,
+) -> List[Segment]:
     """Segments of a recording of ``num_frames`` video frames (see the module docstring).
 
     Args:
@@ -187,12 +195,12 @@ def join_overlapping(before: str, after: str, min_match: int = 1) -> str:
     a, b = before.split(), after.split()
     if not a or not b:
         return " ".join(a + b)
-    tail, head = a[-len(b):] if len(a) > len(b) else a, b[: len(a)]
+    tail, head = a[-len(b) :] if len(a) > len(b) else a, b[: len(a)]
     offset = len(a) - len(tail)
     match = difflib.SequenceMatcher(None, tail, head, autojunk=False).find_longest_match(0, len(tail), 0, len(head))
     if match.size < min_match:
         return " ".join(a + b)
-    return " ".join(a[: offset + match.a] + b[match.b:])
+    return " ".join(a[: offset + match.a] + b[match.b :])
 
 
 def join_texts(texts: Sequence[SegmentText]) -> str:
@@ -220,8 +228,9 @@ def segment_batches(segments: Sequence[Segment], batch_frames: int) -> Iterable[
         yield batch
 
 
-def pad_segments(segments: Sequence[Segment], video: Optional[np.ndarray], audio: Optional[np.ndarray],
-                 samples_per_frame: int) -> Dict[str, torch.Tensor]:
+def pad_segments(
+    segments: Sequence[Segment], video: Optional[np.ndarray], audio: Optional[np.ndarray], samples_per_frame: int
+) -> Dict[str, torch.Tensor]:
     """A padded batch (``video``/``speech`` with ``*_lengths``) of the segments' slices."""
     batch: Dict[str, torch.Tensor] = {}
     lengths = torch.tensor([s.frames for s in segments])
@@ -229,23 +238,28 @@ def pad_segments(segments: Sequence[Segment], video: Optional[np.ndarray], audio
     if video is not None:
         v = torch.zeros((len(segments), longest, *video.shape[1:]), dtype=torch.float32)
         for i, s in enumerate(segments):
-            v[i, : s.frames] = torch.from_numpy(np.asarray(video[s.start: s.end], dtype=np.float32))
+            v[i, : s.frames] = torch.from_numpy(np.asarray(video[s.start : s.end], dtype=np.float32))
         batch["video"], batch["video_lengths"] = v, lengths
     if audio is not None:
         a = torch.zeros((len(segments), longest * samples_per_frame), dtype=torch.float32)
         sample_lengths = []
         for i, s in enumerate(segments):
-            piece = np.asarray(audio[s.start * samples_per_frame: s.end * samples_per_frame], dtype=np.float32)
+            piece = np.asarray(audio[s.start * samples_per_frame : s.end * samples_per_frame], dtype=np.float32)
             a[i, : len(piece)] = torch.from_numpy(piece)
             sample_lengths.append(len(piece))
         batch["speech"], batch["speech_lengths"] = a, torch.tensor(sample_lengths)
     return batch
 
 
-def transcribe_segments(decode: Callable[[Dict[str, torch.Tensor]], Dict[str, List[Tuple[str, Sequence[str]]]]],
-                        segments: Sequence[Segment], video: Optional[np.ndarray], audio: Optional[np.ndarray],
-                        samples_per_frame: int, batch_frames: int = 1500,
-                        progress: Optional[Callable[[int], None]] = None) -> Dict[str, List[SegmentText]]:
+def transcribe_segments(
+    decode: Callable[[Dict[str, torch.Tensor]], Dict[str, List[Tuple[str, Sequence[str]]]]],
+    segments: Sequence[Segment],
+    video: Optional[np.ndarray],
+    audio: Optional[np.ndarray],
+    samples_per_frame: int,
+    batch_frames: int = 1500,
+    progress: Optional[Callable[[int], None]] = None,
+) -> Dict[str, List[SegmentText]]:
     """Every segment decoded (``decode``: padded batch -> (text, tokens) per segment and modality,
     batch order), the results per modality in time order. ``progress(n)`` is told how many
     segments each batch did."""
@@ -258,5 +272,7 @@ def transcribe_segments(decode: Callable[[Dict[str, torch.Tensor]], Dict[str, Li
                 slots[i] = result
         if progress is not None:
             progress(len(indices))
-    return {m: [SegmentText(s, text, tuple(tokens)) for s, (text, tokens) in zip(segments, slots)]
-            for m, slots in results.items()}
+    return {
+        m: [SegmentText(s, text, tuple(tokens)) for s, (text, tokens) in zip(segments, slots)]
+        for m, slots in results.items()
+    }

@@ -16,6 +16,7 @@ directory (``data/token_list/.../bpe.model``); :func:`resolved_train_config` fin
 files relative to the model directory and its parents, so a model decodes from any working
 directory.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,8 +55,9 @@ class ModelFiles:
     decode_config: Optional[Path] = None  # a decoding config shipped with the model, if any
 
 
-def resolve_model_dir(model_dir: PathLike, model_file: Optional[PathLike] = None,
-                      unpack_dir: Optional[PathLike] = None) -> ModelFiles:
+def resolve_model_dir(
+    model_dir: PathLike, model_file: Optional[PathLike] = None, unpack_dir: Optional[PathLike] = None
+) -> ModelFiles:
     """The training config, model file and decoding config of ``model_dir``.
 
     Args:
@@ -71,8 +73,10 @@ def resolve_model_dir(model_dir: PathLike, model_file: Optional[PathLike] = None
     path = Path(model_dir)
     if path.is_file():
         if not zipfile.is_zipfile(path):
-            raise ModelDirError(f"{path} is a file but not a zip archive; --model_dir takes a directory "
-                                "(an imported release or exp/<tag>) or a model packed by stage 14 (.zip)")
+            raise ModelDirError(
+                f"{path} is a file but not a zip archive; --model_dir takes a directory "
+                "(an imported release or exp/<tag>) or a model packed by stage 14 (.zip)"
+            )
         files = unpack_model_zip(path, unpack_dir)
         root = Path(unpack_dir) if unpack_dir is not None else default_unpack_dir(path)
         config = Path(files["train_config"])
@@ -83,7 +87,8 @@ def resolve_model_dir(model_dir: PathLike, model_file: Optional[PathLike] = None
         if not config.is_file():
             raise ModelDirError(
                 f"{path} has no {TRAIN_CONFIG_NAME}: expected a model imported with usr2_import, an experiment "
-                "directory exp/<tag> of a recipe, or a packed model (.zip)")
+                "directory exp/<tag> of a recipe, or a packed model (.zip)"
+            )
         model = _override_model(model_file, path) or find_model_file(path, config)
     else:
         raise ModelDirError(f"model directory {path} does not exist")
@@ -120,10 +125,15 @@ def unpack_model_zip(archive: PathLike, out_dir: Optional[PathLike] = None) -> D
     with zipfile.ZipFile(archive) as z:
         meta_names = [n for n in z.namelist() if Path(n).name == "meta.yaml"]
         meta = yaml.safe_load(z.read(meta_names[0])) if meta_names else None
-    if not isinstance(meta, dict) or not {"train_config"} <= set(meta.get("yaml_files") or {}) \
-            or not {"model_file"} <= set(meta.get("files") or {}):
-        raise ModelDirError(f"{archive} is not a packed USR 2.0 model: its meta.yaml must list yaml_files: "
-                            "{train_config} and files: {model_file} (pack it with stage 14 of usr2.sh)")
+    if (
+        not isinstance(meta, dict)
+        or not {"train_config"} <= set(meta.get("yaml_files") or {})
+        or not {"model_file"} <= set(meta.get("files") or {})
+    ):
+        raise ModelDirError(
+            f"{archive} is not a packed USR 2.0 model: its meta.yaml must list yaml_files: "
+            "{train_config} and files: {model_file} (pack it with stage 14 of usr2.sh)"
+        )
     log.info("unpacking %s into %s", archive, out_dir)
     return unpack(archive, out_dir)
 
@@ -139,8 +149,11 @@ def find_decode_config(dirs: Sequence[Path]) -> Optional[Path]:
         for pattern in DECODE_CONFIG_PATTERNS:
             found += [p for p in sorted(d.glob(pattern)) if p.is_file() and p not in found]
     if len(found) > 1:
-        log.warning("several decoding configs in the model directory (%s): using the built-in default; "
-                    "choose one with --inference_config", ", ".join(map(str, found)))
+        log.warning(
+            "several decoding configs in the model directory (%s): using the built-in default; "
+            "choose one with --inference_config",
+            ", ".join(map(str, found)),
+        )
         return None
     return found[0] if found else None
 
@@ -179,8 +192,10 @@ def resolved_train_config(train_config: PathLike) -> Iterator[Tuple[Path, Option
     if isinstance(token_list, str) and not Path(token_list).is_file():
         found = locate_side_file(token_list, train_config.parent)
         if found is None:
-            raise ModelDirError(f"token_list {token_list} (from {train_config}) not found here, beside the "
-                                "config or in its parent directories")
+            raise ModelDirError(
+                f"token_list {token_list} (from {train_config}) not found here, beside the "
+                "config or in its parent directories"
+            )
         config["token_list"], changed = str(found.resolve()), True
     bpemodel = config.get("bpemodel")
     if isinstance(bpemodel, str) and not Path(bpemodel).is_file():

@@ -14,6 +14,7 @@ Layout: ``<work_dir>/data/snr<label>/`` (noisy ``wav.scp`` + the clean ``video.s
 ``text``, ``utt2spk``) and ``<work_dir>/decode/snr<label>/<audio|audiovisual>/text``;
 ``label`` is the SNR with ``m`` for a minus sign (``snrm5``), ``clean`` without noise.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,9 @@ def noise_source(data_dir: PathLike, noise_wav: Optional[PathLike], n_talkers: i
     return babble.CorpusBabble(babble.read_wav_scp(Path(data_dir) / "wav.scp"), n_talkers=n_talkers, seed=seed)
 
 
-def make_noisy_data_dirs(data_dir: PathLike, out_root: PathLike, snrs: Sequence[float], source: babble.NoiseSource
-                         ) -> Dict[float, Path]:
+def make_noisy_data_dirs(
+    data_dir: PathLike, out_root: PathLike, snrs: Sequence[float], source: babble.NoiseSource
+) -> Dict[float, Path]:
     """One data directory per SNR (the clean one for ``inf``); returns ``{snr: data_dir}``."""
     data_dir = Path(data_dir)
     dirs = {}
@@ -72,22 +74,39 @@ def noise_hyp_specs(hyp_texts: Dict[Tuple[str, float], Path]) -> List[str]:
     return [f"{LONG_NAMES[m]}@{rb.snr_label(snr)}={path}" for (m, snr), path in hyp_texts.items()]
 
 
-def run_noise_sweep(data_dir: PathLike, work_dir: PathLike, s2t: USR2Speech2Text, snrs: Sequence[float],
-                    source: babble.NoiseSource, batch_size: int = 1, log_interval: int = 100
-                    ) -> Dict[Tuple[str, float], Path]:
+def run_noise_sweep(
+    data_dir: PathLike,
+    work_dir: PathLike,
+    s2t: USR2Speech2Text,
+    snrs: Sequence[float],
+    source: babble.NoiseSource,
+    batch_size: int = 1,
+    log_interval: int = 100,
+) -> Dict[Tuple[str, float], Path]:
     """Make the noisy copies and decode A / AV on each; returns ``{(modality, snr): hyp text}``."""
     modalities = list(s2t.modalities)
     if any(m not in NOISE_MODALITIES for m in modalities):
-        raise ValueError(f"the noise sweep decodes {[LONG_NAMES[m] for m in NOISE_MODALITIES]}; "
-                         f"the decoder was set up for {list(s2t.modalities)}")
+        raise ValueError(
+            f"the noise sweep decodes {[LONG_NAMES[m] for m in NOISE_MODALITIES]}; "
+            f"the decoder was set up for {list(s2t.modalities)}"
+        )
     work_dir = Path(work_dir)
     dirs = make_noisy_data_dirs(data_dir, work_dir / "data", snrs, source)
     hyps: Dict[Tuple[str, float], Path] = {}
     for snr, noisy_dir in dirs.items():
         log.info("decoding %s at SNR %s dB", [LONG_NAMES[m] for m in modalities], rb.snr_label(snr))
-        out = inference(work_dir / "decode" / rb.condition_name(snr), data_spec(noisy_dir, modalities),
-                        train_config=None, model_file=None, modalities=modalities, opts=s2t.opts,
-                        batch_size=batch_size, num_workers=0, log_interval=log_interval, s2t=s2t)
+        out = inference(
+            work_dir / "decode" / rb.condition_name(snr),
+            data_spec(noisy_dir, modalities),
+            train_config=None,
+            model_file=None,
+            modalities=modalities,
+            opts=s2t.opts,
+            batch_size=batch_size,
+            num_workers=0,
+            log_interval=log_interval,
+            s2t=s2t,
+        )
         for m, d in out.items():
             hyps[(m, snr)] = d / "text"
     return hyps

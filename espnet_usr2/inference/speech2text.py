@@ -10,6 +10,7 @@ The batch decoder (:func:`espnet_usr2.inference.inference.inference`, ``usr2_inf
 runs through the same :meth:`USR2Speech2Text.decode_batch`, so a notebook and a data
 directory give the same hypotheses.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -86,8 +87,10 @@ def select_network(model: torch.nn.Module, role: str) -> torch.nn.Module:
         return model
     teacher = getattr(model, "teacher", None)
     if teacher is None:
-        raise ValueError("--model_role teacher: this model has no EMA teacher (model.teacher); it was not "
-                         "trained semi-supervised. Decode it with --model_role student")
+        raise ValueError(
+            "--model_role teacher: this model has no EMA teacher (model.teacher); it was not "
+            "trained semi-supervised. Decode it with --model_role student"
+        )
     return teacher
 
 
@@ -163,11 +166,21 @@ class USR2Speech2Text:
         dict_keys(['v'])
     """
 
-    def __init__(self, train_config: PathLike, model_file: Optional[PathLike] = None,
-                 modalities: Sequence[str] = MODALITIES, opts: Optional[DecodeOptions] = None,
-                 device: str = "cpu", dtype: str = "float32", model_role: str = "student",
-                 token_type: Optional[str] = None, bpemodel: Optional[str] = None,
-                 lm_train_config: Optional[PathLike] = None, lm_file: Optional[PathLike] = None, **search: Any):
+    def __init__(
+        self,
+        train_config: PathLike,
+        model_file: Optional[PathLike] = None,
+        modalities: Sequence[str] = MODALITIES,
+        opts: Optional[DecodeOptions] = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        model_role: str = "student",
+        token_type: Optional[str] = None,
+        bpemodel: Optional[str] = None,
+        lm_train_config: Optional[PathLike] = None,
+        lm_file: Optional[PathLike] = None,
+        **search: Any,
+    ):
         if opts is not None and search:
             raise ValueError(f"give the search settings as opts or as keywords, not both: {sorted(search)}")
         self.opts = opts if opts is not None else DecodeOptions(**search) if search else transcription_search()
@@ -196,33 +209,45 @@ class USR2Speech2Text:
             log.warning("token_type bpe without a bpemodel: text is the tokens joined, '\u2581' read as a space")
         self.lm = self._fusion_lm(lm_train_config, lm_file)
 
-    def _fusion_lm(self, lm_train_config: Optional[PathLike], lm_file: Optional[PathLike]
-                   ) -> Optional[torch.nn.Module]:
+    def _fusion_lm(self, lm_train_config: Optional[PathLike], lm_file: Optional[PathLike]) -> Optional[torch.nn.Module]:
         """The LM the beam search fuses, or None (no LM, weight 0, or a greedy method)."""
         opts = self.opts
         if lm_train_config is None:
             if lm_file is not None:
                 raise ValueError("lm_file given without lm_train_config (the LM's config.yaml)")
             if opts.lm_weight > 0:
-                raise ValueError(f"lm_weight {opts.lm_weight} needs a language model: give lm_train_config "
-                                 "(and lm_file)")
+                raise ValueError(
+                    f"lm_weight {opts.lm_weight} needs a language model: give lm_train_config (and lm_file)"
+                )
             return None
         if opts.lm_weight == 0:
             log.info("lm_weight is 0: the language model %s is not used", lm_train_config)
             return None
         if opts.method != "beam":
-            log.warning("method %s ignores the language model (lm_weight %s): shallow fusion is for the "
-                        "beam search", opts.method, opts.lm_weight)
+            log.warning(
+                "method %s ignores the language model (lm_weight %s): shallow fusion is for the beam search",
+                opts.method,
+                opts.lm_weight,
+            )
             return None
         lm = load_lm(lm_train_config, lm_file, self.token_list, self.device, self.dtype)
-        log.info("shallow fusion: language model %s (%s), lm_weight %s", lm_file or lm_train_config,
-                 type(lm).__name__, opts.lm_weight)
+        log.info(
+            "shallow fusion: language model %s (%s), lm_weight %s",
+            lm_file or lm_train_config,
+            type(lm).__name__,
+            opts.lm_weight,
+        )
         return lm
 
     @classmethod
-    def from_pretrained(cls, model_dir: PathLike, model_file: Optional[PathLike] = None,
-                        inference_config: Optional[PathLike] = None, unpack_dir: Optional[PathLike] = None,
-                        **kwargs: Any) -> "USR2Speech2Text":
+    def from_pretrained(
+        cls,
+        model_dir: PathLike,
+        model_file: Optional[PathLike] = None,
+        inference_config: Optional[PathLike] = None,
+        unpack_dir: Optional[PathLike] = None,
+        **kwargs: Any,
+    ) -> "USR2Speech2Text":
         """Load a model directory: an imported release, ``exp/<tag>`` or a packed zip.
 
         The search settings come from ``kwargs`` (``opts=`` or fields), else from
@@ -233,8 +258,9 @@ class USR2Speech2Text:
         return cls.from_model_files(files, inference_config, **kwargs)
 
     @classmethod
-    def from_model_files(cls, files: ModelFiles, inference_config: Optional[PathLike] = None,
-                         **kwargs: Any) -> "USR2Speech2Text":
+    def from_model_files(
+        cls, files: ModelFiles, inference_config: Optional[PathLike] = None, **kwargs: Any
+    ) -> "USR2Speech2Text":
         """:meth:`from_pretrained` for already resolved :class:`ModelFiles`."""
         search_keys = {f.name for f in dataclasses.fields(DecodeOptions)} | {"opts"}
         decode_config = inference_config or files.decode_config
@@ -258,8 +284,12 @@ class USR2Speech2Text:
     # ------------------------------------------------------------------ arrays
 
     @torch.no_grad()
-    def __call__(self, speech: Optional[ArrayLike] = None, video: Optional[ArrayLike] = None,
-                 modalities: Optional[Sequence[str]] = None) -> Dict[str, List[Result]]:
+    def __call__(
+        self,
+        speech: Optional[ArrayLike] = None,
+        video: Optional[ArrayLike] = None,
+        modalities: Optional[Sequence[str]] = None,
+    ) -> Dict[str, List[Result]]:
         """N-best :class:`Result` lists per modality for one utterance.
 
         Args:
@@ -272,8 +302,12 @@ class USR2Speech2Text:
         return self.transcribe(speech, video, modalities).nbest
 
     @torch.no_grad()
-    def transcribe(self, speech: Optional[ArrayLike] = None, video: Optional[ArrayLike] = None,
-                   modalities: Optional[Sequence[str]] = None) -> Transcription:
+    def transcribe(
+        self,
+        speech: Optional[ArrayLike] = None,
+        video: Optional[ArrayLike] = None,
+        modalities: Optional[Sequence[str]] = None,
+    ) -> Transcription:
         """As :meth:`__call__`, with the timings and the number of decoded frames."""
         wanted = self.modalities_for(speech is not None, video is not None, modalities)
         batch = self.make_batch(speech if needs_audio(wanted) else None, video if needs_video(wanted) else None)
@@ -281,21 +315,24 @@ class USR2Speech2Text:
         nbest = {m: [self.result(h) for h in per_utt[0]] for m, per_utt in decoded.nbest.items()}
         return Transcription(nbest, decoded.seconds, int(self.frames(batch, wanted)[0]))
 
-    def modalities_for(self, has_speech: bool, has_video: bool,
-                       modalities: Optional[Sequence[str]] = None) -> tuple:
+    def modalities_for(self, has_speech: bool, has_video: bool, modalities: Optional[Sequence[str]] = None) -> tuple:
         """The requested modalities (default: the decoder's) that the given inputs allow."""
         requested = self.modalities if modalities is None else canonical_modalities(modalities)
-        allowed = tuple(m for m in requested if (has_video or not needs_video([m]))
-                        and (has_speech or not needs_audio([m])))
+        allowed = tuple(
+            m for m in requested if (has_video or not needs_video([m])) and (has_speech or not needs_audio([m]))
+        )
         if not allowed:
             given = [n for n, ok in ((SPEECH, has_speech), (VIDEO_NAME, has_video)) if ok] or ["nothing"]
-            raise ValueError(f"cannot decode {[LONG_NAMES[m] for m in requested]} from {' and '.join(given)}: "
-                             "video needs the mouth ROIs (video=), audio the waveform (speech=), "
-                             "audiovisual both")
+            raise ValueError(
+                f"cannot decode {[LONG_NAMES[m] for m in requested]} from {' and '.join(given)}: "
+                "video needs the mouth ROIs (video=), audio the waveform (speech=), "
+                "audiovisual both"
+            )
         return allowed
 
-    def make_batch(self, speech: Optional[ArrayLike] = None, video: Optional[ArrayLike] = None
-                   ) -> Dict[str, torch.Tensor]:
+    def make_batch(
+        self, speech: Optional[ArrayLike] = None, video: Optional[ArrayLike] = None
+    ) -> Dict[str, torch.Tensor]:
         """A batch of one utterance on the model's device, audio cut to the video as in training data."""
         batch: Dict[str, torch.Tensor] = {}
         if video is not None:
@@ -304,11 +341,17 @@ class USR2Speech2Text:
         if speech is not None:
             s = _as_tensor(speech, SPEECH, 1, "a mono waveform (S,)")
             if video is not None:  # the same trim / pad as the data loader's preprocessing
-                s = torch.from_numpy(align_audio_to_video("input", s.cpu().numpy(), batch["video_lengths"].item(),
-                                                          self.samples_per_frame, self.model.av_length_tolerance))
+                s = torch.from_numpy(
+                    align_audio_to_video(
+                        "input",
+                        s.cpu().numpy(),
+                        batch["video_lengths"].item(),
+                        self.samples_per_frame,
+                        self.model.av_length_tolerance,
+                    )
+                )
             batch[SPEECH], batch["speech_lengths"] = s[None], torch.tensor([s.size(0)])
-        return {k: v.to(self.device, dtype=self.dtype if v.is_floating_point() else v.dtype)
-                for k, v in batch.items()}
+        return {k: v.to(self.device, dtype=self.dtype if v.is_floating_point() else v.dtype) for k, v in batch.items()}
 
     def result(self, hyp: Hyp) -> Result:
         """Text, tokens and token ids of a hypothesis (ESPnet's ``Speech2Text`` tuple)."""
@@ -367,12 +410,12 @@ class USR2Speech2Text:
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - start
 
-    def _inputs(self, batch: Dict[str, torch.Tensor], keep: torch.Tensor, modalities: Sequence[str]
-                ) -> Dict[str, torch.Tensor]:
+    def _inputs(
+        self, batch: Dict[str, torch.Tensor], keep: torch.Tensor, modalities: Sequence[str]
+    ) -> Dict[str, torch.Tensor]:
         """The non-empty utterances' streams that the modalities use, padding trimmed."""
         out = {}
-        for name in ((SPEECH,) if needs_audio(modalities) else ()) + \
-                    ((VIDEO_NAME,) if needs_video(modalities) else ()):
+        for name in ((SPEECH,) if needs_audio(modalities) else ()) + ((VIDEO_NAME,) if needs_video(modalities) else ()):
             lengths = batch[f"{name}_lengths"].index_select(0, keep.to(batch[f"{name}_lengths"].device))
             x = batch[name].index_select(0, keep.to(batch[name].device))[:, : int(lengths.max())]
             out[name], out[f"{name}_lengths"] = x, lengths
@@ -386,6 +429,7 @@ class USR2Speech2Text:
         if opts.method == "greedy_att":
             return greedy_attention(self.net, enc, enc_lens, modality, opts, self.sos, self.eos)
         if opts.beam_impl == "espnet":
-            return espnet_beam_search(self.net, enc, enc_lens, modality, opts, self.sos, self.eos, self.vocab_size,
-                                      lm=self.lm)
+            return espnet_beam_search(
+                self.net, enc, enc_lens, modality, opts, self.sos, self.eos, self.vocab_size, lm=self.lm
+            )
         return fast_beam_search(self.net, enc, enc_lens, modality, opts, self.sos, self.eos, self.blank, lm=self.lm)

@@ -9,6 +9,7 @@ utterance id into the final decode directory::
     python -m espnet_usr2.bin.usr2_decode_splits split --scp dump/test/wav.scp --nj 8 --out_dir logdir
     python -m espnet_usr2.bin.usr2_decode_splits merge --out_dir decode/test logdir/output.*
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +38,7 @@ def split_key_file(scp: PathLike, nj: int, out_dir: PathLike, prefix: str = "key
     for job in range(n):
         size = base + (1 if job < extra else 0)  # the first `extra` jobs take one more line
         path = out_dir / f"{prefix}.{job + 1}.scp"
-        path.write_text("".join(f"{line}\n" for line in lines[start:start + size]), encoding="utf-8")
+        path.write_text("".join(f"{line}\n" for line in lines[start : start + size]), encoding="utf-8")
         paths.append(path)
         start += size
     return paths
@@ -52,8 +53,9 @@ def _sort_key(line: str) -> bytes:
     return line.split(maxsplit=1)[0].encode("utf-8") if line.strip() else b""
 
 
-def merge_decode_dirs(job_dirs: Sequence[PathLike], out_dir: PathLike,
-                      only: Optional[Sequence[str]] = None) -> Dict[str, Path]:
+def merge_decode_dirs(
+    job_dirs: Sequence[PathLike], out_dir: PathLike, only: Optional[Sequence[str]] = None
+) -> Dict[str, Path]:
     """Concatenate same-named files of ``job_dirs`` into ``out_dir``, sorted by utterance id.
 
     Every job must hold the same files (a missing one means a job failed); an utterance id

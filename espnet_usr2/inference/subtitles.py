@@ -4,6 +4,7 @@ Each takes timed pieces (``start_s``, ``end_s``, ``text``), as long-form transcr
 (:class:`espnet_usr2.inference.long_form.SegmentText`); pieces without text are left out of
 subtitles.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,14 +37,19 @@ def timestamp(seconds: float, decimal: str) -> str:
 
 
 def to_srt(pieces: Sequence[TimedText]) -> str:
-    blocks = [f"{n}\n{timestamp(p.start_s, ',')} --> {timestamp(p.end_s, ',')}\n{p.text.strip()}\n"
-              for n, p in enumerate((p for p in pieces if p.text.strip()), 1)]
+    blocks = [
+        f"{n}\n{timestamp(p.start_s, ',')} --> {timestamp(p.end_s, ',')}\n{p.text.strip()}\n"
+        for n, p in enumerate((p for p in pieces if p.text.strip()), 1)
+    ]
     return "\n".join(blocks)
 
 
 def to_vtt(pieces: Sequence[TimedText]) -> str:
-    blocks = [f"{timestamp(p.start_s, '.')} --> {timestamp(p.end_s, '.')}\n{p.text.strip()}\n"
-              for p in pieces if p.text.strip()]
+    blocks = [
+        f"{timestamp(p.start_s, '.')} --> {timestamp(p.end_s, '.')}\n{p.text.strip()}\n"
+        for p in pieces
+        if p.text.strip()
+    ]
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 

@@ -21,6 +21,7 @@ zeroes them *after* its pixel normalisation -- a masked frame is the mean grey, 
 Augmentation runs inside the model (on the training device) rather than in the data
 loader, because the semi-supervised step needs both views of the same unlabelled clip.
 """
+
 from __future__ import annotations
 
 import math
@@ -99,12 +100,12 @@ class StudentAugmentation(nn.Module):
             raise ValueError(f"video frames of {height}x{width} are smaller than the crop size {self.crop_size}")
         if not augment:
             top, left = (height - self.crop_size) // 2, (width - self.crop_size) // 2
-            return video[..., top: top + self.crop_size, left: left + self.crop_size]
+            return video[..., top : top + self.crop_size, left : left + self.crop_size]
         crops = []
         for clip in video:
             top = int(torch.randint(0, height - self.crop_size + 1, ()))
             left = int(torch.randint(0, width - self.crop_size + 1, ()))
-            clip = clip[..., top: top + self.crop_size, left: left + self.crop_size]
+            clip = clip[..., top : top + self.crop_size, left : left + self.crop_size]
             if float(torch.rand(())) < self.flip_prob:
                 clip = clip.flip(-1)
             crops.append(clip)
@@ -120,8 +121,9 @@ class StudentAugmentation(nn.Module):
         return time_mask(lengths, max_samples, *self.audio_mask, self.mask_rule)
 
 
-def time_mask(lengths: torch.Tensor, max_len: int, window: int, stride: int, rule: str = "usr"
-              ) -> Optional[torch.Tensor]:
+def time_mask(
+    lengths: torch.Tensor, max_len: int, window: int, stride: int, rule: str = "usr"
+) -> Optional[torch.Tensor]:
     """(B, max_len) bool, True at masked steps (never at padding); None when ``window`` is 0.
 
     ``rule`` ``"usr"`` or ``"floor"``, as the module docstring says; lengths are the true ones.
@@ -132,7 +134,7 @@ def time_mask(lengths: torch.Tensor, max_len: int, window: int, stride: int, rul
     for i, length in enumerate(lengths.tolist()):
         spans = _usr_spans(length, window, stride) if rule == "usr" else _floor_spans(length, window, stride)
         for start, width in spans:
-            masked[i, start: min(start + width, length)] = True
+            masked[i, start : min(start + width, length)] = True
     return masked.to(lengths.device)
 
 

@@ -39,6 +39,7 @@ The details below are this project's choices:
   PLM reading the teacher's collapsed CTC pseudo-label (utterances failing its confidence
   mask are left out). Whether that helps was not measured.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple
@@ -49,12 +50,22 @@ from torch import nn
 
 from espnet_usr2.model.comat_plm import FrozenPLM, build_frozen_plm
 
-COMAT_CONF_KEYS = ("plm", "lm_train_config", "lm_file", "hf_dir", "weight", "compress_factor", "modalities",
-                   "pseudo_labels", "plm_dim")
+COMAT_CONF_KEYS = (
+    "plm",
+    "lm_train_config",
+    "lm_file",
+    "hf_dir",
+    "weight",
+    "compress_factor",
+    "modalities",
+    "pseudo_labels",
+    "plm_dim",
+)
 
 
-def monotonic_alignment_search(similarity: torch.Tensor, frame_lengths: torch.Tensor,
-                               token_lengths: torch.Tensor) -> torch.Tensor:
+def monotonic_alignment_search(
+    similarity: torch.Tensor, frame_lengths: torch.Tensor, token_lengths: torch.Tensor
+) -> torch.Tensor:
     """The best monotonic alignment of tokens to frames (Glow-TTS's MAS), for a batch.
 
     Args:
@@ -123,8 +134,9 @@ class FrameCompressor(nn.Module):
         return self.proj(y), torch.div(lengths + self.factor - 1, self.factor, rounding_mode="floor")
 
 
-def aligned_cosine_distance(compressed: torch.Tensor, compressed_lengths: torch.Tensor, plm: torch.Tensor,
-                            plm_lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def aligned_cosine_distance(
+    compressed: torch.Tensor, compressed_lengths: torch.Tensor, plm: torch.Tensor, plm_lengths: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """MAS-aligned ``1 - cos`` per utterance (mean over tokens of each token's frame mean).
 
     Returns:
@@ -152,8 +164,15 @@ class COMATLoss(nn.Module):
         pseudo_labels: also on unlabelled data, the PLM reading the CTC pseudo-label.
     """
 
-    def __init__(self, encoder_output_size: int, plm: FrozenPLM, weight: float = 1.0, compress_factor: int = 2,
-                 modalities: Optional[Sequence[str]] = None, pseudo_labels: bool = False):
+    def __init__(
+        self,
+        encoder_output_size: int,
+        plm: FrozenPLM,
+        weight: float = 1.0,
+        compress_factor: int = 2,
+        modalities: Optional[Sequence[str]] = None,
+        pseudo_labels: bool = False,
+    ):
         super().__init__()
         if weight < 0:
             raise ValueError(f"comat_conf.weight must be >= 0, got {weight}")
@@ -171,18 +190,22 @@ class COMATLoss(nn.Module):
     def applies_to(self, modality: str) -> bool:
         return self.modalities is None or modality in self.modalities
 
-    def forward(self, enc: torch.Tensor, enc_lengths: torch.Tensor, text: torch.Tensor,
-                text_lengths: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    def forward(
+        self, enc: torch.Tensor, enc_lengths: torch.Tensor, text: torch.Tensor, text_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """``(loss, {"loss_comat": ..., "comat_skipped": ...})``; the loss is the mean over
         feasible utterances (0, with the statistic NaN, when there is none)."""
         target, target_lengths = self.plm(text, text_lengths)
         compressed, compressed_lengths = self.compressor(enc, enc_lengths)
-        distance, feasible = aligned_cosine_distance(compressed, compressed_lengths, target.to(compressed.dtype),
-                                                     target_lengths.to(compressed_lengths.device))
+        distance, feasible = aligned_cosine_distance(
+            compressed, compressed_lengths, target.to(compressed.dtype), target_lengths.to(compressed_lengths.device)
+        )
         n = feasible.sum()
         loss = distance.sum() / n.clamp(min=1)
-        stats = {"loss_comat": loss.detach() if bool(n > 0) else torch.tensor(float("nan")),
-                 "comat_skipped": 1.0 - feasible.float().mean().detach()}
+        stats = {
+            "loss_comat": loss.detach() if bool(n > 0) else torch.tensor(float("nan")),
+            "comat_skipped": 1.0 - feasible.float().mean().detach(),
+        }
         return loss, stats
 
 
@@ -192,7 +215,12 @@ def build_comat(comat_conf: dict, token_list: Sequence[str], encoder_output_size
     if unknown:
         raise ValueError(f"comat_conf: unknown keys {unknown}; known: {list(COMAT_CONF_KEYS)}")
     conf = dict(comat_conf)
-    plm = build_frozen_plm(conf.pop("plm", "espnet_lm"), token_list, lm_train_config=conf.pop("lm_train_config", None),
-                           lm_file=conf.pop("lm_file", None), hf_dir=conf.pop("hf_dir", None),
-                           output_size=conf.pop("plm_dim", None))
+    plm = build_frozen_plm(
+        conf.pop("plm", "espnet_lm"),
+        token_list,
+        lm_train_config=conf.pop("lm_train_config", None),
+        lm_file=conf.pop("lm_file", None),
+        hf_dir=conf.pop("hf_dir", None),
+        output_size=conf.pop("plm_dim", None),
+    )
     return COMATLoss(encoder_output_size, plm, **conf)

@@ -19,6 +19,7 @@ The PLM is frozen and kept *outside* the module tree (:class:`FrozenPLM`): its w
 not in the checkpoint, the optimiser, DDP's buckets, or the EMA teacher's copy, and it is
 loaded at the first training step, so building the model for inference never reads it.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -92,8 +93,9 @@ def espnet_lm_output_size(lm_train_config: PathLike) -> int:
     raise ValueError(f"COMAT: lm {kind!r} of {lm_train_config} is neither transformer nor seq_rnn")
 
 
-def load_espnet_lm_encoder(lm_train_config: PathLike, lm_file: Optional[PathLike],
-                           token_list: Sequence[str]) -> ESPnetLMEncoder:
+def load_espnet_lm_encoder(
+    lm_train_config: PathLike, lm_file: Optional[PathLike], token_list: Sequence[str]
+) -> ESPnetLMEncoder:
     """The frozen hidden-state reader of a stage-7 LM; its token list must be the model's."""
     lm = load_lm(lm_train_config, lm_file, token_list)
     return ESPnetLMEncoder(lm, sos=len(token_list) - 1)
@@ -132,8 +134,14 @@ def words_to_pieces(words: Sequence[Sequence[str]], tokenizer) -> dict:
     ``tokenizer`` is a Hugging Face tokenizer (``is_split_into_words`` keeps our word
     boundaries; ``return_special_tokens_mask`` lets the caller drop [CLS]/[SEP]).
     """
-    return tokenizer([list(w) for w in words], is_split_into_words=True, padding=True, truncation=True,
-                     return_tensors="pt", return_special_tokens_mask=True)
+    return tokenizer(
+        [list(w) for w in words],
+        is_split_into_words=True,
+        padding=True,
+        truncation=True,
+        return_tensors="pt",
+        return_special_tokens_mask=True,
+    )
 
 
 def pack_rows(hidden: torch.Tensor, keep: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -160,8 +168,9 @@ class HFEncoder(PLMEncoder):
         words = [tokens_to_words(row[: int(n)].tolist(), self.token_list) for row, n in zip(text, text_lengths)]
         batch = words_to_pieces(words, self.tokenizer)
         device = text.device
-        hidden = self.model(input_ids=batch["input_ids"].to(device),
-                            attention_mask=batch["attention_mask"].to(device)).last_hidden_state
+        hidden = self.model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        ).last_hidden_state
         keep = (batch["special_tokens_mask"] == 0) & (batch["attention_mask"] == 1)
         return pack_rows(hidden, keep.to(device))
 
@@ -169,9 +178,11 @@ class HFEncoder(PLMEncoder):
 def _require_dir(path: PathLike) -> Path:
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"COMAT: the pre-trained language model directory {str(path)!r} does not exist "
-                                "(comat_conf.hf_dir must be a local directory saved with save_pretrained; "
-                                "nothing is downloaded)")
+        raise FileNotFoundError(
+            f"COMAT: the pre-trained language model directory {str(path)!r} does not exist "
+            "(comat_conf.hf_dir must be a local directory saved with save_pretrained; "
+            "nothing is downloaded)"
+        )
     return path
 
 
@@ -179,8 +190,10 @@ def _import_transformers():
     try:
         import transformers
     except ImportError as e:
-        raise ImportError("COMAT with plm: hf needs the optional 'transformers' package: "
-                          "pip install 'espnet_usr2[comat]' (or use plm: espnet_lm)") from e
+        raise ImportError(
+            "COMAT with plm: hf needs the optional 'transformers' package: "
+            "pip install 'espnet_usr2[comat]' (or use plm: espnet_lm)"
+        ) from e
     return transformers
 
 
@@ -223,8 +236,10 @@ class FrozenPLM:
         if self.module is None:
             module = self.loader()
             if module.output_size != self.output_size:
-                raise ValueError(f"COMAT: {self.description} has hidden size {module.output_size}, its config "
-                                 f"said {self.output_size}")
+                raise ValueError(
+                    f"COMAT: {self.description} has hidden size {module.output_size}, its config "
+                    f"said {self.output_size}"
+                )
             module.eval()
             for p in module.parameters():
                 p.requires_grad_(False)
@@ -240,9 +255,14 @@ class FrozenPLM:
         return self
 
 
-def build_frozen_plm(plm: str, token_list: Sequence[str], lm_train_config: Optional[PathLike] = None,
-                     lm_file: Optional[PathLike] = None, hf_dir: Optional[PathLike] = None,
-                     output_size: Optional[int] = None) -> FrozenPLM:
+def build_frozen_plm(
+    plm: str,
+    token_list: Sequence[str],
+    lm_train_config: Optional[PathLike] = None,
+    lm_file: Optional[PathLike] = None,
+    hf_dir: Optional[PathLike] = None,
+    output_size: Optional[int] = None,
+) -> FrozenPLM:
     """The PLM of ``comat_conf``: its weights are read at first use, its hidden size now.
 
     ``output_size`` None: the size comes from the PLM's config file, which must exist (a
@@ -251,21 +271,28 @@ def build_frozen_plm(plm: str, token_list: Sequence[str], lm_train_config: Optio
     """
     if plm == "espnet_lm":
         if lm_train_config is None:
-            raise ValueError("COMAT with plm: espnet_lm needs comat_conf.lm_train_config (and lm_file), "
-                             "e.g. the config.yaml and valid.loss.best.pth of usr2.sh stage 7")
+            raise ValueError(
+                "COMAT with plm: espnet_lm needs comat_conf.lm_train_config (and lm_file), "
+                "e.g. the config.yaml and valid.loss.best.pth of usr2.sh stage 7"
+            )
         if output_size is None:
             for name, path in (("lm_train_config", lm_train_config), ("lm_file", lm_file)):
                 if path is not None and not Path(path).is_file():
                     raise FileNotFoundError(f"COMAT: comat_conf.{name} {str(path)!r} does not exist")
             output_size = espnet_lm_output_size(lm_train_config)
-        return FrozenPLM(lambda: load_espnet_lm_encoder(lm_train_config, lm_file, token_list), output_size,
-                         f"ESPnet LM {lm_train_config}")
+        return FrozenPLM(
+            lambda: load_espnet_lm_encoder(lm_train_config, lm_file, token_list),
+            output_size,
+            f"ESPnet LM {lm_train_config}",
+        )
     if plm == "hf":
         if hf_dir is None:
             raise ValueError("COMAT with plm: hf needs comat_conf.hf_dir, a local save_pretrained directory")
-        return FrozenPLM(lambda: load_hf_encoder(hf_dir, token_list),
-                         hf_output_size(hf_dir) if output_size is None else output_size,
-                         f"Hugging Face model {hf_dir}")
+        return FrozenPLM(
+            lambda: load_hf_encoder(hf_dir, token_list),
+            hf_output_size(hf_dir) if output_size is None else output_size,
+            f"Hugging Face model {hf_dir}",
+        )
     raise ValueError(f"COMAT: comat_conf.plm must be one of {PLM_KINDS}, got {plm!r}")
 
 

@@ -8,6 +8,7 @@ this subclass replaces its single output layer by one projection per modality wh
 be a sequence of modality names when the batch is the concatenation of equally sized
 chunks, one per modality (the model runs the three streams through the decoder at once).
 """
+
 from __future__ import annotations
 
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
@@ -94,9 +95,13 @@ class USR2TransformerDecoder(TransformerDecoder):
             return (logits, hidden), olens
         return logits, olens
 
-    def forward_modalities(self, encoded: Mapping[str, Tuple[torch.Tensor, torch.Tensor]], ys_in: torch.Tensor,
-                           ys_in_lens: torch.Tensor, heads: Optional[Mapping[str, nn.Module]] = None
-                           ) -> List[torch.Tensor]:
+    def forward_modalities(
+        self,
+        encoded: Mapping[str, Tuple[torch.Tensor, torch.Tensor]],
+        ys_in: torch.Tensor,
+        ys_in_lens: torch.Tensor,
+        heads: Optional[Mapping[str, nn.Module]] = None,
+    ) -> List[torch.Tensor]:
         """Logits of every modality's encoding ``{m: (enc, lens)}`` for the same decoder input,
         in one pass over the stacked batch; ``heads`` replace the output projections."""
         modalities = list(encoded)

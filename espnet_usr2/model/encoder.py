@@ -5,6 +5,7 @@ ESPnet's "latest" rel-pos attention), LayerScale (Touvron et al., 2021; initiali
 and drop path (stochastic depth per sample). The same weights encode the video, audio and
 audio-visual streams; the model stacks the three along the batch and runs this once.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Tuple
@@ -57,9 +58,17 @@ class LayerScale(nn.Module):
 class RelPosEncoderLayer(nn.Module):
     """x + DropPath(LS(MHSA_rel(LN(x)))), then x + DropPath(LS(FFN(LN(x))))."""
 
-    def __init__(self, size: int, heads: int, linear_units: int, dropout_rate: float,
-                 attention_dropout_rate: float, drop_path_rate: float, layer_scale_init: float,
-                 activation: str):
+    def __init__(
+        self,
+        size: int,
+        heads: int,
+        linear_units: int,
+        dropout_rate: float,
+        attention_dropout_rate: float,
+        drop_path_rate: float,
+        layer_scale_init: float,
+        activation: str,
+    ):
         super().__init__()
         self.norm_attn = LayerNorm(size)
         self.attn = RelPositionMultiHeadedAttention(heads, size, attention_dropout_rate)
@@ -111,8 +120,16 @@ class RelPosTransformerEncoder(AbsEncoder):
         self.pos_enc = RelPositionalEncoding(output_size, positional_dropout_rate)
         rates = _drop_path_rates(drop_path_rate, num_blocks, drop_path_schedule)
         self.blocks = nn.ModuleList(
-            RelPosEncoderLayer(output_size, attention_heads, linear_units, dropout_rate,
-                               attention_dropout_rate, rate, layer_scale_init, activation)
+            RelPosEncoderLayer(
+                output_size,
+                attention_heads,
+                linear_units,
+                dropout_rate,
+                attention_dropout_rate,
+                rate,
+                layer_scale_init,
+                activation,
+            )
             for rate in rates
         )
         self.after_norm = LayerNorm(output_size)

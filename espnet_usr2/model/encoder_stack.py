@@ -17,6 +17,7 @@ of fine-tuning), given by the caller (pre-training's span masks), or none. Maske
 frames are zero *after* the frontend's pixel normalisation (the mean grey), as USR masks
 them; masked audio samples are zero.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -47,9 +48,15 @@ class EncoderStack(nn.Module):
             is trimmed away; a larger one is an error naming the batch position.
     """
 
-    def __init__(self, audio_frontend: AbsModalityFrontend, video_frontend: AbsModalityFrontend,
-                 fusion: ConcatProjectionFusion, encoder: AbsEncoder, augmentation: StudentAugmentation,
-                 av_length_tolerance: float = 2.0):
+    def __init__(
+        self,
+        audio_frontend: AbsModalityFrontend,
+        video_frontend: AbsModalityFrontend,
+        fusion: ConcatProjectionFusion,
+        encoder: AbsEncoder,
+        augmentation: StudentAugmentation,
+        av_length_tolerance: float = 2.0,
+    ):
         super().__init__()
         self.audio_frontend = audio_frontend
         self.video_frontend = video_frontend
@@ -65,13 +72,26 @@ class EncoderStack(nn.Module):
     def encoder_stack(self) -> "EncoderStack":
         """A plain stack sharing this network's frontends, projections and encoder (what a
         pre-training teacher copies: the stack without anything the subclass adds)."""
-        return EncoderStack(self.audio_frontend, self.video_frontend, self.fusion, self.encoder, self.augmentation,
-                            self.av_length_tolerance)
+        return EncoderStack(
+            self.audio_frontend,
+            self.video_frontend,
+            self.fusion,
+            self.encoder,
+            self.augmentation,
+            self.av_length_tolerance,
+        )
 
-    def project(self, speech: Optional[torch.Tensor] = None, speech_lengths: Optional[torch.Tensor] = None,
-                video: Optional[torch.Tensor] = None, video_lengths: Optional[torch.Tensor] = None,
-                modalities: Sequence[str] = ("av",), augment: bool = False, time_masking: bool = True,
-                masks: Optional[TimeMasks] = None) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+    def project(
+        self,
+        speech: Optional[torch.Tensor] = None,
+        speech_lengths: Optional[torch.Tensor] = None,
+        video: Optional[torch.Tensor] = None,
+        video_lengths: Optional[torch.Tensor] = None,
+        modalities: Sequence[str] = ("av",),
+        augment: bool = False,
+        time_masking: bool = True,
+        masks: Optional[TimeMasks] = None,
+    ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
         """The projected input of each requested stream ``{m: (B, T, d)}`` and the lengths (B,).
 
         Args:
@@ -108,25 +128,40 @@ class EncoderStack(nn.Module):
             video_feats, audio_feats = video_feats[:, :n_frames], audio_feats[:, :n_frames]
         return self.fusion(video_feats, audio_feats, modalities), lengths
 
-    def encode(self, speech: Optional[torch.Tensor] = None, speech_lengths: Optional[torch.Tensor] = None,
-               video: Optional[torch.Tensor] = None, video_lengths: Optional[torch.Tensor] = None,
-               modalities: Sequence[str] = ("v", "a", "av"), augment: bool = False, time_masking: bool = True,
-               masks: Optional[TimeMasks] = None) -> Encoded:
+    def encode(
+        self,
+        speech: Optional[torch.Tensor] = None,
+        speech_lengths: Optional[torch.Tensor] = None,
+        video: Optional[torch.Tensor] = None,
+        video_lengths: Optional[torch.Tensor] = None,
+        modalities: Sequence[str] = ("v", "a", "av"),
+        augment: bool = False,
+        time_masking: bool = True,
+        masks: Optional[TimeMasks] = None,
+    ) -> Encoded:
         """``{m: (enc (B, T', d), enc_lengths (B,))}`` from one stacked encoder pass; arguments
         as :meth:`project`. T' is the video frame count (audio and video trimmed to agree)."""
         modalities = canonical_modalities(modalities)
-        projected, lengths = self.project(speech, speech_lengths, video, video_lengths, modalities, augment,
-                                          time_masking, masks)
+        projected, lengths = self.project(
+            speech, speech_lengths, video, video_lengths, modalities, augment, time_masking, masks
+        )
         stacked = torch.cat([projected[m] for m in modalities], dim=0)
         enc, _, _ = self.encoder(stacked, lengths.repeat(len(modalities)))
         return {m: (chunk, lengths) for m, chunk in zip(modalities, enc.chunk(len(modalities), dim=0))}
 
-    def block_outputs(self, speech: Optional[torch.Tensor] = None, speech_lengths: Optional[torch.Tensor] = None,
-                      video: Optional[torch.Tensor] = None, video_lengths: Optional[torch.Tensor] = None,
-                      modality: str = "av", augment: bool = False) -> Tuple[List[torch.Tensor], torch.Tensor]:
+    def block_outputs(
+        self,
+        speech: Optional[torch.Tensor] = None,
+        speech_lengths: Optional[torch.Tensor] = None,
+        video: Optional[torch.Tensor] = None,
+        video_lengths: Optional[torch.Tensor] = None,
+        modality: str = "av",
+        augment: bool = False,
+    ) -> Tuple[List[torch.Tensor], torch.Tensor]:
         """The output of every encoder block (before the final norm) for one unmasked stream."""
-        projected, lengths = self.project(speech, speech_lengths, video, video_lengths, (modality,), augment,
-                                          time_masking=False)
+        projected, lengths = self.project(
+            speech, speech_lengths, video, video_lengths, (modality,), augment, time_masking=False
+        )
         return self.encoder.block_outputs(projected[modality], lengths), lengths
 
 

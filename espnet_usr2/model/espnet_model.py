@@ -12,6 +12,7 @@ with lambda = ``ctc_weight`` (0.1), label smoothing 0.1 and w_v = 0.3, w_a = w_a
 The three streams are stacked along the batch dimension and go through the encoder and
 the decoder in one pass each.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -129,9 +130,11 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         self.ctc = nn.ModuleDict({m: CTC(vocab_size, d_model, **(ctc_conf or {})) for m in ctc_names})
         self.criterion_att = LabelSmoothingCrossEntropy(vocab_size, ignore_id, lsm_weight, length_normalized_loss)
         self.error_calculator = (
-            ErrorCalculator(self.token_list, sym_space or word_boundary_symbol(self.token_list), sym_blank,
-                            report_cer, report_wer)
-            if report_cer or report_wer else None
+            ErrorCalculator(
+                self.token_list, sym_space or word_boundary_symbol(self.token_list), sym_blank, report_cer, report_wer
+            )
+            if report_cer or report_wer
+            else None
         )
         # semi-supervised training (paper Sec. 3-4): set by attach_semi_supervised()
         self.teacher: Optional[EMATeacher] = None
@@ -178,14 +181,17 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         if self.teacher is not None:
             raise RuntimeError("a teacher is already attached")
         if self.comat is not None and self.comat.pseudo_labels and not getattr(objective, "supports_comat", False):
-            raise ValueError(f"comat_conf.pseudo_labels needs collapsed CTC pseudo-labels (semi: usr2); "
-                             f"{type(objective).__name__} has none")
+            raise ValueError(
+                f"comat_conf.pseudo_labels needs collapsed CTC pseudo-labels (semi: usr2); "
+                f"{type(objective).__name__} has none"
+            )
         teacher = EMATeacher(self, **(teacher_conf or {}))
         self.unlabelled_objective = objective
         self.teacher = teacher
 
-    def comat_pseudo_label_loss(self, m: str, enc: torch.Tensor, enc_lengths: torch.Tensor, tokens: torch.Tensor,
-                                lengths: torch.Tensor) -> Tuple[Optional[torch.Tensor], Dict[str, torch.Tensor]]:
+    def comat_pseudo_label_loss(
+        self, m: str, enc: torch.Tensor, enc_lengths: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor
+    ) -> Tuple[Optional[torch.Tensor], Dict[str, torch.Tensor]]:
         """``weight * L_comat^m`` with the PLM reading pseudo-labels (rows with length 0 are left
         out), and its statistics; ``(None, {})`` unless ``comat_conf.pseudo_labels`` is on for ``m``.
         Called by the unlabelled objective (``USR2Objective``)."""
@@ -213,8 +219,16 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
     ) -> Encoded:
         """:meth:`EncoderStack.encode` with this model's defaults: ``modalities`` the ones it
         trains (``self.modalities``), ``augment`` (the student view) while training."""
-        return super().encode(speech, speech_lengths, video, video_lengths, modalities or self.modalities,
-                              self.training if augment is None else augment, time_masking, masks)
+        return super().encode(
+            speech,
+            speech_lengths,
+            video,
+            video_lengths,
+            modalities or self.modalities,
+            self.training if augment is None else augment,
+            time_masking,
+            masks,
+        )
 
     # ------------------------------------------------------------------ losses
     def forward(
@@ -249,8 +263,10 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             steps), and the batch size B, gathered for ESPnet's trainer.
         """
         if text is None or text_lengths is None:
-            raise ValueError("training needs 'text' (the transcripts; empty for unlabelled utterances): add "
-                             "--train_data_path_and_name_and_type <dir>/text,text,text")
+            raise ValueError(
+                "training needs 'text' (the transcripts; empty for unlabelled utterances): add "
+                "--train_data_path_and_name_and_type <dir>/text,text,text"
+            )
         batch = dict(speech=speech, speech_lengths=speech_lengths, video=video, video_lengths=video_lengths)
         is_labelled = _labelled_mask(labelled, text_lengths)
         if bool(is_labelled.all()):
@@ -299,14 +315,18 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             if self.comat is not None and not self.comat.pseudo_labels:
                 unused = unused + self.comat.unused_zero()
             sup_losses = {m: loss + unused for m, loss in sup_losses.items()}
-            stats = {f"{k}_{m}": torch.tensor(float("nan"))
-                     for m in self.modalities for k in self._supervised_stat_names(m)}
+            stats = {
+                f"{k}_{m}": torch.tensor(float("nan")) for m in self.modalities for k in self._supervised_stat_names(m)
+            }
         if not self.teacher.is_initialized:  # the first semi-supervised step
             self.unlabelled_objective.start_from(self)
         self.ensure_teacher_initialized()
         unl_losses, unl_stats = self.unlabelled_objective(
-            student=self, teacher=self.teacher.model, step=self.teacher.steps_done,
-            total_steps=self.teacher.schedule_steps, **_select(batch, ~is_labelled),
+            student=self,
+            teacher=self.teacher.model,
+            step=self.teacher.steps_done,
+            total_steps=self.teacher.schedule_steps,
+            **_select(batch, ~is_labelled),
         )
         stats.update(unl_stats)
         stats["ema_momentum"] = torch.tensor(self.teacher.current_momentum())
@@ -334,8 +354,9 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
     def _weighted_sum(self, losses: Dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(self.modality_weights[m] * losses[m] for m in losses)
 
-    def supervised_losses(self, encoded: Encoded, text: torch.Tensor,
-                          text_lengths: torch.Tensor) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
+    def supervised_losses(
+        self, encoded: Encoded, text: torch.Tensor, text_lengths: torch.Tensor
+    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
         """L_lab^m = lambda CTC_m + (1 - lambda) CE_m per modality, and statistics."""
         modalities = list(encoded)
         att_logits = self._decoder_logits(encoded, text, text_lengths)
@@ -363,7 +384,9 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         ys_in, _ = add_sos_eos(text, self.sos, self.eos, self.ignore_id)
         return self.decoder.forward_modalities(encoded, ys_in, text_lengths + 1)
 
-    def _error_rates(self, m: str, enc: torch.Tensor, logits: torch.Tensor, text: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def _error_rates(
+        self, m: str, enc: torch.Tensor, logits: torch.Tensor, text: torch.Tensor
+    ) -> Dict[str, torch.Tensor]:
         """Greedy CER of the CTC head and CER / WER of the decoder argmax (validation only)."""
         ctc_hyp = self.ctc_head(m).argmax(enc).cpu()
         cer_ctc = self.error_calculator(ctc_hyp, text.cpu(), is_ctc=True)

@@ -11,6 +11,7 @@
 
 Both map a padded batch to ``(B, T, 512)`` features at 25 fps plus lengths.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -86,8 +87,9 @@ class ResNet1DAudioFrontend(AbsModalityFrontend):
         if (stem_kernel - stem_stride) % 2:
             raise ValueError("stem_kernel - stem_stride must be even")
         self.stem = nn.Sequential(
-            nn.Conv1d(1, channels[0], stem_kernel, stride=stem_stride,
-                      padding=(stem_kernel - stem_stride) // 2, bias=False),
+            nn.Conv1d(
+                1, channels[0], stem_kernel, stride=stem_stride, padding=(stem_kernel - stem_stride) // 2, bias=False
+            ),
             nn.BatchNorm1d(channels[0]),
             make_activation(activation, channels[0]),
         )
@@ -154,7 +156,9 @@ class LogMelAudioFrontend(AbsModalityFrontend):
         self.acts = nn.ModuleList()
         ch_in = n_mels
         for _ in range(num_conv_layers):
-            self.convs.append(nn.Sequential(nn.Conv1d(ch_in, channels, 3, padding=1, bias=False), nn.BatchNorm1d(channels)))
+            self.convs.append(
+                nn.Sequential(nn.Conv1d(ch_in, channels, 3, padding=1, bias=False), nn.BatchNorm1d(channels))
+            )
             self.acts.append(make_activation(activation, channels))
             ch_in = channels
         merge = samples_per_frame // hop_length
@@ -171,8 +175,14 @@ class LogMelAudioFrontend(AbsModalityFrontend):
         # zero padding, so a padded utterance gets the same spectrum as alone
         speech = standardize_over_time(speech.float(), speech_lengths)
         spec = torch.stft(
-            speech, self.n_fft, self.hop_length, self.win_length, window=self.window,
-            center=True, pad_mode="constant", return_complex=True,
+            speech,
+            self.n_fft,
+            self.hop_length,
+            self.win_length,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
         )[..., :n_feats]
         power = spec.real**2 + spec.imag**2  # (B, freqs, T)
         feats = torch.log(torch.matmul(power.transpose(1, 2), self.mel_filters) + 1e-6)
@@ -228,8 +238,9 @@ class ResNet3DVideoFrontend(AbsModalityFrontend):
     def output_size(self) -> int:
         return self._output_size
 
-    def forward(self, video: torch.Tensor, video_lengths: torch.Tensor,
-                masked_frames: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, video: torch.Tensor, video_lengths: torch.Tensor, masked_frames: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """video: (B, T, H, W) pixels in [0, 255] -> (B, T, D).
 
         ``masked_frames`` (B, T) bool: time-masked frames, set to 0 *after* the pixel

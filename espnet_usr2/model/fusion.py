@@ -4,6 +4,7 @@ Three linear maps: ``v`` (video -> d), ``a`` (audio -> d) and ``av`` (concat(vid
 -> d). The audio-visual stream is early fusion by concatenation with its own projection,
 as in USR (Haliassos et al., 2024).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -19,11 +20,13 @@ class ConcatProjectionFusion(nn.Module):
 
     def __init__(self, video_size: int, audio_size: int, output_size: int):
         super().__init__()
-        self.proj = nn.ModuleDict({
-            VIDEO: nn.Linear(video_size, output_size),
-            AUDIO: nn.Linear(audio_size, output_size),
-            AUDIOVISUAL: nn.Linear(video_size + audio_size, output_size),
-        })
+        self.proj = nn.ModuleDict(
+            {
+                VIDEO: nn.Linear(video_size, output_size),
+                AUDIO: nn.Linear(audio_size, output_size),
+                AUDIOVISUAL: nn.Linear(video_size + audio_size, output_size),
+            }
+        )
         self._output_size = output_size
 
     def output_size(self) -> int:

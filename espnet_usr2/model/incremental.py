@@ -19,6 +19,7 @@ outside that set (use ``--beam_impl espnet`` then).
 Hypotheses are laid out utterance-major: row ``b * W + w`` is hypothesis ``w`` of
 utterance ``b``.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,12 @@ class UnsupportedDecoderError(NotImplementedError):
 def check_supported(decoder: nn.Module) -> None:
     """Raise :class:`UnsupportedDecoderError` naming the first unsupported feature."""
     embed = getattr(decoder, "embed", None)
-    if not (isinstance(embed, nn.Sequential) and len(embed) == 2 and isinstance(embed[0], nn.Embedding)
-            and type(embed[1]) is PositionalEncoding):
+    if not (
+        isinstance(embed, nn.Sequential)
+        and len(embed) == 2
+        and isinstance(embed[0], nn.Embedding)
+        and type(embed[1]) is PositionalEncoding
+    ):
         raise UnsupportedDecoderError("the fast decoder needs input_layer='embed' with absolute PositionalEncoding")
     if not decoder.normalize_before:
         raise UnsupportedDecoderError("the fast decoder needs normalize_before=True")
@@ -59,8 +64,9 @@ def check_supported(decoder: nn.Module) -> None:
             elif not isinstance(att.q_norm, nn.Identity):
                 problems.append(f"{name} with q/k norm")
         if problems:
-            raise UnsupportedDecoderError(f"decoder layer {i}: {', '.join(problems)} is not supported "
-                                          f"by the fast path; use --beam_impl espnet")
+            raise UnsupportedDecoderError(
+                f"decoder layer {i}: {', '.join(problems)} is not supported by the fast path; use --beam_impl espnet"
+            )
 
 
 def _heads(x: torch.Tensor, att: MultiHeadedAttention) -> torch.Tensor:
@@ -71,8 +77,9 @@ def _heads(x: torch.Tensor, att: MultiHeadedAttention) -> torch.Tensor:
 class IncrementalDecoder:
     """Decoder state for ``B`` utterances x ``W`` hypotheses; :meth:`step` adds one token."""
 
-    def __init__(self, decoder: nn.Module, memory: torch.Tensor, memory_lengths: torch.Tensor,
-                 modality: str, hyps_per_utt: int):
+    def __init__(
+        self, decoder: nn.Module, memory: torch.Tensor, memory_lengths: torch.Tensor, modality: str, hyps_per_utt: int
+    ):
         check_supported(decoder)
         self.decoder = decoder
         self.head = decoder.output_head(modality) if hasattr(decoder, "output_head") else decoder.output_layer
@@ -116,7 +123,7 @@ class IncrementalDecoder:
         emb, pos = self.decoder.embed[0], self.decoder.embed[1]
         x = emb(tokens[:, None])
         pos.extend_pe(torch.empty(1, self.position + 1, device=x.device, dtype=x.dtype))
-        return x * pos.xscale + pos.pe[:, self.position: self.position + 1]
+        return x * pos.xscale + pos.pe[:, self.position : self.position + 1]
 
     def _self_attention(self, i: int, att: MultiHeadedAttention, h: torch.Tensor) -> torch.Tensor:
         q = _heads(att.linear_q(h), att)

@@ -26,6 +26,7 @@ of an EMA teacher's audio-visual features.
 
 No text is read: the model trains on audio-visual data alone.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,16 +64,31 @@ class MaskedPredictor(nn.Module):
     drop path, as USR's predictor.
     """
 
-    def __init__(self, input_size: int, output_size: int, hidden_size: int = 512, attention_heads: int = 8,
-                 linear_units: int = 2048, num_blocks: int = 2, dropout_rate: float = 0.1,
-                 attention_dropout_rate: float = 0.1, mask_token_init_std: float = 0.02):
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int = 512,
+        attention_heads: int = 8,
+        linear_units: int = 2048,
+        num_blocks: int = 2,
+        dropout_rate: float = 0.1,
+        attention_dropout_rate: float = 0.1,
+        mask_token_init_std: float = 0.02,
+    ):
         super().__init__()
         self.embed = nn.Linear(input_size, hidden_size)
         self.mask_token = nn.Parameter(torch.randn(hidden_size) * mask_token_init_std)
         self.blocks = RelPosTransformerEncoder(
-            output_size=hidden_size, attention_heads=attention_heads, linear_units=linear_units,
-            num_blocks=num_blocks, dropout_rate=dropout_rate, positional_dropout_rate=dropout_rate,
-            attention_dropout_rate=attention_dropout_rate, drop_path_rate=0.0, layer_scale_init=0.0,
+            output_size=hidden_size,
+            attention_heads=attention_heads,
+            linear_units=linear_units,
+            num_blocks=num_blocks,
+            dropout_rate=dropout_rate,
+            positional_dropout_rate=dropout_rate,
+            attention_dropout_rate=attention_dropout_rate,
+            drop_path_rate=0.0,
+            layer_scale_init=0.0,
         )
         self.out = nn.Linear(hidden_size, output_size)
 
@@ -97,8 +113,9 @@ def instance_normalise(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5
     return (x - mean) * torch.rsqrt(var + eps) * valid
 
 
-def layer_averaged_targets(block_outputs: List[torch.Tensor], lengths: torch.Tensor,
-                           eps: float = 1e-5) -> Tuple[torch.Tensor, torch.Tensor]:
+def layer_averaged_targets(
+    block_outputs: List[torch.Tensor], lengths: torch.Tensor, eps: float = 1e-5
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """USR's targets: the mean of the blocks' outputs, instance-normalised; also the raw mean."""
     average = torch.stack(block_outputs).mean(0)
     return instance_normalise(average, lengths, eps), average
@@ -189,10 +206,16 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
     # ------------------------------------------------------------------ masks and targets
     def draw_masks(self, lengths: torch.Tensor, max_len: int) -> Dict[str, torch.Tensor]:
         """(B, T) bool masks of the video and audio streams (True: masked)."""
-        audio = span_mask(lengths, max_len, self.mask_prob[AUDIO], self.mask_length, self.min_masks,
-                          self.require_same_masks)
-        video = audio if self.shared_mask else span_mask(
-            lengths, max_len, self.mask_prob[VIDEO], self.mask_length, self.min_masks, self.require_same_masks)
+        audio = span_mask(
+            lengths, max_len, self.mask_prob[AUDIO], self.mask_length, self.min_masks, self.require_same_masks
+        )
+        video = (
+            audio
+            if self.shared_mask
+            else span_mask(
+                lengths, max_len, self.mask_prob[VIDEO], self.mask_length, self.min_masks, self.require_same_masks
+            )
+        )
         return {VIDEO: video, AUDIO: audio}
 
     @torch.no_grad()
@@ -223,14 +246,18 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         """
         for name, x, lengths in (("video", video, video_lengths), ("speech", speech, speech_lengths)):
             if x is None or lengths is None:
-                raise ValueError(f"pre-training needs '{name}' (audio-visual data): add a {name} file to "
-                                 f"--train_data_path_and_name_and_type / --valid_data_path_and_name_and_type")
+                raise ValueError(
+                    f"pre-training needs '{name}' (audio-visual data): add a {name} file to "
+                    f"--train_data_path_and_name_and_type / --valid_data_path_and_name_and_type"
+                )
         self.ensure_teacher_initialized()
         view = self.augmentation.crop_and_flip(video, augment=self.training)
         targets, raw, lengths = self.targets(view, video_lengths, speech, speech_lengths)
         masks = self.draw_masks(video_lengths, view.size(1))
-        student_masks = TimeMasks(video=masks[VIDEO],  # zero after the frontend's normalisation, as USR
-                                  audio=frames_to_samples(masks[AUDIO], self.samples_per_frame, speech.size(1)))
+        student_masks = TimeMasks(
+            video=masks[VIDEO],  # zero after the frontend's normalisation, as USR
+            audio=frames_to_samples(masks[AUDIO], self.samples_per_frame, speech.size(1)),
+        )
         encoded = self.encode(speech, speech_lengths, view, video_lengths, MODALITIES, masks=student_masks)
         n_frames = targets.size(1)
         valid = valid_mask(lengths, n_frames)
@@ -238,8 +265,9 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         loss_masks[AUDIOVISUAL] = loss_masks[VIDEO] | loss_masks[AUDIO]
 
         token_mask = torch.cat([loss_masks[m] for m in MODALITIES])
-        predictions = self.predictor(torch.cat([encoded[m][0] for m in MODALITIES]), lengths.repeat(len(MODALITIES)),
-                                     token_mask).chunk(len(MODALITIES), dim=0)
+        predictions = self.predictor(
+            torch.cat([encoded[m][0] for m in MODALITIES]), lengths.repeat(len(MODALITIES)), token_mask
+        ).chunk(len(MODALITIES), dim=0)
         loss = 0.0
         stats: Dict[str, torch.Tensor] = {}
         for m, prediction in zip(MODALITIES, predictions):
@@ -283,13 +311,16 @@ class USR2PretrainModel(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             return None
         target_std = sum(values) / len(values)
         if not math.isfinite(target_std) or target_std < self.collapse_threshold:
-            log.warning(f"pre-training targets are COLLAPSING: target_std {target_std:.4g} < "
-                        f"{self.collapse_threshold} (std of the teacher's normalised layer-averaged features over "
-                        "time and batch; 1 when healthy): the teacher gives nearly constant targets -- lower the "
-                        "lr, raise the teacher momentum or check the data")
+            log.warning(
+                f"pre-training targets are COLLAPSING: target_std {target_std:.4g} < "
+                f"{self.collapse_threshold} (std of the teacher's normalised layer-averaged features over "
+                "time and batch; 1 when healthy): the teacher gives nearly constant targets -- lower the "
+                "lr, raise the teacher momentum or check the data"
+            )
         else:
-            log.info(f"pre-training collapse check: target_std {target_std:.4g} (warns below "
-                     f"{self.collapse_threshold})")
+            log.info(
+                f"pre-training collapse check: target_std {target_std:.4g} (warns below {self.collapse_threshold})"
+            )
         return target_std
 
     def collect_feats(self, **kwargs) -> Dict[str, torch.Tensor]:
@@ -315,5 +346,7 @@ def target_spread(targets: torch.Tensor, raw: torch.Tensor, valid: torch.Tensor)
     if int(valid.sum()) < 2:
         nan = torch.tensor(float("nan"))
         return {"target_std": nan, "target_raw_std": nan}
-    return {"target_std": targets[valid].float().std(0).mean().detach(),
-            "target_raw_std": raw[valid].float().std(0).mean().detach()}
+    return {
+        "target_std": targets[valid].float().std(0).mean().detach(),
+        "target_raw_std": raw[valid].float().std(0).mean().detach(),
+    }

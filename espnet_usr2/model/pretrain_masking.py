@@ -21,6 +21,7 @@ over its valid frames:
 The audio mask is a frame mask too: a masked frame zeroes its ``samples_per_frame`` audio
 samples (640 at 16 kHz / 25 fps), so audio and video masks are aligned to video frames.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -28,8 +29,15 @@ from typing import Optional
 import torch
 
 
-def span_mask(lengths: torch.Tensor, max_len: int, mask_prob: float, span_length: int, min_spans: int = 1,
-              same_count: bool = False, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def span_mask(
+    lengths: torch.Tensor,
+    max_len: int,
+    mask_prob: float,
+    span_length: int,
+    min_spans: int = 1,
+    same_count: bool = False,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """(B, max_len) bool, True at masked frames (never at padding); see the module docstring."""
     if not 0.0 <= mask_prob <= 1.0:
         raise ValueError(f"mask_prob must be in [0, 1], got {mask_prob}")
@@ -47,8 +55,9 @@ def span_mask(lengths: torch.Tensor, max_len: int, mask_prob: float, span_length
     return mask.to(lengths.device)
 
 
-def _masked_frames(length: int, mask_prob: float, span_length: int, min_spans: int,
-                   generator: Optional[torch.Generator]) -> torch.Tensor:
+def _masked_frames(
+    length: int, mask_prob: float, span_length: int, min_spans: int, generator: Optional[torch.Generator]
+) -> torch.Tensor:
     """The distinct masked frames of one utterance of ``length`` valid frames (sorted)."""
     if length <= 0:
         return torch.zeros(0, dtype=torch.long)
@@ -70,4 +79,3 @@ def frames_to_samples(frame_mask: torch.Tensor, samples_per_frame: int, num_samp
     if samples.size(1) >= num_samples:
         return samples[:, :num_samples]
     return torch.nn.functional.pad(samples, (0, num_samples - samples.size(1)), value=False)
-

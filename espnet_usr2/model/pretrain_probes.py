@@ -12,6 +12,7 @@ projection) and one transformer decoder with an output layer per stream, label s
 its cross-entropy. Utterances without a transcript (length 0) are left out; a batch without
 any gives NaN statistics and a zero loss that still reaches every probe parameter (DDP).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Mapping, Tuple
@@ -41,20 +42,29 @@ class SupervisedProbes(nn.Module):
         lsm_weight: label smoothing of the decoder's cross-entropy (USR: 0.1).
     """
 
-    def __init__(self, vocab_size: int, decoder: USR2TransformerDecoder, encoder_output_size: int,
-                 weight: float = 1.0, ctc_dropout: float = 0.1, lsm_weight: float = 0.1):
+    def __init__(
+        self,
+        vocab_size: int,
+        decoder: USR2TransformerDecoder,
+        encoder_output_size: int,
+        weight: float = 1.0,
+        ctc_dropout: float = 0.1,
+        lsm_weight: float = 0.1,
+    ):
         super().__init__()
         if weight < 0:
             raise ValueError(f"probe_conf.weight must be >= 0, got {weight}")
         self.weight = float(weight)
         self.sos = self.eos = vocab_size - 1
-        self.ctc = nn.ModuleDict({m: CTC(vocab_size, encoder_output_size, dropout_rate=ctc_dropout)
-                                  for m in MODALITIES})
+        self.ctc = nn.ModuleDict(
+            {m: CTC(vocab_size, encoder_output_size, dropout_rate=ctc_dropout) for m in MODALITIES}
+        )
         self.decoder = decoder
         self.criterion = LabelSmoothingCrossEntropy(vocab_size, -1, lsm_weight, normalize_length=False)
 
-    def forward(self, encoded: Encoded, text: torch.Tensor, text_lengths: torch.Tensor
-                ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    def forward(
+        self, encoded: Encoded, text: torch.Tensor, text_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """``weight * sum_m (CTC_m + CE_m)`` on the detached features, and per-stream statistics."""
         has_text = text_lengths > 0
         if not bool(has_text.any()):

@@ -22,6 +22,7 @@ Facts read from the official code (``ahaliassos/usr2``: ``E2E`` of
   encoder-only, without ``after_norm``, as USR's fine-tuning loads them;
 * sizes (:data:`RELEASED_SIZES`): Base, Base+, Large, Huge, vocabulary 1049.
 """
+
 from __future__ import annotations
 
 import re
@@ -109,8 +110,9 @@ class ReleaseArchitecture:
     def size(self) -> Optional[ReleaseSize]:
         """The released size with these dimensions (encoder-only: the encoder's), or None."""
         for s in RELEASED_SIZES:
-            if (s.adim, s.aheads, s.eunits, s.elayers) == (self.adim, self.aheads, self.eunits, self.elayers) \
-                    and (self.dlayers == 0 or (s.dlayers == self.dlayers and self.dunits == s.eunits)):
+            if (s.adim, s.aheads, s.eunits, s.elayers) == (self.adim, self.aheads, self.eunits, self.elayers) and (
+                self.dlayers == 0 or (s.dlayers == self.dlayers and self.dunits == s.eunits)
+            ):
                 return s
         return None
 
@@ -124,19 +126,25 @@ class ReleaseArchitecture:
 
 def detect_architecture(net: Mapping[str, torch.Tensor], encoder_only: bool = False) -> ReleaseArchitecture:
     """Read the architecture from the shapes of a network state dict (release names)."""
+
     def shape(key: str) -> Tuple[int, ...]:
         if key not in net:
             raise ReleaseCheckpointError(f"the checkpoint has no tensor {key!r}: not a USR / USR 2.0 network")
         return tuple(net[key].shape)
 
     adim, idim = shape("encoder.linear_v.weight")
-    decoder = {} if encoder_only else dict(
-        dlayers=_count_blocks(net, "decoder.decoders."),
-        dunits=shape("decoder.decoders.0.feed_forward.w_1.weight")[0],
-        vocab_size=shape("decoder.embed.0.weight")[0],
+    decoder = (
+        {}
+        if encoder_only
+        else dict(
+            dlayers=_count_blocks(net, "decoder.decoders."),
+            dunits=shape("decoder.decoders.0.feed_forward.w_1.weight")[0],
+            vocab_size=shape("decoder.embed.0.weight")[0],
+        )
     )
     return ReleaseArchitecture(
-        idim=idim, adim=adim,
+        idim=idim,
+        adim=adim,
         aheads=shape("encoder.encoders.0.self_attn.pos_bias_u")[0],
         eunits=shape("encoder.encoders.0.feed_forward.w_1.weight")[0],
         elayers=_count_blocks(net, "encoder.encoders."),
@@ -148,7 +156,7 @@ def detect_architecture(net: Mapping[str, torch.Tensor], encoder_only: bool = Fa
 
 
 def _count_blocks(net: Mapping[str, torch.Tensor], prefix: str) -> int:
-    indices = {int(k[len(prefix):].split(".", 1)[0]) for k in net if k.startswith(prefix)}
+    indices = {int(k[len(prefix) :].split(".", 1)[0]) for k in net if k.startswith(prefix)}
     if not indices or indices != set(range(len(indices))):
         raise ReleaseCheckpointError(f"the checkpoint's blocks {prefix}N are not numbered 0..n-1: {sorted(indices)}")
     return len(indices)
@@ -185,13 +193,15 @@ def load_checkpoint_file(path: PathLike) -> Tensors:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as error:  # noqa: BLE001
-            raise ReleaseCheckpointError(f"{path} is not a PyTorch checkpoint ({type(error).__name__}: {error})") \
-                from safe_error
+            raise ReleaseCheckpointError(
+                f"{path} is not a PyTorch checkpoint ({type(error).__name__}: {error})"
+            ) from safe_error
     state = _state_dict_of(obj)
     if state is None:
         what = f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else type(obj).__name__
-        raise ReleaseCheckpointError(f"{path} holds {what}, not a state dict or a training checkpoint with "
-                                     "'state_dict'")
+        raise ReleaseCheckpointError(
+            f"{path} holds {what}, not a state dict or a training checkpoint with 'state_dict'"
+        )
     return state
 
 
@@ -227,8 +237,9 @@ def strip_wrappers(name: str) -> Tuple[str, str]:
     return ".".join(parts[:i]) + ("." if i else ""), ".".join(parts[i:])
 
 
-def split_release_state(state: Mapping[str, torch.Tensor], encoder_only: bool = False,
-                        source: str = STUDENT) -> ReleaseState:
+def split_release_state(
+    state: Mapping[str, torch.Tensor], encoder_only: bool = False, source: str = STUDENT
+) -> ReleaseState:
     """Pick the network (``source``: the student ``backbone`` or USR's ``target_backbone``).
 
     Raises :class:`ReleaseCheckpointError` listing every tensor that is neither part of the
@@ -260,8 +271,10 @@ def split_release_state(state: Mapping[str, torch.Tensor], encoder_only: bool = 
         else:
             unknown.append(name)
     if unknown:
-        raise ReleaseCheckpointError(f"{len(unknown)} tensor(s) are neither part of a USR / USR 2.0 network nor a "
-                                     f"known part of its training wrapper: {_listing(unknown)}")
+        raise ReleaseCheckpointError(
+            f"{len(unknown)} tensor(s) are neither part of a USR / USR 2.0 network nor a "
+            f"known part of its training wrapper: {_listing(unknown)}"
+        )
     if source == TEACHER and not any(w.endswith(f"{TEACHER}.") for w in prefixes):
         raise ReleaseCheckpointError(f"the checkpoint holds no EMA teacher ({TEACHER}.*) to import")
     if not network:
@@ -271,8 +284,9 @@ def split_release_state(state: Mapping[str, torch.Tensor], encoder_only: bool = 
         network, outside = _encoder_part(network)
         if outside:
             ignored[ENCODER_ONLY_NOTE] += outside
-    return ReleaseState(network=network, prefix=prefixes.most_common(1)[0][0], ignored=dict(ignored),
-                        unlabelled_heads=heads)
+    return ReleaseState(
+        network=network, prefix=prefixes.most_common(1)[0][0], ignored=dict(ignored), unlabelled_heads=heads
+    )
 
 
 def _ignored_label(name: str) -> Optional[str]:
@@ -288,12 +302,14 @@ def _as_network_names(network: Tensors, encoder_only: bool) -> Tensors:
     if heads & set(NETWORK_PARTS):
         stray = sorted(k for k in network if k.split(".", 1)[0] not in NETWORK_PARTS)
         if stray:
-            raise ReleaseCheckpointError(f"tensors outside the network's parts {list(NETWORK_PARTS)}: "
-                                         f"{_listing(stray)}")
+            raise ReleaseCheckpointError(
+                f"tensors outside the network's parts {list(NETWORK_PARTS)}: {_listing(stray)}"
+            )
         return network
     if not encoder_only:
-        raise ReleaseCheckpointError("the checkpoint holds an encoder only (no decoder or CTC heads): "
-                                     "convert it with --encoder_only")
+        raise ReleaseCheckpointError(
+            "the checkpoint holds an encoder only (no decoder or CTC heads): convert it with --encoder_only"
+        )
     return {f"encoder.{k}": v for k, v in network.items()}
 
 
@@ -315,8 +331,14 @@ def _trunk_block(m: "re.Match") -> str:
 
 
 BLOCKS_PER_STAGE = 2  # ResNet-18
-_TRUNK_PARTS = {"conv1": "conv1.0", "bn1": "conv1.1", "conv2": "conv2.0", "bn2": "conv2.1",
-                "downsample.0": "shortcut.0", "downsample.1": "shortcut.1"}
+_TRUNK_PARTS = {
+    "conv1": "conv1.0",
+    "bn1": "conv1.1",
+    "conv2": "conv2.0",
+    "bn2": "conv2.1",
+    "downsample.0": "shortcut.0",
+    "downsample.1": "shortcut.1",
+}
 _BN = r"(?:weight|bias|running_mean|running_var|num_batches_tracked)"
 _LINEAR = r"(?:weight|bias)"
 _ATTN = r"(?:linear_q|linear_k|linear_v|linear_out)\.(?:weight|bias)"
@@ -326,13 +348,21 @@ _RULES: Sequence[Tuple[str, Union[str, Callable]]] = (
     (rf"encoder\.frontend_a\.trunk\.bn1\.({_BN})", r"audio_frontend.stem.1.\1"),
     (r"encoder\.frontend_v\.frontend3D\.0\.(weight)", r"video_frontend.stem.0.\1"),
     (rf"encoder\.frontend_v\.frontend3D\.1\.({_BN})", r"video_frontend.stem.1.\1"),
-    (r"encoder\.frontend_(?P<mod>[av])\.trunk\.layer(?P<stage>[1-4])\.(?P<block>\d+)\."
-     r"(?P<part>conv1|conv2|downsample\.0)\.(?P<rest>weight)", _trunk_block),
-    (rf"encoder\.frontend_(?P<mod>[av])\.trunk\.layer(?P<stage>[1-4])\.(?P<block>\d+)\."
-     rf"(?P<part>bn1|bn2|downsample\.1)\.(?P<rest>{_BN})", _trunk_block),
+    (
+        r"encoder\.frontend_(?P<mod>[av])\.trunk\.layer(?P<stage>[1-4])\.(?P<block>\d+)\."
+        r"(?P<part>conv1|conv2|downsample\.0)\.(?P<rest>weight)",
+        _trunk_block,
+    ),
+    (
+        rf"encoder\.frontend_(?P<mod>[av])\.trunk\.layer(?P<stage>[1-4])\.(?P<block>\d+)\."
+        rf"(?P<part>bn1|bn2|downsample\.1)\.(?P<rest>{_BN})",
+        _trunk_block,
+    ),
     (rf"encoder\.linear_(v|a|av)\.({_LINEAR})", r"fusion.proj.\1.\2"),
-    (rf"encoder\.encoders\.(\d+)\.self_attn\.({_ATTN}|linear_pos\.weight|pos_bias_u|pos_bias_v)",
-     r"encoder.blocks.\1.attn.\2"),
+    (
+        rf"encoder\.encoders\.(\d+)\.self_attn\.({_ATTN}|linear_pos\.weight|pos_bias_u|pos_bias_v)",
+        r"encoder.blocks.\1.attn.\2",
+    ),
     (rf"encoder\.encoders\.(\d+)\.feed_forward\.(w_1|w_2)\.({_LINEAR})", r"encoder.blocks.\1.feed_forward.\2.\3"),
     (rf"encoder\.encoders\.(\d+)\.norm_mha\.({_LINEAR})", r"encoder.blocks.\1.norm_attn.\2"),
     (rf"encoder\.encoders\.(\d+)\.norm_ff\.({_LINEAR})", r"encoder.blocks.\1.norm_ff.\2"),
@@ -341,8 +371,11 @@ _RULES: Sequence[Tuple[str, Union[str, Callable]]] = (
     (rf"encoder\.after_norm\.({_LINEAR})", r"encoder.after_norm.\1"),
     (rf"ctc_(v|a|av)\.ctc_lo\.({_LINEAR})", r"ctc.\1.ctc_lo.\2"),
     (r"decoder\.embed\.0\.weight", "decoder.embed.0.weight"),
-    (rf"decoder\.decoders\.(\d+)\.((?:self_attn|src_attn)\.{_ATTN}|feed_forward\.(?:w_1|w_2)\.{_LINEAR}"
-     rf"|norm[123]\.{_LINEAR})", r"decoder.decoders.\1.\2"),
+    (
+        rf"decoder\.decoders\.(\d+)\.((?:self_attn|src_attn)\.{_ATTN}|feed_forward\.(?:w_1|w_2)\.{_LINEAR}"
+        rf"|norm[123]\.{_LINEAR})",
+        r"decoder.decoders.\1.\2",
+    ),
     (rf"decoder\.after_norm\.({_LINEAR})", r"decoder.after_norm.\1"),
     (rf"decoder\.out_layer_(v|a|av)\.({_LINEAR})", r"decoder.output_layers.\1.\2"),
 )
@@ -358,8 +391,7 @@ def our_name(release_name: str) -> str:
     raise KeyError(release_name)
 
 
-def rename_network(network: Mapping[str, torch.Tensor], encoder_only: bool = False
-                   ) -> Tuple[Tensors, Dict[str, str]]:
+def rename_network(network: Mapping[str, torch.Tensor], encoder_only: bool = False) -> Tuple[Tensors, Dict[str, str]]:
     """``({our name: tensor}, {our name: release name})``; encoder-only drops ``after_norm``.
 
     Raises :class:`ReleaseCheckpointError` listing every tensor no rule places.
@@ -378,8 +410,9 @@ def rename_network(network: Mapping[str, torch.Tensor], encoder_only: bool = Fal
         converted[target] = tensor
         origin[target] = name
     if unplaced:
-        raise ReleaseCheckpointError(f"{len(unplaced)} tensor(s) of the checkpoint have no place in this model: "
-                                     f"{_listing(unplaced)}")
+        raise ReleaseCheckpointError(
+            f"{len(unplaced)} tensor(s) of the checkpoint have no place in this model: {_listing(unplaced)}"
+        )
     return converted, origin
 
 
@@ -403,9 +436,13 @@ def rename_unlabelled_heads(heads: Mapping[str, torch.Tensor]) -> Tuple[Tensors,
     return converted, origin
 
 
-def check_against_model(converted: Mapping[str, torch.Tensor], origin: Mapping[str, str],
-                        expected: Mapping[str, torch.Tensor], required_prefixes: Optional[Sequence[str]] = None,
-                        what: str = "the model") -> None:
+def check_against_model(
+    converted: Mapping[str, torch.Tensor],
+    origin: Mapping[str, str],
+    expected: Mapping[str, torch.Tensor],
+    required_prefixes: Optional[Sequence[str]] = None,
+    what: str = "the model",
+) -> None:
     """Every converted tensor exists in ``expected`` with the same shape, and every tensor of
     ``expected`` (or of its ``required_prefixes`` parts) is provided."""
     extra = sorted(origin[k] for k in converted if k not in expected)
@@ -415,12 +452,14 @@ def check_against_model(converted: Mapping[str, torch.Tensor], origin: Mapping[s
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise ReleaseCheckpointError(
                 f"tensor {origin[key]} (-> {key}) has shape {tuple(tensor.shape)} in the checkpoint but "
-                f"{tuple(expected[key].shape)} in {what}")
+                f"{tuple(expected[key].shape)} in {what}"
+            )
     needed = [k for k in expected if required_prefixes is None or k.startswith(tuple(required_prefixes))]
     missing = [k for k in needed if k not in converted]
     if missing:
-        raise ReleaseCheckpointError(f"{len(missing)} tensor(s) of {what} are not in the checkpoint: "
-                                     f"{_listing(missing)}")
+        raise ReleaseCheckpointError(
+            f"{len(missing)} tensor(s) of {what} are not in the checkpoint: {_listing(missing)}"
+        )
 
 
 def count_parameters(tensors: Mapping[str, torch.Tensor]) -> int:

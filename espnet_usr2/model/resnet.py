@@ -4,6 +4,7 @@ Both frontends of USR / USR 2.0 use the same ResNet-18 layout (four stages of tw
 blocks, 64/128/256/512 channels, strides 1/2/2/2); only the convolution dimensionality and
 kernel size differ. One generic block keeps the two in step.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence

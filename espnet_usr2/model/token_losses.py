@@ -14,6 +14,7 @@ Python float: each is a wait for the GPU, several times a step (issue 23's count
   (test/model/test_token_losses.py).
 * :func:`token_accuracy` -- the share of non-padding positions whose argmax is the target.
 """
+
 from __future__ import annotations
 
 import math

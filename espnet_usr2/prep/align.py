@@ -12,6 +12,7 @@ The steps, all vectorised over the frames of a clip:
    the output crop, giving one 2x3 affine per frame from source pixels to crop pixels,
    so a single ``cv2.warpAffine`` per frame produces the 96x96 crop directly.
 """
+
 from __future__ import annotations
 
 from typing import List, Tuple

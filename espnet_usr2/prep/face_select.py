@@ -20,6 +20,7 @@ its distance, so an imprecise hint never costs the clip.
 Hints are read from a Kaldi-style list ``<uttid> <x> <y>`` (:func:`read_face_hints`);
 utterances without a line are processed as before (one face, the detector's first).
 """
+
 from __future__ import annotations
 
 import math

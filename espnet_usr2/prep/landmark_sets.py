@@ -12,6 +12,7 @@ Because stable points are semantic, both layouts align to the same canonical fac
 (:data:`CANONICAL_STABLE_POINTS`), so crops made from iBUG-68 landmarks (the public
 LRS2/LRS3 releases) and from MediaPipe landmarks (our detector) look alike.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

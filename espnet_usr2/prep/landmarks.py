@@ -8,6 +8,7 @@ Precomputed files follow the public LRS2/LRS3 landmark releases: one pickle per 
 holding a per-frame list of ``(68, 2)`` arrays, ``None`` where no face was found.
 ``.npy`` / ``.npz`` arrays ``(T, K, 2)`` with NaN rows are accepted too.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -15,6 +15,7 @@ audio by silence for its duration, video by the previous frame (the first good f
 for damage before it) -- so the two streams stay in sync. What was concealed is counted
 per stream (:class:`Damage`); :func:`check_damage` decides whether it is too much.
 """
+
 from __future__ import annotations
 
 import bisect

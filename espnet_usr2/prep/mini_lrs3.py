@@ -34,6 +34,7 @@ default). Everything random is drawn from one seed: the plan (speakers, sentence
 per-clip seeds) is made up front in one process, so the output does not depend on the
 number of worker processes.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,16 +81,34 @@ PREPOSITIONS = ("ON", "UNDER", "NEAR", "WITH")
 ADVERBS = ("NOW", "AGAIN", "TODAY", "SLOWLY")
 VOCABULARY: tuple[str, ...] = tuple(
     sorted(
-        set(SUBJECTS + VERBS + DETERMINERS + NUMBERS + ADJECTIVES + NOUNS + PLURALS
-            + PREPOSITIONS + ADVERBS + ("DON'T", "PLEASE"))
+        set(
+            SUBJECTS
+            + VERBS
+            + DETERMINERS
+            + NUMBERS
+            + ADJECTIVES
+            + NOUNS
+            + PLURALS
+            + PREPOSITIONS
+            + ADVERBS
+            + ("DON'T", "PLEASE")
+        )
     )
 )
 
 #: espeak-ng voices (language + variant) speakers are drawn from; mostly US English,
 #: a few British, all intelligible (checked with pocketsphinx during development)
 VOICE_POOL = (
-    "en-us", "en-us+m1", "en-us+m3", "en-us+m7", "en-us+f1", "en-us+f2", "en-us+f4",
-    "en+m2", "en+f3", "en-gb-x-rp",
+    "en-us",
+    "en-us+m1",
+    "en-us+m3",
+    "en-us+m7",
+    "en-us+f1",
+    "en-us+f2",
+    "en-us+f4",
+    "en+m2",
+    "en+f3",
+    "en-gb-x-rp",
 )
 
 
@@ -125,9 +144,7 @@ def _sentence_candidate(rng: np.random.Generator) -> list[str]:
     words += _noun_phrase(rng)
     if rng.random() < 0.4:
         adj = [_choice(rng, ADJECTIVES)] if rng.random() < 0.4 else []
-        words += [_choice(rng, PREPOSITIONS), _choice(rng, DETERMINERS)] + adj + [
-            _choice(rng, NOUNS)
-        ]
+        words += [_choice(rng, PREPOSITIONS), _choice(rng, DETERMINERS)] + adj + [_choice(rng, NOUNS)]
     if rng.random() < 0.35:
         words.append(_choice(rng, ADVERBS))
     return words
@@ -242,9 +259,7 @@ def _make_speaker(rng: np.random.Generator, voice_name: str, taken: set[str]) ->
     return Speaker(_speaker_id(rng, taken), voice, random_style(rng))
 
 
-def make_speakers(
-    cfg: CorpusConfig, rng: np.random.Generator
-) -> tuple[list[Speaker], list[Speaker]]:
+def make_speakers(cfg: CorpusConfig, rng: np.random.Generator) -> tuple[list[Speaker], list[Speaker]]:
     """Training speakers (distinct voices while the pool lasts) and test speakers.
 
     Test speakers reuse voices heard in training, with their own prosody and look: new
@@ -368,8 +383,9 @@ def make_clip_audio(spec: ClipSpec, rng: np.random.Generator) -> ClipAudio:
     return ClipAudio(np.clip(wave, -1, 1), utt.shifted(lead / SAMPLE_RATE))
 
 
-def lrs3_text(words: Sequence[str], timings: Sequence[tuple[float, float]],
-              asd_scores: Sequence[float], conf: int = 4) -> str:
+def lrs3_text(
+    words: Sequence[str], timings: Sequence[tuple[float, float]], asd_scores: Sequence[float], conf: int = 4
+) -> str:
     """The content of an LRS3 ``.txt`` file (two spaces after ``Text:``/``Conf:``)."""
     lines = [f"Text:  {' '.join(words)}", f"Conf:  {conf}", "", "WORD START END ASDSCORE"]
     for word, (start, end), score in zip(words, timings, asd_scores):
@@ -396,8 +412,7 @@ def _phone_list(utt: Utterance) -> list[tuple[str, float, float]]:
     return [(p.symbol, p.start, p.end) for w in utt.words for p in w.phones]
 
 
-def write_mp4(path: Path, frames: Iterable[np.ndarray], waveform: np.ndarray, size: int,
-              crf: int = 23) -> None:
+def write_mp4(path: Path, frames: Iterable[np.ndarray], waveform: np.ndarray, size: int, crf: int = 23) -> None:
     """Mux RGB frames (25 fps, H.264) and a 16 kHz mono waveform (AAC) into an mp4.
 
     Same input, same bytes. x264's adaptive B-frame decision (PyAV 18's libx264, preset
@@ -417,8 +432,7 @@ def write_mp4(path: Path, frames: Iterable[np.ndarray], waveform: np.ndarray, si
         vstream = container.add_stream(
             "libx264",
             rate=FPS,
-            options={"crf": str(crf), "preset": "veryfast", "threads": "1",
-                     "x264-params": "bframes=0"},
+            options={"crf": str(crf), "preset": "veryfast", "threads": "1", "x264-params": "bframes=0"},
         )
         vstream.width = vstream.height = size
         vstream.pix_fmt = "yuv420p"
@@ -526,9 +540,7 @@ def write_corpus(cfg: CorpusConfig, root: Path, nj: int = 1, overwrite: bool = F
     ours = [root / s for s in SPLITS + (LONG_SPLIT,)] + [root / INFO_FILE]
     if any(p.exists() for p in ours):
         if not overwrite:
-            raise FileExistsError(
-                f"{root} holds another or an unfinished corpus: pass overwrite (--overwrite)"
-            )
+            raise FileExistsError(f"{root} holds another or an unfinished corpus: pass overwrite (--overwrite)")
         for p in ours:
             if p.is_dir():
                 shutil.rmtree(p)
@@ -573,8 +585,7 @@ def _speaker_table(specs: Sequence[ClipSpec]) -> dict[str, dict]:
     for spec in specs:
         entry = table.setdefault(
             spec.speaker.id,
-            {"voice": asdict(spec.speaker.voice), "face": asdict(spec.speaker.style),
-             "splits": []},
+            {"voice": asdict(spec.speaker.voice), "face": asdict(spec.speaker.style), "splits": []},
         )
         if spec.split not in entry["splits"]:
             entry["splits"].append(spec.split)

@@ -5,6 +5,7 @@ shard runner catches it and writes ``uttid, path, reason, detail`` to the skip r
 Reason codes are fixed strings (they are counted in the summary and grepped by users);
 the detail is free text for humans.
 """
+
 from __future__ import annotations
 
 # input list / transcript

@@ -16,6 +16,7 @@ processed result whose files have gone is decoded again. A shard that has no jou
 takes over its utterances' results from the journals of another split of the same output
 directory (a rerun with another ``--nj``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -98,16 +99,16 @@ class Journal:
         wanted: the shard's utterance ids (what ``adopt`` may contribute).
     """
 
-    def __init__(self, shard_dir: PathLike, settings: Dict, adopt: Sequence[PathLike] = (),
-                 wanted: Iterable[str] = ()) -> None:
+    def __init__(
+        self, shard_dir: PathLike, settings: Dict, adopt: Sequence[PathLike] = (), wanted: Iterable[str] = ()
+    ) -> None:
         self.path = Path(shard_dir) / JOURNAL
         self.settings = settings
         self.results: Dict[str, Tuple[Dict, Result]] = {}
         if self.path.is_file():
             found = read_journal(self.path, settings)
             if found is None:
-                logger.warning("%s: written with other settings (or unreadable): starting this shard afresh",
-                               self.path)
+                logger.warning("%s: written with other settings (or unreadable): starting this shard afresh", self.path)
             self.results = found or {}
         else:
             self._adopt(adopt, set(wanted))
@@ -119,8 +120,7 @@ class Journal:
             found = read_journal(path, self.settings) or {}
             self.results.update((u, r) for u, r in found.items() if u in wanted)
         if self.results:
-            logger.info("%s: %d results taken over from the journals of another split", self.path,
-                        len(self.results))
+            logger.info("%s: %d results taken over from the journals of another split", self.path, len(self.results))
 
     def _rewrite(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")

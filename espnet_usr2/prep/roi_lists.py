@@ -5,6 +5,7 @@ Every non-blank line of the input list is one *entry*; an entry ends up either i
 both and never in neither. Malformed lines and duplicate utterance ids are entries too:
 they are skipped with a reason rather than dropped.
 """
+
 from __future__ import annotations
 
 import os

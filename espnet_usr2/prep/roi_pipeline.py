@@ -23,6 +23,7 @@ Over a list (:func:`run_shard`, :func:`prepare_all`, :func:`merge`): every input
 processed or skipped with a reason; a bad file never stops the run. :func:`extract_clip`
 is steps 2-4 in memory, with the audio optional (``usr2_transcribe`` on a silent video).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -132,7 +133,10 @@ class RoiResult:
 
 
 def _frames_and_landmarks(
-    video_path: PathLike, cfg: RoiConfig, landmarks: Optional[np.ndarray], face_hint: Optional[FaceHint] = None,
+    video_path: PathLike,
+    cfg: RoiConfig,
+    landmarks: Optional[np.ndarray],
+    face_hint: Optional[FaceHint] = None,
     progress_interval: Optional[float] = None,
 ) -> Tuple[Optional[List[np.ndarray]], np.ndarray, VideoReader]:
     """First decoding pass: 25 fps gray frames (if they fit the cache) and per-frame landmarks.
@@ -159,8 +163,13 @@ def _frames_and_landmarks(
         for k, src_index, images in reader.frames():
             if progress_interval is not None and time.monotonic() - last_report >= progress_interval:
                 last_report = time.monotonic()
-                logger.info("%s: %d frames (%.1f s of video) read in %.0f s", Path(video_path).name, k,
-                            k / reader.fps, last_report - start)
+                logger.info(
+                    "%s: %d frames (%.1f s of video) read in %.0f s",
+                    Path(video_path).name,
+                    k,
+                    k / reader.fps,
+                    last_report - start,
+                )
             sources.append(src_index)
             if detector is not None:
                 per_frame.append(detector.detect_all(images[1]))
@@ -343,8 +352,9 @@ def _check_transcript(utt: UttInput) -> None:
         raise SkipUtterance(E.EMPTY_TRANSCRIPT, "the transcript is empty")
 
 
-def _save(roi_path: Optional[Path], wav_path: Optional[Path], frames: Optional[np.ndarray],
-          samples: Optional[np.ndarray]) -> None:
+def _save(
+    roi_path: Optional[Path], wav_path: Optional[Path], frames: Optional[np.ndarray], samples: Optional[np.ndarray]
+) -> None:
     """Write the streams there are (a None path: that stream is absent)."""
     from espnet_usr2.data.roi_io import save_roi
 
@@ -411,8 +421,13 @@ def prepare_utterance(utt: UttInput, media_dir: PathLike, cfg: RoiConfig) -> L.P
     wav_path = wav_path if clip.audio is not None else None
     _save(roi_path, wav_path, clip.roi.frames, clip.audio)
     return L.Processed(
-        utt.uttid, str(roi_path), str(wav_path) if wav_path is not None else None, len(clip.roi.frames),
-        utt.transcript, utt.landmark_fallback, clip.damage_rows(),
+        utt.uttid,
+        str(roi_path),
+        str(wav_path) if wav_path is not None else None,
+        len(clip.roi.frames),
+        utt.transcript,
+        utt.landmark_fallback,
+        clip.damage_rows(),
     )
 
 
@@ -521,14 +536,20 @@ def run_shard(
     skipped: List[L.Skipped] = []
     progress = ProgressWriter(shard_dir, len(entries), desc)
     finished = False
-    with Journal(shard_dir, output_settings(cfg), _other_journals(media_dir, shard_dir),
-                 (e.uttid for e in entries)) as journal:
+    with Journal(
+        shard_dir, output_settings(cfg), _other_journals(media_dir, shard_dir), (e.uttid for e in entries)
+    ) as journal:
         keys = [_journal_key(e, inputs) for e in entries]
         earlier = [journal.lookup(e.uttid, k) if e.problem is None else None for e, k in zip(entries, keys)]
         resumable = sum(r is not None for r in earlier)
         if resumable:
-            logger.info("%s: %d of %d utterances done by an earlier run (journal): %d to go",
-                        desc, resumable, len(entries), len(entries) - resumable)
+            logger.info(
+                "%s: %d of %d utterances done by an earlier run (journal): %d to go",
+                desc,
+                resumable,
+                len(entries),
+                len(entries) - resumable,
+            )
         try:
             for entry, key, result in zip(entries, keys, earlier):
                 resumed = result is not None
@@ -542,8 +563,9 @@ def run_shard(
                     skipped.append(result)
                 else:
                     processed.append(result)
-                progress.update(result.num_frames if isinstance(result, L.Processed) else 0,
-                                isinstance(result, L.Skipped), resumed)
+                progress.update(
+                    result.num_frames if isinstance(result, L.Processed) else 0, isinstance(result, L.Skipped), resumed
+                )
             finished = True
         finally:
             progress.close(finished)
@@ -611,8 +633,13 @@ def load_inputs(
 
 
 def run_job(
-    input_list: PathLike, outdir: PathLike, cfg: RoiConfig, nj: int, job: int,
-    landmarks_scp: Optional[PathLike] = None, text: Optional[PathLike] = None,
+    input_list: PathLike,
+    outdir: PathLike,
+    cfg: RoiConfig,
+    nj: int,
+    job: int,
+    landmarks_scp: Optional[PathLike] = None,
+    text: Optional[PathLike] = None,
     face_hint: Optional[PathLike] = None,
 ) -> Tuple[List[L.Processed], List[L.Skipped]]:
     """Process block ``job`` (1-based) of ``nj`` of the sorted input list."""
@@ -622,8 +649,12 @@ def run_job(
 
 
 def run_shard_list(
-    input_list: PathLike, outdir: PathLike, cfg: RoiConfig, shard_list: PathLike,
-    landmarks_scp: Optional[PathLike] = None, text: Optional[PathLike] = None,
+    input_list: PathLike,
+    outdir: PathLike,
+    cfg: RoiConfig,
+    shard_list: PathLike,
+    landmarks_scp: Optional[PathLike] = None,
+    text: Optional[PathLike] = None,
     face_hint: Optional[PathLike] = None,
 ) -> Tuple[List[L.Processed], List[L.Skipped]]:
     """Process the utterances named in ``shard_list`` (one uttid per line)."""
@@ -662,8 +693,16 @@ def merge(
     damaged = sum(bool(p.damage) for p in processed)
     video_only = sum(p.wav_path is None for p in processed)
     audio_only = sum(p.roi_path is None for p in processed)
-    return Summary(len(entries), len(processed), frames, Counter(s.reason for s in skipped), fallback, damaged,
-                   video_only, audio_only)
+    return Summary(
+        len(entries),
+        len(processed),
+        frames,
+        Counter(s.reason for s in skipped),
+        fallback,
+        damaged,
+        video_only,
+        audio_only,
+    )
 
 
 def _run_job_logged(args: tuple) -> int:
@@ -679,8 +718,13 @@ def _run_job_logged(args: tuple) -> int:
 
 
 def prepare_all(
-    input_list: PathLike, outdir: PathLike, cfg: RoiConfig, nj: int = 1, nproc: int = 1,
-    landmarks_scp: Optional[PathLike] = None, text: Optional[PathLike] = None,
+    input_list: PathLike,
+    outdir: PathLike,
+    cfg: RoiConfig,
+    nj: int = 1,
+    nproc: int = 1,
+    landmarks_scp: Optional[PathLike] = None,
+    text: Optional[PathLike] = None,
     face_hint: Optional[PathLike] = None,
 ) -> Summary:
     """Run all ``nj`` jobs here (``nproc`` at a time), then merge."""

@@ -6,6 +6,7 @@ most every ``interval`` seconds) and ``usr2_prepare_roi --progress`` -- started 
 background by ``usr2.sh`` stage 2 -- prints one line every few seconds for the whole
 set: utterances done / total, frames per second and the time left.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,9 @@ class JobProgress:
 class ProgressWriter:
     """A job's progress: ``progress.json`` in its shard dir, plus a log line every ``log_interval`` s."""
 
-    def __init__(self, shard_dir: PathLike, total: int, desc: str, interval: float = 2.0,
-                 log_interval: float = 30.0) -> None:
+    def __init__(
+        self, shard_dir: PathLike, total: int, desc: str, interval: float = 2.0, log_interval: float = 30.0
+    ) -> None:
         from tqdm import tqdm
 
         self.path = Path(shard_dir) / PROGRESS
@@ -61,9 +63,16 @@ class ProgressWriter:
             self._write()
         if not resumed and (now - self.last_log >= self.log_interval or s.done == s.total):
             self.last_log = now
-            logger.info("%s: %d/%d utterances (%d skipped, %d resumed), %d frames, %.1f frames/s",
-                        self.desc, s.done, s.total, s.skipped, s.resumed, s.frames,
-                        s.frames / max(now - self.start, 1e-9))
+            logger.info(
+                "%s: %d/%d utterances (%d skipped, %d resumed), %d frames, %.1f frames/s",
+                self.desc,
+                s.done,
+                s.total,
+                s.skipped,
+                s.resumed,
+                s.frames,
+                s.frames / max(now - self.start, 1e-9),
+            )
 
     def _write(self) -> None:
         self.last_write = time.monotonic()

@@ -24,6 +24,7 @@ what ``--collect_stats`` writes with ``num_workers: 0`` (tested on generated cor
 data-loader workers ESPnet interleaves their items, the same lines in another order (the
 samplers read the files into a dict).
 """
+
 from __future__ import annotations
 
 import functools
@@ -66,17 +67,21 @@ class DataSource:
 def list_reader() -> ListReader:
     """ESPnet's list reader (as its data loaders read the lists), each file read once: the key
     file is usually one of the data lists too."""
+
     @functools.lru_cache(maxsize=None)
     def read(path: Path) -> Dict[str, str]:
         return read_2columns_text(path)
+
     return lambda path: read(Path(path).resolve())
 
 
 def _require(entries: Dict[str, str], keys: Iterable[str], path: Path, what: str) -> None:
     missing = [k for k in keys if k not in entries]
     if missing:
-        raise ShapeSourceError(f"{path} lists no {what} for {len(missing)} utterance(s) of the key file, "
-                               f"e.g. {missing[0]!r}; rerun stages 3-4 so the lists agree")
+        raise ShapeSourceError(
+            f"{path} lists no {what} for {len(missing)} utterance(s) of the key file, "
+            f"e.g. {missing[0]!r}; rerun stages 3-4 so the lists agree"
+        )
 
 
 def _spread(items: Sequence[str], count: int) -> List[str]:
@@ -96,7 +101,8 @@ def common_frame_size(paths: Sequence[str], set_name: str) -> Tuple[int, int]:
         (size_a, path_a), (size_b, path_b) = list(sizes.items())[:2]
         raise ShapeSourceError(
             f"the mouth ROIs of {set_name} differ in size ({path_a}: {size_a[0]}x{size_a[1]}, {path_b}: "
-            f"{size_b[0]}x{size_b[1]}); data preparation writes one size -- re-extract the odd ones (stage 2)")
+            f"{size_b[0]}x{size_b[1]}); data preparation writes one size -- re-extract the odd ones (stage 2)"
+        )
     return next(iter(sizes))
 
 
@@ -104,21 +110,30 @@ def num_frames_beside(video_list: Path, keys: Sequence[str], read: ListReader) -
     """Video frame counts from the ``utt2num_frames`` next to ``video.scp`` (stage 3 writes it)."""
     path = video_list.parent / "utt2num_frames"
     if not path.is_file():
-        raise ShapeSourceError(f"{path} not found: stage 3 writes it beside {video_list.name} (video frame "
-                               "counts, the shapes' source); rerun stage 3 for this set")
+        raise ShapeSourceError(
+            f"{path} not found: stage 3 writes it beside {video_list.name} (video frame "
+            "counts, the shapes' source); rerun stage 3 for this set"
+        )
     frames = read(path)
     _require(frames, keys, path, "frame count")
     return {k: int(frames[k]) for k in keys}
 
 
-def shape_lines(sources: Sequence[DataSource], keys: Sequence[str], samples_per_frame: int,
-                count_tokens: Optional[TokenCounter], read: ListReader) -> Dict[str, List[str]]:
+def shape_lines(
+    sources: Sequence[DataSource],
+    keys: Sequence[str],
+    samples_per_frame: int,
+    count_tokens: Optional[TokenCounter],
+    read: ListReader,
+) -> Dict[str, List[str]]:
     """``{"<name>_shape": ["<key> <shape>", ...]}`` for the sources' names, in key order."""
     by_name = {s.name: s for s in sources}
     unknown = sorted(set(by_name) - {SPEECH, VIDEO, TEXT})
     if unknown:
-        raise ShapeSourceError(f"no shape rule for data name(s) {unknown}: this writes speech, video and text "
-                               "shapes (usr2_train --collect_stats reads any data)")
+        raise ShapeSourceError(
+            f"no shape rule for data name(s) {unknown}: this writes speech, video and text "
+            "shapes (usr2_train --collect_stats reads any data)"
+        )
     if SPEECH in by_name and VIDEO not in by_name:
         raise ShapeSourceError("speech shapes come from the video frame counts: give the video list too")
     lines: Dict[str, List[str]] = {}
@@ -142,8 +157,13 @@ def shape_lines(sources: Sequence[DataSource], keys: Sequence[str], samples_per_
     return lines
 
 
-def write_shape_files(sources: Sequence[DataSource], key_file: Path, out_dir: Path, samples_per_frame: int,
-                      count_tokens: Optional[TokenCounter] = None) -> int:
+def write_shape_files(
+    sources: Sequence[DataSource],
+    key_file: Path,
+    out_dir: Path,
+    samples_per_frame: int,
+    count_tokens: Optional[TokenCounter] = None,
+) -> int:
     """Write ``<name>_shape``, ``batch_keys`` and ``stats_keys`` into ``out_dir`` as ESPnet's
     ``--collect_stats`` does for these sources; returns the number of utterances."""
     read = list_reader()

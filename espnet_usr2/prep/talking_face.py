@@ -22,6 +22,7 @@ All geometry is in the photo's pixel coordinates, measured once with MediaPipe's
 mesh (so MediaPipe is not needed to render); the final affine warp maps the photo to
 the square output frame.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,10 +38,28 @@ import numpy as np
 # ---------------------------------------------------------------------------------
 #: outer lip contour of the original (smiling) mouth, to be inpainted away
 _SMILE_LIPS = np.array(
-    [[201.8, 139.5], [203.5, 138.6], [206.7, 138.7], [210.6, 138.8], [217.1, 139.3],
-     [223.6, 140.5], [230.2, 140.0], [236.8, 140.4], [240.9, 140.8], [244.2, 141.1],
-     [245.9, 142.2], [243.1, 145.8], [239.5, 149.3], [234.9, 152.6], [229.3, 154.5],
-     [222.8, 154.9], [216.5, 153.7], [211.2, 151.1], [207.1, 147.3], [204.1, 143.4]],
+    [
+        [201.8, 139.5],
+        [203.5, 138.6],
+        [206.7, 138.7],
+        [210.6, 138.8],
+        [217.1, 139.3],
+        [223.6, 140.5],
+        [230.2, 140.0],
+        [236.8, 140.4],
+        [240.9, 140.8],
+        [244.2, 141.1],
+        [245.9, 142.2],
+        [243.1, 145.8],
+        [239.5, 149.3],
+        [234.9, 152.6],
+        [229.3, 154.5],
+        [222.8, 154.9],
+        [216.5, 153.7],
+        [211.2, 151.1],
+        [207.1, 147.3],
+        [204.1, 143.4],
+    ],
     dtype=np.float32,
 )
 #: centre of the neutral (closed) mouth; the smile's corners are raised above it
@@ -163,9 +182,7 @@ TRACK_RATE = 100  # Hz
 SMOOTH_SIGMA_S = 0.018  # coarticulation smoothing (short: keeps p/b/m closures visible)
 
 
-def mouth_track(
-    phones: Iterable[tuple[str, float, float]], n_frames: int, fps: float = 25.0
-) -> list[MouthShape]:
+def mouth_track(phones: Iterable[tuple[str, float, float]], n_frames: int, fps: float = 25.0) -> list[MouthShape]:
     """Mouth shapes at the video frame times for phones ``(symbol, start_s, end_s)``.
 
     Time outside every phone is "rest" (mouth closed, relaxed).
@@ -197,9 +214,7 @@ def _gaussian_smooth(track: np.ndarray, sigma: float) -> np.ndarray:
     kernel = np.exp(-0.5 * (x / sigma) ** 2)
     kernel /= kernel.sum()
     padded = np.pad(track, ((radius, radius), (0, 0)), mode="edge")
-    return np.stack(
-        [np.convolve(padded[:, j], kernel, mode="valid") for j in range(track.shape[1])], 1
-    )
+    return np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(track.shape[1])], 1)
 
 
 # ---------------------------------------------------------------------------------
@@ -230,9 +245,7 @@ def random_style(rng: np.random.Generator) -> FaceStyle:
         brightness=float(rng.uniform(-22, 18)),
         contrast=float(rng.uniform(0.85, 1.12)),
         tint=tuple(float(v) for v in rng.uniform(0.92, 1.06, size=3)),
-        lip_color=tuple(
-            float(v) for v in (rng.uniform(172, 205), rng.uniform(92, 125), rng.uniform(92, 122))
-        ),
+        lip_color=tuple(float(v) for v in (rng.uniform(172, 205), rng.uniform(92, 125), rng.uniform(92, 122))),
         mouth_width=float(rng.uniform(0.92, 1.08)),
     )
 
@@ -292,9 +305,7 @@ class TalkingFace:
         self._local_v = rel @ self._axis_v.astype(np.float32)
         self._jaw_weight = self._jaw_weights()
         shade = 1.0 + 0.09 * np.clip(self._local_v / 5.0, -1.0, 1.0)
-        self._lip_rgb = (shade[..., None] * np.array(style.lip_color, np.float32)).astype(
-            np.float32
-        )
+        self._lip_rgb = (shade[..., None] * np.array(style.lip_color, np.float32)).astype(np.float32)
 
     # ---- colour and framing ------------------------------------------------------
     @staticmethod
@@ -338,9 +349,7 @@ class TalkingFace:
         joins the unchanged photo seamlessly.
         """
         u, v = np.abs(self._local_u), self._local_v
-        along_v = np.clip((v + 1.0) / 4.0, 0, 1) * np.clip(
-            (CHIN_DISTANCE + 22.0 - v) / 16.0, 0, 1
-        )
+        along_v = np.clip((v + 1.0) / 4.0, 0, 1) * np.clip((CHIN_DISTANCE + 22.0 - v) / 16.0, 0, 1)
         across = np.clip((44.0 - u) / 18.0, 0, 1)
         w = _smoothstep(along_v) * _smoothstep(across)
         return w.astype(np.float32)
@@ -434,8 +443,11 @@ class TalkingFace:
         x0, y0, x1, y1 = PATCH
         self._buffer[y0:y1, x0:x1] = self._draw_mouth(shape)
         frame = cv2.warpAffine(
-            self._buffer, self.frame_matrix(pose), (self.size, self.size),
-            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101,
+            self._buffer,
+            self.frame_matrix(pose),
+            (self.size, self.size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT_101,
         )
         return cv2.LUT(frame, self._lut)
 
@@ -457,4 +469,3 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     """C1-smooth ramp 0 -> 1 on [0, 1] (avoids visible creases in the jaw warp)."""
     x = np.clip(x, 0, 1)
     return x * x * (3 - 2 * x)
-

@@ -21,6 +21,7 @@ the ``espeak-ng`` package). espeak-ng keeps global state and is not thread-safe,
 each utterance is synthesised in a short-lived forked child so that the output does
 not depend on what the process said before (see :meth:`EspeakNG.synthesize`).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -74,9 +75,7 @@ class _Event(ctypes.Structure):
     ]
 
 
-_SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 @dataclass(frozen=True)
@@ -173,12 +172,16 @@ class EspeakNG:
         self._lib.espeak_Initialize.restype = ctypes.c_int
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self._lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
-        rate = self._lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS
-        )
+        rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS)
         if rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed (returned {rate})")
         self.native_rate = int(rate)
@@ -222,9 +225,7 @@ class EspeakNG:
         self._chunks, self._events = [], []
         data = text.encode("utf-8")
         buf = ctypes.create_string_buffer(data)
-        err = self._lib.espeak_Synth(
-            buf, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-        )
+        err = self._lib.espeak_Synth(buf, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if err != 0:
             raise RuntimeError(f"espeak_Synth failed with code {err}")
         self._lib.espeak_Synchronize()
@@ -262,9 +263,7 @@ class EspeakNG:
         with self._lock:
             self._set_voice(voice)
             audio, events = self._run(text.lower())
-            timings = _word_timings(
-                words, starts, events, len(audio), self.native_rate, self._count_phones
-            )
+            timings = _word_timings(words, starts, events, len(audio), self.native_rate, self._count_phones)
         timings[0] = _trim_onset(timings[0], audio, self.native_rate)
         wave = resample_poly(audio.astype(np.float32) / 32768.0, SAMPLE_RATE, self.native_rate)
         return Utterance(np.clip(wave, -1.0, 1.0).astype(np.float32), SAMPLE_RATE, timings)
@@ -349,9 +348,7 @@ def _word_timings(
     out: list[WordTiming] = []
     for h, nxt in zip(heads, heads[1:] + [len(words)]):
         group = list(words[h:nxt])
-        parts = [per_head[h]] if len(group) == 1 else _split_phones(
-            per_head[h], [count_phones(w) for w in group]
-        )
+        parts = [per_head[h]] if len(group) == 1 else _split_phones(per_head[h], [count_phones(w) for w in group])
         for word, phones in zip(group, parts):
             out.append(WordTiming(word, phones[0].start, phones[-1].end, tuple(phones)))
     return out

@@ -5,6 +5,7 @@ training split; the factory's ``build_iter(epoch)`` returns a ``DataLoader`` ove
 the labelled and unlabelled datasets whose batches are this rank's steps of that epoch (see
 :mod:`espnet_usr2.samplers.semi_supervised`). Validation keeps ESPnet's own iterators.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,18 @@ class SemiSupervisedIterFactory(AbsIterFactory):
         shuffle: default for ``build_iter``; False gives length-sorted, unshuffled batches.
     """
 
-    def __init__(self, dataset: AbsDataset, sampler: SemiSupervisedBatchSampler, rank: int = 0,
-                 world_size: int = 1, num_iters_per_epoch: Optional[int] = None, shuffle: bool = True,
-                 num_workers: int = 0, collate_fn: Optional[Callable] = None, pin_memory: bool = False):
+    def __init__(
+        self,
+        dataset: AbsDataset,
+        sampler: SemiSupervisedBatchSampler,
+        rank: int = 0,
+        world_size: int = 1,
+        num_iters_per_epoch: Optional[int] = None,
+        shuffle: bool = True,
+        num_workers: int = 0,
+        collate_fn: Optional[Callable] = None,
+        pin_memory: bool = False,
+    ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world of size {world_size}")
         if num_iters_per_epoch is not None and num_iters_per_epoch <= 0:
@@ -89,7 +99,7 @@ class SemiSupervisedIterFactory(AbsIterFactory):
         steps: List[SemiStep] = []
         while len(steps) < n:
             pass_steps = self._pass_steps(index, shuffle)
-            steps.extend(pass_steps[start: start + n - len(steps)])
+            steps.extend(pass_steps[start : start + n - len(steps)])
             start, index = 0, index + 1
         return steps
 
@@ -113,26 +123,48 @@ def add_semi_supervised_arguments(parser: argparse.ArgumentParser) -> None:
     """
     _allow_batch_type(parser)
     group = parser.add_argument_group(description="Semi-supervised batches (--batch_type semi_supervised)")
-    group.add_argument("--unlabelled_data_path_and_name_and_type", type=str2triple_str, action="append",
-                       default=[], help="Unlabelled training data (speech and/or video, no text), "
-                                        "e.g. dump/vox2/video.scp,video,roi_video")
-    group.add_argument("--unlabelled_shape_file", type=str, action="append", default=[],
-                       help="Video shape file of the unlabelled data (uttid T,H,W)")
-    group.add_argument("--labelled_batch_frames", type=int, default=600,
-                       help="Padded video frames per labelled batch per device")
-    group.add_argument("--unlabelled_batch_frames", type=int, default=4400,
-                       help="Padded video frames per unlabelled batch per device")
-    group.add_argument("--semi_length_jitter", type=float, default=0.02,
-                       help="Log-uniform noise on lengths when ordering utterances for packing; "
-                            "redraws batch composition each epoch (0: fixed batches)")
-    group.add_argument("--semi_pair_by_length", type=str2bool, default=True,
-                       help="Pair labelled and unlabelled batches of similar length (less padding)")
+    group.add_argument(
+        "--unlabelled_data_path_and_name_and_type",
+        type=str2triple_str,
+        action="append",
+        default=[],
+        help="Unlabelled training data (speech and/or video, no text), e.g. dump/vox2/video.scp,video,roi_video",
+    )
+    group.add_argument(
+        "--unlabelled_shape_file",
+        type=str,
+        action="append",
+        default=[],
+        help="Video shape file of the unlabelled data (uttid T,H,W)",
+    )
+    group.add_argument(
+        "--labelled_batch_frames", type=int, default=600, help="Padded video frames per labelled batch per device"
+    )
+    group.add_argument(
+        "--unlabelled_batch_frames", type=int, default=4400, help="Padded video frames per unlabelled batch per device"
+    )
+    group.add_argument(
+        "--semi_length_jitter",
+        type=float,
+        default=0.02,
+        help="Log-uniform noise on lengths when ordering utterances for packing; "
+        "redraws batch composition each epoch (0: fixed batches)",
+    )
+    group.add_argument(
+        "--semi_pair_by_length",
+        type=str2bool,
+        default=True,
+        help="Pair labelled and unlabelled batches of similar length (less padding)",
+    )
 
 
 def _allow_batch_type(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:  # argparse has no public way to extend choices
-        if action.dest == "batch_type" and action.choices is not None \
-                and SEMI_SUPERVISED_BATCH_TYPE not in action.choices:
+        if (
+            action.dest == "batch_type"
+            and action.choices is not None
+            and SEMI_SUPERVISED_BATCH_TYPE not in action.choices
+        ):
             action.choices = [*action.choices, SEMI_SUPERVISED_BATCH_TYPE]
 
 
@@ -142,8 +174,10 @@ def select_video_shape_file(shape_files: Sequence[str], option: str) -> str:
         return shape_files[0]
     video = [f for f in shape_files if f.rstrip("/").split("/")[-1].startswith("video_shape")]
     if len(video) != 1:
-        raise ValueError(f"{option}: give exactly one video shape file (uttid T,H,W), or name it "
-                         f"video_shape*; got {list(shape_files)}")
+        raise ValueError(
+            f"{option}: give exactly one video shape file (uttid T,H,W), or name it "
+            f"video_shape*; got {list(shape_files)}"
+        )
     return video[0]
 
 
@@ -166,21 +200,29 @@ def build_semi_supervised_iter_factory(
     if not args.unlabelled_data_path_and_name_and_type:
         raise ValueError("--batch_type semi_supervised needs --unlabelled_data_path_and_name_and_type")
     if not args.train_shape_file or not args.unlabelled_shape_file:
-        raise ValueError("--batch_type semi_supervised needs --train_shape_file and --unlabelled_shape_file "
-                         "(video shape files, uttid T,H,W)")
+        raise ValueError(
+            "--batch_type semi_supervised needs --train_shape_file and --unlabelled_shape_file "
+            "(video shape files, uttid T,H,W)"
+        )
     rank, world_size = rank_and_world(distributed_option)
     sampler = SemiSupervisedBatchSampler(
         labelled_lengths=read_frame_lengths(select_video_shape_file(args.train_shape_file, "--train_shape_file")),
         unlabelled_lengths=read_frame_lengths(
-            select_video_shape_file(args.unlabelled_shape_file, "--unlabelled_shape_file")),
+            select_video_shape_file(args.unlabelled_shape_file, "--unlabelled_shape_file")
+        ),
         labelled_batch_frames=args.labelled_batch_frames,
         unlabelled_batch_frames=args.unlabelled_batch_frames,
         seed=args.seed,
         length_jitter=args.semi_length_jitter,
         pair_by_length=args.semi_pair_by_length,
     )
-    common = dict(float_dtype=args.train_dtype, preprocess=preprocess_fn, max_cache_size=args.max_cache_size,
-                  max_cache_fd=args.max_cache_fd, allow_multi_rates=args.allow_multi_rates)
+    common = dict(
+        float_dtype=args.train_dtype,
+        preprocess=preprocess_fn,
+        max_cache_size=args.max_cache_size,
+        max_cache_fd=args.max_cache_fd,
+        allow_multi_rates=args.allow_multi_rates,
+    )
     labelled = ESPnetDataset(args.train_data_path_and_name_and_type, **common)
     if check_requirements is not None:
         check_requirements(labelled)

@@ -31,6 +31,7 @@ Choices (see the module's functions for the details):
 * **Too-long utterances** (longer than the whole budget) are skipped and named in a warning
   at start-up; an empty pool (before or after skipping) is an error.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -96,8 +97,9 @@ def pack_greedy(ids: Sequence[str], lengths: Mapping[str, int], budget: int) -> 
     return batches
 
 
-def packing_order(ids: Sequence[str], lengths: Mapping[str, int], rng: Optional[np.random.Generator],
-                  length_jitter: float) -> List[str]:
+def packing_order(
+    ids: Sequence[str], lengths: Mapping[str, int], rng: Optional[np.random.Generator], length_jitter: float
+) -> List[str]:
     """Ids sorted by length; with ``rng``, by length times a random factor in exp(±jitter).
 
     The multiplicative noise keeps near-equal lengths together (so padding stays small) while
@@ -157,13 +159,21 @@ class SemiSupervisedBatchSampler:
         pair_by_length: pair labelled and unlabelled batches of similar longest utterance.
     """
 
-    def __init__(self, labelled_lengths: Mapping[str, int], unlabelled_lengths: Mapping[str, int],
-                 labelled_batch_frames: int, unlabelled_batch_frames: int, seed: int = 0,
-                 length_jitter: float = 0.02, pair_by_length: bool = True):
+    def __init__(
+        self,
+        labelled_lengths: Mapping[str, int],
+        unlabelled_lengths: Mapping[str, int],
+        labelled_batch_frames: int,
+        unlabelled_batch_frames: int,
+        seed: int = 0,
+        length_jitter: float = 0.02,
+        pair_by_length: bool = True,
+    ):
         if labelled_batch_frames <= 0 or unlabelled_batch_frames <= 0:
             raise SemiSupervisedSamplerError(
                 f"frame budgets must be positive, got labelled={labelled_batch_frames} "
-                f"unlabelled={unlabelled_batch_frames}")
+                f"unlabelled={unlabelled_batch_frames}"
+            )
         if length_jitter < 0:
             raise SemiSupervisedSamplerError(f"length_jitter must be >= 0, got {length_jitter}")
         if seed < 0:
@@ -172,7 +182,8 @@ class SemiSupervisedBatchSampler:
         if overlap:
             raise SemiSupervisedSamplerError(
                 f"{len(overlap)} utterance ids are in both the labelled and the unlabelled pool, "
-                f"e.g. {sorted(overlap)[:5]}")
+                f"e.g. {sorted(overlap)[:5]}"
+            )
         self.labelled_batch_frames = labelled_batch_frames
         self.unlabelled_batch_frames = unlabelled_batch_frames
         self.seed = seed
@@ -184,9 +195,11 @@ class SemiSupervisedBatchSampler:
         self.skipped: Dict[str, List[str]] = {"labelled": skipped_l, "unlabelled": skipped_u}
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(labelled={len(self.labelled_ids)} utts / {self.labelled_batch_frames} "
-                f"frames, unlabelled={len(self.unlabelled_ids)} utts / {self.unlabelled_batch_frames} frames, "
-                f"seed={self.seed}, length_jitter={self.length_jitter}, pair_by_length={self.pair_by_length})")
+        return (
+            f"{type(self).__name__}(labelled={len(self.labelled_ids)} utts / {self.labelled_batch_frames} "
+            f"frames, unlabelled={len(self.unlabelled_ids)} utts / {self.unlabelled_batch_frames} frames, "
+            f"seed={self.seed}, length_jitter={self.length_jitter}, pair_by_length={self.pair_by_length})"
+        )
 
     def _rng(self, epoch: int, stream: int, index: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch, stream, index])
@@ -200,11 +213,14 @@ class SemiSupervisedBatchSampler:
         batches = self._pack(self.unlabelled_ids, self.unlabelled_batch_frames, rng)
         batches, dropped = split_to_multiple(batches, world_size)
         if dropped:
-            logging.warning(f"epoch {epoch}: {dropped} unlabelled batches dropped to give each of {world_size} "
-                            f"ranks the same number of steps (too few utterances to split batches instead)")
+            logging.warning(
+                f"epoch {epoch}: {dropped} unlabelled batches dropped to give each of {world_size} "
+                f"ranks the same number of steps (too few utterances to split batches instead)"
+            )
         if not batches:
             raise SemiSupervisedSamplerError(
-                f"{len(self.unlabelled_ids)} unlabelled utterances cannot give each of {world_size} ranks a batch")
+                f"{len(self.unlabelled_ids)} unlabelled utterances cannot give each of {world_size} ranks a batch"
+            )
         return batches
 
     def labelled_batches(self, epoch: int, count: int, shuffle: bool = True) -> List[List[str]]:
@@ -259,9 +275,11 @@ def _usable_ids(pool: str, lengths: Mapping[str, int], budget: int) -> Tuple[Lis
     if skipped:
         named = ", ".join(f"{u} ({lengths[u]} frames)" for u in skipped[:_MAX_IDS_IN_LOG])
         more = f" and {len(skipped) - _MAX_IDS_IN_LOG} more" if len(skipped) > _MAX_IDS_IN_LOG else ""
-        logging.warning(f"skipping {len(skipped)} {pool} utterances longer than the {budget}-frame batch "
-                        f"budget: {named}{more}")
+        logging.warning(
+            f"skipping {len(skipped)} {pool} utterances longer than the {budget}-frame batch budget: {named}{more}"
+        )
     if not usable:
         raise SemiSupervisedSamplerError(
-            f"every one of the {len(lengths)} {pool} utterances is longer than the {budget}-frame batch budget")
+            f"every one of the {len(lengths)} {pool} utterances is longer than the {budget}-frame batch budget"
+        )
     return usable, skipped

@@ -23,6 +23,7 @@ Its ``Sum/Avg`` line is tested byte for byte against sclite.  It refuses inputs 
 sclite's special transcript syntax (``@`` null words, ``{ a / b }`` alternations), which it
 does not implement.
 """
+
 from __future__ import annotations
 
 import logging
@@ -112,7 +113,8 @@ def read_kaldi_text(path: PathLike, what: str = "text") -> Dict[str, str]:
         raise ScoringInputError(f"{what} file {str(p)!r} is empty: it lists no utterances")
     if duplicates:
         raise ScoringInputError(
-            f"{what} file {str(p)!r} lists these utterance ids more than once: {_name_ids(duplicates)}")
+            f"{what} file {str(p)!r} lists these utterance ids more than once: {_name_ids(duplicates)}"
+        )
     return entries
 
 
@@ -121,8 +123,7 @@ def read_utt2spk(path: PathLike) -> Dict[str, str]:
     mapping = read_kaldi_text(path, what="utt2spk")
     bad = [u for u, s in mapping.items() if len(s.split()) != 1]
     if bad:
-        raise ScoringInputError(
-            f"utt2spk {str(path)!r}: these lines do not have exactly one speaker: {_name_ids(bad)}")
+        raise ScoringInputError(f"utt2spk {str(path)!r}: these lines do not have exactly one speaker: {_name_ids(bad)}")
     return mapping
 
 
@@ -136,8 +137,9 @@ class MatchedTexts:
     notes: List[str] = field(default_factory=list)
 
 
-def match_hypotheses(ref: Mapping[str, str], hyp: Mapping[str, str], missing_hyp: str = "error",
-                     extra_hyp: str = "error") -> MatchedTexts:
+def match_hypotheses(
+    ref: Mapping[str, str], hyp: Mapping[str, str], missing_hyp: str = "error", extra_hyp: str = "error"
+) -> MatchedTexts:
     """Pair hypotheses with references by utterance id.
 
     ``missing_hyp``: ``"error"`` (default) refuses references without a hypothesis;
@@ -153,18 +155,23 @@ def match_hypotheses(ref: Mapping[str, str], hyp: Mapping[str, str], missing_hyp
     extra = [u for u in hyp if u not in ref]
     problems = []
     if missing and missing_hyp == "error":
-        problems.append(f"{len(missing)} of {len(ref)} reference utterances have no hypothesis: "
-                        f"{_name_ids(missing)} (use missing_hyp='empty' / --missing_hyp empty "
-                        f"to score them as empty hypotheses)")
+        problems.append(
+            f"{len(missing)} of {len(ref)} reference utterances have no hypothesis: "
+            f"{_name_ids(missing)} (use missing_hyp='empty' / --missing_hyp empty "
+            f"to score them as empty hypotheses)"
+        )
     if extra and extra_hyp == "error":
-        problems.append(f"{len(extra)} hypothesis utterances are not in the reference: "
-                        f"{_name_ids(extra)} (use extra_hyp='ignore' / --extra_hyp ignore to drop them)")
+        problems.append(
+            f"{len(extra)} hypothesis utterances are not in the reference: "
+            f"{_name_ids(extra)} (use extra_hyp='ignore' / --extra_hyp ignore to drop them)"
+        )
     if problems:
         raise ScoringInputError("; ".join(problems))
     notes = []
     if missing:
-        notes.append(f"{len(missing)} utterances had no hypothesis and were scored as empty "
-                     f"hypotheses: {_name_ids(missing)}")
+        notes.append(
+            f"{len(missing)} utterances had no hypothesis and were scored as empty hypotheses: {_name_ids(missing)}"
+        )
     if extra:
         notes.append(f"{len(extra)} hypotheses without a reference were ignored: {_name_ids(extra)}")
     ids = list(ref)
@@ -179,8 +186,7 @@ def _check_trn_ids(ids: Iterable[str], utt2spk: Mapping[str, str]) -> None:
         raise ScoringInputError(f"utt2spk has no speaker for these utterances: {_name_ids(no_spk)}")
     bad = [u for u in ids if any(c in u + utt2spk[u] for c in "()")]
     if bad:
-        raise ScoringInputError(
-            f"utterance or speaker ids contain '(' or ')', which break trn ids: {_name_ids(bad)}")
+        raise ScoringInputError(f"utterance or speaker ids contain '(' or ')', which break trn ids: {_name_ids(bad)}")
 
 
 # --------------------------------------------------------------------------- trn files
@@ -201,8 +207,9 @@ def make_tokenizer(token_type: str, non_linguistic_symbols: Optional[Iterable[st
     if token_type == "char":
         from espnet2.text.char_tokenizer import CharTokenizer
 
-        return CharTokenizer(non_linguistic_symbols=nlsyms, space_symbol=SPACE_SYMBOL,
-                             remove_non_linguistic_symbols=True)
+        return CharTokenizer(
+            non_linguistic_symbols=nlsyms, space_symbol=SPACE_SYMBOL, remove_non_linguistic_symbols=True
+        )
     raise ValueError(f"token_type must be 'word' or 'char', not {token_type!r}")
 
 
@@ -211,9 +218,14 @@ def trn_line(tokens: Sequence[str], speaker: str, uttid: str) -> str:
     return f"{' '.join(tokens)}\t({speaker}-{uttid})\n"
 
 
-def write_trn_pair(matched: MatchedTexts, utt2spk: Mapping[str, str], score_dir: PathLike,
-                   token_type: str, non_linguistic_symbols: Optional[Iterable[str]] = None,
-                   cleaner: Optional[str] = None) -> Tuple[Path, Path]:
+def write_trn_pair(
+    matched: MatchedTexts,
+    utt2spk: Mapping[str, str],
+    score_dir: PathLike,
+    token_type: str,
+    non_linguistic_symbols: Optional[Iterable[str]] = None,
+    cleaner: Optional[str] = None,
+) -> Tuple[Path, Path]:
     """Write ``ref.trn`` and ``hyp.trn`` into ``score_dir``, both in reference order.
 
     As in ``asr.sh``, the text cleaner (if any) is applied to the reference only, and
@@ -289,7 +301,8 @@ def run_sclite(score_dir: PathLike, sclite: Optional[PathLike] = None) -> Path:
     if proc.returncode != 0 or "Sum/Avg" not in text:
         raise ScliteFailedError(
             f"sclite failed in {score_dir} (exit {proc.returncode}); stderr: "
-            f"{proc.stderr.decode(errors='replace').strip()[-2000:]!r}; stdout tail: {text[-500:]!r}")
+            f"{proc.stderr.decode(errors='replace').strip()[-2000:]!r}; stdout tail: {text[-500:]!r}"
+        )
     return result
 
 
@@ -314,8 +327,7 @@ class ErrorCounts:
         return self.sub + self.dele + self.ins
 
     def __add__(self, other: "ErrorCounts") -> "ErrorCounts":
-        return ErrorCounts(self.corr + other.corr, self.sub + other.sub,
-                           self.dele + other.dele, self.ins + other.ins)
+        return ErrorCounts(self.corr + other.corr, self.sub + other.sub, self.dele + other.dele, self.ins + other.ins)
 
 
 AlignedPair = Tuple[str, Optional[str], Optional[str]]  # (op in C/S/D/I, ref token, hyp token)
@@ -414,8 +426,10 @@ class TrnUtterance:
         return self.uttid.split("-", 1)[0].encode("utf-8").lower().decode("utf-8")
 
 
-_UNSUPPORTED_HINT = ("the Python scorer does not implement sclite's special transcript syntax "
-                     "('@' null words, '{ a / b }' alternations); install sclite to score it")
+_UNSUPPORTED_HINT = (
+    "the Python scorer does not implement sclite's special transcript syntax "
+    "('@' null words, '{ a / b }' alternations); install sclite to score it"
+)
 
 
 def read_trn(path: PathLike) -> List[TrnUtterance]:
@@ -429,7 +443,7 @@ def read_trn(path: PathLike) -> List[TrnUtterance]:
         start = line.rfind("(")
         if not line.endswith(")") or start < 0:
             raise ScoringInputError(f"{path}:{lineno}: a trn line must end with '(spk-uttid)': {line!r}")
-        uttid = line[start + 1:-1]
+        uttid = line[start + 1 : -1]
         if "-" not in uttid:
             raise ScoringInputError(f"{path}:{lineno}: the id {uttid!r} has no '-' between speaker and utterance")
         tokens = [t for t in re.split(r"[ \t]+", line[:start]) if t]
@@ -603,9 +617,10 @@ def _summary_rows(title: str, speakers: List[_SpeakerScore], raw: bool) -> Tuple
     tot_fmt = "%5.1f "
     n = len(speakers)
     arrays: Dict[str, List[float]] = {k: [] for k in ("corr", "sub", "del", "ins", "err", "serr")}
-    rows = [_Row("c", [title]),
-            _Row(fmt, [" SPKR", " # Snt", "# Wrd", "Corr", " Sub", " Del", " Ins", " Err", "S.Err"],
-                 before="-")]
+    rows = [
+        _Row("c", [title]),
+        _Row(fmt, [" SPKR", " # Snt", "# Wrd", "Corr", " Sub", " Del", " Ins", " Err", "S.Err"], before="-"),
+    ]
     zero_spkr = 0
     for spk in speakers:
         c = spk.counts
@@ -648,7 +663,7 @@ def _summary_rows(title: str, speakers: List[_SpeakerScore], raw: bool) -> Tuple
             if words[i] == 0:
                 for key in ("corr", "sub", "ins", "del", "err"):
                     arr = arrays[key]
-                    arr[i:n - 1] = arr[i + 1:n]
+                    arr[i : n - 1] = arr[i + 1 : n]
                     arr[n - 1] = -1000.0
     kept = n - zero_spkr
     stats = {key: _stats_double(arrays[key][:kept]) for key in ("corr", "sub", "del", "ins", "err")}
@@ -664,8 +679,9 @@ def _summary_rows(title: str, speakers: List[_SpeakerScore], raw: bool) -> Tuple
     return rows, zero_spkr > 0
 
 
-def _alignment_dump(title: str, speakers: List[_SpeakerScore],
-                    paths: Dict[str, List[Tuple[str, List[AlignedPair]]]]) -> List[str]:
+def _alignment_dump(
+    title: str, speakers: List[_SpeakerScore], paths: Dict[str, List[Tuple[str, List[AlignedPair]]]]
+) -> List[str]:
     """sclite's 'DUMP OF SYSTEM ALIGNMENT STRUCTURE' (the ``-o all`` per-utterance part)."""
     out = ["", "", "\t\tDUMP OF SYSTEM ALIGNMENT STRUCTURE", "", f"System name:   {title}", "", "Speakers: "]
     out += ["   %2d:  %s" % (i, s.name) for i, s in enumerate(speakers)]
@@ -687,8 +703,10 @@ def _format_path(uttid: str, path: List[AlignedPair]) -> List[str]:
     """
     counts = count_errors_from_path(path)
     shown_id = _fold(uttid).decode("utf-8")  # sclite prints ids lowercased too
-    lines = [f"id: ({shown_id})",
-             "Scores: (#C #S #D #I) %d %d %d %d" % (counts.corr, counts.sub, counts.dele, counts.ins)]
+    lines = [
+        f"id: ({shown_id})",
+        "Scores: (#C #S #D #I) %d %d %d %d" % (counts.corr, counts.sub, counts.dele, counts.ins),
+    ]
     cells = []  # (op, ref bytes or None, hyp bytes or None)
     for op, ref, hyp in path:
         r = _fold(ref) if ref is not None else None
@@ -745,8 +763,10 @@ def python_sclite_report(ref_trn: PathLike, hyp_trn: PathLike, title: Optional[s
     missing = [i for i in refs if i not in hyp_ids]
     extra = [u.uttid for u in hyps if u.uttid not in refs]
     if missing or extra:
-        raise ScoringInputError(f"{ref_trn} and {hyp_trn} differ in utterances: only in ref: "
-                                f"{_name_ids(missing)}; only in hyp: {_name_ids(extra)}")
+        raise ScoringInputError(
+            f"{ref_trn} and {hyp_trn} differ in utterances: only in ref: "
+            f"{_name_ids(missing)}; only in hyp: {_name_ids(extra)}"
+        )
     speakers: Dict[str, _SpeakerScore] = {}
     paths: Dict[str, List[Tuple[str, List[AlignedPair]]]] = {}
     for hyp in hyps:
@@ -766,13 +786,15 @@ def python_sclite_report(ref_trn: PathLike, hyp_trn: PathLike, title: Optional[s
         out += ["", "", "", heading, ""]
         out += _render_table(rows)
         if has_zero and not raw:
-            out += ["", "* No Reference words for this/these speaker(s).  Word counts supplied",
-                    "  rather than percents.",
-                    "# No Reference words for this/these speaker(s).  NCE not computable.",
-                    "+ Speaker(s) with no reference data is ignored"]
+            out += [
+                "",
+                "* No Reference words for this/these speaker(s).  Word counts supplied",
+                "  rather than percents.",
+                "# No Reference words for this/these speaker(s).  NCE not computable.",
+                "+ Speaker(s) with no reference data is ignored",
+            ]
     out += _alignment_dump(title, ordered, paths)
     return "\n".join(out) + "\n"
-
 
 
 # --------------------------------------------------------------------------- result.txt
@@ -849,15 +871,23 @@ def choose_backend(backend: str = "auto") -> Tuple[str, Optional[Path]]:
         return "sclite", exe
     if backend == "sclite":
         raise ScliteNotFoundError(SCLITE_INSTALL_HINT)
-    log.warning("%s Falling back to the pure-Python scorer (its Sum/Avg lines match sclite's).",
-                SCLITE_INSTALL_HINT)
+    log.warning("%s Falling back to the pure-Python scorer (its Sum/Avg lines match sclite's).", SCLITE_INSTALL_HINT)
     return "python", None
 
 
-def score(ref_text: PathLike, hyp_text: PathLike, utt2spk: PathLike, out_dir: PathLike,
-          metrics: Sequence[str] = ("wer",), backend: str = "auto", missing_hyp: str = "error",
-          extra_hyp: str = "error", non_linguistic_symbols: Optional[PathLike] = None,
-          cleaner: Optional[str] = None, utt_list: Optional[PathLike] = None) -> Dict[str, ScoreOutcome]:
+def score(
+    ref_text: PathLike,
+    hyp_text: PathLike,
+    utt2spk: PathLike,
+    out_dir: PathLike,
+    metrics: Sequence[str] = ("wer",),
+    backend: str = "auto",
+    missing_hyp: str = "error",
+    extra_hyp: str = "error",
+    non_linguistic_symbols: Optional[PathLike] = None,
+    cleaner: Optional[str] = None,
+    utt_list: Optional[PathLike] = None,
+) -> Dict[str, ScoreOutcome]:
     """Score one decode directory: ``out_dir/score_<metric>/{ref.trn,hyp.trn,result.txt}``.
 
     Writes ``scoring_info.txt`` next to each result.txt saying which scorer produced it and
@@ -886,8 +916,9 @@ def score(ref_text: PathLike, hyp_text: PathLike, utt2spk: PathLike, out_dir: Pa
             used = f"sclite:{exe}"
         else:
             result = score_dir / "result.txt"
-            result.write_text(python_sclite_report(score_dir / "ref.trn", score_dir / "hyp.trn", "hyp.trn"),
-                              encoding="utf-8")
+            result.write_text(
+                python_sclite_report(score_dir / "ref.trn", score_dir / "hyp.trn", "hyp.trn"), encoding="utf-8"
+            )
             used = "python"
         info = [f"scorer: {used}"] + [f"note: {n}" for n in matched.notes]
         (score_dir / "scoring_info.txt").write_text("\n".join(info) + "\n", encoding="utf-8")
@@ -905,8 +936,10 @@ def _select_utterances(ref: Dict[str, str], utt_list: PathLike) -> Tuple[Dict[st
     if unknown:
         raise ScoringInputError(f"{len(unknown)} utterances of {str(path)!r} have no reference: {_name_ids(unknown)}")
     keep = set(wanted)
-    return ({u: t for u, t in ref.items() if u in keep},
-            [f"scored {len(keep)} of {len(ref)} reference utterances (those listed in {path})"])
+    return (
+        {u: t for u, t in ref.items() if u in keep},
+        [f"scored {len(keep)} of {len(ref)} reference utterances (those listed in {path})"],
+    )
 
 
 def _read_nlsyms(path: Optional[PathLike]) -> Optional[List[str]]:

@@ -16,6 +16,7 @@ one's steps when it never emits ``<eos>``.
 ``use_cache=False`` recomputes the full causally-masked decoder pass every step -- the
 reference the cache is tested against.
 """
+
 from __future__ import annotations
 
 import math

@@ -36,6 +36,7 @@ Open points of the method that this module fixes (``ConfidenceConfig``):
 
 All comparisons use ``>=`` (a value exactly at tau is kept).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

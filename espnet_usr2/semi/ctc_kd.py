@@ -23,6 +23,7 @@ distillation scale; s = 1 needs no CTC term). Frame selections S (``selection``)
 Padding (frames >= length) is never selected. Normalisation as the other losses of this
 package: sum over selected frames and classes, divided by the batch size B.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,10 +40,10 @@ SELECTIONS = ("all", "blank_elimination", "symmetric", "trim", "threshold", "ran
 @dataclass(frozen=True)
 class CTCKDConfig:
     selection: str = "symmetric"
-    scale: float = 1.0             # s: s * KD + (1 - s) * CTC
-    symmetric_n: int = 2           # neighbours each side (paper tried 1..5)
-    blank_threshold: float = 0.9   # alpha of the threshold selection
-    random_ratio: float = 1.0      # beta of the random selection
+    scale: float = 1.0  # s: s * KD + (1 - s) * CTC
+    symmetric_n: int = 2  # neighbours each side (paper tried 1..5)
+    blank_threshold: float = 0.9  # alpha of the threshold selection
+    random_ratio: float = 1.0  # beta of the random selection
 
     def __post_init__(self):
         check_choice("selection", self.selection, SELECTIONS)
@@ -74,8 +75,9 @@ def trim_selection(non_blank: torch.Tensor) -> torch.Tensor:
     return seen_from_left & seen_from_right
 
 
-def random_selection(non_blank: torch.Tensor, valid: torch.Tensor, ratio: float,
-                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def random_selection(
+    non_blank: torch.Tensor, valid: torch.Tensor, ratio: float, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
     """Non-blank frames plus ``round(ratio * #non-blank)`` random blank frames per row."""
     blank = valid & ~non_blank
     n_pick = torch.minimum(torch.round(non_blank.sum(dim=1) * ratio).long(), blank.sum(dim=1))
@@ -85,8 +87,13 @@ def random_selection(non_blank: torch.Tensor, valid: torch.Tensor, ratio: float,
     return non_blank | (blank & (ranks < n_pick[:, None]))
 
 
-def select_frames(teacher_log_probs: torch.Tensor, lengths: torch.Tensor, config: CTCKDConfig,
-                  blank_id: int = 0, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def select_frames(
+    teacher_log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    config: CTCKDConfig,
+    blank_id: int = 0,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """(B, T) bool: the frames S that enter the KD sum under ``config.selection``."""
     valid = length_mask(lengths, teacher_log_probs.size(1))
     non_blank = non_blank_frames(teacher_log_probs, lengths, blank_id)
@@ -104,8 +111,9 @@ def select_frames(teacher_log_probs: torch.Tensor, lengths: torch.Tensor, config
     return random_selection(non_blank, valid, config.random_ratio, generator)
 
 
-def ctc_kd_loss(student_log_probs: torch.Tensor, teacher_log_probs: torch.Tensor,
-                selected: torch.Tensor) -> torch.Tensor:
+def ctc_kd_loss(
+    student_log_probs: torch.Tensor, teacher_log_probs: torch.Tensor, selected: torch.Tensor
+) -> torch.Tensor:
     """sum_{t in S} KL(p_tea(.|t) || p_stu(.|t)) / B; the teacher is a constant target."""
     teacher_log_probs = teacher_log_probs.detach().float()
     p_tea = teacher_log_probs.exp()
@@ -115,9 +123,15 @@ def ctc_kd_loss(student_log_probs: torch.Tensor, teacher_log_probs: torch.Tensor
     return torch.where(selected, kl, torch.zeros_like(kl)).sum() / student_log_probs.size(0)
 
 
-def ctc_kd_objective(student_log_probs: torch.Tensor, teacher_log_probs: torch.Tensor, lengths: torch.Tensor,
-                     config: CTCKDConfig = CTCKDConfig(), ctc_loss: Optional[torch.Tensor] = None,
-                     blank_id: int = 0, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def ctc_kd_objective(
+    student_log_probs: torch.Tensor,
+    teacher_log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    config: CTCKDConfig = CTCKDConfig(),
+    ctc_loss: Optional[torch.Tensor] = None,
+    blank_id: int = 0,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """``s * KD + (1 - s) * CTC``; ``ctc_loss`` (a scalar, e.g. the masked CTC PL loss) may be
     omitted only when ``scale == 1``.
 

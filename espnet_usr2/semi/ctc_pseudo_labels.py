@@ -10,6 +10,7 @@ filtered frame by frame (eq. 11).
 
 Token PLs are padded with ``ignore_id`` (-1), like ESPnet's ``text``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,8 +59,9 @@ class FramePseudoLabels:
     mask: torch.Tensor
 
 
-def greedy_ctc_frames(log_probs: torch.Tensor, lengths: torch.Tensor,
-                      ignore_id: int = -1) -> Tuple[torch.Tensor, torch.Tensor]:
+def greedy_ctc_frames(
+    log_probs: torch.Tensor, lengths: torch.Tensor, ignore_id: int = -1
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-frame argmax of CTC log-posteriors (B, T, V).
 
     Returns the greedy labels (B, T) with ``ignore_id`` at padded frames and the log of
@@ -70,8 +72,9 @@ def greedy_ctc_frames(log_probs: torch.Tensor, lengths: torch.Tensor,
     return ids.masked_fill(~valid, ignore_id), max_logp.masked_fill(~valid, 0.0)
 
 
-def ctc_collapse(frame_ids: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0,
-                 ignore_id: int = -1) -> Tuple[torch.Tensor, torch.Tensor]:
+def ctc_collapse(
+    frame_ids: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0, ignore_id: int = -1
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """B(.): merge repeats, then drop blanks, per sequence; vectorised over the batch.
 
     Args:
@@ -99,8 +102,13 @@ def ctc_collapse(frame_ids: torch.Tensor, lengths: torch.Tensor, blank_id: int =
 
 
 @torch.no_grad()
-def ctc_pseudo_labels(log_probs: torch.Tensor, lengths: torch.Tensor, config: ConfidenceConfig = DEFAULT_CONFIDENCE,
-                      blank_id: int = 0, ignore_id: int = -1) -> CTCPseudoLabels:
+def ctc_pseudo_labels(
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    config: ConfidenceConfig = DEFAULT_CONFIDENCE,
+    blank_id: int = 0,
+    ignore_id: int = -1,
+) -> CTCPseudoLabels:
     """USR 2.0 CTC PLs (eq. 3) with the sequence mask of eqs. 12-13.
 
     Args:
@@ -110,15 +118,18 @@ def ctc_pseudo_labels(log_probs: torch.Tensor, lengths: torch.Tensor, config: Co
     ids, max_logp = greedy_ctc_frames(log_probs, lengths, ignore_id)
     tokens, token_lengths = ctc_collapse(ids, lengths, blank_id, ignore_id)
     # both readings of eq. 12 cost a masked mean each; the configured one filters the PLs
-    confidences = {average: ctc_sequence_confidence(max_logp, ids, lengths, average, config.all_blank, blank_id)
-                   for average in CTC_AVERAGES}
+    confidences = {
+        average: ctc_sequence_confidence(max_logp, ids, lengths, average, config.all_blank, blank_id)
+        for average in CTC_AVERAGES
+    }
     masks = {average: sequence_confidence_mask(conf, config.threshold) for average, conf in confidences.items()}
     return CTCPseudoLabels(tokens, token_lengths, confidences[config.ctc_average], masks[config.ctc_average], masks)
 
 
 @torch.no_grad()
-def frame_pseudo_labels(log_probs: torch.Tensor, lengths: torch.Tensor, threshold: float = 0.8,
-                        ignore_id: int = -1) -> FramePseudoLabels:
+def frame_pseudo_labels(
+    log_probs: torch.Tensor, lengths: torch.Tensor, threshold: float = 0.8, ignore_id: int = -1
+) -> FramePseudoLabels:
     """USR v1 frame-level CTC PLs (eq. 1, no collapse) with the frame-wise mask of eq. 11."""
     ids, max_logp = greedy_ctc_frames(log_probs, lengths, ignore_id)
     max_prob = max_logp.exp().masked_fill(~length_mask(lengths, log_probs.size(1)), 0.0)

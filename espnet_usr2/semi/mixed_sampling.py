@@ -14,6 +14,7 @@ seeded from both (mixed through NumPy's ``SeedSequence`` so neighbouring steps a
 decorrelated) and never touches the global RNG. Every DDP rank therefore picks the same
 mode at the same step without communication, and a resumed run repeats the same modes.
 """
+
 from __future__ import annotations
 
 import math

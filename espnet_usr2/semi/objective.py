@@ -28,6 +28,7 @@ CTC PLs with frame-wise cross-entropy (no collapse), CTC head and decoder superv
 their own PLs, through separate output heads used only for unlabelled data (both objectives
 have them by default, as USR's code: ``unlabelled_heads``).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Mapping, Optional, Tuple
@@ -84,9 +85,16 @@ class _UnlabelledObjective(nn.Module):
     supervised model, so the heads do not start as noise).
     """
 
-    def __init__(self, vocab_size: int, encoder_output_size: int, unlabelled_weights: Optional[Mapping[str, float]],
-                 pl_modality: str, teacher_view: str = "augmented", unlabelled_heads: bool = True,
-                 unlabelled_heads_init: str = "random"):
+    def __init__(
+        self,
+        vocab_size: int,
+        encoder_output_size: int,
+        unlabelled_weights: Optional[Mapping[str, float]],
+        pl_modality: str,
+        teacher_view: str = "augmented",
+        unlabelled_heads: bool = True,
+        unlabelled_heads_init: str = "random",
+    ):
         super().__init__()
         weights = merge_modality_values(DEFAULT_UNLABELLED_WEIGHTS, unlabelled_weights)
         for m, value in weights.items():
@@ -114,8 +122,10 @@ class _UnlabelledObjective(nn.Module):
         if self.ctc_heads is None or self.unlabelled_heads_init != "labelled":
             return
         for m in MODALITIES:
-            for mine, theirs in ((self.ctc_heads[m], ctc_projection(student.ctc_head(m))),
-                                 (self.dec_heads[m], student.decoder.output_head(m))):
+            for mine, theirs in (
+                (self.ctc_heads[m], ctc_projection(student.ctc_head(m))),
+                (self.dec_heads[m], student.decoder.output_head(m)),
+            ):
                 mine.weight.copy_(theirs.weight)
                 mine.bias.copy_(theirs.bias)
 
@@ -135,8 +145,15 @@ class _UnlabelledObjective(nn.Module):
         of its own (drawn apart from the student's), as USR's code feeds its teacher; never
         time-masked, so audio stays clean either way (audio augmentation is masking only).
         """
-        encoded = teacher.encode(speech, speech_lengths, video, video_lengths, modalities=[self.pl_modality],
-                                 augment=self.teacher_view_kind == "augmented", time_masking=False)
+        encoded = teacher.encode(
+            speech,
+            speech_lengths,
+            video,
+            video_lengths,
+            modalities=[self.pl_modality],
+            augment=self.teacher_view_kind == "augmented",
+            time_masking=False,
+        )
         return encoded[self.pl_modality]
 
 
@@ -228,33 +245,57 @@ class USR2Objective(_UnlabelledObjective):
         unlabelled_heads_init: str = "random",
         seed: int = 42,
     ):
-        super().__init__(vocab_size, encoder_output_size, unlabelled_weights, pl_modality, teacher_view,
-                         unlabelled_heads, unlabelled_heads_init)
+        super().__init__(
+            vocab_size,
+            encoder_output_size,
+            unlabelled_weights,
+            pl_modality,
+            teacher_view,
+            unlabelled_heads,
+            unlabelled_heads_init,
+        )
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = seed
         self.mixing = MixedSamplingConfig(p_ar=p_ar, schedule=p_ar_schedule, p_ar_start=p_ar_start, p_ar_end=p_ar_end)
         self.threshold = threshold
-        self.confidence = ConfidenceConfig(threshold=threshold, ctc_average=ctc_confidence_average,
-                                           all_blank=all_blank)
-        self.losses = PLLossConfig(ctc_weight=ctc_weight, beta=beta, alpha=alpha, lsm_weight=lsm_weight,
-                                   normalize_length=normalize_length, att_ctc_mask=att_ctc_mask,
-                                   att_ctc_threshold=threshold, ctc_target_lsm_weight=ctc_target_lsm_weight)
-        self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len,
-                                           limit_over=ar_max_len_over)
+        self.confidence = ConfidenceConfig(threshold=threshold, ctc_average=ctc_confidence_average, all_blank=all_blank)
+        self.losses = PLLossConfig(
+            ctc_weight=ctc_weight,
+            beta=beta,
+            alpha=alpha,
+            lsm_weight=lsm_weight,
+            normalize_length=normalize_length,
+            att_ctc_mask=att_ctc_mask,
+            att_ctc_threshold=threshold,
+            ctc_target_lsm_weight=ctc_target_lsm_weight,
+        )
+        self.ar_decoding = ARDecodingConfig(
+            max_len_ratio=ar_max_len_ratio, max_len=ar_max_len, limit_over=ar_max_len_over
+        )
         if ctc_branch not in ("pseudo_label", "kd"):
             raise ValueError(f"ctc_branch must be 'pseudo_label' or 'kd', got {ctc_branch!r}")
         self.ctc_branch = ctc_branch
         self.ctc_kd = CTCKDConfig(**(ctc_kd_conf or {})) if ctc_branch == "kd" else None
 
-    def forward(self, student, teacher, step: int, total_steps: int = 0, speech=None, speech_lengths=None,
-                video=None, video_lengths=None) -> Tuple[Dict[str, torch.Tensor], Stats]:
+    def forward(
+        self,
+        student,
+        teacher,
+        step: int,
+        total_steps: int = 0,
+        speech=None,
+        speech_lengths=None,
+        video=None,
+        video_lengths=None,
+    ) -> Tuple[Dict[str, torch.Tensor], Stats]:
         """Per-modality L_unl^m of the unlabelled batch, and statistics (same keys every step)."""
         mode = sample_mode(self.mixing, self.seed, step, total_steps)
         t_enc, t_lens = self.teacher_view(teacher, speech, speech_lengths, video, video_lengths)
         ctc_pl, att_pl, teacher_logp = self._pseudo_labels(teacher, t_enc, t_lens, mode, student.sos, student.eos)
-        encoded = student.encode(speech, speech_lengths, video, video_lengths, modalities=student.modalities,
-                                 augment=True)
+        encoded = student.encode(
+            speech, speech_lengths, video, video_lengths, modalities=student.modalities, augment=True
+        )
         if mode == AR_MODE:
             ys_in, ys_in_lens = ar_decoder_input(att_pl, student.sos, student.eos)
         else:
@@ -264,12 +305,14 @@ class USR2Objective(_UnlabelledObjective):
         stats = _pl_stats(ctc_pl, att_pl, mode, ar_probability(self.mixing, step, max(total_steps, 1)))
         for m, logits in zip(encoded, dec_logits):
             enc, lens = encoded[m]
-            losses[m], modality_stats = self._modality_loss(student, m, enc, lens, logits, ctc_pl, att_pl, mode,
-                                                            teacher_logp, step)
+            losses[m], modality_stats = self._modality_loss(
+                student, m, enc, lens, logits, ctc_pl, att_pl, mode, teacher_logp, step
+            )
             stats.update({f"{k}_{m}": v for k, v in modality_stats.items()})
             # COMAT on the CTC pseudo-label (comat_conf.pseudo_labels); masked-out PLs count as empty
             comat, comat_stats = student.comat_pseudo_label_loss(
-                m, enc, lens, ctc_pl.tokens, torch.where(ctc_pl.mask, ctc_pl.lengths, 0))
+                m, enc, lens, ctc_pl.tokens, torch.where(ctc_pl.mask, ctc_pl.lengths, 0)
+            )
             if comat is not None:
                 losses[m] = losses[m] + comat
                 stats.update(comat_stats)
@@ -280,26 +323,44 @@ class USR2Objective(_UnlabelledObjective):
         teacher_logp = teacher.ctc_head(self.pl_modality).log_softmax(t_enc)
         ctc_pl = ctc_pseudo_labels(teacher_logp, t_lens, self.confidence)
         if mode == AR_MODE:
-            att_pl = ar_greedy_pseudo_labels(teacher.decoder, t_enc, t_lens, sos, eos, self.ar_decoding,
-                                             self.threshold, modality=self.pl_modality)
+            att_pl = ar_greedy_pseudo_labels(
+                teacher.decoder, t_enc, t_lens, sos, eos, self.ar_decoding, self.threshold, modality=self.pl_modality
+            )
         else:
-            att_pl = ctc_driven_teacher_forcing(teacher.decoder, t_enc, t_lens, ctc_pl.tokens, ctc_pl.lengths, sos,
-                                                eos, self.threshold, modality=self.pl_modality)
+            att_pl = ctc_driven_teacher_forcing(
+                teacher.decoder,
+                t_enc,
+                t_lens,
+                ctc_pl.tokens,
+                ctc_pl.lengths,
+                sos,
+                eos,
+                self.threshold,
+                modality=self.pl_modality,
+            )
         return ctc_pl, att_pl, teacher_logp
 
     def _modality_loss(self, student, m, enc, lens, dec_logits, ctc_pl, att_pl, mode, teacher_logp, step):
         ctc_logits = ctc_logits_of(self.ctc_head(student, m), enc)
         if mode == AR_MODE:
-            loss_ctc, loss_att, details = ar_mode_loss_terms(ctc_logits, lens, dec_logits, ctc_pl, att_pl,
-                                                             student.sos, student.eos, self.losses)
+            loss_ctc, loss_att, details = ar_mode_loss_terms(
+                ctc_logits, lens, dec_logits, ctc_pl, att_pl, student.sos, student.eos, self.losses
+            )
         else:
-            loss_ctc, loss_att, details = ctc_driven_loss_terms(ctc_logits, lens, dec_logits, ctc_pl, att_pl,
-                                                                student.eos, self.losses)
+            loss_ctc, loss_att, details = ctc_driven_loss_terms(
+                ctc_logits, lens, dec_logits, ctc_pl, att_pl, student.eos, self.losses
+            )
         stats = {k: details[k].detach() if k in details else torch.tensor(NAN) for k in DETAIL_TERMS}
         if self.ctc_kd is not None:
             generator = step_generator(self.seed, step)
-            mixed = ctc_kd_objective(torch.log_softmax(ctc_logits, dim=-1), teacher_logp, lens, self.ctc_kd,
-                                     ctc_loss=loss_ctc, generator=generator)
+            mixed = ctc_kd_objective(
+                torch.log_softmax(ctc_logits, dim=-1),
+                teacher_logp,
+                lens,
+                self.ctc_kd,
+                ctc_loss=loss_ctc,
+                generator=generator,
+            )
             stats["loss_unl_ctc_pl"] = loss_ctc.detach()
             loss_ctc = mixed
         loss, mix_stats = unlabelled_loss(self.losses, loss_ctc, loss_att)
@@ -354,25 +415,56 @@ class USR1Objective(_UnlabelledObjective):
         pl_modality: str = AUDIOVISUAL,
         teacher_view: str = "augmented",
     ):
-        super().__init__(vocab_size, encoder_output_size, unlabelled_weights, pl_modality, teacher_view,
-                         unlabelled_heads, unlabelled_heads_init)
+        super().__init__(
+            vocab_size,
+            encoder_output_size,
+            unlabelled_weights,
+            pl_modality,
+            teacher_view,
+            unlabelled_heads,
+            unlabelled_heads_init,
+        )
         check_unit_interval("threshold", threshold)
         self.threshold = threshold
-        self.losses = PLLossConfig(ctc_weight=ctc_weight, lsm_weight=lsm_weight, frame_lsm_weight=frame_lsm_weight,
-                                   normalize_length=normalize_length)
-        self.ar_decoding = ARDecodingConfig(max_len_ratio=ar_max_len_ratio, max_len=ar_max_len,
-                                           limit_over=ar_max_len_over)
+        self.losses = PLLossConfig(
+            ctc_weight=ctc_weight,
+            lsm_weight=lsm_weight,
+            frame_lsm_weight=frame_lsm_weight,
+            normalize_length=normalize_length,
+        )
+        self.ar_decoding = ARDecodingConfig(
+            max_len_ratio=ar_max_len_ratio, max_len=ar_max_len, limit_over=ar_max_len_over
+        )
 
-    def forward(self, student, teacher, step: int, total_steps: int = 0, speech=None, speech_lengths=None,
-                video=None, video_lengths=None) -> Tuple[Dict[str, torch.Tensor], Stats]:
+    def forward(
+        self,
+        student,
+        teacher,
+        step: int,
+        total_steps: int = 0,
+        speech=None,
+        speech_lengths=None,
+        video=None,
+        video_lengths=None,
+    ) -> Tuple[Dict[str, torch.Tensor], Stats]:
         t_enc, t_lens = self.teacher_view(teacher, speech, speech_lengths, video, video_lengths)
         with torch.no_grad():
-            frame_pl = frame_pseudo_labels(teacher.ctc_head(self.pl_modality).log_softmax(t_enc), t_lens,
-                                           self.threshold)
-            att_pl = ar_greedy_pseudo_labels(teacher.decoder, t_enc, t_lens, student.sos, student.eos,
-                                             self.ar_decoding, self.threshold, modality=self.pl_modality)
-        encoded = student.encode(speech, speech_lengths, video, video_lengths, modalities=student.modalities,
-                                 augment=True)
+            frame_pl = frame_pseudo_labels(
+                teacher.ctc_head(self.pl_modality).log_softmax(t_enc), t_lens, self.threshold
+            )
+            att_pl = ar_greedy_pseudo_labels(
+                teacher.decoder,
+                t_enc,
+                t_lens,
+                student.sos,
+                student.eos,
+                self.ar_decoding,
+                self.threshold,
+                modality=self.pl_modality,
+            )
+        encoded = student.encode(
+            speech, speech_lengths, video, video_lengths, modalities=student.modalities, augment=True
+        )
         ys_in, ys_in_lens = ar_decoder_input(att_pl, student.sos, student.eos)
         dec_logits = student.decoder.forward_modalities(encoded, ys_in, ys_in_lens, self.dec_heads)
         valid = frame_pl.labels >= 0
@@ -403,9 +495,11 @@ def _pl_stats(ctc_pl, att_pl: AttentionPseudoLabels, mode: str, p_ar: float) -> 
     ``pl_ctc_keep_all`` / ``pl_ctc_keep_emitting`` what each reading would keep on the same
     PLs (same threshold and all-blank policy), whichever is configured.
     """
-    keep_by_average = {f"pl_ctc_keep_{average}": ctc_pl.mask_by_average[average].float().mean()
-                       for average in CTC_AVERAGES}
-    return {**keep_by_average,
+    keep_by_average = {
+        f"pl_ctc_keep_{average}": ctc_pl.mask_by_average[average].float().mean() for average in CTC_AVERAGES
+    }
+    return {
+        **keep_by_average,
         "pl_mode_ar": torch.tensor(float(mode == AR_MODE)),
         "p_ar": torch.tensor(p_ar),
         "pl_ctc_len": ctc_pl.lengths.float().mean(),

@@ -34,6 +34,7 @@ The ``*_loss_terms`` functions take precomputed logits, so the objectives
 and return ``(L_ctc, L_att, detailed terms)``; :func:`unlabelled_loss` (eq. 16) mixes
 them -- the only place that does.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,14 +57,14 @@ Stats = Dict[str, torch.Tensor]
 class PLLossConfig:
     """Weights of eqs. 5, 6 and 16; defaults are the paper's (Sec. 4.3, Appendix B.2)."""
 
-    ctc_weight: float = 0.1          # lambda (eq. 16)
-    beta: float = 0.5                # weight of CE(dec, y_ctc + [eos]) in CTC-driven mode (eq. 5)
-    alpha: float = 0.5               # weight of CTC(y_att) in AR mode (eq. 6)
-    lsm_weight: float = 0.1          # label smoothing of CE_ls
-    normalize_length: bool = False   # CE terms: sum / B (False, as the model) or sum / kept tokens
-    att_ctc_mask: str = "mean"       # how M_att masks CTC(y_att) in AR mode
-    att_ctc_threshold: float = 0.8   # tau for att_ctc_mask="mean"
-    frame_lsm_weight: float = 0.0    # label smoothing of USR v1 frame-wise CE
+    ctc_weight: float = 0.1  # lambda (eq. 16)
+    beta: float = 0.5  # weight of CE(dec, y_ctc + [eos]) in CTC-driven mode (eq. 5)
+    alpha: float = 0.5  # weight of CTC(y_att) in AR mode (eq. 6)
+    lsm_weight: float = 0.1  # label smoothing of CE_ls
+    normalize_length: bool = False  # CE terms: sum / B (False, as the model) or sum / kept tokens
+    att_ctc_mask: str = "mean"  # how M_att masks CTC(y_att) in AR mode
+    att_ctc_threshold: float = 0.8  # tau for att_ctc_mask="mean"
+    frame_lsm_weight: float = 0.0  # label smoothing of USR v1 frame-wise CE
     # label smoothing of CE(dec, y_ctc + [eos]) in CTC-driven mode (eq. 5). 0.0: plain CE, as
     # eq. 5 writes it (CE, not CE_ls); 0.1 smooths it like every other attention loss
     # (lsm_weight) -- an open reading, decided by experiment (issue 12)
@@ -79,8 +80,14 @@ class PLLossConfig:
 
 
 # ---------------------------------------------------------------- masked building blocks
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, keep: torch.Tensor, smoothing: float,
-                         normalize_length: bool = False, ignore_id: int = -1) -> torch.Tensor:
+def masked_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    keep: torch.Tensor,
+    smoothing: float,
+    normalize_length: bool = False,
+    ignore_id: int = -1,
+) -> torch.Tensor:
     """Cross-entropy over kept positions: sum / B (or / #kept with ``normalize_length``).
 
     Args:
@@ -98,26 +105,39 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, keep: torc
     return loss
 
 
-def ctc_loss_per_sequence(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, targets: torch.Tensor,
-                          target_lengths: torch.Tensor, blank_id: int = 0) -> torch.Tensor:
+def ctc_loss_per_sequence(
+    ctc_logits: torch.Tensor,
+    enc_lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank_id: int = 0,
+) -> torch.Tensor:
     """(B,) CTC negative log-likelihood per sequence (``zero_infinity``: infeasible -> 0)."""
     log_probs = ctc_logits.float().log_softmax(dim=-1).transpose(0, 1)  # (T, B, V)
     targets = targets.masked_fill(~length_mask(target_lengths, targets.size(1)), blank_id)
     if targets.size(1) == 0:  # all targets empty: CTC needs a (B, >=1) tensor
         targets = targets.new_full((targets.size(0), 1), blank_id)
-    return F.ctc_loss(log_probs, targets, enc_lengths, target_lengths, blank=blank_id,
-                      reduction="none", zero_infinity=True)
+    return F.ctc_loss(
+        log_probs, targets, enc_lengths, target_lengths, blank=blank_id, reduction="none", zero_infinity=True
+    )
 
 
-def masked_ctc_loss(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, targets: torch.Tensor,
-                    target_lengths: torch.Tensor, keep: torch.Tensor, blank_id: int = 0) -> torch.Tensor:
+def masked_ctc_loss(
+    ctc_logits: torch.Tensor,
+    enc_lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    keep: torch.Tensor,
+    blank_id: int = 0,
+) -> torch.Tensor:
     """Sum of the per-sequence CTC losses of kept sequences / B (like ESPnet's CTC)."""
     per_seq = ctc_loss_per_sequence(ctc_logits, enc_lengths, targets, target_lengths, blank_id)
     return torch.where(keep, per_seq, torch.zeros_like(per_seq)).sum() / ctc_logits.size(0)
 
 
-def strip_special(tokens: torch.Tensor, lengths: torch.Tensor, drop_ids, ignore_id: int = -1
-                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+def strip_special(
+    tokens: torch.Tensor, lengths: torch.Tensor, drop_ids, ignore_id: int = -1
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """Remove ``drop_ids`` (e.g. eos, sos, blank) from each row and re-pack to the left."""
     valid = length_mask(lengths, tokens.size(1))
     keep = valid.clone()
@@ -151,30 +171,51 @@ def _att_targets(att: AttentionPseudoLabels, width: int, ignore_id: int) -> Tupl
 
 
 # ---------------------------------------------------------------- logit-level losses (one modality)
-def ctc_driven_loss_terms(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, dec_logits: torch.Tensor,
-                          ctc_pl: CTCPseudoLabels, att_pl: AttentionPseudoLabels, eos: int,
-                          cfg: PLLossConfig = PLLossConfig(), blank_id: int = 0, ignore_id: int = -1
-                          ) -> Tuple[torch.Tensor, torch.Tensor, Stats]:
+def ctc_driven_loss_terms(
+    ctc_logits: torch.Tensor,
+    enc_lengths: torch.Tensor,
+    dec_logits: torch.Tensor,
+    ctc_pl: CTCPseudoLabels,
+    att_pl: AttentionPseudoLabels,
+    eos: int,
+    cfg: PLLossConfig = PLLossConfig(),
+    blank_id: int = 0,
+    ignore_id: int = -1,
+) -> Tuple[torch.Tensor, torch.Tensor, Stats]:
     """Eq. 5 before the lambda mix: (L_ctc, L_att, detailed terms)."""
     seq_keep = ctc_pl.mask
     loss_ctc = masked_ctc_loss(ctc_logits, enc_lengths, ctc_pl.tokens, ctc_pl.lengths, seq_keep, blank_id)
-    att_term = masked_cross_entropy(dec_logits, att_pl.tokens, att_pl.mask, cfg.lsm_weight,
-                                    cfg.normalize_length, ignore_id)
+    att_term = masked_cross_entropy(
+        dec_logits, att_pl.tokens, att_pl.mask, cfg.lsm_weight, cfg.normalize_length, ignore_id
+    )
     ctc_targets = append_eos(ctc_pl.tokens, ctc_pl.lengths, eos, ignore_id)
-    ctc_term = masked_cross_entropy(dec_logits, ctc_targets, seq_keep[:, None].expand_as(ctc_targets),
-                                    cfg.ctc_target_lsm_weight, cfg.normalize_length, ignore_id)
+    ctc_term = masked_cross_entropy(
+        dec_logits,
+        ctc_targets,
+        seq_keep[:, None].expand_as(ctc_targets),
+        cfg.ctc_target_lsm_weight,
+        cfg.normalize_length,
+        ignore_id,
+    )
     loss_att = (1.0 - cfg.beta) * att_term + cfg.beta * ctc_term
     return loss_ctc, loss_att, {"loss_unl_att_yatt": att_term, "loss_unl_att_yctc": ctc_term}
 
 
-def ar_mode_loss_terms(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, dec_logits: torch.Tensor,
-                       ctc_pl: CTCPseudoLabels, att_pl: AttentionPseudoLabels, sos: int, eos: int,
-                       cfg: PLLossConfig = PLLossConfig(), blank_id: int = 0, ignore_id: int = -1
-                       ) -> Tuple[torch.Tensor, torch.Tensor, Stats]:
+def ar_mode_loss_terms(
+    ctc_logits: torch.Tensor,
+    enc_lengths: torch.Tensor,
+    dec_logits: torch.Tensor,
+    ctc_pl: CTCPseudoLabels,
+    att_pl: AttentionPseudoLabels,
+    sos: int,
+    eos: int,
+    cfg: PLLossConfig = PLLossConfig(),
+    blank_id: int = 0,
+    ignore_id: int = -1,
+) -> Tuple[torch.Tensor, torch.Tensor, Stats]:
     """Eq. 6 before the lambda mix: (L_ctc, L_att, detailed terms)."""
     att_targets, att_mask = _att_targets(att_pl, dec_logits.size(1), ignore_id)
-    loss_att = masked_cross_entropy(dec_logits, att_targets, att_mask, cfg.lsm_weight,
-                                    cfg.normalize_length, ignore_id)
+    loss_att = masked_cross_entropy(dec_logits, att_targets, att_mask, cfg.lsm_weight, cfg.normalize_length, ignore_id)
     ctc_term = masked_ctc_loss(ctc_logits, enc_lengths, ctc_pl.tokens, ctc_pl.lengths, ctc_pl.mask, blank_id)
     att_tokens, att_lengths = strip_special(att_pl.tokens, att_pl.lengths, (eos, sos, blank_id), ignore_id)
     att_keep = ar_ctc_sequence_mask(att_pl, cfg.att_ctc_mask, cfg.att_ctc_threshold)
@@ -183,9 +224,14 @@ def ar_mode_loss_terms(ctc_logits: torch.Tensor, enc_lengths: torch.Tensor, dec_
     return loss_ctc, loss_att, {"loss_unl_ctc_yctc": ctc_term, "loss_unl_ctc_yatt": att_term}
 
 
-def usr_v1_loss_terms(ctc_logits: torch.Tensor, frame_pl: FramePseudoLabels, dec_logits: torch.Tensor,
-                      att_pl: AttentionPseudoLabels, cfg: PLLossConfig = PLLossConfig(), ignore_id: int = -1
-                      ) -> Tuple[torch.Tensor, torch.Tensor, Stats]:
+def usr_v1_loss_terms(
+    ctc_logits: torch.Tensor,
+    frame_pl: FramePseudoLabels,
+    dec_logits: torch.Tensor,
+    att_pl: AttentionPseudoLabels,
+    cfg: PLLossConfig = PLLossConfig(),
+    ignore_id: int = -1,
+) -> Tuple[torch.Tensor, torch.Tensor, Stats]:
     """USR v1 (eqs. 14-15) before the lambda mix: (L_ctc, L_att, no detailed terms).
 
     L_ctc is the frame-wise CE of the CTC head on frame PLs (frame mask), L_att the CE_ls of
@@ -193,16 +239,15 @@ def usr_v1_loss_terms(ctc_logits: torch.Tensor, frame_pl: FramePseudoLabels, dec
     """
     if ctc_logits.size(1) != frame_pl.labels.size(1):
         raise ValueError(f"student has {ctc_logits.size(1)} frames, frame PLs {frame_pl.labels.size(1)}")
-    loss_ctc = masked_cross_entropy(ctc_logits, frame_pl.labels, frame_pl.mask, cfg.frame_lsm_weight,
-                                    cfg.normalize_length, ignore_id)
+    loss_ctc = masked_cross_entropy(
+        ctc_logits, frame_pl.labels, frame_pl.mask, cfg.frame_lsm_weight, cfg.normalize_length, ignore_id
+    )
     att_targets, att_mask = _att_targets(att_pl, dec_logits.size(1), ignore_id)
-    loss_att = masked_cross_entropy(dec_logits, att_targets, att_mask, cfg.lsm_weight,
-                                    cfg.normalize_length, ignore_id)
+    loss_att = masked_cross_entropy(dec_logits, att_targets, att_mask, cfg.lsm_weight, cfg.normalize_length, ignore_id)
     return loss_ctc, loss_att, {}
 
 
-def unlabelled_loss(cfg: PLLossConfig, loss_ctc: torch.Tensor, loss_att: torch.Tensor
-                    ) -> Tuple[torch.Tensor, Stats]:
+def unlabelled_loss(cfg: PLLossConfig, loss_ctc: torch.Tensor, loss_att: torch.Tensor) -> Tuple[torch.Tensor, Stats]:
     """Eq. 16, ``L_unl^m = lambda L_ctc^m + (1 - lambda) L_att^m``, and its logged terms."""
     loss = cfg.ctc_weight * loss_ctc + (1.0 - cfg.ctc_weight) * loss_att
     return loss, {"loss_unl": loss.detach(), "loss_unl_ctc": loss_ctc.detach(), "loss_unl_att": loss_att.detach()}

@@ -34,6 +34,7 @@ the buffer has changed outside this class (a checkpoint loaded, ``.fill_``, a mo
 another device): on a GPU a read is a wait for the device, and the step would otherwise wait
 several times for three numbers the host already knows (``bench/count_host_syncs.py``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -63,8 +64,15 @@ class EMATeacher(nn.Module):
     after each optimiser step.
     """
 
-    def __init__(self, student: nn.Module, momentum_start: float = 0.998, momentum_end: float = 1.0,
-                 total_steps: int = 0, validate: bool = True, batch_norm: str = "batch"):
+    def __init__(
+        self,
+        student: nn.Module,
+        momentum_start: float = 0.998,
+        momentum_end: float = 1.0,
+        total_steps: int = 0,
+        validate: bool = True,
+        batch_norm: str = "batch",
+    ):
         """``validate``: also report the teacher's validation metrics (``*_teacher`` stats);
         ``batch_norm``: ``"batch"`` or ``"running"`` (module docstring)."""
         super().__init__()

@@ -15,6 +15,7 @@ eq. 11 keeps token l iff it is ``>= tau``. The raw argmax is kept as is (it may 
 vocabulary id, including ``<eos>`` before the last position): the student is trained to
 reproduce the teacher's conditional prediction for the same prefix.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -91,5 +92,6 @@ def ctc_driven_teacher_forcing(
     valid = length_mask(ys_in_lens, ys_in.size(1))
     tokens = best.masked_fill(~valid, ignore_id)
     confidence = max_prob.masked_fill(~valid, 0.0)
-    return AttentionPseudoLabels(tokens, ys_in_lens, confidence,
-                                 token_confidence_mask(confidence, ys_in_lens, threshold))
+    return AttentionPseudoLabels(
+        tokens, ys_in_lens, confidence, token_confidence_mask(confidence, ys_in_lens, threshold)
+    )

@@ -1,4 +1,5 @@
 """Building a model from a training YAML without running the trainer."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,9 @@ from espnet_usr2.model.espnet_model import ESPnetUSR2Model
 from espnet_usr2.tasks.usr2 import USR2Task
 
 
-def parse_training_args(config: Union[str, Path], token_list: Union[str, Path, Sequence[str]],
-                        extra: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_training_args(
+    config: Union[str, Path], token_list: Union[str, Path, Sequence[str]], extra: Optional[List[str]] = None
+) -> argparse.Namespace:
     """Arguments USR2Task would see for ``--config config`` (+ ``extra`` command-line options)."""
     cmd = ["--config", str(config)]
     if isinstance(token_list, (str, Path)):
@@ -26,8 +28,12 @@ def parse_training_args(config: Union[str, Path], token_list: Union[str, Path, S
     return args
 
 
-def build_model_from_config(config: Union[str, Path], token_list: Union[str, Path, Sequence[str]],
-                            extra: Optional[List[str]] = None, meta: bool = False) -> ESPnetUSR2Model:
+def build_model_from_config(
+    config: Union[str, Path],
+    token_list: Union[str, Path, Sequence[str]],
+    extra: Optional[List[str]] = None,
+    meta: bool = False,
+) -> ESPnetUSR2Model:
     """The model a training run with this config would start from.
 
     ``meta=True`` builds it on PyTorch's meta device: shapes and parameter counts without

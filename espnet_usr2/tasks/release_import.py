@@ -32,6 +32,7 @@ taken from the checkpoint's shapes. Everything is checked against the model that
 builds (names and shapes) before anything is written; the files appear in ``out_dir`` by
 one rename at the end, so a failed import leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,7 +75,12 @@ PathLike = Union[str, Path]
 TEMPLATE_CONF_DIR = Path(__file__).resolve().parents[2] / "egs2" / "TEMPLATE" / "usr2" / "conf"
 RELEASE_DECODE_CONFIG = "decode_beam40.yaml"
 MODEL_FILE, CONFIG_FILE, TOKENS_FILE, BPE_FILE, ENCODER_FILE = (
-    "model.pth", "config.yaml", "tokens.txt", "bpe.model", "encoder.pth")
+    "model.pth",
+    "config.yaml",
+    "tokens.txt",
+    "bpe.model",
+    "encoder.pth",
+)
 UNLABELLED_HEADS_FILE = "unlabelled_heads.pth"
 #: the parts of this project's model an encoder-only file must fill completely
 ENCODER_INIT_PARTS = ("audio_frontend.", "video_frontend.", "fusion.", "encoder.blocks.")
@@ -100,18 +106,25 @@ class ImportReport:
     files: List[str] = field(default_factory=list)
 
     def lines(self) -> List[str]:
-        lines = [f"read {self.checkpoint}: {self.n_tensors} network tensors"
-                 + (f" under '{self.prefix}'" if self.prefix else "")]
+        lines = [
+            f"read {self.checkpoint}: {self.n_tensors} network tensors"
+            + (f" under '{self.prefix}'" if self.prefix else "")
+        ]
         for what, n in sorted(self.ignored.items()):
             lines.append(f"  ignored {n} x {what}")
         if self.unlabelled_heads:
-            lines.append(f"  kept {self.unlabelled_heads} x out_layer_unlabelled_* (USR's heads for the unlabelled "
-                         f"losses) in {UNLABELLED_HEADS_FILE}: semi-supervised fine-tuning starts from them with "
-                         f"--init_param {MODEL_FILE} {UNLABELLED_HEADS_FILE}")
+            lines.append(
+                f"  kept {self.unlabelled_heads} x out_layer_unlabelled_* (USR's heads for the unlabelled "
+                f"losses) in {UNLABELLED_HEADS_FILE}: semi-supervised fine-tuning starts from them with "
+                f"--init_param {MODEL_FILE} {UNLABELLED_HEADS_FILE}"
+            )
         found = self.architecture.describe() if self.architecture else "this project's parameter names"
         lines.append(f"detected {found}; {self.n_parameters / 1e6:.1f} M parameters")
-        lines.append(f"checked against the model of {self.config}" if self.encoder_only
-                     else f"training config: {self.config} (architecture from the checkpoint)")
+        lines.append(
+            f"checked against the model of {self.config}"
+            if self.encoder_only
+            else f"training config: {self.config} (architecture from the checkpoint)"
+        )
         lines.append(f"wrote {self.out_dir}: {' '.join(self.files)}")
         return lines
 
@@ -120,9 +133,15 @@ class ReleaseImportError(ReleaseCheckpointError):
     """The import cannot be done as asked (missing units, output exists, no config)."""
 
 
-def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[PathLike] = None,
-                   encoder_only: bool = False, config: Optional[PathLike] = None, source: str = STUDENT,
-                   overwrite: bool = False) -> ImportReport:
+def import_release(
+    checkpoint: PathLike,
+    out_dir: PathLike,
+    units: Optional[PathLike] = None,
+    encoder_only: bool = False,
+    config: Optional[PathLike] = None,
+    source: str = STUDENT,
+    overwrite: bool = False,
+) -> ImportReport:
     """Convert ``checkpoint`` into ``out_dir`` (see the module docstring)."""
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
@@ -132,8 +151,10 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
     own = own_encoder_state(state, source) if encoder_only else None
     if own is not None:  # e.g. self-supervised pre-training of this project: the names are already ours
         if config is None:
-            raise ReleaseImportError(f"{checkpoint} is a checkpoint of this project: give --config, the training "
-                                     "config whose model the encoder is for")
+            raise ReleaseImportError(
+                f"{checkpoint} is a checkpoint of this project: give --config, the training "
+                "config whose model the encoder is for"
+            )
         converted, origin, arch = own, {k: k for k in own}, None
         heads = heads_origin = {}
         n_tensors, prefix, ignored = len(state), "", {OWN_CHECKPOINT_NOTE: len(state) - len(own)}
@@ -146,19 +167,37 @@ def import_release(checkpoint: PathLike, out_dir: PathLike, units: Optional[Path
     config = Path(config) if config is not None else default_config(arch)
     tokens = _token_list(units, arch) if units is not None else None
     # encoder only: the file must fit the training config as it is (it is checked, not adapted)
-    args = training_args(config, None if encoder_only else arch, tokens or _placeholder_tokens(),
-                         bpemodel=None if encoder_only else out_dir.resolve() / BPE_FILE)
+    args = training_args(
+        config,
+        None if encoder_only else arch,
+        tokens or _placeholder_tokens(),
+        bpemodel=None if encoder_only else out_dir.resolve() / BPE_FILE,
+    )
     with torch.device("meta"):  # names and shapes only, no memory
         expected = USR2Task.build_model(args).state_dict()
-    check_against_model(converted, origin, expected, ENCODER_INIT_PARTS if encoder_only else None,
-                        what=f"the model of {config}")
+    check_against_model(
+        converted, origin, expected, ENCODER_INIT_PARTS if encoder_only else None, what=f"the model of {config}"
+    )
     if heads:  # optional: a release file may hold the network alone
-        check_against_model(heads, heads_origin, expected_unlabelled_heads(args), required_prefixes=(),
-                            what=f"the unlabelled heads of {config} with --semi usr2")
-    report = ImportReport(checkpoint=Path(checkpoint), out_dir=out_dir, prefix=prefix,
-                          n_tensors=n_tensors, ignored=ignored, architecture=arch,
-                          n_parameters=count_parameters(converted), config=config, encoder_only=encoder_only,
-                          unlabelled_heads=len(heads))
+        check_against_model(
+            heads,
+            heads_origin,
+            expected_unlabelled_heads(args),
+            required_prefixes=(),
+            what=f"the unlabelled heads of {config} with --semi usr2",
+        )
+    report = ImportReport(
+        checkpoint=Path(checkpoint),
+        out_dir=out_dir,
+        prefix=prefix,
+        n_tensors=n_tensors,
+        ignored=ignored,
+        architecture=arch,
+        n_parameters=count_parameters(converted),
+        config=config,
+        encoder_only=encoder_only,
+        unlabelled_heads=len(heads),
+    )
     with _staging(out_dir, overwrite) as stage:
         if tokens is not None:  # the released vocabulary, also for training from an encoder
             write_token_list(tokens, stage / TOKENS_FILE)
@@ -195,8 +234,11 @@ def own_encoder_state(state: Dict[str, torch.Tensor], source: str = STUDENT) -> 
     if not any(k.startswith("encoder.blocks.") for k in state):
         return None
     prefix = OWN_TEACHER_PREFIX if source == TEACHER else ""
-    picked = {k[len(prefix):]: v for k, v in state.items()
-              if k.startswith(prefix) and k[len(prefix):].startswith(ENCODER_INIT_PARTS)}
+    picked = {
+        k[len(prefix) :]: v
+        for k, v in state.items()
+        if k.startswith(prefix) and k[len(prefix) :].startswith(ENCODER_INIT_PARTS)
+    }
     if not picked:
         raise ReleaseImportError(f"the checkpoint holds no EMA teacher ({OWN_TEACHER_PREFIX}*) to import")
     return picked
@@ -208,17 +250,21 @@ def own_encoder_state(state: Dict[str, torch.Tensor], source: str = STUDENT) -> 
 def default_config(arch: ReleaseArchitecture) -> Path:
     """The paper config of the detected size; an error naming the shapes when there is none."""
     if arch.size is None:
-        raise ReleaseImportError(f"the checkpoint's shapes match no released size ({arch.describe()}): give "
-                                 "--config with the training options to use")
+        raise ReleaseImportError(
+            f"the checkpoint's shapes match no released size ({arch.describe()}): give "
+            "--config with the training options to use"
+        )
     path = TEMPLATE_CONF_DIR / f"train_usr2_{arch.size.key}.yaml"
     if not path.is_file():
-        raise ReleaseImportError(f"the paper config {path} is not there (package installed without egs2/?): "
-                                 "give --config")
+        raise ReleaseImportError(
+            f"the paper config {path} is not there (package installed without egs2/?): give --config"
+        )
     return path
 
 
-def training_args(config: PathLike, arch: Optional[ReleaseArchitecture], tokens: Sequence[str],
-                  bpemodel: Optional[Path]) -> argparse.Namespace:
+def training_args(
+    config: PathLike, arch: Optional[ReleaseArchitecture], tokens: Sequence[str], bpemodel: Optional[Path]
+) -> argparse.Namespace:
     """USR2Task's arguments for ``config``, with the architecture the checkpoint has (``arch``).
 
     Only what the shapes fix (and the release's fixed choices: ResNet-18 frontends with
@@ -232,19 +278,40 @@ def training_args(config: PathLike, arch: Optional[ReleaseArchitecture], tokens:
         return args
     args.audio_frontend, args.video_frontend, args.fusion = "resnet1d", "resnet3d", "concat"
     args.encoder, args.decoder, args.model = "relpos_transformer", "transformer", "usr2"
-    args.audio_frontend_conf = {**_conf(args.audio_frontend_conf), **dict(
-        channels=list(arch.audio_channels), stem_kernel=arch.audio_stem_kernel, stem_stride=4, pool_size=20,
-        activation="swish", normalize_waveform=False)}
-    args.video_frontend_conf = {**_conf(args.video_frontend_conf), **dict(
-        channels=list(arch.video_channels), activation="swish", pixel_mean=0.421, pixel_std=0.165)}
+    args.audio_frontend_conf = {
+        **_conf(args.audio_frontend_conf),
+        **dict(
+            channels=list(arch.audio_channels),
+            stem_kernel=arch.audio_stem_kernel,
+            stem_stride=4,
+            pool_size=20,
+            activation="swish",
+            normalize_waveform=False,
+        ),
+    }
+    args.video_frontend_conf = {
+        **_conf(args.video_frontend_conf),
+        **dict(channels=list(arch.video_channels), activation="swish", pixel_mean=0.421, pixel_std=0.165),
+    }
     encoder_conf = _conf(args.encoder_conf)
-    args.encoder_conf = {**encoder_conf, **dict(
-        output_size=arch.adim, attention_heads=arch.aheads, linear_units=arch.eunits, num_blocks=arch.elayers,
-        layer_scale_init=encoder_conf.get("layer_scale_init") or 0.1, activation="relu")}
+    args.encoder_conf = {
+        **encoder_conf,
+        **dict(
+            output_size=arch.adim,
+            attention_heads=arch.aheads,
+            linear_units=arch.eunits,
+            num_blocks=arch.elayers,
+            layer_scale_init=encoder_conf.get("layer_scale_init") or 0.1,
+            activation="relu",
+        ),
+    }
     if arch.dlayers:
-        args.decoder_conf = {**_conf(args.decoder_conf), **dict(
-            attention_heads=arch.aheads, linear_units=arch.dunits, num_blocks=arch.dlayers,
-            per_modality_output=True)}
+        args.decoder_conf = {
+            **_conf(args.decoder_conf),
+            **dict(
+                attention_heads=arch.aheads, linear_units=arch.dunits, num_blocks=arch.dlayers, per_modality_output=True
+            ),
+        }
     args.model_conf = {**_conf(args.model_conf), "per_modality_ctc": True}
     args.init_param = []
     return args
@@ -269,8 +336,10 @@ def _conf(value) -> dict:
 def _token_list(units: PathLike, arch: ReleaseArchitecture) -> List[str]:
     tokens = release_token_list(read_units(units))
     if arch.vocab_size and len(tokens) != arch.vocab_size:  # 0: an encoder has no output layer
-        raise ReleaseImportError(f"{units} gives {len(tokens)} tokens (<blank> + {len(tokens) - 2} units + "
-                                 f"<sos/eos>) but the checkpoint's output layers have {arch.vocab_size}")
+        raise ReleaseImportError(
+            f"{units} gives {len(tokens)} tokens (<blank> + {len(tokens) - 2} units + "
+            f"<sos/eos>) but the checkpoint's output layers have {arch.vocab_size}"
+        )
     return tokens
 
 

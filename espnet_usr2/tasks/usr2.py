@@ -5,6 +5,7 @@ Every swappable part of the model is a ``ClassChoices`` entry chosen in the YAML
 ``augmentation``, ``semi`` and ``model``. Data names: ``speech`` (16 kHz ``sound``), ``video``
 (``roi_video``, mouth crops) and ``text``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -152,48 +153,83 @@ class USR2Task(AbsTask):
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         group = parser.add_argument_group(description="Task related")
-        group.add_argument("--token_list", type=str_or_none, default=None,
-                           help="A text file mapping token ids to tokens (one token per line); required "
-                                "except for self-supervised pre-training (model: usr2_pretrain)")
-        group.add_argument("--init", type=lambda x: str_or_none(x.lower()), default=None,
-                           choices=["chainer", "xavier_uniform", "xavier_normal", "kaiming_uniform",
-                                    "kaiming_normal", None],
-                           help="Parameter initialisation (None: PyTorch's defaults)")
+        group.add_argument(
+            "--token_list",
+            type=str_or_none,
+            default=None,
+            help="A text file mapping token ids to tokens (one token per line); required "
+            "except for self-supervised pre-training (model: usr2_pretrain)",
+        )
+        group.add_argument(
+            "--init",
+            type=lambda x: str_or_none(x.lower()),
+            default=None,
+            choices=["chainer", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", None],
+            help="Parameter initialisation (None: PyTorch's defaults)",
+        )
         group.add_argument("--sample_rate", type=int, default=16000, help="Audio sampling rate (Hz)")
         group.add_argument("--video_fps", type=int, default=25, help="Video frame rate of the mouth ROIs")
-        group.add_argument("--teacher_conf", action=NestedDictAction, default=dict(),
-                           help="EMA teacher options (semi-supervised training and pre-training): "
-                                "momentum_start (0.998), momentum_end (1.0), total_steps (0: max_epoch x steps "
-                                "per epoch), validate (true: validation also reports the teacher's "
-                                "<stat>_teacher), batch_norm (batch: the teacher's own batch statistics, as USR; "
-                                "running: eval mode with the student's running statistics copied every step)")
-        group.add_argument("--probe_conf", action=NestedDictAction, default=dict(),
-                           help="Self-supervised pre-training only: supervised probes (CTC heads and the "
-                                "configured decoder on the detached encoder features, as USR's pre-training) "
-                                "trained on the transcripts in the data; empty = off, e.g. {weight: 1.0}; keys: "
-                                "weight (1.0), ctc_dropout (0.1), lsm_weight (0.1); needs --token_list")
-        group.add_argument("--sync_batchnorm", type=str2bool, default=False,
-                           help="Under multi-GPU DDP, synchronise the batch-norm statistics of the student "
-                                "and of the EMA teacher (batch_norm: batch) across ranks (SyncBatchNorm), as "
-                                "USR's training does; ignored on one device and on CPU")
-        group.add_argument("--comat_conf", action=NestedDictAction, default=dict(),
-                           help="COMAT (an optional loss distilling a frozen pre-trained LM into the CTC "
-                                "branch; empty = off): plm (espnet_lm | hf), lm_train_config, lm_file, hf_dir, "
-                                "weight (1.0), compress_factor (2), modalities; see espnet_usr2/model/comat.py")
-        group.add_argument("--av_length_tolerance", type=float, default=2.0,
-                           help="Largest audio/video length difference (in video frames) that is "
-                                "absorbed by trimming; larger differences are errors")
+        group.add_argument(
+            "--teacher_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="EMA teacher options (semi-supervised training and pre-training): "
+            "momentum_start (0.998), momentum_end (1.0), total_steps (0: max_epoch x steps "
+            "per epoch), validate (true: validation also reports the teacher's "
+            "<stat>_teacher), batch_norm (batch: the teacher's own batch statistics, as USR; "
+            "running: eval mode with the student's running statistics copied every step)",
+        )
+        group.add_argument(
+            "--probe_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="Self-supervised pre-training only: supervised probes (CTC heads and the "
+            "configured decoder on the detached encoder features, as USR's pre-training) "
+            "trained on the transcripts in the data; empty = off, e.g. {weight: 1.0}; keys: "
+            "weight (1.0), ctc_dropout (0.1), lsm_weight (0.1); needs --token_list",
+        )
+        group.add_argument(
+            "--sync_batchnorm",
+            type=str2bool,
+            default=False,
+            help="Under multi-GPU DDP, synchronise the batch-norm statistics of the student "
+            "and of the EMA teacher (batch_norm: batch) across ranks (SyncBatchNorm), as "
+            "USR's training does; ignored on one device and on CPU",
+        )
+        group.add_argument(
+            "--comat_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="COMAT (an optional loss distilling a frozen pre-trained LM into the CTC "
+            "branch; empty = off): plm (espnet_lm | hf), lm_train_config, lm_file, hf_dir, "
+            "weight (1.0), compress_factor (2), modalities; see espnet_usr2/model/comat.py",
+        )
+        group.add_argument(
+            "--av_length_tolerance",
+            type=float,
+            default=2.0,
+            help="Largest audio/video length difference (in video frames) that is "
+            "absorbed by trimming; larger differences are errors",
+        )
 
         group = parser.add_argument_group(description="Preprocess related")
-        group.add_argument("--use_preprocessor", type=str2bool, default=True,
-                           help="Tokenise text and align audio to video on the fly")
-        group.add_argument("--token_type", type=str, default="bpe", choices=["bpe", "char", "word"],
-                           help="Text tokenisation unit")
+        group.add_argument(
+            "--use_preprocessor", type=str2bool, default=True, help="Tokenise text and align audio to video on the fly"
+        )
+        group.add_argument(
+            "--token_type", type=str, default="bpe", choices=["bpe", "char", "word"], help="Text tokenisation unit"
+        )
         group.add_argument("--bpemodel", type=str_or_none, default=None, help="SentencePiece model file")
-        group.add_argument("--non_linguistic_symbols", type=str_or_none, default=None,
-                           help="non_linguistic_symbols file path")
-        group.add_argument("--cleaner", type=str_or_none, default=None,
-                           choices=[None, "tacotron", "jaconv", "vietnamese"], help="Text cleaner")
+        group.add_argument(
+            "--non_linguistic_symbols", type=str_or_none, default=None, help="non_linguistic_symbols file path"
+        )
+        group.add_argument(
+            "--cleaner",
+            type=str_or_none,
+            default=None,
+            choices=[None, "tacotron", "jaconv", "vietnamese"],
+            help="Text cleaner",
+        )
 
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
@@ -202,25 +238,28 @@ class USR2Task(AbsTask):
         add_semi_supervised_arguments(parser)
 
     @classmethod
-    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable[
-        [Collection[Tuple[str, Dict[str, np.ndarray]]]], Tuple[List[str], Dict[str, torch.Tensor]]
-    ]:
+    def build_collate_fn(
+        cls, args: argparse.Namespace, train: bool
+    ) -> Callable[[Collection[Tuple[str, Dict[str, np.ndarray]]]], Tuple[List[str], Dict[str, torch.Tensor]]]:
         # text padded with -1 (ignore id); audio and video frames with 0; the semi-supervised
         # dataset's per-utterance flag is one value, not a sequence (no labelled_lengths)
         return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1, not_sequence=["labelled"])
 
     @classmethod
-    def build_iter_factory(cls, args: argparse.Namespace, distributed_option: DistributedOption, mode: str,
-                           kwargs: Optional[dict] = None) -> AbsIterFactory:
+    def build_iter_factory(
+        cls, args: argparse.Namespace, distributed_option: DistributedOption, mode: str, kwargs: Optional[dict] = None
+    ) -> AbsIterFactory:
         if args.batch_type != SEMI_SUPERVISED_BATCH_TYPE:
             return super().build_iter_factory(args, distributed_option, mode, kwargs)
         if mode == "train":
             return build_semi_supervised_iter_factory(
-                args, distributed_option,
+                args,
+                distributed_option,
                 preprocess_fn=cls.build_preprocess_fn(args, train=True),
                 collate_fn=cls.build_collate_fn(args, train=True),
                 check_requirements=lambda dataset: cls.check_task_requirements(
-                    dataset, args.allow_variable_data_keys, train=True),
+                    dataset, args.allow_variable_data_keys, train=True
+                ),
             )
         # validation and attention plots read labelled data with ESPnet's own samplers; unless
         # --valid_batch_type says otherwise, validation batches get the labelled frame budget
@@ -230,9 +269,9 @@ class USR2Task(AbsTask):
         return super().build_iter_factory(args, distributed_option, mode, kwargs)
 
     @classmethod
-    def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[
-        Callable[[str, Dict[str, np.array]], Dict[str, np.ndarray]]
-    ]:
+    def build_preprocess_fn(
+        cls, args: argparse.Namespace, train: bool
+    ) -> Optional[Callable[[str, Dict[str, np.array]], Dict[str, np.ndarray]]]:
         if not args.use_preprocessor:
             return None
         return USR2Preprocessor(
@@ -264,11 +303,14 @@ class USR2Task(AbsTask):
                 raise ValueError(f"model: {args.model} reads no text; COMAT (comat_conf) needs transcripts")
             return _build_pretrain_model(args)
         if args.token_list is None:
-            raise ValueError(f"model: {args.model} needs --token_list (the token file); only self-supervised "
-                             "pre-training (model: usr2_pretrain) trains without one")
+            raise ValueError(
+                f"model: {args.model} needs --token_list (the token file); only self-supervised "
+                "pre-training (model: usr2_pretrain) trains without one"
+            )
         if getattr(args, "probe_conf", None):
-            raise ValueError(f"probe_conf is for self-supervised pre-training (model: usr2_pretrain), not model: "
-                             f"{args.model}")
+            raise ValueError(
+                f"probe_conf is for self-supervised pre-training (model: usr2_pretrain), not model: {args.model}"
+            )
         token_list = _token_list_into(args)
         vocab_size = len(token_list)
         logging.info(f"Vocabulary size: {vocab_size}")
@@ -311,9 +353,14 @@ def _build_pretrain_model(args: argparse.Namespace) -> USR2PretrainModel:
         raise ValueError(f"model: {args.model} is self-supervised pre-training; remove 'semi: {args.semi}'")
     audio_frontend, video_frontend, encoder, fusion = _build_encoder_parts(args)
     model = model_choices.get_class(args.model)(
-        audio_frontend=audio_frontend, video_frontend=video_frontend, fusion=fusion, encoder=encoder,
-        augmentation=_build_augmentation(args), av_length_tolerance=args.av_length_tolerance,
-        probes=_build_probes(args, encoder.output_size()), **args.model_conf,
+        audio_frontend=audio_frontend,
+        video_frontend=video_frontend,
+        fusion=fusion,
+        encoder=encoder,
+        augmentation=_build_augmentation(args),
+        av_length_tolerance=args.av_length_tolerance,
+        probes=_build_probes(args, encoder.output_size()),
+        **args.model_conf,
     )
     if args.init is not None:
         initialize(model, args.init)
@@ -341,8 +388,9 @@ def _build_probes(args: argparse.Namespace, d_model: int) -> Optional[Supervised
     if args.token_list is None:
         raise ValueError("probe_conf: the supervised probes of pre-training need --token_list (and text in the data)")
     token_list = _token_list_into(args)
-    decoder = decoder_choices.get_class(args.decoder)(vocab_size=len(token_list), encoder_output_size=d_model,
-                                                      **args.decoder_conf)
+    decoder = decoder_choices.get_class(args.decoder)(
+        vocab_size=len(token_list), encoder_output_size=d_model, **args.decoder_conf
+    )
     return SupervisedProbes(len(token_list), decoder, d_model, **args.probe_conf)
 
 
@@ -358,8 +406,10 @@ def _build_encoder_parts(args: argparse.Namespace):
     encoder = encoder_choices.get_class(args.encoder)(**args.encoder_conf)
     d_model = encoder.output_size()
     fusion = fusion_choices.get_class(args.fusion)(
-        video_size=video_frontend.output_size(), audio_size=audio_frontend.output_size(),
-        output_size=d_model, **args.fusion_conf,
+        video_size=video_frontend.output_size(),
+        audio_size=audio_frontend.output_size(),
+        output_size=d_model,
+        **args.fusion_conf,
     )
     return audio_frontend, video_frontend, encoder, fusion
 

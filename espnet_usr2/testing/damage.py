@@ -2,6 +2,7 @@
 file cut inside a packet, as web downloads arrive. Packets are found with PyAV
 (``packet.pos``); what FFmpeg's decoders then do with them is up to the decoders (see
 ``test/prep/test_roi_damage.py`` for which damage they reject)."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -18,8 +19,9 @@ def packet_table(path: Path, kind: str) -> List[Tuple[int, int, Fraction]]:
         return [(p.pos, p.size, Fraction(p.pts) * p.time_base) for p in container.demux(stream) if p.size]
 
 
-def damage_packets(src: Path, dst: Path, kind: str, indices: Iterable[int], offset: float = 0.1,
-                   nbytes: int = 16, fill: int = 0xFF) -> List[Fraction]:
+def damage_packets(
+    src: Path, dst: Path, kind: str, indices: Iterable[int], offset: float = 0.1, nbytes: int = 16, fill: int = 0xFF
+) -> List[Fraction]:
     """Copy ``src`` to ``dst`` with ``nbytes`` overwritten at ``offset`` (0..1) into each of the
     ``kind`` packets at ``indices`` (demux order); returns their timestamps."""
     packets = packet_table(src, kind)

@@ -16,6 +16,7 @@ A read of a CPU tensor (a crop offset drawn from the CPU generator) is counted t
 bounds the count says which ones those are. Used by ``test/train/test_host_syncs.py`` and
 ``bench/count_host_syncs.py``, with the step's batch :func:`semi_batch`.
 """
+
 from __future__ import annotations
 
 import collections
@@ -40,11 +41,18 @@ def semi_batch(frames=(20, 16, 12, 18), tokens=(4, 3, 2, 1), labelled=2, seed=0)
     text = torch.randint(2, len(TOKENS) - 2, (n, max(tokens)), generator=g)
     is_labelled = torch.arange(n) < labelled
     for i in range(n):
-        video[i, frames[i]:] = 0
-        speech[i, frames[i] * SPF:] = 0
-        text[i, tokens[i] if is_labelled[i] else 0:] = -1
-    return dict(speech=speech, speech_lengths=lens * SPF, video=video, video_lengths=lens, text=text,
-                text_lengths=torch.where(is_labelled, tlens, 0), labelled=is_labelled.long().unsqueeze(1))
+        video[i, frames[i] :] = 0
+        speech[i, frames[i] * SPF :] = 0
+        text[i, tokens[i] if is_labelled[i] else 0 :] = -1
+    return dict(
+        speech=speech,
+        speech_lengths=lens * SPF,
+        video=video,
+        video_lengths=lens,
+        text=text,
+        text_lengths=torch.where(is_labelled, tlens, 0),
+        labelled=is_labelled.long().unsqueeze(1),
+    )
 
 
 HOST_READS = {"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu", "numpy", "nonzero"}

@@ -8,6 +8,7 @@ A test or benchmark runs a recipe in a scratch directory so that what the recipe
 - ``link_template(dst)``: the shared files of ``egs2/TEMPLATE/usr2`` (usr2.sh and what it
   sources), for tests and benchmarks that call ``usr2.sh`` directly.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,14 +23,38 @@ TEMPLATE_SHARED = ("utils", "pyscripts", "scripts", "usr2.sh", "cmd.sh", "db.sh"
 
 # The mini recipe in its CI setting (test/recipe/test_mini_recipe.py; bench/results_across_commits.py):
 # a tiny generated corpus, the tiny model, stages 1-13 in minutes on 2 cores.
-MINI_CI_GEN_OPTS = ("--n_pretrain 16 --n_trainval 36 --n_test 6 --n_long 2 --n_speakers 3 --n_test_speakers 2 "
-                    "--max_words 5 --long_min_words 8 --long_max_words 10 --size 128")
-MINI_CI_RUN_OPTS = ("--gen_opts", MINI_CI_GEN_OPTS, "--nj", "2", "--local_data_opts",
-                    "--long_test true --valid_from trainval --valid_size 6", "--nbpe", "40", "--max_frames", "300",
-                    "--sup_train_config", "conf/train_usr2_ci_sup.yaml", "--train_config", "conf/train_usr2_ci.yaml",
-                    "--labelled_batch_frames", "300", "--unlabelled_batch_frames", "300")
-MINI_CI_DECODE_OPTS = ("--inference_nj", "2", "--test_sets", "test test_long", "--inference_config",
-                       "conf/decode_ci.yaml")
+MINI_CI_GEN_OPTS = (
+    "--n_pretrain 16 --n_trainval 36 --n_test 6 --n_long 2 --n_speakers 3 --n_test_speakers 2 "
+    "--max_words 5 --long_min_words 8 --long_max_words 10 --size 128"
+)
+MINI_CI_RUN_OPTS = (
+    "--gen_opts",
+    MINI_CI_GEN_OPTS,
+    "--nj",
+    "2",
+    "--local_data_opts",
+    "--long_test true --valid_from trainval --valid_size 6",
+    "--nbpe",
+    "40",
+    "--max_frames",
+    "300",
+    "--sup_train_config",
+    "conf/train_usr2_ci_sup.yaml",
+    "--train_config",
+    "conf/train_usr2_ci.yaml",
+    "--labelled_batch_frames",
+    "300",
+    "--unlabelled_batch_frames",
+    "300",
+)
+MINI_CI_DECODE_OPTS = (
+    "--inference_nj",
+    "2",
+    "--test_sets",
+    "test test_long",
+    "--inference_config",
+    "conf/decode_ci.yaml",
+)
 MINI_CI_TAG = "train_usr2_ci_trainval_train_semi_pretrain"
 MINI_CI_DECODE_TAG = "decode_ci_valid.loss.best"
 

@@ -6,6 +6,7 @@ Audio is a tone (any rate / channel count), muxed with PyAV into an mp4 (H.264 +
 like the LRS3 clips. Each frame's transform from photo to frame is returned, which lets
 tests measure how well the crop follows the face.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -19,6 +19,7 @@ already trained (the epoch's batch list is a pure function of ``(seed, epoch)`` 
 ESPnet's iterators and the semi-supervised sampler) and restores the generators, so the run
 continues with the same batches, masks, dropout and mixed-sampling draws it would have had.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,8 +91,9 @@ def remove_stale_temporaries(directory: PathLike) -> List[Path]:
     for p in stale:
         p.unlink(missing_ok=True)
     if stale:
-        logging.warning(f"removed {len(stale)} partial checkpoint file(s) a killed write left: "
-                        f"{', '.join(p.name for p in stale)}")
+        logging.warning(
+            f"removed {len(stale)} partial checkpoint file(s) a killed write left: {', '.join(p.name for p in stale)}"
+        )
     return stale
 
 
@@ -119,6 +121,7 @@ def atomic_writes_in(*modules: Any) -> Iterator[None]:
 
 # --- the position within an epoch -------------------------------------------------------------
 
+
 def rng_states() -> Dict[str, Any]:
     """This process's random-number generator states (Python, NumPy, torch CPU and CUDA)."""
     return {
@@ -139,8 +142,11 @@ def set_rng_states(states: Dict[str, Any]) -> None:
 
 def sub_reporter_state(sub_reporter: Any) -> Dict[str, Any]:
     """The statistics an ESPnet ``SubReporter`` has gathered in this epoch so far."""
-    return {"stats": {k: list(v) for k, v in sub_reporter.stats.items()},
-            "count": sub_reporter.count, "total_count": sub_reporter.total_count}
+    return {
+        "stats": {k: list(v) for k, v in sub_reporter.stats.items()},
+        "count": sub_reporter.count,
+        "total_count": sub_reporter.total_count,
+    }
 
 
 def load_sub_reporter_state(sub_reporter: Any, state: Dict[str, Any]) -> None:
@@ -176,8 +182,14 @@ class EpochPosition:
         return None if position is None else cls(**position)
 
 
-def checkpoint_states(model: torch.nn.Module, reporter: Any, optimizers: Iterable[torch.optim.Optimizer],
-                      schedulers: Iterable[Any], scaler: Optional[Any], position: EpochPosition) -> Dict[str, Any]:
+def checkpoint_states(
+    model: torch.nn.Module,
+    reporter: Any,
+    optimizers: Iterable[torch.optim.Optimizer],
+    schedulers: Iterable[Any],
+    scaler: Optional[Any],
+    position: EpochPosition,
+) -> Dict[str, Any]:
     """ESPnet's checkpoint dict for a resume point inside ``position.epoch``.
 
     The reporter state claims the epoch before as the last one finished, so that ESPnet's
@@ -206,15 +218,22 @@ def skip_batches(loader: Iterable, n: int) -> Iterable:
         return loader
     sampler = getattr(loader, "batch_sampler", None)
     if isinstance(loader, DataLoader) and isinstance(sampler, (list, tuple)):
-        options = dict(num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-                       pin_memory=loader.pin_memory, worker_init_fn=loader.worker_init_fn,
-                       timeout=loader.timeout, generator=loader.generator,
-                       multiprocessing_context=loader.multiprocessing_context)
+        options = dict(
+            num_workers=loader.num_workers,
+            collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory,
+            worker_init_fn=loader.worker_init_fn,
+            timeout=loader.timeout,
+            generator=loader.generator,
+            multiprocessing_context=loader.multiprocessing_context,
+        )
         if loader.num_workers > 0:
             options.update(prefetch_factor=loader.prefetch_factor, persistent_workers=loader.persistent_workers)
         return DataLoader(loader.dataset, batch_sampler=list(sampler[n:]), **options)
-    logging.warning(f"resuming mid-epoch: reading and dropping {n} batches ({type(loader).__name__} "
-                    "is not a DataLoader over a list of batches)")
+    logging.warning(
+        f"resuming mid-epoch: reading and dropping {n} batches ({type(loader).__name__} "
+        "is not a DataLoader over a list of batches)"
+    )
     return itertools.islice(loader, n, None)
 
 

@@ -21,6 +21,7 @@ run's steps. USR's schedule decays to 0 (``min_lr: 0``).
 
 Registered in ESPnet's scheduler table as ``warmupcosine`` (``scheduler: warmupcosine``).
 """
+
 from __future__ import annotations
 
 import math
@@ -54,11 +55,15 @@ class WarmupCosineLR(_LRScheduler, AbsBatchStepScheduler):
             raise ValueError(f"warmupcosine: min_lr must be >= 0, got {min_lr}")
         warmup_epochs, warmup_fraction = float(warmup_epochs), float(warmup_fraction)
         if warmup_epochs < 0 or not 0.0 <= warmup_fraction < 1.0:
-            raise ValueError(f"warmupcosine: warmup_epochs must be >= 0 and warmup_fraction in [0, 1); got "
-                             f"{warmup_epochs}, {warmup_fraction}")
+            raise ValueError(
+                f"warmupcosine: warmup_epochs must be >= 0 and warmup_fraction in [0, 1); got "
+                f"{warmup_epochs}, {warmup_fraction}"
+            )
         if sum(v > 0 for v in (warmup_steps, warmup_epochs, warmup_fraction)) > 1:
-            raise ValueError(f"warmupcosine: give one of warmup_steps, warmup_epochs, warmup_fraction; got "
-                             f"{warmup_steps}, {warmup_epochs}, {warmup_fraction}")
+            raise ValueError(
+                f"warmupcosine: give one of warmup_steps, warmup_epochs, warmup_fraction; got "
+                f"{warmup_steps}, {warmup_epochs}, {warmup_fraction}"
+            )
         self.warmup_epochs = warmup_epochs
         self.warmup_fraction = warmup_fraction
         self.warmup_steps = warmup_steps

@@ -8,6 +8,7 @@ rank 0 writes a resume point (:mod:`espnet_usr2.train.checkpoints`), and every p
 with :data:`PREEMPTED_EXIT_CODE` -- 75, ``EX_TEMPFAIL`` of sysexits.h, "try again later" -- on
 which ``utils/run_slurm.sh --requeue true`` requeues the job.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,9 @@ def parse_signals(spec: str) -> List[signal.Signals]:
         try:
             signals.append(signal.Signals[full])
         except KeyError:
-            raise ValueError(f"--stop_signals: {name!r} is not a signal of this system "
-                             f"(e.g. SIGTERM, SIGUSR1)") from None
+            raise ValueError(
+                f"--stop_signals: {name!r} is not a signal of this system (e.g. SIGTERM, SIGUSR1)"
+            ) from None
     return signals
 
 

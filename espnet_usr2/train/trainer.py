@@ -26,6 +26,7 @@ resume point every N optimiser steps (``--keep_last_n K`` keeps the last K as
 ``--stop_signals SIGTERM,SIGUSR1`` turns those signals into a resume point at the next step
 boundary and exit code 75.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,14 +78,26 @@ class USR2Trainer(Trainer):
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("Resume points for preemptible clusters")
-        group.add_argument("--save_every_n_steps", type=int, default=0,
-                           help="Write the resume point (checkpoint.pth) every N optimiser steps as well as "
-                                "after every epoch; --resume true continues at that step (0: epochs only)")
-        group.add_argument("--keep_last_n", type=int, default=0,
-                           help="Keep the last N step resume points as checkpoint.step<N>.pth (0: none)")
-        group.add_argument("--stop_signals", type=str, default="",
-                           help="Signals that stop training cleanly, e.g. SIGTERM,SIGUSR1: at the next step "
-                                "the run writes a resume point and exits with code 75 (empty: none caught)")
+        group.add_argument(
+            "--save_every_n_steps",
+            type=int,
+            default=0,
+            help="Write the resume point (checkpoint.pth) every N optimiser steps as well as "
+            "after every epoch; --resume true continues at that step (0: epochs only)",
+        )
+        group.add_argument(
+            "--keep_last_n",
+            type=int,
+            default=0,
+            help="Keep the last N step resume points as checkpoint.step<N>.pth (0: none)",
+        )
+        group.add_argument(
+            "--stop_signals",
+            type=str,
+            default="",
+            help="Signals that stop training cleanly, e.g. SIGTERM,SIGUSR1: at the next step "
+            "the run writes a resume point and exits with code 75 (empty: none caught)",
+        )
 
     @classmethod
     def build_options(cls, args: argparse.Namespace) -> USR2TrainerOptions:
@@ -109,14 +122,18 @@ class USR2Trainer(Trainer):
     ) -> None:
         teacher = getattr(model, "teacher", None)
         teacher_needs_length = teacher is not None and teacher.schedule_steps <= 0
-        schedulers_need_length = [s for s in schedulers if isinstance(s, WarmupCosineLR)
-                                  and (s.total_steps <= 0 or s.warmup_epochs > 0 or s.warmup_fraction > 0)]
+        schedulers_need_length = [
+            s
+            for s in schedulers
+            if isinstance(s, WarmupCosineLR) and (s.total_steps <= 0 or s.warmup_epochs > 0 or s.warmup_fraction > 0)
+        ]
         if teacher_needs_length or schedulers_need_length:
             total = _total_optimizer_steps(train_iter_factory, trainer_options)
             for scheduler in schedulers_need_length:
                 scheduler.fit_to_run(total, trainer_options.max_epoch)
-                logging.info(f"warmupcosine: {scheduler.warmup_steps} warm-up steps, cosine to step "
-                             f"{scheduler.total_steps}")
+                logging.info(
+                    f"warmupcosine: {scheduler.warmup_steps} warm-up steps, cosine to step {scheduler.total_steps}"
+                )
             if teacher_needs_length:
                 teacher.total_steps.fill_(total)
                 logging.info(f"EMA teacher: momentum schedule over {total} optimiser steps")
@@ -129,22 +146,47 @@ class USR2Trainer(Trainer):
                 stack.enter_context(atomic_writes_in(espnet2.train.trainer, espnet2.main_funcs.average_nbest_models))
                 stack.enter_context(_reporter_seen_by(points))
                 stack.enter_context(points.stop)
-                super().run(model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
-                            plot_attention_iter_factory, trainer_options, distributed_option)
+                super().run(
+                    model,
+                    optimizers,
+                    schedulers,
+                    train_iter_factory,
+                    valid_iter_factory,
+                    plot_attention_iter_factory,
+                    trainer_options,
+                    distributed_option,
+                )
         finally:
             for handle in handles:
                 handle.remove()
 
     @classmethod
-    def train_one_epoch(cls, model: torch.nn.Module, iterator: Iterable, optimizers: Sequence[torch.optim.Optimizer],
-                        schedulers: Sequence[Optional[AbsScheduler]], scaler: Optional[Any], reporter: SubReporter,
-                        summary_writer: Any, options: Any, distributed_option: DistributedOption) -> bool:
+    def train_one_epoch(
+        cls,
+        model: torch.nn.Module,
+        iterator: Iterable,
+        optimizers: Sequence[torch.optim.Optimizer],
+        schedulers: Sequence[Optional[AbsScheduler]],
+        scaler: Optional[Any],
+        reporter: SubReporter,
+        summary_writer: Any,
+        options: Any,
+        distributed_option: DistributedOption,
+    ) -> bool:
         points: Optional[ResumePoints] = getattr(options, "resume_points", None)
         if points is not None:
             iterator = points.epoch_batches(iterator, model, optimizers, schedulers, scaler, reporter)
         all_steps_are_invalid = super().train_one_epoch(
-            model=model, iterator=iterator, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
-            reporter=reporter, summary_writer=summary_writer, options=options, distributed_option=distributed_option)
+            model=model,
+            iterator=iterator,
+            optimizers=optimizers,
+            schedulers=schedulers,
+            scaler=scaler,
+            reporter=reporter,
+            summary_writer=summary_writer,
+            options=options,
+            distributed_option=distributed_option,
+        )
         check = getattr(getattr(model, "module", model), "end_of_epoch_check", None)  # DDP wraps the model
         if check is not None:
             check()
@@ -160,8 +202,18 @@ class ResumePoints:
     batches already trained and restores the statistics and generator states.
     """
 
-    def __init__(self, output_dir: Path, accum_grad: int, save_every: int, keep: int, stop: StopRequest,
-                 distributed: bool, rank: int, device: str, pending: Optional[EpochPosition]):
+    def __init__(
+        self,
+        output_dir: Path,
+        accum_grad: int,
+        save_every: int,
+        keep: int,
+        stop: StopRequest,
+        distributed: bool,
+        rank: int,
+        device: str,
+        pending: Optional[EpochPosition],
+    ):
         self.output_dir = output_dir
         self.accum_grad = max(1, accum_grad)
         self.save_every = save_every
@@ -183,17 +235,33 @@ class ResumePoints:
         if options.resume and (output_dir / CHECKPOINT).exists():
             pending = EpochPosition.from_checkpoint(output_dir / CHECKPOINT)
             if pending is not None and len(pending.rng) != world:
-                logging.warning(f"the resume point was written by {len(pending.rng)} ranks, this run has {world}: "
-                                f"each rank's batches differ, so epoch {pending.epoch} starts again from its "
-                                "first batch")
+                logging.warning(
+                    f"the resume point was written by {len(pending.rng)} ranks, this run has {world}: "
+                    f"each rank's batches differ, so epoch {pending.epoch} starts again from its "
+                    "first batch"
+                )
                 pending = None
-        return cls(output_dir, options.accum_grad, options.save_every_n_steps, options.keep_last_n,
-                   StopRequest(parse_signals(options.stop_signals)), distributed_option.distributed, rank,
-                   "cuda" if options.ngpu > 0 else "cpu", pending)
+        return cls(
+            output_dir,
+            options.accum_grad,
+            options.save_every_n_steps,
+            options.keep_last_n,
+            StopRequest(parse_signals(options.stop_signals)),
+            distributed_option.distributed,
+            rank,
+            "cuda" if options.ngpu > 0 else "cpu",
+            pending,
+        )
 
-    def epoch_batches(self, loader: Iterable, model: torch.nn.Module, optimizers: Sequence[torch.optim.Optimizer],
-                      schedulers: Sequence[Optional[AbsScheduler]], scaler: Optional[Any],
-                      sub_reporter: SubReporter) -> Iterator:
+    def epoch_batches(
+        self,
+        loader: Iterable,
+        model: torch.nn.Module,
+        optimizers: Sequence[torch.optim.Optimizer],
+        schedulers: Sequence[Optional[AbsScheduler]],
+        scaler: Optional[Any],
+        sub_reporter: SubReporter,
+    ) -> Iterator:
         epoch = sub_reporter.get_epoch()
         position = None
         if self.pending is not None and self.pending.epoch == epoch:  # consumed by its epoch
@@ -213,19 +281,36 @@ class ResumePoints:
             yield batch
             done += 1
 
-    def _at_boundary(self, epoch: int, done: int, start: int, model: torch.nn.Module, optimizers, schedulers, scaler,
-                     sub_reporter: SubReporter) -> None:
+    def _at_boundary(
+        self,
+        epoch: int,
+        done: int,
+        start: int,
+        model: torch.nn.Module,
+        optimizers,
+        schedulers,
+        scaler,
+        sub_reporter: SubReporter,
+    ) -> None:
         stop = self.stop.enabled and self.stop.agreed(self.distributed, self.device)
         step = sub_reporter.get_total_count() // self.accum_grad  # optimiser steps of the whole run so far
         due = self.save_every > 0 and done != start and step % self.save_every == 0
         if not (stop or due):
             return
-        self._write(EpochPosition(epoch, done, self._all_rng_states(), sub_reporter_state(sub_reporter)),
-                    model, optimizers, schedulers, scaler, step)
+        self._write(
+            EpochPosition(epoch, done, self._all_rng_states(), sub_reporter_state(sub_reporter)),
+            model,
+            optimizers,
+            schedulers,
+            scaler,
+            step,
+        )
         if stop:
-            stopped = TrainingPreempted(f"stopped by {', '.join(self.stop.received) or 'a signal on another rank'} "
-                                        f"at step {step} ({done} batches into epoch {epoch}); the resume point is "
-                                        f"{self.output_dir / CHECKPOINT}: rerun with --resume true")
+            stopped = TrainingPreempted(
+                f"stopped by {', '.join(self.stop.received) or 'a signal on another rank'} "
+                f"at step {step} ({done} batches into epoch {epoch}); the resume point is "
+                f"{self.output_dir / CHECKPOINT}: rerun with --resume true"
+            )
             logging.warning(str(stopped))
             raise stopped
 
@@ -236,18 +321,22 @@ class ResumePoints:
         torch.distributed.all_gather_object(gathered, rng_states())
         return gathered
 
-    def _write(self, position: EpochPosition, model: torch.nn.Module, optimizers, schedulers, scaler,
-               step: int) -> None:
+    def _write(
+        self, position: EpochPosition, model: torch.nn.Module, optimizers, schedulers, scaler, step: int
+    ) -> None:
         if self.rank == 0:
             if self.reporter is None:
                 raise RuntimeError("USR2Trainer did not see ESPnet's Reporter: cannot write a resume point")
-            states = checkpoint_states(getattr(model, "module", model), self.reporter, optimizers, schedulers,
-                                       scaler, position)
+            states = checkpoint_states(
+                getattr(model, "module", model), self.reporter, optimizers, schedulers, scaler, position
+            )
             atomic_save(states, self.output_dir / CHECKPOINT)
             if self.keep:
                 keep_last(self.output_dir, self.output_dir / CHECKPOINT, step, self.keep)
-            logging.info(f"resume point at step {step}, {position.batches} batches into epoch {position.epoch}: "
-                         f"{self.output_dir / CHECKPOINT}")
+            logging.info(
+                f"resume point at step {step}, {position.batches} batches into epoch {position.epoch}: "
+                f"{self.output_dir / CHECKPOINT}"
+            )
         if self.distributed:
             torch.distributed.barrier()  # no rank leaves (or is killed by its launcher) while rank 0 writes
 
@@ -255,6 +344,7 @@ class ResumePoints:
 @contextmanager
 def _reporter_seen_by(points: ResumePoints) -> Iterator[None]:
     """ESPnet's ``run`` builds its Reporter as a local; a resume point needs its finished epochs."""
+
     class SeenReporter(Reporter):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
@@ -272,6 +362,7 @@ def _reporter_seen_by(points: ResumePoints) -> Iterator[None]:
 def _ema_hook(model):
     def update_teacher(optimizer, args, kwargs) -> None:
         model.update_teacher()
+
     return update_teacher
 
 
@@ -281,6 +372,8 @@ def _total_optimizer_steps(train_iter_factory: AbsIterFactory, options) -> int:
     if steps_per_epoch is None:
         steps_per_epoch = len(train_iter_factory.build_iter(1, shuffle=False))
     total = max(1, options.max_epoch * steps_per_epoch // max(1, options.accum_grad))
-    logging.info(f"the run has {total} optimiser steps "
-                 f"({options.max_epoch} epochs x {steps_per_epoch} steps / accum_grad {options.accum_grad})")
+    logging.info(
+        f"the run has {total} optimiser steps "
+        f"({options.max_epoch} epochs x {steps_per_epoch} steps / accum_grad {options.accum_grad})"
+    )
     return total

@@ -7,6 +7,7 @@ The LM is ESPnet's own (``TransformerLM`` or ``SequentialRNNLM``, built by
 has to be the model's, entry for entry (``<sos/eos>`` last in both, so the start and end
 symbols agree).
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,10 @@ def check_lm_tokens(lm_tokens: Sequence[str], asr_tokens: Sequence[str], lm_trai
     else:
         i = next(i for i, (a, b) in enumerate(zip(lm_tokens, asr_tokens)) if a != b)
         detail = f"token {i} is {lm_tokens[i]!r} in the LM and {asr_tokens[i]!r} in the model"
-    raise LMMismatchError(f"language model {lm_train_config}: its token list is not the model's ({detail}); "
-                          "train the LM with the recipe's token list (usr2.sh stage 7)")
+    raise LMMismatchError(
+        f"language model {lm_train_config}: its token list is not the model's ({detail}); "
+        "train the LM with the recipe's token list (usr2.sh stage 7)"
+    )
 
 
 def check_lm_config(lm_train_config: PathLike, token_list: PathLike) -> None:
@@ -54,13 +57,19 @@ def check_lm_config(lm_train_config: PathLike, token_list: PathLike) -> None:
     with open(lm_train_config, encoding="utf-8") as f:
         config = yaml.safe_load(f) or {}
     if "token_list" not in config:
-        raise LMMismatchError(f"language model {lm_train_config}: no token_list (not an espnet2.bin.lm_train "
-                              "config.yaml?)")
+        raise LMMismatchError(
+            f"language model {lm_train_config}: no token_list (not an espnet2.bin.lm_train config.yaml?)"
+        )
     check_lm_tokens(_lm_token_list(config["token_list"]), _lm_token_list(str(token_list)), lm_train_config)
 
 
-def load_lm(lm_train_config: PathLike, lm_file: Optional[PathLike], token_list: Sequence[str],
-            device: Union[str, torch.device] = "cpu", dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+def load_lm(
+    lm_train_config: PathLike,
+    lm_file: Optional[PathLike],
+    token_list: Sequence[str],
+    device: Union[str, torch.device] = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.nn.Module:
     """The LM network (``ESPnetLanguageModel.lm``) of an ESPnet LM training run, in eval mode.
 
     ``lm_file`` None gives random weights (tests); the token list is checked against the model's.
@@ -74,6 +83,8 @@ def load_lm(lm_train_config: PathLike, lm_file: Optional[PathLike], token_list: 
     check_lm_tokens(_lm_token_list(args.token_list), token_list, lm_train_config)
     lm = model.lm
     if not isinstance(lm, BatchScorerInterface):
-        raise LMMismatchError(f"language model {lm_train_config}: {type(lm).__name__} has no batch_score "
-                              "(ESPnet's BatchScorerInterface); use lm: transformer or seq_rnn")
+        raise LMMismatchError(
+            f"language model {lm_train_config}: {type(lm).__name__} has no batch_score "
+            "(ESPnet's BatchScorerInterface); use lm: transformer or seq_rnn"
+        )
     return lm.to(dtype=dtype).eval()

@@ -4,6 +4,7 @@ ESPnet's ``make_pad_mask`` builds a (maxlen x maxlen) matrix in its traceable br
 over raw 16 kHz waveforms (maxlen ~ 10^5 samples) that is tens of GB. These are plain
 comparisons against ``arange``.
 """
+
 import torch
 
 

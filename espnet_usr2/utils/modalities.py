@@ -3,6 +3,7 @@
 Short names (``v``, ``a``, ``av``) key heads, loss weights and logged statistics; the long
 names are used for directories of decoding results.
 """
+
 from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 VIDEO = "v"

@@ -27,6 +27,7 @@ Command line (used by ``usr2.sh``)::
     python -m espnet_usr2.bin.usr2_model_selection --exp_dir exp/x
     exp/x/valid.acc_av.ave.pth
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +38,11 @@ import yaml
 # ESPnet's defaults (espnet2/tasks/abs_task.py) for a config without these keys; a test
 # compares them with ESPnet's parser, so an ESPnet upgrade that changes them is noticed.
 ESPNET_DEFAULT_BEST_MODEL_CRITERION: List[Tuple[str, str, str]] = [
-    ("train", "loss", "min"), ("valid", "loss", "min"), ("train", "acc", "max"), ("valid", "acc", "max")]
+    ("train", "loss", "min"),
+    ("valid", "loss", "min"),
+    ("train", "acc", "max"),
+    ("valid", "acc", "max"),
+]
 ESPNET_DEFAULT_KEEP_NBEST_MODELS: List[int] = [10]
 
 # The model file name of a directory written by usr2_import (a converted released model).
@@ -83,8 +88,9 @@ def selection_of(train_config: ConfigLike) -> Tuple[Tuple[str, str, str], List[i
     if criteria is None:
         criteria = ESPNET_DEFAULT_BEST_MODEL_CRITERION
     if isinstance(criteria, str) or not isinstance(criteria, Sequence) or len(criteria) == 0:
-        raise ValueError(f"best_model_criterion in {where} must be a non-empty list of "
-                         f"[phase, criterion, mode], got {criteria!r}")
+        raise ValueError(
+            f"best_model_criterion in {where} must be a non-empty list of [phase, criterion, mode], got {criteria!r}"
+        )
     first = _parse_criterion(criteria[0], where)
     nbest = config.get("keep_nbest_models")
     if nbest is None:
@@ -113,8 +119,9 @@ def default_inference_model(train_config: ConfigLike) -> str:
     return f"{phase}.{criterion}.{kind}.pth"
 
 
-def find_model_file(exp_dir: Union[str, Path], train_config: Optional[ConfigLike] = None,
-                    name: Optional[str] = None) -> Path:
+def find_model_file(
+    exp_dir: Union[str, Path], train_config: Optional[ConfigLike] = None, name: Optional[str] = None
+) -> Path:
     """The model file of an experiment (or model) directory.
 
     Args:

@@ -1,5 +1,6 @@
 """The comparison report (issue 12): a fake comparison dir of 2 methods x 2 seeds with real
 ESPnet Reporter state in checkpoint.pth, hand-written hypotheses, hand-computed figures."""
+
 from __future__ import annotations
 
 import datetime
@@ -18,21 +19,29 @@ from espnet_usr2.bin import usr2_compare_report
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_REF = {"t1": "a b c d", "t2": "e f g h", "t3": "i j k l"}  # 12 words
-LONG_REF = {"l1": "the cat sat on the mat", "l2": "one two three four five six",
-            "l3": "red green blue black", "l4": "up down left right"}  # 20 words
+LONG_REF = {
+    "l1": "the cat sat on the mat",
+    "l2": "one two three four five six",
+    "l3": "red green blue black",
+    "l4": "up down left right",
+}  # 20 words
 LONG_FRAMES = {"l1": 420, "l2": 380, "l3": 260, "l4": 230}
 TEST_FRAMES = {"t1": 60, "t2": 75, "t3": 130}
 # errors per (method, seed) on the test set, per modality: V, A, AV
-TEST_ERRORS = {("usr2", "1"): (4, 2, 1), ("usr2", "2"): (6, 2, 3),
-               ("usr1", "1"): (5, 3, 2), ("usr1", "2"): (7, 5, 4)}
+TEST_ERRORS = {("usr2", "1"): (4, 2, 1), ("usr2", "2"): (6, 2, 3), ("usr1", "1"): (5, 3, 2), ("usr1", "2"): (7, 5, 4)}
 # validation acc_av per epoch (60 s per usr2 epoch, 100 s per usr1 epoch), warm-up ends at 0.3
-ACC = {("usr2", "1"): [0.5, 0.7, 0.9], ("usr2", "2"): [0.5, 0.7, 0.9],
-       ("usr1", "1"): [0.4, 0.6, 0.8], ("usr1", "2"): [0.4, 0.6, 0.85]}
+ACC = {
+    ("usr2", "1"): [0.5, 0.7, 0.9],
+    ("usr2", "2"): [0.5, 0.7, 0.9],
+    ("usr1", "1"): [0.4, 0.6, 0.8],
+    ("usr1", "2"): [0.4, 0.6, 0.85],
+}
 EPOCH_SECONDS = {"usr2": 60.0, "usr1": 100.0}
 
 
-def save_checkpoint(exp: Path, epoch_seconds: Sequence[float], valid: Sequence[Dict[str, float]],
-                    train: Sequence[Dict[str, float]]) -> None:
+def save_checkpoint(
+    exp: Path, epoch_seconds: Sequence[float], valid: Sequence[Dict[str, float]], train: Sequence[Dict[str, float]]
+) -> None:
     """checkpoint.pth as ESPnet's Trainer saves it, the reporter filled through its own API;
     only each epoch's measured train time is replaced by the wanted one."""
     reporter = Reporter()
@@ -44,8 +53,10 @@ def save_checkpoint(exp: Path, epoch_seconds: Sequence[float], valid: Sequence[D
                 sub.next()
         reporter.stats[epoch]["train"]["time"] = datetime.timedelta(seconds=secs)
     exp.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": {}, "reporter": reporter.state_dict(), "optimizers": [], "schedulers": [],
-                "scaler": None}, exp / "checkpoint.pth")
+    torch.save(
+        {"model": {}, "reporter": reporter.state_dict(), "optimizers": [], "schedulers": [], "scaler": None},
+        exp / "checkpoint.pth",
+    )
 
 
 def with_errors(ref: Dict[str, str], n_errors: int) -> Dict[str, str]:
@@ -91,8 +102,14 @@ def cmp_dir(tmp_path: Path) -> Path:
     for (m, seed), errors in TEST_ERRORS.items():
         exp = root / f"{m}_seed{seed}"
         acc = ACC[(m, seed)]
-        train = [{"loss": 1.0, "pl_att_len": 5.0, **({"pl_ctc_keep": k, "pl_ctc_keep_emitting": k / 2} if m == "usr2"
-                                                    else {"pl_frame_keep": 0.25})} for k in (0.5, 0.7, 0.9)]
+        train = [
+            {
+                "loss": 1.0,
+                "pl_att_len": 5.0,
+                **({"pl_ctc_keep": k, "pl_ctc_keep_emitting": k / 2} if m == "usr2" else {"pl_frame_keep": 0.25}),
+            }
+            for k in (0.5, 0.7, 0.9)
+        ]
         save_checkpoint(exp, [EPOCH_SECONDS[m]] * 3, [{"acc_av": a, "cer_ctc_av": 1 - a} for a in acc], train)
         write_decodes(exp, errors, long_hyp(m, seed))
         if m == "usr2":  # only usr2 has the noise sweep
@@ -106,9 +123,21 @@ def cmp_dir(tmp_path: Path) -> Path:
 
 def run_report(cmp_dir: Path, *extra: str) -> Path:
     out = cmp_dir / "compare"
-    usr2_compare_report.main(["--manifest", str(cmp_dir / "runs.tsv"), "--ref_dir", str(cmp_dir.parent / "dump"),
-                              "--warmup_dir", str(cmp_dir / "warmup"), "--out_dir", str(out), "--n_draws", "200",
-                              *extra])
+    usr2_compare_report.main(
+        [
+            "--manifest",
+            str(cmp_dir / "runs.tsv"),
+            "--ref_dir",
+            str(cmp_dir.parent / "dump"),
+            "--warmup_dir",
+            str(cmp_dir / "warmup"),
+            "--out_dir",
+            str(out),
+            "--n_draws",
+            "200",
+            *extra,
+        ]
+    )
     return out
 
 
@@ -155,9 +184,21 @@ def test_report_figures_match_hand_computation(cmp_dir):
 
 def test_run_that_never_reaches_the_target_is_reported(cmp_dir):
     args = usr2_compare_report.get_parser().parse_args(
-        ["--manifest", str(cmp_dir / "runs.tsv"), "--ref_dir", str(cmp_dir.parent / "dump"), "--warmup_dir",
-         str(cmp_dir / "warmup"), "--out_dir", str(cmp_dir / "unused"), "--target_acc", "0.88", "--snrs",
-         "--bootstrap_pairs"])
+        [
+            "--manifest",
+            str(cmp_dir / "runs.tsv"),
+            "--ref_dir",
+            str(cmp_dir.parent / "dump"),
+            "--warmup_dir",
+            str(cmp_dir / "warmup"),
+            "--out_dir",
+            str(cmp_dir / "unused"),
+            "--target_acc",
+            "0.88",
+            "--snrs",
+            "--bootstrap_pairs",
+        ]
+    )
     comp = cmp.compare(usr2_compare_report.config_from_args(args))  # the numbers only, no plots
     assert comp.tta.seconds["usr2"]["1"] == pytest.approx(120 + 0.9 * 60)
     assert comp.tta.seconds["usr1"] == {"1": None, "2": None}  # kept, not dropped
@@ -218,8 +259,12 @@ def test_cost_per_training_step_is_the_median_step_time_of_each_arm(cmp_dir):
     epochs leaves out a slow first epoch; mean over seeds; warm-up and --step_cost_dirs rows."""
     for (m, seed), factor in ((("usr2", "1"), 1.0), (("usr2", "2"), 1.2), (("usr1", "1"), 2.0), (("usr1", "2"), 2.0)):
         exp = cmp_dir / f"{m}_seed{seed}"
-        save_checkpoint(exp, [EPOCH_SECONDS[m]] * 3, [{"acc_av": a} for a in ACC[(m, seed)]],
-                        [{"loss": 1.0, "train_time": t * factor} for t in (9.0, 0.5, 0.5)])
+        save_checkpoint(
+            exp,
+            [EPOCH_SECONDS[m]] * 3,
+            [{"acc_av": a} for a in ACC[(m, seed)]],
+            [{"loss": 1.0, "train_time": t * factor} for t in (9.0, 0.5, 0.5)],
+        )
     save_checkpoint(cmp_dir / "pretrain", [10.0, 10.0], [{"loss": 1.0}] * 2, [{"train_time": 0.25}] * 2)
     out = run_report(cmp_dir, "--step_cost_dirs", f"pt={cmp_dir / 'pretrain'}")
     steps = json.loads((out / "summary.json").read_text())["step_seconds"]

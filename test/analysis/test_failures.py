@@ -1,4 +1,5 @@
 """The paper's two long-utterance failure types: repetition loops and omissions."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,14 +8,17 @@ from espnet_usr2.analysis import failures as fl
 from espnet_usr2.scoring.sclite import ScoringInputError
 
 
-@pytest.mark.parametrize("hyp,expected", [
-    ("the cat the cat the cat sat", (("the", "cat"), 3)),
-    ("so so so so", (("so",), 4)),
-    ("a b c d a b c d a b c d", (("a", "b", "c", "d"), 3)),
-    ("I think I think so", None),  # twice is not a loop
-    ("one two three four five", None),
-    ("a b c d e a b c d e a b c d e", None),  # 5-grams are longer than MAX_NGRAM
-])
+@pytest.mark.parametrize(
+    "hyp,expected",
+    [
+        ("the cat the cat the cat sat", (("the", "cat"), 3)),
+        ("so so so so", (("so",), 4)),
+        ("a b c d a b c d a b c d", (("a", "b", "c", "d"), 3)),
+        ("I think I think so", None),  # twice is not a loop
+        ("one two three four five", None),
+        ("a b c d e a b c d e a b c d e", None),  # 5-grams are longer than MAX_NGRAM
+    ],
+)
 def test_repetition_loop_in_hypothesis(hyp, expected):
     loop = fl.repetition_failure("some unrelated reference words", hyp)
     assert (None if loop is None else (loop.ngram, loop.repeats)) == expected
@@ -33,8 +37,19 @@ def test_repetition_in_the_reference_is_not_a_failure():
     assert loop is not None and loop.repeats == 5
 
 
-@pytest.mark.parametrize("n_ref,n_hyp,omitted", [(9, 5, True), (9, 6, False), (10, 6, True), (10, 7, False),
-                                                 (3, 1, True), (3, 2, False), (0, 0, False), (1, 0, True)])
+@pytest.mark.parametrize(
+    "n_ref,n_hyp,omitted",
+    [
+        (9, 5, True),
+        (9, 6, False),
+        (10, 6, True),
+        (10, 7, False),
+        (3, 1, True),
+        (3, 2, False),
+        (0, 0, False),
+        (1, 0, True),
+    ],
+)
 def test_omission_is_more_than_a_third_missing(n_ref, n_hyp, omitted):
     ref = " ".join(f"r{i}" for i in range(n_ref))
     hyp = " ".join(f"h{i}" for i in range(n_hyp))

@@ -1,4 +1,5 @@
 """Robustness analyses: length buckets, WER tables by length and SNR, plots and the CLI."""
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,21 @@ from espnet_usr2.scoring.sclite import ScoringInputError, score
 # ------------------------------------------------------------------ buckets and frame counts
 
 
-@pytest.mark.parametrize("n,label", [(49, None), (50, "50-100"), (99, "50-100"), (100, "100-150"),
-                                     (149, "100-150"), (550, "550-600"), (599, "550-600"), (600, "550-600"),
-                                     (601, None), (0, None)])
+@pytest.mark.parametrize(
+    "n,label",
+    [
+        (49, None),
+        (50, "50-100"),
+        (99, "50-100"),
+        (100, "100-150"),
+        (149, "100-150"),
+        (550, "550-600"),
+        (599, "550-600"),
+        (600, "550-600"),
+        (601, None),
+        (0, None),
+    ],
+)
 def test_bucket_edges(n, label):
     buckets = rb.make_buckets()
     assert len(buckets) == 11 and buckets[0].label == "50-100" and buckets[-1].label == "550-600"
@@ -145,8 +158,14 @@ def test_cli_writes_tables_json_and_plots(tmp_path):
         rate = rate * (1.0 + 0.002 * max(length - 300, 0))  # longer inputs degrade a little
         return " ".join("x" if rng.random() < rate else w for w in text.split())
 
-    args = ["--ref_text", str(tmp_path / "text"), "--num_frames", str(tmp_path / "utt2num_frames"),
-            "--out_dir", str(tmp_path / "report")]
+    args = [
+        "--ref_text",
+        str(tmp_path / "text"),
+        "--num_frames",
+        str(tmp_path / "utt2num_frames"),
+        "--out_dir",
+        str(tmp_path / "report"),
+    ]
     for name, rate in conditions.items():
         path = tmp_path / f"{name.replace('/', '_')}.txt"
         path.write_text("".join(f"{u} {corrupt(t, rate, frames[u])}\n" for u, t in ref.items()))
@@ -154,8 +173,12 @@ def test_cli_writes_tables_json_and_plots(tmp_path):
     for modality, base in (("audio", 0.05), ("audiovisual", 0.03)):
         for snr, extra in snr_rates.items():
             path = tmp_path / f"{modality}_{snr}.txt"
-            path.write_text("".join(f"{u} {corrupt(t, base + extra * (0.3 if modality == 'audiovisual' else 1), 0)}\n"
-                                    for u, t in ref.items()))
+            path.write_text(
+                "".join(
+                    f"{u} {corrupt(t, base + extra * (0.3 if modality == 'audiovisual' else 1), 0)}\n"
+                    for u, t in ref.items()
+                )
+            )
             args += ["--noise_hyp", f"{modality}@{snr}={path}"]
     (tmp_path / "text").write_text("".join(f"{u} {t}\n" for u, t in ref.items()))
     (tmp_path / "utt2num_frames").write_text("".join(f"{u} {n}\n" for u, n in frames.items()))
@@ -177,6 +200,14 @@ def test_cli_writes_tables_json_and_plots(tmp_path):
 def test_cli_rejects_malformed_specs(tmp_path, capsys):
     (tmp_path / "text").write_text("u1 A\n")
     with pytest.raises(SystemExit):
-        usr2_robustness_report.main(["--ref_text", str(tmp_path / "text"), "--out_dir", str(tmp_path),
-                                     "--noise_hyp", f"audio={tmp_path / 'text'}"])
+        usr2_robustness_report.main(
+            [
+                "--ref_text",
+                str(tmp_path / "text"),
+                "--out_dir",
+                str(tmp_path),
+                "--noise_hyp",
+                f"audio={tmp_path / 'text'}",
+            ]
+        )
     assert "expected NAME@SNR=PATH" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Babble noise: mixing at an exact SNR, file noise, corpus babble, noisy copies of a wav.scp."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Text in the released vocabulary: the SentencePiece model written from a units list."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,20 @@ from espnet_usr2.data.unit_tokenizer import (
 
 # a units list shaped like the release's: <unk> first, then pieces in sorted order, every
 # character on its own so that any upper-case word is covered
-WORDS = ["\u2581THE", "\u2581HELLO", "\u2581WORLD", "\u2581START", "\u2581STAR", "\u2581YOU", "\u2581DON", "ED", "TED",
-         "ING", "\u2581A", "\u2581I"]
+WORDS = [
+    "\u2581THE",
+    "\u2581HELLO",
+    "\u2581WORLD",
+    "\u2581START",
+    "\u2581STAR",
+    "\u2581YOU",
+    "\u2581DON",
+    "ED",
+    "TED",
+    "ING",
+    "\u2581A",
+    "\u2581I",
+]
 CHARS = ["'", "\u2581", *"0123456789", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
 UNITS = ["<unk>", *sorted(set(WORDS + CHARS))]
 
@@ -33,8 +46,11 @@ def tokenizer(tmp_path_factory):
     write_token_list(tokens, root / "tokens.txt")
     write_sentencepiece_model(units, root / "bpe.model")
     # exactly as ESPnet's preprocessor and Speech2Text build them from --token_list / --bpemodel
-    return (build_tokenizer("bpe", bpemodel=str(root / "bpe.model")),
-            TokenIDConverter(str(root / "tokens.txt"), unk_symbol="<unk>"), tokens)
+    return (
+        build_tokenizer("bpe", bpemodel=str(root / "bpe.model")),
+        TokenIDConverter(str(root / "tokens.txt"), unk_symbol="<unk>"),
+        tokens,
+    )
 
 
 def _encode(tokenizer, text):
@@ -43,9 +59,16 @@ def _encode(tokenizer, text):
     return pieces, conv.tokens2ids(pieces)
 
 
-@pytest.mark.parametrize("text", [
-    "HELLO WORLD", "I DON'T KNOW WHAT YOU STARTED", "THE 1990S AND 2000S", "A", "QUIZZICAL JUXTAPOSITION",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "HELLO WORLD",
+        "I DON'T KNOW WHAT YOU STARTED",
+        "THE 1990S AND 2000S",
+        "A",
+        "QUIZZICAL JUXTAPOSITION",
+    ],
+)
 def test_round_trip_through_released_ids(tokenizer, text):
     tok, conv, tokens = tokenizer
     pieces, ids = _encode(tokenizer, text)
@@ -82,14 +105,17 @@ def test_characters_no_unit_covers_become_unk(tokenizer):
     assert tok.tokens2text(conv.ids2tokens(ids)).endswith("HELLO")
 
 
-@pytest.mark.parametrize("content, message", [
-    ("<unk> 1\nA 3\n", "expected 'PIECE 2'"),
-    ("A 1\n<unk> 2\n", "must be <unk>"),
-    ("<unk> 1\nA 2\nA 3\n", "appears twice"),
-    ("<unk> 1\n<blank> 2\n", "added by the token list"),
-    ("<unk>\n", "expected 'PIECE 1'"),
-    ("", "no units"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("<unk> 1\nA 3\n", "expected 'PIECE 2'"),
+        ("A 1\n<unk> 2\n", "must be <unk>"),
+        ("<unk> 1\nA 2\nA 3\n", "appears twice"),
+        ("<unk> 1\n<blank> 2\n", "added by the token list"),
+        ("<unk>\n", "expected 'PIECE 1'"),
+        ("", "no units"),
+    ],
+)
 def test_bad_units_files_are_refused(tmp_path: Path, content, message):
     path = tmp_path / "units.txt"
     path.write_text(content, encoding="utf-8")

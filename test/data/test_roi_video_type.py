@@ -1,4 +1,5 @@
 """The roi_video data type: compact storage, float (T, H, W) loading, A/V length agreement."""
+
 import numpy as np
 import pytest
 from espnet2.train.dataset import ESPnetDataset
@@ -50,8 +51,11 @@ def test_espnet_dataset_loads_roi_video_as_float_frames(token_list, write_toy_co
     texts = write_toy_corpus(tmp_path, num_utts=4, roi_format="mkv")
     preprocess = USR2Preprocessor(train=False, token_type="char", token_list=token_list)
     dataset = ESPnetDataset(
-        [(str(tmp_path / "wav.scp"), "speech", "sound"), (str(tmp_path / "video.scp"), "video", "roi_video"),
-         (str(tmp_path / "text"), "text", "text")],
+        [
+            (str(tmp_path / "wav.scp"), "speech", "sound"),
+            (str(tmp_path / "video.scp"), "video", "roi_video"),
+            (str(tmp_path / "text"), "text", "text"),
+        ],
         preprocess=preprocess,
     )
     uid = sorted(texts)[0]
@@ -66,6 +70,6 @@ def test_espnet_dataset_loads_roi_video_as_float_frames(token_list, write_toy_co
 def test_audio_is_trimmed_or_padded_to_640_samples_per_frame():
     speech = np.ones(10 * 640 + 300, dtype=np.float32)
     assert len(align_audio_to_video("u", speech, 10, 640, 2.0)) == 6400
-    assert len(align_audio_to_video("u", speech[:9 * 640], 10, 640, 2.0)) == 6400
+    assert len(align_audio_to_video("u", speech[: 9 * 640], 10, 640, 2.0)) == 6400
     with pytest.raises(AVLengthMismatchError, match="utterance 'spk1-x'.*video has 20 frames"):
         align_audio_to_video("spk1-x", speech, 20, 640, 2.0)

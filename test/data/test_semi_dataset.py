@@ -1,4 +1,5 @@
 """The labelled + unlabelled union dataset through a real DataLoader on generated data dirs."""
+
 import argparse
 from pathlib import Path
 
@@ -32,10 +33,12 @@ def corpus(write_toy_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("semi")
     texts = {}
     for pool, n, seed in (("lab", 5, 0), ("unl", 8, 1)):
-        texts[pool] = write_toy_corpus(root / pool, num_utts=n, seed=seed, prefix=pool,
-                                       frames_per_symbol=FRAMES_PER_SYMBOL)
+        texts[pool] = write_toy_corpus(
+            root / pool, num_utts=n, seed=seed, prefix=pool, frames_per_symbol=FRAMES_PER_SYMBOL
+        )
         (root / pool / "video_shape").write_text(
-            "".join(f"{u} {len(t) * FRAMES_PER_SYMBOL},96,96\n" for u, t in sorted(texts[pool].items())))
+            "".join(f"{u} {len(t) * FRAMES_PER_SYMBOL},96,96\n" for u, t in sorted(texts[pool].items()))
+        )
     return root, texts
 
 
@@ -44,8 +47,10 @@ def _preprocess(token_list):
 
 
 def _union(root: Path, token_list) -> SemiSupervisedDataset:
-    return SemiSupervisedDataset(ESPnetDataset(_entries(root / "lab", True), preprocess=_preprocess(token_list)),
-                                 ESPnetDataset(_entries(root / "unl", False), preprocess=_preprocess(token_list)))
+    return SemiSupervisedDataset(
+        ESPnetDataset(_entries(root / "lab", True), preprocess=_preprocess(token_list)),
+        ESPnetDataset(_entries(root / "unl", False), preprocess=_preprocess(token_list)),
+    )
 
 
 def _check_batches(loader, texts, tokens):
@@ -75,10 +80,16 @@ def test_union_dataset_and_collate_give_flags_and_empty_text(corpus, token_list)
     _, item = dataset[uid]
     assert item["text"].shape == (0,) and item["text"].dtype == np.int64 and item["labelled"].tolist() == [0]
     assert dataset.names() == ("speech", "video", "text", "labelled") and dataset.has_name("labelled")
-    sampler = SemiSupervisedBatchSampler(read_frame_lengths(root / "lab" / "video_shape"),
-                                         read_frame_lengths(root / "unl" / "video_shape"), 40, 60, seed=0)
-    factory = SemiSupervisedIterFactory(dataset, sampler, collate_fn=CommonCollateFn(
-        float_pad_value=0.0, int_pad_value=-1, not_sequence=["labelled"]))
+    sampler = SemiSupervisedBatchSampler(
+        read_frame_lengths(root / "lab" / "video_shape"),
+        read_frame_lengths(root / "unl" / "video_shape"),
+        40,
+        60,
+        seed=0,
+    )
+    factory = SemiSupervisedIterFactory(
+        dataset, sampler, collate_fn=CommonCollateFn(float_pad_value=0.0, int_pad_value=-1, not_sequence=["labelled"])
+    )
     seen = _check_batches(factory.build_iter(1), texts, token_list)
     assert sorted(seen) == sorted(texts["unl"])  # one pass over the unlabelled pool
 
@@ -86,22 +97,42 @@ def test_union_dataset_and_collate_give_flags_and_empty_text(corpus, token_list)
 def test_build_factory_from_parsed_espnet_options(corpus, token_list):
     root, texts = corpus
     parser = USR2Task.get_parser()  # the task adds the semi-supervised options itself
-    args = parser.parse_args([
-        "--token_list", "unused", "--batch_type", "semi_supervised",
-        "--labelled_batch_frames", "40", "--unlabelled_batch_frames", "60",
-        *[a for p, n, t in _entries(root / "lab", True)
-          for a in ("--train_data_path_and_name_and_type", f"{p},{n},{t}")],
-        *[a for p, n, t in _entries(root / "unl", False)
-          for a in ("--unlabelled_data_path_and_name_and_type", f"{p},{n},{t}")],
-        "--train_shape_file", str(root / "lab" / "video_shape"),
-        "--unlabelled_shape_file", str(root / "unl" / "video_shape"),
-    ])
+    args = parser.parse_args(
+        [
+            "--token_list",
+            "unused",
+            "--batch_type",
+            "semi_supervised",
+            "--labelled_batch_frames",
+            "40",
+            "--unlabelled_batch_frames",
+            "60",
+            *[
+                a
+                for p, n, t in _entries(root / "lab", True)
+                for a in ("--train_data_path_and_name_and_type", f"{p},{n},{t}")
+            ],
+            *[
+                a
+                for p, n, t in _entries(root / "unl", False)
+                for a in ("--unlabelled_data_path_and_name_and_type", f"{p},{n},{t}")
+            ],
+            "--train_shape_file",
+            str(root / "lab" / "video_shape"),
+            "--unlabelled_shape_file",
+            str(root / "unl" / "video_shape"),
+        ]
+    )
     checked = []
     factory = build_semi_supervised_iter_factory(
-        args, DistributedOption(), _preprocess(token_list),
+        args,
+        DistributedOption(),
+        _preprocess(token_list),
         CommonCollateFn(float_pad_value=0.0, int_pad_value=-1, not_sequence=["labelled"]),
         check_requirements=lambda ds: checked.append(
-            USR2Task.check_task_requirements(ds, args.allow_variable_data_keys, train=True)))
+            USR2Task.check_task_requirements(ds, args.allow_variable_data_keys, train=True)
+        ),
+    )
     assert checked == [None]
     seen = _check_batches(factory.build_iter(2), texts, token_list)
     assert sorted(seen) == sorted(texts["unl"])
@@ -135,7 +166,8 @@ def test_mismatched_data_names_are_clear_errors(corpus):
 
 
 def test_missing_unlabelled_options_are_clear_errors():
-    args = argparse.Namespace(unlabelled_data_path_and_name_and_type=[], train_shape_file=["x"],
-                              unlabelled_shape_file=["y"])
+    args = argparse.Namespace(
+        unlabelled_data_path_and_name_and_type=[], train_shape_file=["x"], unlabelled_shape_file=["y"]
+    )
     with pytest.raises(ValueError, match="needs --unlabelled_data_path_and_name_and_type"):
         build_semi_supervised_iter_factory(args, DistributedOption(), None, None)

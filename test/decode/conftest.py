@@ -1,4 +1,5 @@
 """Decoding fixtures: the tiny model saved as files (random, and "forced" to known output), a toy data dir."""
+
 from __future__ import annotations
 
 import subprocess
@@ -96,9 +97,23 @@ def packed_recipe(tmp_path_factory, decode_setup):
     conf.parent.mkdir()
     conf.write_text("method: greedy_att\nbatch_size: 4\n")
     zip_path = exp / "packed" / "usr2_tiny.zip"
-    proc = subprocess.run([sys.executable, str(PACK_MODEL), "--train_config", "exp/usr2_tiny/config.yaml",
-                           "--model_file", "exp/usr2_tiny/valid.loss.best.pth", "--outpath", str(zip_path),
-                           "--option", "conf/decode_greedy_att.yaml"], cwd=recipe, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(PACK_MODEL),
+            "--train_config",
+            "exp/usr2_tiny/config.yaml",
+            "--model_file",
+            "exp/usr2_tiny/valid.loss.best.pth",
+            "--outpath",
+            str(zip_path),
+            "--option",
+            "conf/decode_greedy_att.yaml",
+        ],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     return dict(root=recipe, exp=exp, zip=zip_path, decode_config=conf)
 
@@ -107,6 +122,7 @@ def packed_recipe(tmp_path_factory, decode_setup):
 def speech_with_pauses():
     """``speech_with_pauses(spans, total_s, seed=0)``: 16 kHz float32 audio, loud noise-like
     'speech' in each (start, end) span in seconds, a quiet background (-50 dBFS) elsewhere."""
+
     def make(spans, total_s, seed=0):
         rng = np.random.default_rng(seed)
         audio = 0.003 * rng.standard_normal(int(total_s * 16000))

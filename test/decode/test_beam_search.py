@@ -1,4 +1,5 @@
 """Search algorithms: forced outputs, fast beam search == ESPnet's BatchBeamSearch, the pieces."""
+
 from __future__ import annotations
 
 from typing import Dict, List
@@ -47,8 +48,9 @@ def _force_model(model, ids: Dict[str, int], successor_decoder) -> None:
     """
     vocab, d = len(model.token_list), model.decoder.after_norm.normalized_shape[0]
     seqs = {m: [model.sos] + [ids[c] for c in chain] + [model.eos] for m, chain in FORCED_CHAIN.items()}
-    successor_decoder(model, {m: [(prev, nxt, 10.0) for prev, nxt in zip(seq[:-1], seq[1:])]
-                              for m, seq in seqs.items()})
+    successor_decoder(
+        model, {m: [(prev, nxt, 10.0) for prev, nxt in zip(seq[:-1], seq[1:])] for m, seq in seqs.items()}
+    )
     with torch.no_grad():
         for m in FORCED_CHAIN:
             ctc = model.ctc_head(m).ctc_lo
@@ -109,15 +111,18 @@ def test_forced_beam_search(forced, ids, impl):
 def test_forced_greedy_attention_minlen_maxlen(forced):
     enc, lens = torch.randn(1, 10, 64), torch.tensor([10])
     # the chain "de" would end after 2 tokens; minlen 4 forbids <eos> until then
-    long = greedy_attention(forced, enc, lens, "v", DecodeOptions(method="greedy_att", minlenratio=-4),
-                            forced.sos, forced.eos)[0][0]
+    long = greedy_attention(
+        forced, enc, lens, "v", DecodeOptions(method="greedy_att", minlenratio=-4), forced.sos, forced.eos
+    )[0][0]
     assert len(long.yseq) - 2 >= 4 and long.yseq[1:3] == [5, 6]  # <sos> d e ... <eos>
-    short = greedy_attention(forced, enc, lens, "v", DecodeOptions(method="greedy_att", maxlenratio=-1),
-                             forced.sos, forced.eos)[0][0]
+    short = greedy_attention(
+        forced, enc, lens, "v", DecodeOptions(method="greedy_att", maxlenratio=-1), forced.sos, forced.eos
+    )[0][0]
     assert _text(short, forced) == "d"
 
 
 # ---------------------------------------------------------------------------- fast == ESPnet
+
 
 def _encode(model, lengths: List[int], seed: int):
     g = torch.Generator().manual_seed(seed)
@@ -126,19 +131,23 @@ def _encode(model, lengths: List[int], seed: int):
     speech = torch.randn(len(lengths), T * 640, generator=g)
     video = torch.rand(len(lengths), T, 96, 96, generator=g) * 255
     for i, n in enumerate(lengths):
-        speech[i, n * 640:] = 0
+        speech[i, n * 640 :] = 0
         video[i, n:] = 0
     with torch.no_grad():
         return model.encode(speech, lens * 640, video, lens, modalities=["v", "a", "av"], augment=False)
 
 
-@pytest.mark.parametrize("opts", [
-    DecodeOptions(beam_size=4, ctc_weight=0.3, maxlenratio=0.0, nbest=3),
-    DecodeOptions(beam_size=5, ctc_weight=0.5, penalty=0.5, maxlenratio=0.6, minlenratio=0.2, nbest=2),
-    DecodeOptions(beam_size=3, ctc_weight=0.0, maxlenratio=0.0),
-    DecodeOptions(beam_size=6, ctc_weight=0.1, nbest=2),  # the release's length rule: T steps, no end detection
-    DecodeOptions(beam_size=5, ctc_weight=0.1, maxlenratio=0.4, nbest=2),  # the release's noise setting
-], ids=["enddetect", "penalty-minmax", "attention-only", "released-default", "released-noise"])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        DecodeOptions(beam_size=4, ctc_weight=0.3, maxlenratio=0.0, nbest=3),
+        DecodeOptions(beam_size=5, ctc_weight=0.5, penalty=0.5, maxlenratio=0.6, minlenratio=0.2, nbest=2),
+        DecodeOptions(beam_size=3, ctc_weight=0.0, maxlenratio=0.0),
+        DecodeOptions(beam_size=6, ctc_weight=0.1, nbest=2),  # the release's length rule: T steps, no end detection
+        DecodeOptions(beam_size=5, ctc_weight=0.1, maxlenratio=0.4, nbest=2),  # the release's noise setting
+    ],
+    ids=["enddetect", "penalty-minmax", "attention-only", "released-default", "released-noise"],
+)
 def test_fast_matches_espnet_batch_beam_search(tiny, opts):
     encoded = _encode(tiny, [7, 12, 5, 9], seed=1)
     vocab = len(tiny.token_list)
@@ -175,11 +184,12 @@ def test_fast_beam_search_batch_independent(tiny):
     opts = DecodeOptions(beam_size=4, ctc_weight=0.3)
     batch = fast_beam_search(tiny, enc, lens, "a", opts, tiny.sos, tiny.eos)
     for b in range(3):
-        alone = fast_beam_search(tiny, enc[b:b + 1, : lens[b]], lens[b:b + 1], "a", opts, tiny.sos, tiny.eos)
+        alone = fast_beam_search(tiny, enc[b : b + 1, : lens[b]], lens[b : b + 1], "a", opts, tiny.sos, tiny.eos)
         assert alone[0][0].yseq == batch[b][0].yseq
 
 
 # ---------------------------------------------------------------------------- pieces
+
 
 def test_incremental_decoder_matches_forward_one_step(tiny):
     from espnet.nets.pytorch_backend.transformer.mask import subsequent_mask
@@ -193,8 +203,7 @@ def test_incremental_decoder_matches_forward_one_step(tiny):
     mem_rows = memory.repeat_interleave(2, 0)
     mask = (torch.arange(7)[None] < lens.repeat_interleave(2)[:, None])[:, None, :]
     with torch.no_grad():
-        ref, _ = tiny.decoder.forward_one_step(prefixes, subsequent_mask(3).unsqueeze(0), mem_rows, mask,
-                                               modality="av")
+        ref, _ = tiny.decoder.forward_one_step(prefixes, subsequent_mask(3).unsqueeze(0), mem_rows, mask, modality="av")
     torch.testing.assert_close(logp, ref, atol=1e-5, rtol=1e-5)
 
 

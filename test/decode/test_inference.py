@@ -1,4 +1,5 @@
 """usr2_inference: decode-directory layout, methods end to end, bad inputs, splits, noise sweep."""
+
 from __future__ import annotations
 
 import logging
@@ -28,17 +29,30 @@ def setup(decode_setup):
 def _run(setup, out: Path, *extra: str, which: str = "random", video: bool = True, data: Path = None):
     data = data or setup["data"]
     config, model_file = setup[which]
-    cmd = ["--train_config", str(config), "--model_file", str(model_file), "--output_dir", str(out),
-           "--data_path_and_name_and_type", f"{data}/wav.scp,speech,sound", "--log_level", "WARNING",
-           "--num_workers", "0"]
+    cmd = [
+        "--train_config",
+        str(config),
+        "--model_file",
+        str(model_file),
+        "--output_dir",
+        str(out),
+        "--data_path_and_name_and_type",
+        f"{data}/wav.scp,speech,sound",
+        "--log_level",
+        "WARNING",
+        "--num_workers",
+        "0",
+    ]
     if video:
         cmd += ["--data_path_and_name_and_type", f"{data}/video.scp,video,roi_video"]
     usr2_inference.main(cmd + list(extra))
 
 
 def _read(path: Path) -> dict:
-    return {line.split(maxsplit=1)[0]: (line.split(maxsplit=1) + [""])[1].strip()
-            for line in path.read_text(encoding="utf-8").splitlines()}
+    return {
+        line.split(maxsplit=1)[0]: (line.split(maxsplit=1) + [""])[1].strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+    }
 
 
 def test_bin_writes_espnet_layout_for_several_modalities(setup, tmp_path):
@@ -68,13 +82,26 @@ def test_bin_fast_and_espnet_beam_agree(setup, tmp_path):
 @pytest.mark.parametrize("method,expected", [("greedy_att", "ab"), ("greedy_ctc", "c"), ("beam", "ab")])
 def test_bin_methods_on_forced_model(setup, tmp_path, method, expected):
     # the beam search's CTC weight is small: the forced decoder ("ab") wins over CTC ("c")
-    _run(setup, tmp_path / "out", "--method", method, "--modalities", "v", "av", "--beam_size", "2",
-         "--batch_size", "2", which="forced")
+    _run(
+        setup,
+        tmp_path / "out",
+        "--method",
+        method,
+        "--modalities",
+        "v",
+        "av",
+        "--beam_size",
+        "2",
+        "--batch_size",
+        "2",
+        which="forced",
+    )
     for long in ("video", "audiovisual"):
         assert set(_read(tmp_path / "out" / long / "text").values()) == {expected}
 
 
 # ---------------------------------------------------------------------------- bad inputs
+
 
 def test_missing_video_stream_is_named(setup, tmp_path, capsys):
     with pytest.raises(SystemExit):
@@ -114,8 +141,9 @@ def test_empty_utterance_gets_empty_hypothesis(write_toy_corpus, setup, tmp_path
         lines = (data / name).read_text().splitlines() + [f"{empty} {data / 'media' / file}"]
         (data / name).write_text("".join(f"{x}\n" for x in sorted(lines)))
     with caplog.at_level(logging.WARNING):
-        _run(setup, tmp_path / "out", "--modalities", "a", "av", "--method", "greedy_att", "--batch_size", "3",
-             data=data)
+        _run(
+            setup, tmp_path / "out", "--modalities", "a", "av", "--method", "greedy_att", "--batch_size", "3", data=data
+        )
     assert any(empty in r.getMessage() and "no input frames" in r.getMessage() for r in caplog.records)
     for long in ("audio", "audiovisual"):
         text = _read(tmp_path / "out" / long / "text")
@@ -124,12 +152,22 @@ def test_empty_utterance_gets_empty_hypothesis(write_toy_corpus, setup, tmp_path
 
 # ---------------------------------------------------------------------------- splits and noise
 
+
 def test_split_decode_merge_equals_single_run(setup, tmp_path):
     key_files = splits.split_key_file(setup["data"] / "wav.scp", 3, tmp_path / "logdir")
     assert len(key_files) == 3 and sum(len(read_keys(k)) for k in key_files) == 4
     for n, key_file in enumerate(key_files, 1):
-        _run(setup, tmp_path / "logdir" / f"output.{n}", "--modalities", "a", "av", "--method", "greedy_ctc",
-             "--key_file", str(key_file))
+        _run(
+            setup,
+            tmp_path / "logdir" / f"output.{n}",
+            "--modalities",
+            "a",
+            "av",
+            "--method",
+            "greedy_ctc",
+            "--key_file",
+            str(key_file),
+        )
     splits.merge_decode_dirs([tmp_path / "logdir" / f"output.{n}" for n in (1, 2, 3)], tmp_path / "merged")
     _run(setup, tmp_path / "single", "--modalities", "a", "av", "--method", "greedy_ctc")
     for rel in ("audio/text", "audiovisual/1best_recog/score", "audio/token_int"):
@@ -160,8 +198,9 @@ def test_noise_sweep_feeds_robustness_report(setup, tmp_path):
 def test_split_and_merge_commands_as_usr2sh_calls_them(decode_setup, tmp_path):
     from espnet_usr2.bin import usr2_decode_splits
 
-    usr2_decode_splits.main(["split", "--scp", str(decode_setup["data"] / "wav.scp"), "--nj", "2",
-                             "--out_dir", str(tmp_path / "logdir")])
+    usr2_decode_splits.main(
+        ["split", "--scp", str(decode_setup["data"] / "wav.scp"), "--nj", "2", "--out_dir", str(tmp_path / "logdir")]
+    )
     assert sorted(p.name for p in (tmp_path / "logdir").iterdir()) == ["keys.1.scp", "keys.2.scp"]
     with pytest.raises(SystemExit, match="usr2_decode_splits: error"):
         usr2_decode_splits.main(["merge", "--out_dir", str(tmp_path / "m"), str(tmp_path / "missing")])

@@ -1,5 +1,6 @@
 """Shallow fusion with an ESPnet LM: both beam searches agree, a forced LM changes the answer
 as its weights say, lm_weight 0 changes nothing, the LM's token list must be the model's."""
+
 from __future__ import annotations
 
 import logging
@@ -45,10 +46,14 @@ def _encode(model, lengths: List[int], seed: int):
 
 
 @pytest.mark.parametrize("lm_name", ["transformer", "rnn"])
-@pytest.mark.parametrize("opts", [
-    DecodeOptions(beam_size=4, ctc_weight=0.3, maxlenratio=0.0, nbest=2, lm_weight=0.5),
-    DecodeOptions(beam_size=5, ctc_weight=0.1, penalty=0.3, maxlenratio=0.6, lm_weight=1.0),
-], ids=["enddetect", "released-length-rule"])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        DecodeOptions(beam_size=4, ctc_weight=0.3, maxlenratio=0.0, nbest=2, lm_weight=0.5),
+        DecodeOptions(beam_size=5, ctc_weight=0.1, penalty=0.3, maxlenratio=0.6, lm_weight=1.0),
+    ],
+    ids=["enddetect", "released-length-rule"],
+)
 def test_fast_matches_espnet_with_lm(tiny, lms, lm_name, opts):
     """Same n-best from the batched search (LM states of utterances x hypotheses) and from
     ESPnet's BatchBeamSearch with the LM as a scorer; and the LM does change the output."""
@@ -58,8 +63,9 @@ def test_fast_matches_espnet_with_lm(tiny, lms, lm_name, opts):
     for m, (enc, lens) in _encode(tiny, [7, 12, 5], seed=1).items():
         fast = fast_beam_search(tiny, enc, lens, m, opts, tiny.sos, tiny.eos, lm=lm)
         ref = espnet_beam_search(tiny, enc, lens, m, opts, tiny.sos, tiny.eos, vocab, lm=lm)
-        plain = fast_beam_search(tiny, enc, lens, m, DecodeOptions(**{**vars(opts), "lm_weight": 0.0}),
-                                 tiny.sos, tiny.eos)
+        plain = fast_beam_search(
+            tiny, enc, lens, m, DecodeOptions(**{**vars(opts), "lm_weight": 0.0}), tiny.sos, tiny.eos
+        )
         for b, (f, r) in enumerate(zip(fast, ref)):
             assert [h.yseq for h in f] == [h.yseq for h in r], f"{m} utterance {b}: n-best differs"
             assert f[0].score == pytest.approx(r[0].score, abs=1e-3)
@@ -68,6 +74,7 @@ def test_fast_matches_espnet_with_lm(tiny, lms, lm_name, opts):
 
 
 # ---------------------------------------------------------------------------- forced LM
+
 
 @pytest.mark.parametrize("impl", ["fast", "espnet"])
 def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, write_espnet_lm, tmp_path, successor_decoder, impl):
@@ -78,8 +85,18 @@ def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, write_espnet_
     ids = {t: i for i, t in enumerate(token_list)}
     model = build_model_from_config(tiny_config, token_list).eval()
     sos, eos = model.sos, model.eos
-    successor_decoder(model, {"v": [(sos, ids["d"], 10.0), (sos, ids["f"], 9.0), (ids["d"], ids["e"], 10.0),
-                                    (ids["f"], ids["e"], 10.0), (ids["e"], eos, 10.0)]})
+    successor_decoder(
+        model,
+        {
+            "v": [
+                (sos, ids["d"], 10.0),
+                (sos, ids["f"], 9.0),
+                (ids["d"], ids["e"], 10.0),
+                (ids["f"], ids["e"], 10.0),
+                (ids["e"], eos, 10.0),
+            ]
+        },
+    )
     lm = load_lm(*write_espnet_lm(tmp_path, token_list, bias={ids["f"]: 10.0}), token_list)
     enc, lens = torch.randn(2, 6, 64), torch.tensor([6, 5])  # the forced decoder ignores the memory
 
@@ -97,6 +114,7 @@ def test_forced_lm_changes_the_hypothesis(tiny_config, token_list, write_espnet_
 
 
 # ---------------------------------------------------------------------------- USR2Speech2Text
+
 
 def test_speech2text_lm_weight_zero_is_todays_output(decode_setup, token_list, write_espnet_lm, tmp_path, caplog):
     """With lm_weight 0 the LM files change nothing (the LM is not even loaded); greedy methods
@@ -122,11 +140,12 @@ def test_speech2text_lm_weight_zero_is_todays_output(decode_setup, token_list, w
 
 def test_lm_files_and_weight_from_decoding_yaml(tmp_path):
     conf = tmp_path / "decode_lm.yaml"
-    conf.write_text("beam_size: 3\nlm_weight: 0.4\nlm_train_config: exp/lm/config.yaml\n"
-                    "lm_file: exp/lm/valid.loss.ave.pth\nbatch_size: 2\n")
+    conf.write_text(
+        "beam_size: 3\nlm_weight: 0.4\nlm_train_config: exp/lm/config.yaml\n"
+        "lm_file: exp/lm/valid.loss.ave.pth\nbatch_size: 2\n"
+    )
     assert decode_options_from_yaml(conf).lm_weight == 0.4
-    assert lm_files_from_yaml(conf) == {"lm_train_config": "exp/lm/config.yaml",
-                                        "lm_file": "exp/lm/valid.loss.ave.pth"}
+    assert lm_files_from_yaml(conf) == {"lm_train_config": "exp/lm/config.yaml", "lm_file": "exp/lm/valid.loss.ave.pth"}
 
 
 def test_bad_lm_inputs_are_named(decode_setup, token_list, write_espnet_lm, tmp_path):
@@ -147,13 +166,31 @@ def test_bad_lm_inputs_are_named(decode_setup, token_list, write_espnet_lm, tmp_
 
 # ---------------------------------------------------------------------------- usr2_inference
 
+
 def _inference(setup, out: Path, *extra: str) -> Dict[str, str]:
     config, model_file = setup["forced"]
     data = setup["data"]
-    usr2_inference.main(["--train_config", str(config), "--model_file", str(model_file), "--output_dir", str(out),
-                         "--data_path_and_name_and_type", f"{data}/wav.scp,speech,sound",
-                         "--data_path_and_name_and_type", f"{data}/video.scp,video,roi_video",
-                         "--log_level", "WARNING", "--num_workers", "0", "--modalities", "v", *extra])
+    usr2_inference.main(
+        [
+            "--train_config",
+            str(config),
+            "--model_file",
+            str(model_file),
+            "--output_dir",
+            str(out),
+            "--data_path_and_name_and_type",
+            f"{data}/wav.scp,speech,sound",
+            "--data_path_and_name_and_type",
+            f"{data}/video.scp,video,roi_video",
+            "--log_level",
+            "WARNING",
+            "--num_workers",
+            "0",
+            "--modalities",
+            "v",
+            *extra,
+        ]
+    )
     lines = (out / "video" / "text").read_text(encoding="utf-8").splitlines()
     return {k: (rest or [""])[0] for k, *rest in (line.split(maxsplit=1) for line in lines)}
 
@@ -164,8 +201,10 @@ def test_usr2_inference_takes_the_lm_from_its_yaml(decode_setup, token_list, wri
     ids = {t: i for i, t in enumerate(token_list)}
     lm_config, lm_file = write_espnet_lm(tmp_path / "lm", token_list, bias={ids["c"]: 200.0})
     conf = tmp_path / "decode_lm.yaml"
-    conf.write_text(f"beam_size: 2\nctc_weight: 0.1\nmaxlenratio: -3\nlm_weight: 1.0\nbatch_size: 2\n"
-                    f"lm_train_config: {lm_config}\nlm_file: {lm_file}\n")
+    conf.write_text(
+        f"beam_size: 2\nctc_weight: 0.1\nmaxlenratio: -3\nlm_weight: 1.0\nbatch_size: 2\n"
+        f"lm_train_config: {lm_config}\nlm_file: {lm_file}\n"
+    )
     assert set(_inference(decode_setup, tmp_path / "plain", "--beam_size", "2").values()) == {"ab"}
     fast = _inference(decode_setup, tmp_path / "fast", "--config", str(conf))
     ref = _inference(decode_setup, tmp_path / "ref", "--config", str(conf), "--beam_impl", "espnet")

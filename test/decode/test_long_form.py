@@ -1,4 +1,5 @@
 """Long-form transcription pieces: cutting at pauses, windows, joining, batching, subtitle files."""
+
 import numpy as np
 import pytest
 import torch
@@ -43,12 +44,15 @@ def test_silence_only_gives_no_segment_and_an_empty_recording_none():
     assert long_form.plan_segments(0, None, SPF) == []
 
 
-@pytest.mark.parametrize("before, after, joined", [
-    ("the cat sat on", "sat on the mat", "the cat sat on the mat"),
-    ("one two three", "three four", "one two three four"),
-    ("one two", "five six", "one two five six"),  # no shared word: nothing dropped
-    ("", "a b", "a b"),
-])
+@pytest.mark.parametrize(
+    "before, after, joined",
+    [
+        ("the cat sat on", "sat on the mat", "the cat sat on the mat"),
+        ("one two three", "three four", "one two three four"),
+        ("one two", "five six", "one two five six"),  # no shared word: nothing dropped
+        ("", "a b", "a b"),
+    ],
+)
 def test_overlapping_windows_are_joined_where_their_words_agree(before, after, joined):
     assert long_form.join_overlapping(before, after) == joined
 
@@ -80,11 +84,16 @@ def test_segments_are_decoded_in_frame_budgeted_batches_and_returned_in_time_ord
 
 
 def test_subtitle_files():
-    cues = [subtitles.Cue(0.5, 3.25, "hello there"), subtitles.Cue(3.8, 3661.5, "general kenobi"),
-            subtitles.Cue(4.0, 5.0, "  ")]
-    assert subtitles.to_srt(cues) == ("1\n00:00:00,500 --> 00:00:03,250\nhello there\n\n"
-                                      "2\n00:00:03,800 --> 01:01:01,500\ngeneral kenobi\n")
-    assert subtitles.to_vtt(cues) == ("WEBVTT\n\n00:00:00.500 --> 00:00:03.250\nhello there\n\n"
-                                      "00:00:03.800 --> 01:01:01.500\ngeneral kenobi\n")
+    cues = [
+        subtitles.Cue(0.5, 3.25, "hello there"),
+        subtitles.Cue(3.8, 3661.5, "general kenobi"),
+        subtitles.Cue(4.0, 5.0, "  "),
+    ]
+    assert subtitles.to_srt(cues) == (
+        "1\n00:00:00,500 --> 00:00:03,250\nhello there\n\n2\n00:00:03,800 --> 01:01:01,500\ngeneral kenobi\n"
+    )
+    assert subtitles.to_vtt(cues) == (
+        "WEBVTT\n\n00:00:00.500 --> 00:00:03.250\nhello there\n\n00:00:03.800 --> 01:01:01.500\ngeneral kenobi\n"
+    )
     records = subtitles.segment_records(cues)
     assert subtitles.cues_from_records(records)[:2] == cues[:2]

@@ -1,4 +1,5 @@
 """Pseudo-label quality against transcripts training never reads (usr2_pl_quality)."""
+
 import json
 
 import pytest
@@ -8,15 +9,16 @@ from espnet_usr2.bin import usr2_pl_quality
 
 
 def _utt(key, frames, ctc, att_tf, ar, keep=1.0):
-    return UtterancePL(key, frames, {"ctc": ctc, "att_tf": att_tf, "ar": ar},
-                       {"ctc": keep, "att_tf": keep, "ar": keep})
+    return UtterancePL(key, frames, {"ctc": ctc, "att_tf": att_tf, "ar": ar}, {"ctc": keep, "att_tf": keep, "ar": keep})
 
 
 def test_scores_per_bucket_with_loops_omissions_and_kept_share():
     refs = {"u1": "the cat sat", "u2": "a b c d e f", "u3": "one two"}
-    utts = [_utt("u1", 40, "the cat sat", "the cat", "the the the the", keep=0.0),
-            _utt("u2", 120, "a b c d e f", "a b c d e x", "a", keep=1.0),
-            _utt("u3", 130, "one two", "one two", "one two")]
+    utts = [
+        _utt("u1", 40, "the cat sat", "the cat", "the the the the", keep=0.0),
+        _utt("u2", 120, "a b c d e f", "a b c d e x", "a", keep=1.0),
+        _utt("u3", 130, "one two", "one two", "one two"),
+    ]
     table = score(utts, refs, bucket_frames=50)
     assert list(table) == ["0-49", "100-149", "all"]
     assert table["0-49"]["ctc"] == {"utterances": 1, "wer": 0.0, "loops": 0, "omissions": 0, "kept": 0.0}
@@ -39,10 +41,28 @@ def test_the_forced_teachers_labels_of_each_kind(decode_setup, tmp_path, capsys)
     forcing on [sos, c] gives "a" then what follows "c" (nothing: the first id, the blank)."""
     config, model_file = decode_setup["forced"]
     out = tmp_path / "pl"
-    usr2_pl_quality.main(["--train_config", str(config), "--model_file", str(model_file), "--data_dir",
-                          str(decode_setup["data"]), "--out_dir", str(out), "--batch_size", "2",
-                          "--batch_norm", "batch", "running", "--ar_limit_over", "utterance", "batch",
-                          "--log_level", "WARNING"])
+    usr2_pl_quality.main(
+        [
+            "--train_config",
+            str(config),
+            "--model_file",
+            str(model_file),
+            "--data_dir",
+            str(decode_setup["data"]),
+            "--out_dir",
+            str(out),
+            "--batch_size",
+            "2",
+            "--batch_norm",
+            "batch",
+            "running",
+            "--ar_limit_over",
+            "utterance",
+            "batch",
+            "--log_level",
+            "WARNING",
+        ]
+    )
     results = json.loads((out / "results.json").read_text())
     assert len(results) == 4  # batch norm x AR limit
     texts = decode_setup["texts"]

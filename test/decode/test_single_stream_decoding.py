@@ -2,6 +2,7 @@
 wav.scp) and audio-only (not in video.scp) utterances: each is decoded in the modalities its
 streams allow, with the same hypotheses as from the full audio-visual directory; jobs merge;
 scoring is per modality over the utterances that have it; an all-AV set decodes as before."""
+
 from __future__ import annotations
 
 import logging
@@ -18,16 +19,38 @@ FILES = ("text", "token", "token_int", "score")
 
 def _decode(setup, data: Path, out: Path, *extra: str) -> None:
     config, model_file = setup["random"]
-    usr2_inference.main(["--train_config", str(config), "--model_file", str(model_file), "--output_dir", str(out),
-                         "--data_path_and_name_and_type", f"{data}/wav.scp,speech,sound",
-                         "--data_path_and_name_and_type", f"{data}/video.scp,video,roi_video",
-                         "--log_level", "INFO", "--num_workers", "0", "--method", "greedy_att",
-                         "--modalities", "v", "a", "av", *extra])
+    usr2_inference.main(
+        [
+            "--train_config",
+            str(config),
+            "--model_file",
+            str(model_file),
+            "--output_dir",
+            str(out),
+            "--data_path_and_name_and_type",
+            f"{data}/wav.scp,speech,sound",
+            "--data_path_and_name_and_type",
+            f"{data}/video.scp,video,roi_video",
+            "--log_level",
+            "INFO",
+            "--num_workers",
+            "0",
+            "--method",
+            "greedy_att",
+            "--modalities",
+            "v",
+            "a",
+            "av",
+            *extra,
+        ]
+    )
 
 
 def _read(path: Path) -> dict:
-    return {line.split(maxsplit=1)[0]: (line.split(maxsplit=1) + [""])[1].strip()
-            for line in path.read_text(encoding="utf-8").splitlines()}
+    return {
+        line.split(maxsplit=1)[0]: (line.split(maxsplit=1) + [""])[1].strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -64,16 +87,19 @@ def test_each_utterance_gets_the_modalities_it_has(decode_setup, mixed, full_dec
     with caplog.at_level(logging.INFO):
         _decode(decode_setup, mixed["data"], tmp_path / "out", "--allow_single_stream", "true")
     keys, v_only, a_only = mixed["keys"], mixed["video_only"], mixed["audio_only"]
-    expected = {"video": set(keys) - {a_only}, "audio": set(keys) - {v_only},
-                "audiovisual": set(keys) - {v_only, a_only}}
+    expected = {
+        "video": set(keys) - {a_only},
+        "audio": set(keys) - {v_only},
+        "audiovisual": set(keys) - {v_only, a_only},
+    }
     for long, want in expected.items():
         for f in FILES:
             assert set(_read(tmp_path / "out" / long / f)) == want, (long, f)
         # batch size 1: a single-stream utterance's hypothesis is that of the full AV directory
         # (an audio-only one's audio is not cut to a video's length: scores agree to float precision)
-        assert _read(tmp_path / "out" / long / "text") == {k: v for k, v in
-                                                            _read(full_decode / "plain" / long / "text").items()
-                                                            if k in want}
+        assert _read(tmp_path / "out" / long / "text") == {
+            k: v for k, v in _read(full_decode / "plain" / long / "text").items() if k in want
+        }
         full = _read(full_decode / "plain" / long / "score")
         got = _read(tmp_path / "out" / long / "score")
         assert {k: float(v) for k, v in got.items()} == pytest.approx({k: float(full[k]) for k in want}, rel=1e-5)
@@ -94,8 +120,9 @@ def test_utterance_in_neither_stream_is_named(decode_setup, mixed, tmp_path, cap
     key_file = tmp_path / "keys"
     key_file.write_text(f"{mixed['keys'][1]}\nspk9-nowhere\n")
     with pytest.raises(SystemExit):
-        _decode(decode_setup, mixed["data"], tmp_path / "out", "--allow_single_stream", "true",
-                "--key_file", str(key_file))
+        _decode(
+            decode_setup, mixed["data"], tmp_path / "out", "--allow_single_stream", "true", "--key_file", str(key_file)
+        )
     assert "spk9-nowhere" in capsys.readouterr().err
 
 
@@ -107,8 +134,15 @@ def test_single_stream_jobs_merge_and_score_per_modality(decode_setup, mixed, tm
     jobs = []
     for n, ks in enumerate(job_keys, 1):
         (tmp_path / f"keys.{n}").write_text("".join(f"{k}\n" for k in ks))
-        _decode(decode_setup, mixed["data"], tmp_path / f"output.{n}", "--allow_single_stream", "true",
-                "--key_file", str(tmp_path / f"keys.{n}"))
+        _decode(
+            decode_setup,
+            mixed["data"],
+            tmp_path / f"output.{n}",
+            "--allow_single_stream",
+            "true",
+            "--key_file",
+            str(tmp_path / f"keys.{n}"),
+        )
         jobs.append(tmp_path / f"output.{n}")
     assert (jobs[0] / "audio" / "text").read_text() == ""
     merged = tmp_path / "exp" / "m" / "decode_x" / "test"
@@ -123,13 +157,38 @@ def test_single_stream_jobs_merge_and_score_per_modality(decode_setup, mixed, tm
     av.write_text("".join(f"{k}\n" for k in keys[1:-1]))
     lists["audiovisual"] = av
     for long, utts in lists.items():
-        usr2_score.main(["--ref_text", str(data / "text"), "--hyp_text", str(merged / long / "text"),
-                         "--utt2spk", str(data / "utt2spk"), "--out_dir", str(merged / long), "--backend", "python",
-                         "--utt_list", str(utts)])
+        usr2_score.main(
+            [
+                "--ref_text",
+                str(data / "text"),
+                "--hyp_text",
+                str(merged / long / "text"),
+                "--utt2spk",
+                str(data / "utt2spk"),
+                "--out_dir",
+                str(merged / long),
+                "--backend",
+                "python",
+                "--utt_list",
+                str(utts),
+            ]
+        )
     # without the list the missing hypotheses are refused
     with pytest.raises(SystemExit):
-        usr2_score.main(["--ref_text", str(data / "text"), "--hyp_text", str(merged / "audio" / "text"),
-                         "--utt2spk", str(data / "utt2spk"), "--out_dir", str(tmp_path / "x"), "--backend", "python"])
+        usr2_score.main(
+            [
+                "--ref_text",
+                str(data / "text"),
+                "--hyp_text",
+                str(merged / "audio" / "text"),
+                "--utt2spk",
+                str(data / "utt2spk"),
+                "--out_dir",
+                str(tmp_path / "x"),
+                "--backend",
+                "python",
+            ]
+        )
     entries, problems = collect_results(tmp_path / "exp")
     assert not problems
     snt = {e.modality: e.summary.snt for e in entries}
@@ -145,7 +204,20 @@ def test_utt_list_naming_an_unknown_utterance_is_an_error(decode_setup, mixed, t
     bad.write_text("spk9-nowhere\n")
     data = mixed["data"]
     with pytest.raises(SystemExit):
-        usr2_score.main(["--ref_text", str(data / "text"), "--hyp_text", str(data / "text"),
-                         "--utt2spk", str(data / "utt2spk"), "--out_dir", str(tmp_path / "o"), "--backend", "python",
-                         "--utt_list", str(bad)])
+        usr2_score.main(
+            [
+                "--ref_text",
+                str(data / "text"),
+                "--hyp_text",
+                str(data / "text"),
+                "--utt2spk",
+                str(data / "utt2spk"),
+                "--out_dir",
+                str(tmp_path / "o"),
+                "--backend",
+                "python",
+                "--utt_list",
+                str(bad),
+            ]
+        )
     assert "spk9-nowhere" in capsys.readouterr().err

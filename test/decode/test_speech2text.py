@@ -1,4 +1,5 @@
 """USR2Speech2Text: arrays in, hypotheses per modality out; the model-directory forms it loads."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,12 +42,29 @@ def forced(decode_setup):
 def test_arrays_give_what_usr2_inference_writes(decode_setup, tmp_path):
     config, model_file = decode_setup["random"]
     search = dict(beam_size=3, ctc_weight=0.3, nbest=2)
-    usr2_inference.main([
-        "--train_config", str(config), "--model_file", str(model_file), "--output_dir", str(tmp_path / "cli"),
-        "--data_path_and_name_and_type", f"{decode_setup['data']}/wav.scp,speech,sound",
-        "--data_path_and_name_and_type", f"{decode_setup['data']}/video.scp,video,roi_video",
-        "--modalities", "v", "a", "av", "--num_workers", "0", "--log_level", "WARNING",
-        *[f"--{k}={v}" for k, v in search.items()]])
+    usr2_inference.main(
+        [
+            "--train_config",
+            str(config),
+            "--model_file",
+            str(model_file),
+            "--output_dir",
+            str(tmp_path / "cli"),
+            "--data_path_and_name_and_type",
+            f"{decode_setup['data']}/wav.scp,speech,sound",
+            "--data_path_and_name_and_type",
+            f"{decode_setup['data']}/video.scp,video,roi_video",
+            "--modalities",
+            "v",
+            "a",
+            "av",
+            "--num_workers",
+            "0",
+            "--log_level",
+            "WARNING",
+            *[f"--{k}={v}" for k, v in search.items()],
+        ]
+    )
     s2t = USR2Speech2Text(config, model_file, **search)
     for key in decode_setup["texts"]:
         results = s2t(*_utterance(decode_setup["data"], key))
@@ -54,8 +72,9 @@ def test_arrays_give_what_usr2_inference_writes(decode_setup, tmp_path):
         for m, long in (("v", "video"), ("a", "audio"), ("av", "audiovisual")):
             assert len(results[m]) == 2  # n-best
             for n, hyp in enumerate(results[m], 1):
-                written = {f: _scp(tmp_path / "cli" / long / f"{n}best_recog" / f).get(key, "")
-                           for f in ("token_int", "score")}
+                written = {
+                    f: _scp(tmp_path / "cli" / long / f"{n}best_recog" / f).get(key, "") for f in ("token_int", "score")
+                }
                 assert " ".join(map(str, hyp.token_int)) == written["token_int"], (key, m, n)
                 assert hyp.score == pytest.approx(float(written["score"]), abs=1e-5)
                 text, token, token_int, raw = hyp  # ESPnet's tuple
@@ -179,8 +198,11 @@ def test_config_paths_resolve_from_the_recipe_root(tmp_path, monkeypatch):
     bpe.write_bytes(b"spm")
     exp = recipe / "exp" / "m"
     exp.mkdir(parents=True)
-    (exp / "config.yaml").write_text(yaml.safe_dump({"token_list": ["<blank>", "a", "<sos/eos>"],
-                                                      "bpemodel": "data/token_list/bpe_unigram8/bpe.model"}))
+    (exp / "config.yaml").write_text(
+        yaml.safe_dump(
+            {"token_list": ["<blank>", "a", "<sos/eos>"], "bpemodel": "data/token_list/bpe_unigram8/bpe.model"}
+        )
+    )
     monkeypatch.chdir(tmp_path)
     with resolved_train_config(exp / "config.yaml") as (config, bpemodel):
         assert Path(bpemodel) == bpe.resolve()
@@ -209,8 +231,9 @@ def test_a_recipe_trained_model_decodes_from_another_directory(decode_setup, tmp
     elsewhere = tmp_path / "recipe_b"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    s2t = USR2Speech2Text(Path("..") / "recipe_a" / "exp" / "usr2_tiny" / "config.yaml", model_file,
-                          method="greedy_att")
+    s2t = USR2Speech2Text(
+        Path("..") / "recipe_a" / "exp" / "usr2_tiny" / "config.yaml", model_file, method="greedy_att"
+    )
     assert type(s2t.tokenizer).__name__ == "SentencepiecesTokenizer"
     assert Path(s2t.tokenizer.model).resolve() == bpe.resolve()
 

@@ -1,4 +1,5 @@
 """usr2_transcribe end to end on generated talking-face videos, with and without an audio track."""
+
 from __future__ import annotations
 
 import json
@@ -84,8 +85,17 @@ def _run(capsys, *args) -> tuple:
 
 def test_every_modality_the_file_allows(decode_setup, clips, tmp_path, capsys):
     model_dir = Path(decode_setup["forced"][0]).parent  # config.yaml + model.pth
-    status, out, err = _run(capsys, clips / "talk.mp4", clips / "silent.mkv", "--model_dir", model_dir,
-                            "--inference_config", clips / "greedy_att.yaml", "--json", tmp_path / "out.json")
+    status, out, err = _run(
+        capsys,
+        clips / "talk.mp4",
+        clips / "silent.mkv",
+        "--model_dir",
+        model_dir,
+        "--inference_config",
+        clips / "greedy_att.yaml",
+        "--json",
+        tmp_path / "out.json",
+    )
     assert status == 0 and err == []
     assert out == ["talk V: ab", "talk A: ab", "talk AV: ab", "silent V: ab"]
     doc = json.loads((tmp_path / "out.json").read_text())
@@ -93,7 +103,11 @@ def test_every_modality_the_file_allows(decode_setup, clips, tmp_path, capsys):
     assert doc["model"]["model_file"] == str(model_dir / "model.pth")
     records = doc["results"]
     assert [(r["uttid"], r["modality"], r["text"], r["has_audio"]) for r in records] == [
-        ("talk", "V", "ab", True), ("talk", "A", "ab", True), ("talk", "AV", "ab", True), ("silent", "V", "ab", False)]
+        ("talk", "V", "ab", True),
+        ("talk", "A", "ab", True),
+        ("talk", "AV", "ab", True),
+        ("silent", "V", "ab", False),
+    ]
     for r in records:
         assert r["num_frames"] == SECONDS * 25 and r["duration_s"] == pytest.approx(SECONDS)
         assert isinstance(r["score"], float) and r["tokens"] == ["a", "b"]
@@ -104,9 +118,20 @@ def test_every_modality_the_file_allows(decode_setup, clips, tmp_path, capsys):
 
 def test_without_audio_track_video_is_decoded_as_with_it(decode_setup, clips, tmp_path, capsys):
     model_dir = Path(decode_setup["random"][0]).parent
-    status, out, _ = _run(capsys, clips / "talk.mp4", clips / "silent.mkv", "--model_dir", model_dir,
-                          "--inference_config", clips / "greedy_ctc.yaml", "--modalities", "video", "audio",
-                          "--json", tmp_path / "out.json")
+    status, out, _ = _run(
+        capsys,
+        clips / "talk.mp4",
+        clips / "silent.mkv",
+        "--model_dir",
+        model_dir,
+        "--inference_config",
+        clips / "greedy_ctc.yaml",
+        "--modalities",
+        "video",
+        "audio",
+        "--json",
+        tmp_path / "out.json",
+    )
     assert status == 0
     records = {(r["uttid"], r["modality"]): r for r in json.loads((tmp_path / "out.json").read_text())["results"]}
     assert sorted(records) == [("silent", "V"), ("talk", "A"), ("talk", "V")]
@@ -115,7 +140,8 @@ def test_without_audio_track_video_is_decoded_as_with_it(decode_setup, clips, tm
 
 
 def test_bad_files_get_one_line_and_the_exit_status_says_whether_anything_was_done(
-        decode_setup, clips, tmp_path, capsys):
+    decode_setup, clips, tmp_path, capsys
+):
     model_dir = Path(decode_setup["forced"][0]).parent
     bad = [clips / "noface_silent.mkv", clips / "corrupt.mp4", clips / "absent.mp4"]
     common = ["--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml"]
@@ -137,8 +163,18 @@ def test_audio_files_and_faceless_videos_are_transcribed_in_a(decode_setup, clip
     """An audio file is A only; a video whose face is never found falls back to its audio,
     with a warning."""
     model_dir = Path(decode_setup["forced"][0]).parent
-    usr2_transcribe.main([str(clips / "speech.flac"), str(clips / "noface.mp4"), "--model_dir", str(model_dir),
-                          "--inference_config", str(clips / "greedy_att.yaml"), "--log_level", "WARNING"])
+    usr2_transcribe.main(
+        [
+            str(clips / "speech.flac"),
+            str(clips / "noface.mp4"),
+            "--model_dir",
+            str(model_dir),
+            "--inference_config",
+            str(clips / "greedy_att.yaml"),
+            "--log_level",
+            "WARNING",
+        ]
+    )
     assert capsys.readouterr().out.splitlines() == ["speech A: ab", "noface A: ab"]
     assert "no face found" in caplog.text and "transcribing its audio only" in caplog.text
 
@@ -169,20 +205,32 @@ def test_precomputed_landmarks_replace_face_detection(decode_setup, clips, tmp_p
     monkeypatch.setattr("espnet_usr2.prep.roi_pipeline.MediaPipeFaceMesh", no_detection)
     model_dir = Path(decode_setup["forced"][0]).parent
     common = ["--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml"]
-    status, out, _ = _run(capsys, clips / "talk.mp4", clips / "silent.mkv", *common,
-                          "--landmarks", landmarks, landmarks)
+    status, out, _ = _run(
+        capsys, clips / "talk.mp4", clips / "silent.mkv", *common, "--landmarks", landmarks, landmarks
+    )
     assert status == 0 and out == ["talk V: ab", "talk A: ab", "talk AV: ab", "silent V: ab"]
     status, _, err = _run(capsys, clips / "talk.mp4", clips / "silent.mkv", *common, "--landmarks", landmarks)
     assert status == 2 and "one per video" in err[0]
 
 
-def test_a_long_recording_is_cut_at_pauses_and_written_as_subtitles(decode_setup, clips, speech_with_pauses,
-                                                                     tmp_path, capsys):
+def test_a_long_recording_is_cut_at_pauses_and_written_as_subtitles(
+    decode_setup, clips, speech_with_pauses, tmp_path, capsys
+):
     spans = [(0.3, 1.0), (1.6, 2.4), (3.0, 3.6)]
     soundfile.write(tmp_path / "talk.wav", speech_with_pauses(spans, 4.0), 16000)
     model_dir = Path(decode_setup["forced"][0]).parent  # says "ab" for any input
-    status, out, err = _run(capsys, tmp_path / "talk.wav", "--model_dir", model_dir, "--inference_config",
-                            clips / "greedy_att.yaml", "--max_segment", "1.5", "--output_dir", tmp_path / "out")
+    status, out, err = _run(
+        capsys,
+        tmp_path / "talk.wav",
+        "--model_dir",
+        model_dir,
+        "--inference_config",
+        clips / "greedy_att.yaml",
+        "--max_segment",
+        "1.5",
+        "--output_dir",
+        tmp_path / "out",
+    )
     assert status == 0 and err == [] and out == ["talk A: ab ab ab"]
     assert (tmp_path / "out" / "talk.txt").read_text() == "ab ab ab\n"
     cues = [block.splitlines() for block in (tmp_path / "out" / "talk.srt").read_text().split("\n\n")]
@@ -197,15 +245,29 @@ def test_a_long_recording_is_cut_at_pauses_and_written_as_subtitles(decode_setup
 
 def test_a_long_video_without_audio_is_decoded_in_overlapping_windows(decode_setup, clips, tmp_path, capsys):
     model_dir = Path(decode_setup["forced"][0]).parent
-    status, out, _ = _run(capsys, clips / "silent.mkv", "--model_dir", model_dir, "--inference_config",
-                          clips / "greedy_att.yaml", "--max_segment", "0.8", "--overlap", "0.2",
-                          "--output_dir", tmp_path, "--output_format", "json")
+    status, out, _ = _run(
+        capsys,
+        clips / "silent.mkv",
+        "--model_dir",
+        model_dir,
+        "--inference_config",
+        clips / "greedy_att.yaml",
+        "--max_segment",
+        "0.8",
+        "--overlap",
+        "0.2",
+        "--output_dir",
+        tmp_path,
+        "--output_format",
+        "json",
+    )
     assert status == 0 and out == ["silent V: ab"]  # three windows saying "ab", joined where they agree
     segments = json.loads((tmp_path / "silent.json").read_text())["results"][0]["segments"]
     assert [(s["start"], s["end"]) for s in segments] == [(0.0, 0.7), (0.7, 1.3), (1.3, 1.6)]
     assert not (tmp_path / "silent.srt").exists()
-    status, _, err = _run(capsys, clips / "silent.mkv", "--model_dir", model_dir, "--overlap", "0.5",
-                          "--max_segment", "0.8")
+    status, _, err = _run(
+        capsys, clips / "silent.mkv", "--model_dir", model_dir, "--overlap", "0.5", "--max_segment", "0.8"
+    )
     assert status == 2 and "--overlap" in err[0]
 
 
@@ -215,9 +277,23 @@ def test_utterance_ids_are_file_stems_made_unique():
 
 def test_module_entry_point_on_a_packed_model(packed_recipe, clips, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run([sys.executable, "-m", "espnet_usr2.bin.usr2_transcribe", str(clips / "talk.mp4"),
-                           "--model_dir", str(packed_recipe["zip"]), "--unpack_dir", str(tmp_path / "unpacked")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "espnet_usr2.bin.usr2_transcribe",
+            str(clips / "talk.mp4"),
+            "--model_dir",
+            str(packed_recipe["zip"]),
+            "--unpack_dir",
+            str(tmp_path / "unpacked"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["talk V: ab", "talk A: ab", "talk AV: ab"]  # the packed greedy_att config
     assert "[1/1]" in proc.stderr and "frames (1.60 s) of mouth ROIs" in proc.stderr  # progress lines
@@ -226,13 +302,16 @@ def test_module_entry_point_on_a_packed_model(packed_recipe, clips, tmp_path):
 
 def test_importing_the_command_prints_nothing_offline():
     """No NLTK download errors (g2p_en is imported on first use), no flash_attn notice."""
-    proc = subprocess.run([sys.executable, "-c", "import espnet_usr2.bin.usr2_transcribe"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import espnet_usr2.bin.usr2_transcribe"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and proc.stderr == "" and proc.stdout == "", proc.stderr[-2000:]
 
 
 def test_g2p_en_still_works_when_a_tokenizer_uses_it():
-    script = ("import espnet_usr2, sys; from espnet2.text.phoneme_tokenizer import Phonemizer; import g2p_en; "
-              "assert 'nltk' not in sys.modules; print(g2p_en.G2p.__name__)")
+    script = (
+        "import espnet_usr2, sys; from espnet2.text.phoneme_tokenizer import Phonemizer; import g2p_en; "
+        "assert 'nltk' not in sys.modules; print(g2p_en.G2p.__name__)"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "G2p", proc.stderr[-2000:]

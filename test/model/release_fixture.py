@@ -5,6 +5,7 @@ from the official code) in compact form; :func:`release_shapes` expands it for a
 size or any other dimensions (a tiny model for end-to-end tests), :func:`random_release_state`
 fills it with random values, and :func:`wrap` puts it into the forms the releases come in.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,16 @@ TINY = Dims(adim=64, aheads=4, eunits=128, elayers=2, dlayers=1, vocab=12, chann
 
 def release_shapes(dims: Dims, encoder_only: bool = False) -> Dict[str, Shape]:
     """``{release name: shape}`` of the network (``encoder_only``: the ``encoder.*`` part)."""
-    symbols = dict(adim=dims.adim, aheads=dims.aheads, dk=dims.adim // dims.aheads, eunits=dims.eunits,
-                   vocab=dims.vocab, idim=dims.channels[-1], **{"2idim": 2 * dims.channels[-1]},
-                   c0=dims.channels[0])
+    symbols = dict(
+        adim=dims.adim,
+        aheads=dims.aheads,
+        dk=dims.adim // dims.aheads,
+        eunits=dims.eunits,
+        vocab=dims.vocab,
+        idim=dims.channels[-1],
+        **{"2idim": 2 * dims.channels[-1]},
+        c0=dims.channels[0],
+    )
     out: Dict[str, Shape] = {}
     for prefix, fe in LAYOUT["frontends"].items():
         for entry in fe["stem"]:
@@ -49,8 +57,9 @@ def release_shapes(dims: Dims, encoder_only: bool = False) -> Dict[str, Shape]:
         cin = dims.channels[0]
         for stage, c in enumerate(dims.channels, 1):
             for block in range(LAYOUT["blocks_per_stage"]):
-                local = dict(symbols, c=c, cin=cin if block == 0 else c, k=tuple(fe["kernel"]),
-                             k1=tuple(1 for _ in fe["kernel"]))
+                local = dict(
+                    symbols, c=c, cin=cin if block == 0 else c, k=tuple(fe["kernel"]), k1=tuple(1 for _ in fe["kernel"])
+                )
                 base = f"{prefix}{fe['trunk']}layer{stage}.{block}."
                 entries = LAYOUT["resnet_block"] + (LAYOUT["resnet_downsample"] if block == 0 and cin != c else [])
                 for entry in entries:
@@ -103,7 +112,7 @@ def random_release_state(shapes: Dict[str, Shape], seed: int = 0, device: str = 
             state[name] = torch.rand(shape, generator=g) + 0.5
         else:
             fan_in = shape[1] if len(shape) > 1 else 1
-            state[name] = torch.randn(shape, generator=g) / max(1.0, fan_in ** 0.5)
+            state[name] = torch.randn(shape, generator=g) / max(1.0, fan_in**0.5)
     return state
 
 
@@ -127,6 +136,7 @@ def wrap(network: Dict[str, torch.Tensor], style: str) -> Wrapped:
       plus the teacher's encoder copy and a predictor;
     * ``ssl_stripped``: the encoder's own names (``learner_ft.py`` after its ``k[39:]``).
     """
+
     def teacher_and_heads(prefix: str, teacher_keys) -> Dict[str, torch.Tensor]:
         extra = {f"{prefix}target_backbone.{k}": v.clone() for k, v in teacher_keys.items()}
         out = teacher_keys["decoder.out_layer_av.weight"]  # (vocabulary, d): the heads' shape
@@ -148,13 +158,13 @@ def wrap(network: Dict[str, torch.Tensor], style: str) -> Wrapped:
         return Wrapped({"state_dict": state, "epoch": 3, "optimizer_states": [{"state": {}}]}, extra)
     if style == "ssl":
         encoder = {k: v for k, v in network.items() if k.startswith("encoder.")}
-        extra = {f"model._orig_mod.model.target_backbone.{k[len('encoder.'):]}": v.clone() for k, v in encoder.items()}
+        extra = {f"model._orig_mod.model.target_backbone.{k[len('encoder.') :]}": v.clone() for k, v in encoder.items()}
         extra["model._orig_mod.model.predictor.last_linear.weight"] = torch.zeros(4, 4)
         decoder_side = {f"model._orig_mod.model.backbone.{k}": v for k, v in network.items() if k not in encoder}
         extra.update(decoder_side)
         return Wrapped({**{f"model._orig_mod.model.backbone.{k}": v for k, v in encoder.items()}, **extra}, extra)
     if style == "ssl_stripped":
-        return Wrapped({k[len("encoder."):]: v for k, v in network.items() if k.startswith("encoder.")})
+        return Wrapped({k[len("encoder.") :]: v for k, v in network.items() if k.startswith("encoder.")})
     raise ValueError(style)
 
 

@@ -1,4 +1,5 @@
 """The student's time masks as USR's code draws them, and where a masked frame is zeroed."""
+
 import pytest
 import torch
 
@@ -57,8 +58,14 @@ def test_masked_video_frames_are_zero_after_normalisation(tiny_config, token_lis
     audio = torch.zeros_like(batch["speech"], dtype=torch.bool)
     audio[:, :640] = True
     with torch.no_grad():
-        model.encode(batch["speech"], batch["speech_lengths"], batch["video"], batch["video_lengths"], ["av"],
-                     masks=TimeMasks(video=masked, audio=audio))
+        model.encode(
+            batch["speech"],
+            batch["speech_lengths"],
+            batch["video"],
+            batch["video_lengths"],
+            ["av"],
+            masks=TimeMasks(video=masked, audio=audio),
+        )
     x = stem_input["x"][:, 0]  # (B, T, H, W), normalised
     frontend = model.video_frontend
     normalised = (batch["video"][..., 4:92, 4:92] / 255.0 - frontend.pixel_mean) / frontend.pixel_std

@@ -1,5 +1,6 @@
 """COMAT (espnet_usr2/model/comat.py): MAS against brute force, the transfer loss, the PLM readers,
 the model wiring (off = unchanged), clear errors for a missing PLM / absent transformers."""
+
 from __future__ import annotations
 
 import itertools
@@ -172,13 +173,18 @@ def _build(tiny_config, token_list, tmp_path, **extra) -> torch.nn.Module:
     return USR2Task.build_model(args)
 
 
-def test_off_by_default_and_weight_zero_leaves_the_loss_unchanged(tiny_config, token_list, tmp_path, lm_files,
-                                                                  make_av_batch):
+def test_off_by_default_and_weight_zero_leaves_the_loss_unchanged(
+    tiny_config, token_list, tmp_path, lm_files, make_av_batch
+):
     config, lm_file = lm_files["transformer"]
     plain = _build(tiny_config, token_list, tmp_path)
     assert plain.comat is None
-    zero = _build(tiny_config, token_list, tmp_path,
-                  comat_conf=f"{{plm: espnet_lm, lm_train_config: {config}, lm_file: {lm_file}, weight: 0.0}}")
+    zero = _build(
+        tiny_config,
+        token_list,
+        tmp_path,
+        comat_conf=f"{{plm: espnet_lm, lm_train_config: {config}, lm_file: {lm_file}, weight: 0.0}}",
+    )
     plain_state = plain.state_dict()
     comat_keys = {k for k in zero.state_dict() if k.startswith("comat.")}
     assert comat_keys and set(zero.state_dict()) - comat_keys == set(plain_state)
@@ -196,15 +202,20 @@ def test_off_by_default_and_weight_zero_leaves_the_loss_unchanged(tiny_config, t
         assert torch.isfinite(stats_zero[f"loss_comat_{m}"]) and float(stats_zero[f"comat_skipped_{m}"]) == 0.0
 
 
-def test_comat_term_is_added_and_trains_the_compressor_only(tiny_config, token_list, tmp_path, lm_files,
-                                                             make_av_batch):
+def test_comat_term_is_added_and_trains_the_compressor_only(tiny_config, token_list, tmp_path, lm_files, make_av_batch):
     config, lm_file = lm_files["transformer"]
-    model = _build(tiny_config, token_list, tmp_path,
-                   comat_conf=f"{{lm_train_config: {config}, lm_file: {lm_file}, weight: 2.0, modalities: [a]}}")
+    model = _build(
+        tiny_config,
+        token_list,
+        tmp_path,
+        comat_conf=f"{{lm_train_config: {config}, lm_file: {lm_file}, weight: 2.0, modalities: [a]}}",
+    )
     batch = make_av_batch([20, 14], [3, 2], len(token_list))
     loss, stats, _ = model(**batch)
-    supervised = sum(w * (0.1 * stats[f"loss_ctc_{m}"] + 0.9 * stats[f"loss_att_{m}"])
-                     for m, w in (("v", 0.3), ("a", 0.7), ("av", 0.7)))
+    supervised = sum(
+        w * (0.1 * stats[f"loss_ctc_{m}"] + 0.9 * stats[f"loss_att_{m}"])
+        for m, w in (("v", 0.3), ("a", 0.7), ("av", 0.7))
+    )
     assert float(loss.detach()) == pytest.approx(float(supervised + 0.7 * 2.0 * stats["loss_comat_a"]), rel=1e-5)
     assert "loss_comat_v" not in stats
     loss.backward()
@@ -216,8 +227,9 @@ def _semi_comat_model(tiny_config, token_list, lm_files, semi="usr2", pseudo_lab
     config, lm_file = lm_files["transformer"]
     comat = f"{{lm_train_config: {config}, lm_file: {lm_file}, pseudo_labels: {pseudo_labels}}}"
     torch.manual_seed(0)
-    return build_model_from_config(tiny_config, token_list,
-                                   ["--semi", semi, "--semi_conf", "threshold=0.0", "--comat_conf", comat])
+    return build_model_from_config(
+        tiny_config, token_list, ["--semi", semi, "--semi_conf", "threshold=0.0", "--comat_conf", comat]
+    )
 
 
 def _mixed(make_av_batch, token_list, n_labelled: int):

@@ -1,4 +1,5 @@
 """One encoder stack for recognition, pre-training and their EMA teachers (issue 22, point 1)."""
+
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ from espnet_usr2.tasks.config import build_model_from_config
 # state-dict names and shapes of the tiny models, written by the code *before* the two encode
 # paths became one: checkpoints, encoder.pth files and release imports depend on these names
 NAMES_BEFORE = Path(__file__).parent / "fixtures" / "tiny_state_dict_names.txt"
-BUILDS = {"usr2": ("train_usr2_tiny.yaml", ["--semi", "usr2", "--semi_conf", "unlabelled_heads=false"]),
-          "pretrain": ("pretrain_usr2_tiny.yaml", [])}
+BUILDS = {
+    "usr2": ("train_usr2_tiny.yaml", ["--semi", "usr2", "--semi_conf", "unlabelled_heads=false"]),
+    "pretrain": ("pretrain_usr2_tiny.yaml", []),
+}
 
 
 def _recorded(kind: str):

@@ -1,4 +1,5 @@
 """Forward / backward of the unified model for A, V and AV on padded batches."""
+
 import pytest
 import torch
 
@@ -43,8 +44,12 @@ def test_padding_does_not_change_outputs(make_av_batch, tiny_model, token_list):
     with torch.no_grad():
         together = tiny_model.encode(batch["speech"], batch["speech_lengths"], batch["video"], batch["video_lengths"])
         i, n = 2, FRAMES[2]
-        alone = tiny_model.encode(batch["speech"][i:i + 1, : n * 640], batch["speech_lengths"][i:i + 1],
-                                  batch["video"][i:i + 1, :n], batch["video_lengths"][i:i + 1])
+        alone = tiny_model.encode(
+            batch["speech"][i : i + 1, : n * 640],
+            batch["speech_lengths"][i : i + 1],
+            batch["video"][i : i + 1, :n],
+            batch["video_lengths"][i : i + 1],
+        )
     for m in ("v", "a", "av"):
         torch.testing.assert_close(together[m][0][i, :n], alone[m][0][0], atol=2e-4, rtol=1e-4)
 
@@ -64,8 +69,9 @@ def test_modality_weight_scales_only_its_term(make_av_batch, tiny_config, token_
     losses = {}
     for w_v in (0.3, 0.0):
         torch.manual_seed(0)
-        model = build_model_from_config(tiny_config, token_list,
-                                        ["--model_conf", f"modality_weights={{v: {w_v}, a: 0.7, av: 0.7}}"])
+        model = build_model_from_config(
+            tiny_config, token_list, ["--model_conf", f"modality_weights={{v: {w_v}, a: 0.7, av: 0.7}}"]
+        )
         model.eval()
         with torch.no_grad():
             losses[w_v] = model(**batch)[:2]
@@ -99,8 +105,10 @@ def test_missing_input_names_the_modality(make_av_batch, tiny_model, token_list)
 
 def test_shared_heads_option(tiny_config, token_list):
     shared = build_model_from_config(
-        tiny_config, token_list,
-        ["--model_conf", "per_modality_ctc=false", "--decoder_conf", "per_modality_output=false"])
+        tiny_config,
+        token_list,
+        ["--model_conf", "per_modality_ctc=false", "--decoder_conf", "per_modality_output=false"],
+    )
     per_modality = build_model_from_config(tiny_config, token_list)
     assert len(shared.ctc) == 1 and len(shared.decoder.output_layers) == 1
     assert len(per_modality.ctc) == 3 and len(per_modality.decoder.output_layers) == 3
@@ -112,8 +120,8 @@ def test_validation_wer_splits_words_of_sentencepiece_tokens(tiny_config):
     """With SentencePiece pieces ('▁the', 'cat') the WER must count words, not whole sentences."""
     tokens = ["<blank>", "<unk>", "\u2581the", "\u2581cat", "s", "\u2581sat", "<sos/eos>"]
     model = build_model_from_config(tiny_config, tokens, ["--token_type", "bpe"])
-    ref = torch.tensor([[2, 3, 4, 5]])      # "the cats sat"
-    hyp = torch.tensor([[2, 3, 0, 5]])      # "the cat sat" (blank dropped): one substituted word of three
+    ref = torch.tensor([[2, 3, 4, 5]])  # "the cats sat"
+    hyp = torch.tensor([[2, 3, 0, 5]])  # "the cat sat" (blank dropped): one substituted word of three
     _, wer = model.error_calculator(hyp, ref)
     assert wer == pytest.approx(1 / 3)
 
@@ -134,7 +142,7 @@ def test_usrs_audio_padding_enters_the_training_batch_statistics():
     full = torch.tensor([20 * 640, 20 * 640])
     padded = torch.tensor([20 * 640, 12 * 640])
     speech_padded = speech.clone()
-    speech_padded[1, 12 * 640:] = 0.0
+    speech_padded[1, 12 * 640 :] = 0.0
     with torch.no_grad():
         torch.testing.assert_close(ours(speech, full)[0], usr(speech, full)[0])
         assert (ours(speech_padded, padded)[0][0] - usr(speech_padded, padded)[0][0]).abs().max() > 1e-3

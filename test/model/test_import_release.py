@@ -3,6 +3,7 @@
 Checkpoints are built from the released parameter names and shapes
 (``fixtures/release_layout.json``) with random values, in the forms the releases come in.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,8 +65,12 @@ def test_base_every_tensor_arrives_at_its_place():
     wrapped = wrap(network, "usr")
     release = split_release_state(wrapped.obj)
     assert release.ignored == {"target_backbone.* (USR's EMA teacher copy)": 671}
-    assert sorted(release.unlabelled_heads) == ["out_layer_unlabelled_ctc_av.bias", "out_layer_unlabelled_ctc_av.weight",
-                                                "out_layer_unlabelled_v.bias", "out_layer_unlabelled_v.weight"]
+    assert sorted(release.unlabelled_heads) == [
+        "out_layer_unlabelled_ctc_av.bias",
+        "out_layer_unlabelled_ctc_av.weight",
+        "out_layer_unlabelled_v.bias",
+        "out_layer_unlabelled_v.weight",
+    ]
     converted, _ = rename_network(release.network)
     arch = detect_architecture(release.network)
     model = USR2Task.build_model(training_args(default_config(arch), arch, _placeholder_tokens(1049), None))
@@ -76,9 +81,14 @@ def test_base_every_tensor_arrives_at_its_place():
 
 
 def test_known_names_map_as_the_architectures_correspond():
-    assert our_name("encoder.frontend_a.trunk.layer3.1.bn2.running_var") == \
-        "audio_frontend.trunk.layers.5.conv2.1.running_var"
-    assert our_name("encoder.frontend_v.trunk.layer2.0.downsample.0.weight") == "video_frontend.trunk.layers.2.shortcut.0.weight"
+    assert (
+        our_name("encoder.frontend_a.trunk.layer3.1.bn2.running_var")
+        == "audio_frontend.trunk.layers.5.conv2.1.running_var"
+    )
+    assert (
+        our_name("encoder.frontend_v.trunk.layer2.0.downsample.0.weight")
+        == "video_frontend.trunk.layers.2.shortcut.0.weight"
+    )
     assert our_name("encoder.frontend_v.frontend3D.1.running_mean") == "video_frontend.stem.1.running_mean"
     assert our_name("encoder.linear_av.weight") == "fusion.proj.av.weight"
     assert our_name("encoder.encoders.7.gamma_mha") == "encoder.blocks.7.scale_attn.gamma"
@@ -118,14 +128,31 @@ def imported(tiny_release, tmp_path_factory, tiny_config):
 
 def test_cli_reports_what_it_read_and_wrote(tiny_release, tmp_path, capsys, tiny_config):
     root, _, units = tiny_release
-    out = _import(["--checkpoint", root / "usr2_tiny.ckpt", "--units", units, "--out_dir", tmp_path / "m",
-                   "--config", tiny_config], capsys)
+    out = _import(
+        [
+            "--checkpoint",
+            root / "usr2_tiny.ckpt",
+            "--units",
+            units,
+            "--out_dir",
+            tmp_path / "m",
+            "--config",
+            tiny_config,
+        ],
+        capsys,
+    )
     assert "network tensors under 'model._orig_mod.model.backbone.'" in out
     assert "target_backbone.* (USR's EMA teacher copy)" in out
     assert "kept 4 x out_layer_unlabelled_*" in out and "--init_param model.pth unlabelled_heads.pth" in out
     assert "not a released size: d 64, 4 heads, FFN 128, 2 encoder / 1 decoder blocks" in out
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == \
-        ["bpe.model", "config.yaml", "decode_beam40.yaml", "model.pth", "tokens.txt", "unlabelled_heads.pth"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "bpe.model",
+        "config.yaml",
+        "decode_beam40.yaml",
+        "model.pth",
+        "tokens.txt",
+        "unlabelled_heads.pth",
+    ]
 
 
 def test_imported_config_and_tokens(imported, tiny_release, tiny_config):
@@ -169,8 +196,10 @@ def test_unlabelled_heads_of_the_release_initialise_semi_supervised_fine_tuning(
     state = {**torch.load(out / "model.pth"), **heads}
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all(k.startswith("teacher.") or k.startswith("unlabelled_objective.") for k in missing)
-    for ours, theirs in (("ctc_heads.av.weight", "out_layer_unlabelled_ctc_av.weight"),
-                         ("dec_heads.v.bias", "out_layer_unlabelled_v.bias")):
+    for ours, theirs in (
+        ("ctc_heads.av.weight", "out_layer_unlabelled_ctc_av.weight"),
+        ("dec_heads.v.bias", "out_layer_unlabelled_v.bias"),
+    ):
         expected = release[f"model._orig_mod.model.{theirs}"]
         assert torch.equal(model.unlabelled_objective.state_dict()[ours], expected)
     assert not any(k.startswith("unlabelled_objective.") for k in torch.load(out / "model.pth"))
@@ -180,12 +209,32 @@ def test_imported_model_decodes_with_usr2_inference(imported, tmp_path, write_to
     out, _ = imported
     data = tmp_path / "data"
     write_toy_corpus(data, num_utts=3, frames_per_symbol=3)
-    usr2_inference.main([
-        "--train_config", str(out / "config.yaml"), "--model_file", str(out / "model.pth"),
-        "--config", str(out / "decode_beam40.yaml"), "--beam_size", "3", "--output_dir", str(tmp_path / "dec"),
-        "--data_path_and_name_and_type", f"{data}/wav.scp,speech,sound",
-        "--data_path_and_name_and_type", f"{data}/video.scp,video,roi_video",
-        "--modalities", "v", "a", "av", "--num_workers", "0", "--log_level", "WARNING"])
+    usr2_inference.main(
+        [
+            "--train_config",
+            str(out / "config.yaml"),
+            "--model_file",
+            str(out / "model.pth"),
+            "--config",
+            str(out / "decode_beam40.yaml"),
+            "--beam_size",
+            "3",
+            "--output_dir",
+            str(tmp_path / "dec"),
+            "--data_path_and_name_and_type",
+            f"{data}/wav.scp,speech,sound",
+            "--data_path_and_name_and_type",
+            f"{data}/video.scp,video,roi_video",
+            "--modalities",
+            "v",
+            "a",
+            "av",
+            "--num_workers",
+            "0",
+            "--log_level",
+            "WARNING",
+        ]
+    )
     keys = sorted(line.split()[0] for line in (data / "text").read_text().splitlines())
     vocab = set(token_units(TINY.vocab - 2))
     for modality in ("video", "audio", "audiovisual"):
@@ -209,13 +258,39 @@ def test_usr2_train_fine_tunes_from_the_imported_model(imported, tmp_path, write
     shapes = _shape_file(tmp_path / "shape", texts, 3)
     data = []
     for split in ("train", "valid"):
-        for fname, name, ftype in (("wav.scp", "speech", "sound"), ("video.scp", "video", "roi_video"),
-                                   ("text", "text", "text")):
+        for fname, name, ftype in (
+            ("wav.scp", "speech", "sound"),
+            ("video.scp", "video", "roi_video"),
+            ("text", "text", "text"),
+        ):
             data += [f"--{split}_data_path_and_name_and_type", f"{tmp_path / 'train' / fname},{name},{ftype}"]
-    usr2_train(["--config", str(out / "config.yaml"), "--init_param", str(out / "model.pth"),
-                "--output_dir", str(tmp_path / "exp"), "--max_epoch", "1", "--batch_size", "2", "--optim_conf",
-                "lr=0.0", "--train_shape_file", str(shapes), "--valid_shape_file", str(shapes), "--num_workers", "0",
-                "--batch_type", "sorted", *usr2_train.quiet, *data], tmp_path)
+    usr2_train(
+        [
+            "--config",
+            str(out / "config.yaml"),
+            "--init_param",
+            str(out / "model.pth"),
+            "--output_dir",
+            str(tmp_path / "exp"),
+            "--max_epoch",
+            "1",
+            "--batch_size",
+            "2",
+            "--optim_conf",
+            "lr=0.0",
+            "--train_shape_file",
+            str(shapes),
+            "--valid_shape_file",
+            str(shapes),
+            "--num_workers",
+            "0",
+            "--batch_type",
+            "sorted",
+            *usr2_train.quiet,
+            *data,
+        ],
+        tmp_path,
+    )
     trained = torch.load(tmp_path / "exp" / "1epoch.pth")
     released = torch.load(out / "model.pth")
     params = [k for k in released if "running_" not in k and "num_batches" not in k]
@@ -230,21 +305,35 @@ def test_encoder_only_init_reaches_student_and_teacher(style, tmp_path, capsys, 
     network = random_release_state(release_shapes(TINY), seed=3)
     torch.save(wrap(network, style).obj, tmp_path / "ssl.pth")
     units = ["--units", tiny_release[2]] if style == "ssl" else []  # + the released vocabulary
-    out = _import(["--checkpoint", tmp_path / "ssl.pth", "--encoder_only", "--out_dir", tmp_path / "enc",
-                   "--config", tiny_config, *units], capsys)
+    out = _import(
+        [
+            "--checkpoint",
+            tmp_path / "ssl.pth",
+            "--encoder_only",
+            "--out_dir",
+            tmp_path / "enc",
+            "--config",
+            tiny_config,
+            *units,
+        ],
+        capsys,
+    )
     assert "encoder only" in out and f"checked against the model of {tiny_config}" in out
     if style == "ssl":
         assert "not part of the encoder (--encoder_only)" in out and "predictor" in out
     init = torch.load(tmp_path / "enc" / "encoder.pth")
-    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == \
-        (["bpe.model", "encoder.pth", "tokens.txt"] if units else ["encoder.pth"])
+    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == (
+        ["bpe.model", "encoder.pth", "tokens.txt"] if units else ["encoder.pth"]
+    )
     assert all(k.startswith(("audio_frontend.", "video_frontend.", "fusion.", "encoder.blocks.")) for k in init)
     released_encoder = [k for k in network if k.startswith("encoder.") and not k.startswith("encoder.after_norm.")]
     assert len(init) == len(released_encoder)
 
     args = parse_training_args(tiny_config, _placeholder_tokens(TINY.vocab), ["--semi", "usr2"])
     model = USR2Task.build_model(args)
-    decoder_before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("decoder.", "encoder.after"))}
+    decoder_before = {
+        k: v.clone() for k, v in model.state_dict().items() if k.startswith(("decoder.", "encoder.after"))
+    }
     load_pretrained_model(str(tmp_path / "enc" / "encoder.pth"), model, ignore_init_mismatch=False)  # --init_param
     assert not bool(model.teacher.initialized)
     model.ensure_teacher_initialized()  # the first semi-supervised step
@@ -275,13 +364,21 @@ def tiny_network():
     return random_release_state(release_shapes(TINY), seed=4)
 
 
-@pytest.mark.parametrize("style, extra, message", [
-    ("usr", "model.mystery_head.weight", r"nor a known part of its training wrapper: model\.mystery_head\.weight"),
-    ("compiled", "_orig_mod.model.backbone.encoder.encoders.0.conv_module.weight",
-     r"no place in this model: encoder\.encoders\.0\.conv_module\.weight"),
-], ids=["wrapper", "network"])
-def test_unknown_tensor_is_an_error_listing_it(style, extra, message, tiny_network, tiny_release, tmp_path,
-                                               tiny_config):
+@pytest.mark.parametrize(
+    "style, extra, message",
+    [
+        ("usr", "model.mystery_head.weight", r"nor a known part of its training wrapper: model\.mystery_head\.weight"),
+        (
+            "compiled",
+            "_orig_mod.model.backbone.encoder.encoders.0.conv_module.weight",
+            r"no place in this model: encoder\.encoders\.0\.conv_module\.weight",
+        ),
+    ],
+    ids=["wrapper", "network"],
+)
+def test_unknown_tensor_is_an_error_listing_it(
+    style, extra, message, tiny_network, tiny_release, tmp_path, tiny_config
+):
     state = wrap(tiny_network, style).obj
     state[extra] = torch.zeros(2)
     with pytest.raises(ReleaseCheckpointError, match=message):
@@ -291,27 +388,41 @@ def test_unknown_tensor_is_an_error_listing_it(style, extra, message, tiny_netwo
 
 def test_shape_mismatch_names_the_tensor_and_both_shapes(tiny_network, tiny_release, tmp_path, tiny_config):
     tiny_network["encoder.encoders.1.feed_forward.w_1.weight"] = torch.zeros(96, 64)
-    with pytest.raises(ReleaseCheckpointError, match=r"encoder\.encoders\.1\.feed_forward\.w_1\.weight .*"
-                                                     r"shape \(96, 64\) in the checkpoint but \(128, 64\)"):
-        import_release(_save(tmp_path, wrap(tiny_network, "bare").obj), tmp_path / "out", units=tiny_release[2],
-                       config=tiny_config)
+    with pytest.raises(
+        ReleaseCheckpointError,
+        match=r"encoder\.encoders\.1\.feed_forward\.w_1\.weight .*"
+        r"shape \(96, 64\) in the checkpoint but \(128, 64\)",
+    ):
+        import_release(
+            _save(tmp_path, wrap(tiny_network, "bare").obj), tmp_path / "out", units=tiny_release[2], config=tiny_config
+        )
     _assert_nothing_written(tmp_path)
 
 
 def test_encoder_that_does_not_fit_the_training_config_is_refused(tiny_network, tmp_path, conf_dir):
-    with pytest.raises(ReleaseCheckpointError, match=r"encoder\.frontend_a\.trunk\.conv1\.weight \(-> audio_frontend"
-                                                     r"\.stem\.0\.weight\) has shape \(8, 1, 80\) in the checkpoint "
-                                                     r"but \(64, 1, 80\) in the model of .*train_usr2_base\.yaml"):
-        import_release(_save(tmp_path, wrap(tiny_network, "ssl").obj), tmp_path / "out", encoder_only=True,
-                       config=conf_dir / "train_usr2_base.yaml")
+    with pytest.raises(
+        ReleaseCheckpointError,
+        match=r"encoder\.frontend_a\.trunk\.conv1\.weight \(-> audio_frontend"
+        r"\.stem\.0\.weight\) has shape \(8, 1, 80\) in the checkpoint "
+        r"but \(64, 1, 80\) in the model of .*train_usr2_base\.yaml",
+    ):
+        import_release(
+            _save(tmp_path, wrap(tiny_network, "ssl").obj),
+            tmp_path / "out",
+            encoder_only=True,
+            config=conf_dir / "train_usr2_base.yaml",
+        )
     _assert_nothing_written(tmp_path)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("text", "is not a PyTorch checkpoint"),
-    ([1, 2], "holds list, not a state dict"),
-    ({"epoch": 3, "optimizer": {"lr": 1}}, "holds a dict with keys"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("text", "is not a PyTorch checkpoint"),
+        ([1, 2], "holds list, not a state dict"),
+        ({"epoch": 3, "optimizer": {"lr": 1}}, "holds a dict with keys"),
+    ],
+)
 def test_a_file_that_is_not_a_checkpoint_gets_a_clear_error(content, message, tiny_release, tmp_path, tiny_config):
     path = tmp_path / "ckpt.pth"
     if content == "text":
@@ -343,8 +454,18 @@ def test_other_refusals(tiny_network, tiny_release, tmp_path, capsys, tiny_confi
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("x")
     with pytest.raises(SystemExit):  # the CLI: one line, exit status 1
-        usr2_import.main(["--checkpoint", str(ckpt), "--units", str(units), "--out_dir", str(tmp_path / "out"),
-                          "--config", str(tiny_config)])
+        usr2_import.main(
+            [
+                "--checkpoint",
+                str(ckpt),
+                "--units",
+                str(units),
+                "--out_dir",
+                str(tmp_path / "out"),
+                "--config",
+                str(tiny_config),
+            ]
+        )
     assert "is not empty (use --overwrite" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
     import_release(ckpt, tmp_path / "out", units=units, config=tiny_config, overwrite=True)
@@ -353,11 +474,14 @@ def test_other_refusals(tiny_network, tiny_release, tmp_path, capsys, tiny_confi
 
 def test_teacher_of_a_usr_wrapper_can_be_imported(tiny_network):
     state = wrap(tiny_network, "usr").obj
-    state = {k: (v + 1 if k.startswith("model.target_backbone.") and v.is_floating_point() else v)
-             for k, v in state.items()}
+    state = {
+        k: (v + 1 if k.startswith("model.target_backbone.") and v.is_floating_point() else v) for k, v in state.items()
+    }
     release = split_release_state(state, source="target_backbone")
-    assert release.ignored == {"backbone.* (the student: --source backbone)": len(tiny_network),
-                               "out_layer_unlabelled_* (USR's output heads for the unlabelled losses)": 4}
+    assert release.ignored == {
+        "backbone.* (the student: --source backbone)": len(tiny_network),
+        "out_layer_unlabelled_* (USR's output heads for the unlabelled losses)": 4,
+    }
     assert not release.unlabelled_heads  # the student's, not the teacher's
     name = "encoder.linear_v.weight"
     assert torch.equal(release.network[name], tiny_network[name] + 1)
@@ -389,20 +513,33 @@ def test_paper_configs_carry_the_released_choices(size, conf_dir):
     assert model.augmentation.crop_size == 88
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("decode_beam40.yaml", dict(method="beam", beam_size=40, ctc_weight=0.1, maxlenratio=1.0, minlenratio=0.0)),
-    ("decode_beam30.yaml", dict(method="beam", beam_size=30, ctc_weight=0.1, maxlenratio=1.0)),
-    ("decode_noise.yaml", dict(method="beam", beam_size=30, ctc_weight=0.1, maxlenratio=0.4)),
-    ("decode_ood.yaml", dict(method="greedy_att", maxlenratio=0.4)),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("decode_beam40.yaml", dict(method="beam", beam_size=40, ctc_weight=0.1, maxlenratio=1.0, minlenratio=0.0)),
+        ("decode_beam30.yaml", dict(method="beam", beam_size=30, ctc_weight=0.1, maxlenratio=1.0)),
+        ("decode_noise.yaml", dict(method="beam", beam_size=30, ctc_weight=0.1, maxlenratio=0.4)),
+        ("decode_ood.yaml", dict(method="greedy_att", maxlenratio=0.4)),
+    ],
+)
 def test_decoding_configs_as_released(name, expected, conf_dir):
     config = yaml.safe_load((conf_dir / name).read_text())
     assert {k: config[k] for k in expected} == expected
     for recipe in ("lrs3", "lrs2", "vox2", "avspeech", "lrs2_lrs3_vox2_avspeech"):
         assert (conf_dir.parents[2] / recipe / "usr2" / "conf" / name).resolve() == (conf_dir / name).resolve()
     # usr2_inference takes the file as --config
-    usr2_inference.get_parser().parse_args(["--config", str(conf_dir / name), "--output_dir", "x",
-                                            "--train_config", "c", "--data_path_and_name_and_type", "a,b,c"])
+    usr2_inference.get_parser().parse_args(
+        [
+            "--config",
+            str(conf_dir / name),
+            "--output_dir",
+            "x",
+            "--train_config",
+            "c",
+            "--data_path_and_name_and_type",
+            "a,b,c",
+        ]
+    )
 
 
 def test_imported_release_transcribes_a_video_from_anywhere(imported, tmp_path, capsys):
@@ -427,8 +564,17 @@ def test_imported_release_transcribes_a_video_from_anywhere(imported, tmp_path, 
     frames = list(TalkingFace(FaceStyle(), size).animate(phones, n_frames))
     wave = (0.1 * np.random.default_rng(0).standard_normal(n_frames * 640)).astype(np.float32)
     write_mp4(tmp_path / "clip.mp4", frames, wave, size)
-    status = usr2_transcribe.main([str(tmp_path / "clip.mp4"), "--model_dir", str(moved),
-                                   "--json", str(tmp_path / "out.json"), "--log_level", "WARNING"])
+    status = usr2_transcribe.main(
+        [
+            str(tmp_path / "clip.mp4"),
+            "--model_dir",
+            str(moved),
+            "--json",
+            str(tmp_path / "out.json"),
+            "--log_level",
+            "WARNING",
+        ]
+    )
     capsys.readouterr()
     assert status == 0
     doc = json.loads((tmp_path / "out.json").read_text())

@@ -1,4 +1,5 @@
 """The log-mel audio frontend (``audio_frontend: logmel``), the CPU recipes' light option."""
+
 import math
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Frontends on long raw waveforms: memory grows linearly with the input length."""
+
 import subprocess
 import sys
 

@@ -1,4 +1,5 @@
 """Self-supervised pre-training (model: usr2_pretrain): masks, targets, teacher, predictor."""
+
 from math import comb, floor
 from pathlib import Path
 
@@ -99,6 +100,7 @@ def test_student_inputs_are_masked_exactly_at_the_masked_frames(pretrain_config,
         def hook(module, args, kwargs):
             seen[name] = args[0].clone()
             seen[name + "_masked"] = kwargs.get("masked_frames")
+
         return hook
 
     model.audio_frontend.register_forward_pre_hook(keep_input("speech"), with_kwargs=True)  # the student's
@@ -138,7 +140,7 @@ def test_instance_norm_ignores_padding():
     lengths = torch.tensor([6, 4])
     out = instance_normalise(x, lengths, eps=1e-5)
     for i, n in enumerate(lengths.tolist()):
-        ref = F.instance_norm(x[i:i + 1, :n].transpose(1, 2), eps=1e-5).transpose(1, 2)[0]
+        ref = F.instance_norm(x[i : i + 1, :n].transpose(1, 2), eps=1e-5).transpose(1, 2)[0]
         assert torch.allclose(out[i, :n], ref, atol=1e-5)
     assert torch.equal(out[1, 4:], torch.zeros(2, 4))
 
@@ -159,7 +161,7 @@ def test_targets_are_the_normalised_mean_of_the_teachers_block_outputs(pretrain_
     mean = (outputs[0] + outputs[1]) / 2
     assert torch.allclose(raw, mean, atol=1e-6)
     for i, n in enumerate(lengths.tolist()):
-        ref = F.instance_norm(mean[i:i + 1, :n].transpose(1, 2), eps=model.target_eps).transpose(1, 2)[0]
+        ref = F.instance_norm(mean[i : i + 1, :n].transpose(1, 2), eps=model.target_eps).transpose(1, 2)[0]
         assert torch.allclose(targets[i, :n], ref, atol=1e-4)
     normalised, average = layer_averaged_targets(outputs, lengths, model.target_eps)
     assert torch.equal(normalised, targets) and torch.equal(average, raw)
@@ -167,8 +169,11 @@ def test_targets_are_the_normalised_mean_of_the_teachers_block_outputs(pretrain_
 
 def test_teacher_is_an_ema_of_the_encoder_and_gets_no_gradients(pretrain_config, make_av_batch):
     model = _model(pretrain_config, "--teacher_conf", "momentum_start=0.9", "--teacher_conf", "total_steps=10")
-    encoder_names = {n for n, _ in model.named_parameters()
-                     if n.startswith(("audio_frontend.", "video_frontend.", "fusion.", "encoder."))}
+    encoder_names = {
+        n
+        for n, _ in model.named_parameters()
+        if n.startswith(("audio_frontend.", "video_frontend.", "fusion.", "encoder."))
+    }
     assert {n for n, _ in model.teacher.model.named_parameters()} == encoder_names  # no predictor
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     optimizer.register_step_post_hook(lambda *a: model.update_teacher())
@@ -197,7 +202,7 @@ def test_predictor_sees_the_mask_token_exactly_at_masked_frames(pretrain_config,
     model(**batch)
     h = seen["h"]  # (3B, T, hidden): v, a, av streams
     is_token = (h == model.predictor.mask_token).all(-1)
-    v, a = drawn["v"][:, :h.size(1)], drawn["a"][:, :h.size(1)]
+    v, a = drawn["v"][:, : h.size(1)], drawn["a"][:, : h.size(1)]
     assert torch.equal(is_token, torch.cat([v, a, v | a]))
     assert is_token.any() and not is_token.all()
 
@@ -233,11 +238,14 @@ def test_collapse_check_warns_when_targets_stop_varying(pretrain_config, caplog)
 MINI_CONF = Path(__file__).resolve().parents[2] / "egs2" / "mini_lrs3" / "usr2" / "conf"
 
 
-@pytest.mark.parametrize("pretrain, train", [(f"pretrain_usr2_{s}", f"train_usr2_{s}")
-                                             for s in ("tiny", "base", "base_plus", "large", "huge")]
-                         + [("mini:pretrain_usr2_mini", "mini:train_usr2_mini_sup")])
+@pytest.mark.parametrize(
+    "pretrain, train",
+    [(f"pretrain_usr2_{s}", f"train_usr2_{s}") for s in ("tiny", "base", "base_plus", "large", "huge")]
+    + [("mini:pretrain_usr2_mini", "mini:train_usr2_mini_sup")],
+)
 def test_pretraining_configs_train_the_encoder_of_their_recognition_config(pretrain, train, conf_dir, token_list):
     """Every tensor the encoder file holds exists with the same shape in the recognition model."""
+
     def path(name):
         return MINI_CONF / f"{name[5:]}.yaml" if name.startswith("mini:") else conf_dir / f"{name}.yaml"
 
@@ -259,12 +267,21 @@ def test_warmup_in_epochs_or_steps_not_both():
     assert WarmupCosineLR(optimizer, warmup_epochs=2).warmup_epochs == 2.0
 
 
-PROBE_OPTS = ["--probe_conf", "weight=1.0", "--decoder_conf", "num_blocks=1", "--decoder_conf", "linear_units=32",
-              "--decoder_conf", "attention_heads=2"]
+PROBE_OPTS = [
+    "--probe_conf",
+    "weight=1.0",
+    "--decoder_conf",
+    "num_blocks=1",
+    "--decoder_conf",
+    "linear_units=32",
+    "--decoder_conf",
+    "attention_heads=2",
+]
 
 
-def test_supervised_probes_learn_from_transcripts_without_touching_the_encoder(pretrain_config, make_av_batch,
-                                                                               token_list, tmp_path):
+def test_supervised_probes_learn_from_transcripts_without_touching_the_encoder(
+    pretrain_config, make_av_batch, token_list, tmp_path
+):
     """USR's pre-training probes: CTC heads and a decoder on the detached features."""
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("\n".join(token_list) + "\n")
@@ -291,5 +308,6 @@ def test_probes_need_a_token_list_and_are_for_pre_training_only(pretrain_config,
     with pytest.raises(ValueError, match="need --token_list"):
         _model(pretrain_config, *PROBE_OPTS)
     from espnet_usr2.tasks.config import build_model_from_config
+
     with pytest.raises(ValueError, match="probe_conf is for self-supervised pre-training"):
         build_model_from_config(tiny_config, token_list, ["--probe_conf", "weight=1.0"])

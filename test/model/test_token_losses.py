@@ -1,4 +1,5 @@
 """The device-side token loss and accuracy equal ESPnet's LabelSmoothingLoss and th_accuracy."""
+
 import pytest
 import torch
 from espnet.nets.pytorch_backend.nets_utils import th_accuracy
@@ -33,8 +34,12 @@ def test_loss_and_gradient_equal_espnet_label_smoothing(smoothing, normalize_len
 
 def test_padding_id_other_than_minus_one_and_wrong_vocabulary():
     logits, targets = _logits_and_targets(seed=1, ignore_id=0)
-    torch.testing.assert_close(LabelSmoothingCrossEntropy(V, 0, 0.1)(logits, targets),
-                               LabelSmoothingLoss(V, 0, 0.1)(logits, targets), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        LabelSmoothingCrossEntropy(V, 0, 0.1)(logits, targets),
+        LabelSmoothingLoss(V, 0, 0.1)(logits, targets),
+        rtol=1e-6,
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match="11 classes, the loss was built for 12"):
         LabelSmoothingCrossEntropy(V + 1, -1, 0.1)(logits, targets)
 

@@ -6,6 +6,7 @@ Every utterance the job decodes is first appended to COUNTER (one uttid per line
 then the job sleeps DELAY seconds, so a test can SIGKILL it between utterances and count
 what was decoded across runs.
 """
+
 import sys
 import time
 

@@ -8,6 +8,7 @@
 * ``--landmarks`` lists that lack an utterance: face detection takes over for it and it
   is listed (or, with ``--missing_landmarks skip``, it is skipped with a reason).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -68,8 +69,12 @@ def test_read_face_hints(tmp_path: Path):
     good = tmp_path / "hints"
     good.write_text("a 0.25 0.5\n\nb 0.75 0.40\nb 0.75 0.40\n")  # a repeated identical line is harmless
     assert read_face_hints(good) == {"a": (0.25, 0.5), "b": (0.75, 0.4)}
-    for text, message in (("a 0.25\n", "expected"), ("a x 0.5\n", "could not convert"),
-                          ("a nan 0.5\n", "finite"), ("a 0.1 0.5\na 0.2 0.5\n", "two different")):
+    for text, message in (
+        ("a 0.25\n", "expected"),
+        ("a x 0.5\n", "could not convert"),
+        ("a nan 0.5\n", "finite"),
+        ("a 0.1 0.5\na 0.2 0.5\n", "two different"),
+    ):
         bad = tmp_path / "bad"
         bad.write_text(text)
         with pytest.raises(ValueError, match=message):
@@ -89,8 +94,9 @@ def two_faces(tmp_path_factory) -> Path:
     left, right = TalkingFace(size=FACE), TalkingFace(size=FACE)
     closed, opened = MouthShape(opening=0.0), MouthShape(opening=1.0, teeth=0.6)
     poses_l, poses_r = head_motion(n, rng, 2.0), head_motion(n, rng, 2.0)
-    frames = np.stack([np.concatenate([left.render(closed, poses_l[t]), right.render(opened, poses_r[t])], axis=1)
-                       for t in range(n)])
+    frames = np.stack(
+        [np.concatenate([left.render(closed, poses_l[t]), right.render(opened, poses_r[t])], axis=1) for t in range(n)]
+    )
     path = tmp_path_factory.mktemp("two_faces") / "two.mp4"
     write_clip(path, frames, 25, tone(SECONDS, 16000, 1), sample_rate=16000)
     return path
@@ -111,7 +117,9 @@ def test_the_hint_picks_which_face_is_cropped(two_faces: Path):
     assert (right.landmarks[..., 0].min(axis=1) > FACE).all()
     # The open mouth (dark cavity) is in the right face's crops, not in the left's.
     assert _mouth_darkness(right.frames) > _mouth_darkness(left.frames) + 15, (
-        _mouth_darkness(right.frames), _mouth_darkness(left.frames))
+        _mouth_darkness(right.frames),
+        _mouth_darkness(left.frames),
+    )
     assert np.abs(right.frames.astype(float) - left.frames.astype(float)).mean() > 5
 
 
@@ -146,8 +154,23 @@ def test_cli_summary_counts_the_fallback(two_faces: Path, tmp_path: Path, capsys
     listing = tmp_path / "video.scp"
     listing.write_text(f"x {two_faces}\n")
     (tmp_path / "lm.scp").write_text("")  # a landmark list without this utterance
-    assert main(["--input", str(listing), "--outdir", str(tmp_path / "o"), "--landmarks", str(tmp_path / "lm.scp"),
-                 "--nj", "1", "--roi_format", "npy"]) == 0
+    assert (
+        main(
+            [
+                "--input",
+                str(listing),
+                "--outdir",
+                str(tmp_path / "o"),
+                "--landmarks",
+                str(tmp_path / "lm.scp"),
+                "--nj",
+                "1",
+                "--roi_format",
+                "npy",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "1 input utterances = 1 processed" in out
     assert f"1 processed with face detection: not in the landmark list (listed in {LANDMARK_FALLBACK})" in out

@@ -1,5 +1,6 @@
 """The embedded mini corpus generator: layout, LRS3 .txt format, timings, A/V sync,
 determinism, mouth animation, face detectability and intelligibility."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,16 @@ from espnet_usr2.prep.tts import Voice, synthesize
 
 av = pytest.importorskip("av")
 
-TINY = dict(n_pretrain=3, n_trainval=3, n_test=2, n_long=1, n_speakers=2, n_test_speakers=1,
-            long_min_words=14, long_max_words=16)
+TINY = dict(
+    n_pretrain=3,
+    n_trainval=3,
+    n_test=2,
+    n_long=1,
+    n_speakers=2,
+    n_test_speakers=1,
+    long_min_words=14,
+    long_max_words=16,
+)
 TINY_ARGS = [f"--{k}={v}" for k, v in TINY.items()]
 
 
@@ -53,7 +62,7 @@ def _read_txt(path: Path) -> tuple[list[str], list[tuple[str, float, float, floa
     """(words of the Text: line, rows of the word table)."""
     lines = path.read_text().splitlines()
     rows = [(w, float(s), float(e), float(a)) for w, s, e, a in (ln.split() for ln in lines[4:])]
-    return lines[0][len("Text:  "):].split(), rows
+    return lines[0][len("Text:  ") :].split(), rows
 
 
 def _clips(root: Path, split: str = "*") -> list[Path]:
@@ -62,11 +71,9 @@ def _clips(root: Path, split: str = "*") -> list[Path]:
 
 # ------------------------------------------------------------------ layout and format
 def test_layout_is_lrs3(corpus: Path) -> None:
-    assert sorted(p.name for p in corpus.iterdir()) == [
-        "corpus_info.json", "pretrain", "test", "test_long", "trainval"]
+    assert sorted(p.name for p in corpus.iterdir()) == ["corpus_info.json", "pretrain", "test", "test_long", "trainval"]
     speakers = {}
-    for split, base, count in (("pretrain", 1, 3), ("trainval", 50001, 3), ("test", 1, 2),
-                               ("test_long", 90001, 1)):
+    for split, base, count in (("pretrain", 1, 3), ("trainval", 50001, 3), ("test", 1, 2), ("test_long", 90001, 1)):
         mp4s = _clips(corpus, split)
         assert len(mp4s) == count
         txts = sorted(corpus.glob(f"{split}/*/*.txt"))
@@ -96,8 +103,7 @@ def test_txt_format_exact(corpus: Path) -> None:
 
 def test_lrs3_text_string() -> None:
     text = m.lrs3_text(["WE", "DON'T"], [(0.12, 0.4), (0.4, 0.815)], [5.2, 6.0])
-    assert text == ("Text:  WE DON'T\nConf:  4\n\nWORD START END ASDSCORE\n"
-                    "WE 0.12 0.40 5.2\nDON'T 0.40 0.81 6.0\n")
+    assert text == ("Text:  WE DON'T\nConf:  4\n\nWORD START END ASDSCORE\nWE 0.12 0.40 5.2\nDON'T 0.40 0.81 6.0\n")
 
 
 def test_sentence_lengths_and_grammar() -> None:
@@ -135,9 +141,9 @@ def test_speech_energy_sits_in_the_word_segments(corpus: Path) -> None:
         lead = audio[: int((rows[0][1] - 0.06) * 16000)]
         rms_lead = np.sqrt(np.mean(lead**2))
         for word, start, end, _ in rows:
-            seg = audio[int(start * 16000): int(end * 16000)]
+            seg = audio[int(start * 16000) : int(end * 16000)]
             assert np.sqrt(np.mean(seg**2)) > 8 * rms_lead, (mp4, word)
-        tail = audio[int((rows[-1][2] + 0.06) * 16000):]
+        tail = audio[int((rows[-1][2] + 0.06) * 16000) :]
         assert np.sqrt(np.mean(tail**2)) < np.sqrt(np.mean(audio**2)) / 8
 
 
@@ -199,8 +205,7 @@ def test_rendering_is_deterministic_and_independent_of_nj(tmp_path: Path, corpus
 
 def test_cli_reuses_finished_corpus_and_refuses_to_clobber(corpus: Path, capsys) -> None:
     info_before = (corpus / "corpus_info.json").read_text()
-    assert cli.main(["--out", str(corpus), "--seed", "3", *TINY_ARGS,
-                     "--log_level", "WARNING"]) == 0
+    assert cli.main(["--out", str(corpus), "--seed", "3", *TINY_ARGS, "--log_level", "WARNING"]) == 0
     assert (corpus / "corpus_info.json").read_text() == info_before
     assert "clips in" in capsys.readouterr().out
     with pytest.raises(SystemExit):
@@ -256,8 +261,10 @@ def test_mediapipe_finds_the_face_and_sees_the_mouth(corpus: Path) -> None:
 # ------------------------------------------------------------------ intelligibility
 def _jsgf() -> str:
     """The corpus grammar as JSGF, for a constrained recogniser."""
+
     def alt(words):
         return "( " + " | ".join(w.lower() for w in words) + " )"
+
     det, adj = alt(m.DETERMINERS), alt(m.ADJECTIVES)
     return (
         "#JSGF V1.0;\ngrammar mini;\n"
@@ -292,8 +299,7 @@ def test_speech_is_recognisable_and_aligned_by_pocketsphinx(corpus: Path) -> Non
         segs = [s for s in decoder.seg() if s.word.upper() in set(words)]
         if len(segs) == len(rows):
             for seg, (_, start, end, _) in zip(segs, rows):
-                boundary_err += [abs(seg.start_frame / 100 - start),
-                                 abs((seg.end_frame + 1) / 100 - end)]
+                boundary_err += [abs(seg.start_frame / 100 - start), abs((seg.end_frame + 1) / 100 - end)]
     assert errors / total < 0.4
     assert len(boundary_err) >= 20 and np.mean(boundary_err) < 0.06
 

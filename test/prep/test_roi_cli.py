@@ -1,4 +1,5 @@
 """End to end through the CLI: good and bad inputs, sharding, skip report, merge."""
+
 import os
 import subprocess
 import sys
@@ -89,8 +90,10 @@ def corpus(tmp_path_factory):
     rows.append(("good25", str(root / "good30.mp4")))  # a repeated id: skipped, not dropped
     rows.append(("no_path", ""))
     listing = _kaldi(root / "videos.scp", rows)
-    text = _kaldi(root / "text", [(u, "HELLO WORLD") for u in expected if u not in ("no_text", "empty_text")]
-                  + [("empty_text", "")])
+    text = _kaldi(
+        root / "text",
+        [(u, "HELLO WORLD") for u in expected if u not in ("no_text", "empty_text")] + [("empty_text", "")],
+    )
     reasons = [(u, r) for u, (_, r) in expected.items() if r]
     reasons += [("good25", E.DUPLICATE_UTTID), ("no_path", E.MISSING_PATH)]
     processed = [u for u, (_, r) in expected.items() if r is None]
@@ -157,9 +160,23 @@ def test_all_jobs_in_one_call_and_module_entry_point(corpus, tmp_path):
     outdir = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run(
-        [sys.executable, "-m", "espnet_usr2.bin.usr2_prepare_roi", "--input", str(listing), "--outdir", str(outdir),
-         "--nj", "2", "--roi_format", "npz"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "espnet_usr2.bin.usr2_prepare_roi",
+            "--input",
+            str(listing),
+            "--outdir",
+            str(outdir),
+            "--nj",
+            "2",
+            "--roi_format",
+            "npz",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "2 input utterances = 1 processed" in proc.stdout and "empty_file" in proc.stdout
@@ -187,8 +204,10 @@ def test_precomputed_landmarks_list(corpus, tmp_path):
     assert reasons == {"b": E.LANDMARK_COUNT_MISMATCH, "d": E.MISSING_LANDMARKS}
     # strict: the unlisted utterance is skipped with its reason instead
     strict = tmp_path / "strict"
-    assert main(["--input", str(listing), "--outdir", str(strict), "--landmarks", str(lms),
-                 "--missing_landmarks", "skip"]) == 0
+    assert (
+        main(["--input", str(listing), "--outdir", str(strict), "--landmarks", str(lms), "--missing_landmarks", "skip"])
+        == 0
+    )
     assert list(read_kaldi_map(strict / "utt2num_frames").items()) == [("a", "50")]
     reasons = {s.uttid: s.reason for s in read_skip_report(strict / "skipped.tsv")}
     assert reasons == {"b": E.LANDMARK_COUNT_MISMATCH, "c": E.MISSING_LANDMARKS, "d": E.MISSING_LANDMARKS}

@@ -8,6 +8,7 @@ decoders flag a frame they had to repair as corrupt. Damage a decoder accepts (A
 bytes that happen to parse) cannot be seen by anyone, ffmpeg included; the offsets used
 here are ones the decoders reject (checked over every fourth packet of these clips).
 """
+
 from fractions import Fraction
 from pathlib import Path
 
@@ -54,8 +55,9 @@ def write_avi_ac3(path: Path, seconds: float = 2.0, size: int = 96) -> Path:
             container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(video.encode())
         for start in range(0, audio.shape[1], 1536):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, start : start + 1536]), format="fltp",
-                                               layout="stereo")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(audio[:, start : start + 1536]), format="fltp", layout="stereo"
+            )
             frame.sample_rate, frame.pts, frame.time_base = 44100, start, Fraction(1, 44100)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
@@ -76,8 +78,9 @@ def _at(time: Fraction) -> int:
     return int(time * SAMPLE_RATE)
 
 
-def _assert_silence_in_place(clean: np.ndarray, damaged: np.ndarray, start: Fraction, end: Fraction,
-                             codec_frame: Fraction) -> None:
+def _assert_silence_in_place(
+    clean: np.ndarray, damaged: np.ndarray, start: Fraction, end: Fraction, codec_frame: Fraction
+) -> None:
     """Silence exactly over [start, end), the clip's length kept, the rest as decoded undamaged."""
     assert len(damaged) == len(clean)  # placed, not dropped: nothing after it moves
     assert np.abs(clean[_at(start) - 2 * MARGIN : _at(end) + 2 * MARGIN]).min() < 0.3  # a tone was there
@@ -116,8 +119,9 @@ def test_damaged_ac3_packet_becomes_silence_in_place(media, tmp_path, offset, lo
     first, last = lost_frames
     span = (last - first) * AC3_FRAME
     assert (damaged.damage.packets, damaged.damage.seconds) == (1, pytest.approx(float(span)))
-    _assert_silence_in_place(clean.samples, damaged.samples, time + first * AC3_FRAME, time + last * AC3_FRAME,
-                             AC3_FRAME)
+    _assert_silence_in_place(
+        clean.samples, damaged.samples, time + first * AC3_FRAME, time + last * AC3_FRAME, AC3_FRAME
+    )
 
 
 @pytest.mark.parametrize(
@@ -199,8 +203,11 @@ def test_cli_keeps_concealed_skips_over_threshold_and_lists_agree(media, tmp_pat
     }
     cut_inside_packet(media["faststart"], root / "cut_tail.mp4", "audio", -4)  # ~0.1 s short
     cut_inside_packet(media["faststart"], root / "cut_half.mp4", "audio", 40)  # ~1 s short
-    listing = _kaldi(root / "list", [("clean", media["mp4"])] + [(u, root / f"{u}.mp4") for u in (
-        "aac_one", "aac_many", "video_one", "cut_tail", "cut_half")])
+    listing = _kaldi(
+        root / "list",
+        [("clean", media["mp4"])]
+        + [(u, root / f"{u}.mp4") for u in ("aac_one", "aac_many", "video_one", "cut_tail", "cut_half")],
+    )
     outdir = root / "out"
     for job in ("1", "2"):
         assert main(["--input", str(listing), "--outdir", str(outdir), "--nj", "2", "--job", job]) == 0
@@ -216,8 +223,12 @@ def test_cli_keeps_concealed_skips_over_threshold_and_lists_agree(media, tmp_pat
     assert "3 processed with damaged packets concealed (listed in damaged.tsv)" in summary
 
     lines = (outdir / "damaged.tsv").read_text().splitlines()
-    assert lines == ["uttid\tstream\tpackets\tseconds", "aac_one\taudio\t1\t0.023", "cut_tail\taudio\t1\t0.023",
-                     "video_one\tvideo\t1\t0.040"]
+    assert lines == [
+        "uttid\tstream\tpackets\tseconds",
+        "aac_one\taudio\t1\t0.023",
+        "cut_tail\taudio\t1\t0.023",
+        "video_one\tvideo\t1\t0.040",
+    ]
     assert set(read_damage_report(outdir / "damaged.tsv")) <= set(videos)
     frames = read_kaldi_map(outdir / "utt2num_frames")
     for uttid in videos:
@@ -229,7 +240,18 @@ def test_cli_keeps_concealed_skips_over_threshold_and_lists_agree(media, tmp_pat
 
     # a looser threshold keeps the damaged stream, listed with all its packets
     loose = root / "loose"
-    assert main(["--input", str(_kaldi(root / "one", [("aac_many", root / "aac_many.mp4")])), "--outdir", str(loose),
-                 "--max_damaged_fraction", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "--input",
+                str(_kaldi(root / "one", [("aac_many", root / "aac_many.mp4")])),
+                "--outdir",
+                str(loose),
+                "--max_damaged_fraction",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     assert (loose / "damaged.tsv").read_text().splitlines()[1:] == ["aac_many\taudio\t8\t0.186"]
     assert read_skip_report(loose / "skipped.tsv") == []

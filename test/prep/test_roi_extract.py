@@ -1,4 +1,5 @@
 """Mouth-ROI extraction on a jittered real face: size, frame count, stability, landmark files."""
+
 import numpy as np
 import pytest
 
@@ -10,8 +11,25 @@ from espnet_usr2.testing.roi_synth import PHOTO_FACE_CENTER, jitter_transforms, 
 # Points of the astronaut photo (pixels): mouth, eyes, chin, between nose and mouth.
 PHOTO_POINTS = np.array([[222.0, 143.0], [195.0, 103.0], [250.0, 104.0], [222.0, 175.0], [222.0, 125.0]])
 # iBUG-68 index <- MediaPipe index, for the points the aligner uses.
-IBUG_FROM_MEDIAPIPE = {36: 33, 39: 133, 42: 362, 45: 263, 33: 2, 48: 61, 49: 40, 50: 37, 51: 0, 52: 267,
-                       53: 270, 54: 291, 55: 321, 56: 314, 57: 17, 58: 84, 59: 91}
+IBUG_FROM_MEDIAPIPE = {
+    36: 33,
+    39: 133,
+    42: 362,
+    45: 263,
+    33: 2,
+    48: 61,
+    49: 40,
+    50: 37,
+    51: 0,
+    52: 267,
+    53: 270,
+    54: 291,
+    55: 321,
+    56: 314,
+    57: 17,
+    58: 84,
+    59: 91,
+}
 
 
 def _homogeneous(m: np.ndarray) -> np.ndarray:

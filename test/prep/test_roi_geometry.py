@@ -1,4 +1,5 @@
 """Landmark clean-up, similarity alignment and landmark files (no video decoding)."""
+
 import pickle
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Video frame-rate conversion and audio placement (PyAV decoding, no face detection)."""
+
 from fractions import Fraction
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Resumable ROI preparation: a job SIGKILLed mid-way and run again decodes only what it had
 not finished and ends with the lists of an uninterrupted run; progress across jobs."""
+
 import signal
 import subprocess
 import sys
@@ -36,8 +37,21 @@ def corpus(tmp_path_factory):
 
 
 def _cli(counter, delay, listing, text, outdir, *extra, nj=2):
-    return [sys.executable, SLOW, str(counter), str(delay), "--input", str(listing), "--text", str(text),
-            "--outdir", str(outdir), "--nj", str(nj), *extra]
+    return [
+        sys.executable,
+        SLOW,
+        str(counter),
+        str(delay),
+        "--input",
+        str(listing),
+        "--text",
+        str(text),
+        "--outdir",
+        str(outdir),
+        "--nj",
+        str(nj),
+        *extra,
+    ]
 
 
 def _lines(path: Path) -> list:
@@ -81,8 +95,23 @@ def test_killed_job_resumes_without_decoding_finished_utterances(corpus, tmp_pat
 
     # rerun both jobs (job 2 had not run) with the progress watcher, as usr2.sh stage 2 does
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "espnet_usr2.bin.usr2_prepare_roi", "--input", str(listing), "--outdir", str(out),
-         "--nj", "2", "--progress", "--progress_interval", "0.2"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "espnet_usr2.bin.usr2_prepare_roi",
+            "--input",
+            str(listing),
+            "--outdir",
+            str(out),
+            "--nj",
+            "2",
+            "--progress",
+            "--progress_interval",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     for job in ("1", "2"):
         subprocess.run(_cli(counter, 0.1, listing, text, out, "--job", job), check=True)
     lines = watcher.communicate(timeout=60)[0].splitlines()
@@ -134,12 +163,17 @@ def test_journal_results_count_only_under_the_same_settings_and_inputs(tmp_path)
 
 
 def test_progress_line_sums_the_jobs():
-    jobs = [JobProgress(50, done=30, skipped=2, resumed=10, frames=2000, elapsed=10.0),
-            JobProgress(50, done=50, skipped=1, frames=5000, elapsed=20.0, finished=True), None]
+    jobs = [
+        JobProgress(50, done=30, skipped=2, resumed=10, frames=2000, elapsed=10.0),
+        JobProgress(50, done=50, skipped=1, frames=5000, elapsed=20.0, finished=True),
+        None,
+    ]
     line = format_progress("dump/extract/train", 150, jobs)
     # running jobs' rates add up: job 1 decoded 20 utterances in 10 s -> 70 left at 2/s
-    assert line == ("dump/extract/train: 80/150 utterances done (3 skipped, 10 from an earlier run), "
-                    "1 of 3 jobs running, 200.0 frames/s, about 0:00:35 left")
+    assert line == (
+        "dump/extract/train: 80/150 utterances done (3 skipped, 10 from an earlier run), "
+        "1 of 3 jobs running, 200.0 frames/s, about 0:00:35 left"
+    )
     assert format_progress("x", 10, [None]).endswith("0 of 1 jobs running, 0.0 frames/s, time left unknown yet")
 
 
@@ -158,8 +192,19 @@ def _recipe(tmp_path, listing, text):
     return recipe
 
 
-STAGE2 = ["./usr2.sh", "--stage", "2", "--stop_stage", "2", "--labelled_sets", "tr", "--nj", "2",
-          "--python", sys.executable]
+STAGE2 = [
+    "./usr2.sh",
+    "--stage",
+    "2",
+    "--stop_stage",
+    "2",
+    "--labelled_sets",
+    "tr",
+    "--nj",
+    "2",
+    "--python",
+    sys.executable,
+]
 
 
 def test_usr2_stage2_shows_progress_on_the_console_and_a_rerun_resumes(corpus, tmp_path):
@@ -180,8 +225,9 @@ def test_usr2_stage2_shows_progress_on_the_console_and_a_rerun_resumes(corpus, t
 def test_usr2_stage2_failing_jobs_end_the_watcher_and_name_their_logs(corpus, tmp_path):
     recipe = _recipe(tmp_path, *corpus)
     start = time.monotonic()
-    p = subprocess.run(STAGE2 + ["--roi_opts", "--no_face keep"], cwd=recipe, capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run(
+        STAGE2 + ["--roi_opts", "--no_face keep"], cwd=recipe, capture_output=True, text=True, timeout=60
+    )
     assert p.returncode != 0
     assert "ROI extraction of tr failed: see dump/extract/tr/log/roi.*.log" in p.stderr
     assert time.monotonic() - start < 9  # the watcher (10 s lines) was stopped, not waited for
@@ -198,8 +244,9 @@ def test_usr2_stage2_counts_single_stream_utterances(corpus, tmp_path):
     scp = recipe / "data" / "tr" / "video_src.scp"
     scp.write_text(scp.read_text().splitlines(keepends=True)[0] + f"utt9 {speech}\n")
     (recipe / "data" / "tr" / "text").write_text("utt0 A\nutt9 B\n")
-    p = subprocess.run(STAGE2 + ["--roi_opts", "--allow_single_stream true"], cwd=recipe, capture_output=True,
-                       text=True)
+    p = subprocess.run(
+        STAGE2 + ["--roi_opts", "--allow_single_stream true"], cwd=recipe, capture_output=True, text=True
+    )
     assert p.returncode == 0, p.stderr
     assert "tr: 2 extracted, 0 skipped" in p.stdout
     assert "of which 1 audio-only (dump/extract/tr/audio_only.list)" in p.stdout

@@ -1,6 +1,7 @@
 """Single-stream utterances: a video without an audio track becomes video-only, an audio file
 audio-only (--allow_single_stream), a face-less video keeps its audio (--no_face audio_only);
 without the options every output stays as for two-stream corpora."""
+
 import math
 
 import numpy as np
@@ -35,8 +36,9 @@ def _encode(path, codec, seconds, rate, channels, cover=False):
             for packet in [*art.encode(picture), *art.encode()]:
                 container.mux(packet)
         for start in range(0, samples.shape[1], 1152):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1152]),
-                                               format="fltp", layout=layout)
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, start : start + 1152]), format="fltp", layout=layout
+            )
             frame.sample_rate = rate
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -85,8 +87,13 @@ def test_without_the_options_single_stream_inputs_are_skipped_as_before(corpus, 
     _run(listing, text, out)
     assert list(read_kaldi_map(out / "video.scp")) == list(read_kaldi_map(out / "wav.scp")) == ["av"]
     # (the mp3's cover picture is searched for a face, as before: no_face)
-    assert _reasons(out) == {"silent": E.NO_AUDIO_STREAM, "noface": E.NO_FACE, "junk": E.UNREADABLE_VIDEO,
-                             "mp3": E.NO_FACE, **{k: E.NO_VIDEO_STREAM for k in ("wav", "flac", "m4a")}}
+    assert _reasons(out) == {
+        "silent": E.NO_AUDIO_STREAM,
+        "noface": E.NO_FACE,
+        "junk": E.UNREADABLE_VIDEO,
+        "mp3": E.NO_FACE,
+        **{k: E.NO_VIDEO_STREAM for k in ("wav", "flac", "m4a")},
+    }
     assert not (out / VIDEO_ONLY).exists() and not (out / AUDIO_ONLY).exists()
 
     # the same directory run again with the options: the journal's results under the

@@ -1,4 +1,5 @@
 """Stage 10's shape files from the lists: the same bytes as ``usr2_train --collect_stats``."""
+
 from __future__ import annotations
 
 import subprocess
@@ -19,11 +20,22 @@ def _data_args(option: str, data_dir: Path, with_text: bool) -> List[str]:
 
 
 def _stats_args(tiny_config: Path, tokens: Path, train: Path, valid: Path, train_text: bool, out: Path) -> List[str]:
-    return ["--config", str(tiny_config), "--token_list", str(tokens), "--token_type", "char",
-            *_data_args("--train_data_path_and_name_and_type", train, train_text),
-            *_data_args("--valid_data_path_and_name_and_type", valid, True),
-            "--train_shape_file", str(train / "wav.scp"), "--valid_shape_file", str(valid / "wav.scp"),
-            "--output_dir", str(out)]
+    return [
+        "--config",
+        str(tiny_config),
+        "--token_list",
+        str(tokens),
+        "--token_type",
+        "char",
+        *_data_args("--train_data_path_and_name_and_type", train, train_text),
+        *_data_args("--valid_data_path_and_name_and_type", valid, True),
+        "--train_shape_file",
+        str(train / "wav.scp"),
+        "--valid_shape_file",
+        str(valid / "wav.scp"),
+        "--output_dir",
+        str(out),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +53,26 @@ def corpus(write_toy_corpus, token_list, tmp_path_factory) -> Path:
 def test_shape_files_equal_collect_stats_byte_for_byte(corpus, tiny_config, usr2_train, train_set, train_text):
     """A labelled set (text shapes, .mkv ROIs) and an unlabelled one (no text): every file
     --collect_stats writes, and the samplers read, is the same."""
-    stats = _stats_args(tiny_config, corpus / "tokens.txt", corpus / train_set, corpus / "valid", train_text,
-                        corpus / f"collect_{train_set}")
+    stats = _stats_args(
+        tiny_config,
+        corpus / "tokens.txt",
+        corpus / train_set,
+        corpus / "valid",
+        train_text,
+        corpus / f"collect_{train_set}",
+    )
     usr2_train(["--collect_stats", "true", *stats], cwd=corpus)
-    lists = _stats_args(tiny_config, corpus / "tokens.txt", corpus / train_set, corpus / "valid", train_text,
-                        corpus / f"lists_{train_set}")
-    proc = subprocess.run([sys.executable, "-m", "espnet_usr2.bin.usr2_shape_files", *lists], cwd=corpus,
-                          capture_output=True, text=True)
+    lists = _stats_args(
+        tiny_config,
+        corpus / "tokens.txt",
+        corpus / train_set,
+        corpus / "valid",
+        train_text,
+        corpus / f"lists_{train_set}",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet_usr2.bin.usr2_shape_files", *lists], cwd=corpus, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for mode in ("train", "valid"):
         expected, written = (corpus / f"{kind}_{train_set}" / mode for kind in ("collect", "lists"))
@@ -60,8 +85,11 @@ def test_shape_files_equal_collect_stats_byte_for_byte(corpus, tiny_config, usr2
 
 
 def _sources(data_dir: Path) -> List[DataSource]:
-    return [DataSource(data_dir / "wav.scp", "speech", "sound"), DataSource(data_dir / "video.scp", "video", "roi_video"),
-            DataSource(data_dir / "text", "text", "text")]
+    return [
+        DataSource(data_dir / "wav.scp", "speech", "sound"),
+        DataSource(data_dir / "video.scp", "video", "roi_video"),
+        DataSource(data_dir / "text", "text", "text"),
+    ]
 
 
 def _copy_lists(src: Path, dst: Path) -> Path:

@@ -15,6 +15,7 @@ The generated clips and helpers are those of test_corpus_recipes.py (imported, n
 copied; the clips fixture is in conftest.py). Marked ``recipe``: ``pytest -m "not recipe"``
 leaves these out of a quick run.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -51,14 +52,16 @@ def _avspeech_tree(clips, two_faces: Path, root: Path, with_test: bool = True) -
     (corpus / "clips" / "AvWWVOgaMlk.mp4").write_bytes(two_faces.read_bytes())
     _put(clips, "long", corpus / "clips" / "Kp3_dQ-9vLs.mp4")  # 2.4 s
     _put(clips, "short", corpus / "clips" / "part1" / "zY-x_8Qw3Rk_10.500000-11.700000.mp4")  # a cut clip
-    rows = ["AvWWVOgaMlk,0.000000,1.200000,0.250000,0.500000",   # 1: left face (mouth closed)
-            "AvWWVOgaMlk,1.200000,2.400000,0.750000,0.480000",   # 2: right face (mouth open)
-            "zY-x_8Qw3Rk,10.500000,11.700000,0.500000,0.500000",  # 3: the cut clip
-            "Kp3_dQ-9vLs,0.200000,1.400000,0.500000,0.500000",   # 4: transcribed -> test set
-            "Kp3_dQ-9vLs,0.000000,9.000000,0.500000,0.500000",   # 5: longer than the video
-            "notDownload,5.000000,8.000000,0.500000,0.500000",   # 6: no video
-            "AvWWVOgaMlk,0.000000,1.200000,0.250000,0.500000",   # 7: repeats line 1
-            "Kp3_dQ-9vLs,3.0"]                                    # 8: malformed
+    rows = [
+        "AvWWVOgaMlk,0.000000,1.200000,0.250000,0.500000",  # 1: left face (mouth closed)
+        "AvWWVOgaMlk,1.200000,2.400000,0.750000,0.480000",  # 2: right face (mouth open)
+        "zY-x_8Qw3Rk,10.500000,11.700000,0.500000,0.500000",  # 3: the cut clip
+        "Kp3_dQ-9vLs,0.200000,1.400000,0.500000,0.500000",  # 4: transcribed -> test set
+        "Kp3_dQ-9vLs,0.000000,9.000000,0.500000,0.500000",  # 5: longer than the video
+        "notDownload,5.000000,8.000000,0.500000,0.500000",  # 6: no video
+        "AvWWVOgaMlk,0.000000,1.200000,0.250000,0.500000",  # 7: repeats line 1
+        "Kp3_dQ-9vLs,3.0",
+    ]  # 8: malformed
     (corpus / "avspeech_train.csv").write_text("\r\n".join(rows) + "\r\n")  # CRLF, as some copies have
     skipped = {5: "segment_beyond_video", 6: "no_video", 7: "duplicate_row", 8: "bad_row"}
     if with_test:
@@ -80,8 +83,11 @@ def test_avspeech_stages_1_to_4_and_the_ood_test_set(clips, two_faces, tmp_path,
 
     save_landmarks_pickle(tmp_path / "lm" / "zY-x_8Qw3Rk_10.500000-11.700000.pkl", clips["landmarks"]["short"])
     recipe = recipe_copy("avspeech", tmp_path / "recipe")
-    proc = _run(recipe, ["./run.sh", "--nj", "2", "--test_sets", "avspeech_test", "--landmarks_dir", str(tmp_path / "lm")],
-                _env(AVSPEECH=str(corpus), AVSPEECH_TEXT=str(tmp_path / "avspeech_text.txt")))
+    proc = _run(
+        recipe,
+        ["./run.sh", "--nj", "2", "--test_sets", "avspeech_test", "--landmarks_dir", str(tmp_path / "lm")],
+        _env(AVSPEECH=str(corpus), AVSPEECH_TEXT=str(tmp_path / "avspeech_text.txt")),
+    )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     assert "8 rows = 3 utterances in data/avspeech + 1 transcribed in data/avspeech_test + 4 skipped" in proc.stdout
 
@@ -92,8 +98,11 @@ def test_avspeech_stages_1_to_4_and_the_ood_test_set(clips, two_faces, tmp_path,
         assert _keys(data / f) == ids, f
     assert _keys(data / "segments") == ids[:2]  # the cut clip is used as it is
     assert (data / "video_src.scp").read_text().splitlines()[2].endswith("part1/zY-x_8Qw3Rk_10.500000-11.700000.mp4")
-    assert [line.split()[1] for line in (data / "utt2spk").read_text().splitlines()] == \
-        ["AvWWVOgaMlk", "AvWWVOgaMlk", "zY-x_8Qw3Rk"]
+    assert [line.split()[1] for line in (data / "utt2spk").read_text().splitlines()] == [
+        "AvWWVOgaMlk",
+        "AvWWVOgaMlk",
+        "zY-x_8Qw3Rk",
+    ]
     assert (data / "face_hint.scp").read_text().splitlines()[1] == "AvWWVOgaMlk_0001200_0002400 0.750000 0.480000"
     report = [line.split("\t") for line in (data / "skipped_rows.tsv").read_text().splitlines()]
     assert report[0] == ["line", "youtube_id", "start", "end", "reason", "detail"]
@@ -111,8 +120,10 @@ def test_avspeech_stages_1_to_4_and_the_ood_test_set(clips, two_faces, tmp_path,
     _check_dump_dir(recipe / "dump" / "avspeech", 3, labelled=False)
     _check_dump_dir(recipe / "dump" / "avspeech_test", 1, labelled=True)
     assert _keys(recipe / "dump" / "extract" / "avspeech" / "landmark_fallback.list") == ids[:2]
-    roi = {u: recipe / p for u, p in (line.split() for line in
-                                      (recipe / "dump" / "avspeech" / "video.scp").read_text().splitlines())}
+    roi = {
+        u: recipe / p
+        for u, p in (line.split() for line in (recipe / "dump" / "avspeech" / "video.scp").read_text().splitlines())
+    }
     left, right = _mouth_darkness(roi[ids[0]]), _mouth_darkness(roi[ids[1]])
     assert right > left + 15, (left, right)
 
@@ -138,14 +149,20 @@ def test_avspeech_missing_db_paths_name_the_variable(tmp_path, recipe_copy):
 def _vox2_tree(clips, root: Path) -> tuple[Path, Path]:
     """VoxCeleb2 dev + test, and the English list in AV-HuBERT's vox-en.id format, gzipped."""
     corpus = root / "voxceleb2"
-    for rel, kind in (("dev/mp4/id00012/21Uxsk56VDQ/00001", "short"), ("dev/mp4/id00012/21Uxsk56VDQ/00002", "short"),
-                      ("test/mp4/id00017/aBcD_eFgH-1/00001", "short"), ("dev/mp4/id00015/0a1B2c3D4e5/00001", "short")):
+    for rel, kind in (
+        ("dev/mp4/id00012/21Uxsk56VDQ/00001", "short"),
+        ("dev/mp4/id00012/21Uxsk56VDQ/00002", "short"),
+        ("test/mp4/id00017/aBcD_eFgH-1/00001", "short"),
+        ("dev/mp4/id00015/0a1B2c3D4e5/00001", "short"),
+    ):
         _put(clips, kind, corpus / f"{rel}.mp4")
-    lines = ["dev/id00012/21Uxsk56VDQ/00001",      # the real format
-             "dev/mp4/id00012/21Uxsk56VDQ/00002.mp4",  # AV-HuBERT file.list style, with a suffix
-             "test/id00017/aBcD_eFgH-1/00001",     # a test-split clip
-             "dev/id00099/zzzzzzzzzzz/00001",      # listed, not on disk
-             "not-an-id"]                           # a bad line (reported)
+    lines = [
+        "dev/id00012/21Uxsk56VDQ/00001",  # the real format
+        "dev/mp4/id00012/21Uxsk56VDQ/00002.mp4",  # AV-HuBERT file.list style, with a suffix
+        "test/id00017/aBcD_eFgH-1/00001",  # a test-split clip
+        "dev/id00099/zzzzzzzzzzz/00001",  # listed, not on disk
+        "not-an-id",
+    ]  # a bad line (reported)
     en = root / "vox-en.id.gz"
     en.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     return corpus, en
@@ -172,15 +189,41 @@ def test_huge_stages_1_to_5(clips, two_faces, tmp_path, recipe_copy):  # noqa: F
     avspeech, _ = _avspeech_tree(clips, two_faces, tmp_path, with_test=False)
     recipe = recipe_copy("lrs2_lrs3_vox2_avspeech", tmp_path / "recipe")
     env = _env(LRS2=str(lrs2), LRS3=str(lrs3), VOXCELEB2=str(vox2), VOX2_EN_LIST=str(en), AVSPEECH=str(avspeech))
-    proc = _run(recipe, ["./run.sh", "--nj", "2", "--max_len", "1.0", "--valid_size", "1",
-                         "--lrs3_landmarks_dir", str(tmp_path / "lrs3_landmarks"), "--stop_stage", "5", "--nbpe", "20"],
-                env)
+    proc = _run(
+        recipe,
+        [
+            "./run.sh",
+            "--nj",
+            "2",
+            "--max_len",
+            "1.0",
+            "--valid_size",
+            "1",
+            "--lrs3_landmarks_dir",
+            str(tmp_path / "lrs3_landmarks"),
+            "--stop_stage",
+            "5",
+            "--nbpe",
+            "20",
+        ],
+        env,
+    )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
 
     # stage 1: every corpus's sets, published without name clashes
     sets = {p.name for p in (recipe / "data").iterdir() if (p / "video_src.scp").is_file()}
-    assert sets == {"lrs2_pretrain", "lrs2_train", "lrs2_val", "lrs2_test", "lrs3_pretrain", "lrs3_trainval",
-                    "lrs3_valid", "lrs3_test", "vox2", "avspeech"}
+    assert sets == {
+        "lrs2_pretrain",
+        "lrs2_train",
+        "lrs2_val",
+        "lrs2_test",
+        "lrs3_pretrain",
+        "lrs3_trainval",
+        "lrs3_valid",
+        "lrs3_test",
+        "vox2",
+        "avspeech",
+    }
     assert len(_keys(recipe / "data" / "lm.scp")) == 8  # LRS3 only: 4 pretrain, 2 trainval, valid, test
     # stages 2-4: the labelled and the unlabelled sets combined, the others on their own
     dump = recipe / "dump"
@@ -208,8 +251,15 @@ def test_huge_stops_at_once_on_a_missing_corpus(tmp_path, recipe_copy):
     for sub in ("LRS2/main", "LRS2/pretrain", "LRS3/pretrain", "LRS3/trainval", "LRS3/test", "VOXCELEB2/dev/mp4"):
         (tmp_path / sub).mkdir(parents=True, exist_ok=True)
     (tmp_path / "en.id").write_text("dev/id00012/21Uxsk56VDQ/00001\n")
-    proc = _run(recipe, ["./local/data.sh"], _env(LRS2=str(tmp_path / "LRS2"), LRS3=str(tmp_path / "LRS3"),
-                                                  VOXCELEB2=str(tmp_path / "VOXCELEB2"),
-                                                  VOX2_EN_LIST=str(tmp_path / "en.id")))
+    proc = _run(
+        recipe,
+        ["./local/data.sh"],
+        _env(
+            LRS2=str(tmp_path / "LRS2"),
+            LRS3=str(tmp_path / "LRS3"),
+            VOXCELEB2=str(tmp_path / "VOXCELEB2"),
+            VOX2_EN_LIST=str(tmp_path / "en.id"),
+        ),
+    )
     assert proc.returncode != 0 and "AVSPEECH is not set" in proc.stderr, proc.stderr
     assert not (recipe / "data" / "local").exists()  # checked before any corpus was prepared

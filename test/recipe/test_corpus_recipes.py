@@ -5,6 +5,7 @@ A handful of 1-2.4 s synthetic clips (espnet_usr2.testing.roi_synth) stand in fo
 
 Marked ``recipe``: ``pytest -m "not recipe"`` leaves it out of a quick run.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not r
 
 
 # ------------------------------------------------------------------ helpers
+
 
 def _env(**extra: str) -> dict:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "local"}
@@ -88,12 +90,14 @@ def _put(clips, kind: str, mp4: Path, txt: str | None = None, lm_root: Path | No
 def _lrs3_tree(clips, root: Path, lm: Path) -> Path:
     corpus = root / "lrs3"
     short_words, short_times = WORDS[:2], TIMES[:2]  # ends at 0.8 s: never split
-    rows = [("pretrain", "0Fi83BHQsMA", "00002", "long", WORDS, TIMES),
-            ("pretrain", "5ZOg-2_eA9k", "00001", "short", short_words, short_times),
-            ("trainval", "0Fi83BHQsMA", "00002", "short", short_words, short_times),
-            ("trainval", "5ZOg-2_eA9k", "00004", "short", ["HELLO", "THERE"], [(0.1, 0.5), (0.6, 1.0)]),
-            ("trainval", "aBcD_efGh12", "00001", "short", ["WE", "DO"], [(0.1, 0.5), (0.6, 1.0)]),
-            ("test", "zzTestSpk01", "00001", "short", ["WHAT", "NOW"], [(0.1, 0.5), (0.6, 1.0)])]
+    rows = [
+        ("pretrain", "0Fi83BHQsMA", "00002", "long", WORDS, TIMES),
+        ("pretrain", "5ZOg-2_eA9k", "00001", "short", short_words, short_times),
+        ("trainval", "0Fi83BHQsMA", "00002", "short", short_words, short_times),
+        ("trainval", "5ZOg-2_eA9k", "00004", "short", ["HELLO", "THERE"], [(0.1, 0.5), (0.6, 1.0)]),
+        ("trainval", "aBcD_efGh12", "00001", "short", ["WE", "DO"], [(0.1, 0.5), (0.6, 1.0)]),
+        ("test", "zzTestSpk01", "00001", "short", ["WHAT", "NOW"], [(0.1, 0.5), (0.6, 1.0)]),
+    ]
     for split, spk, clip, kind, words, times in rows:
         rel = Path(split) / spk / f"{clip}.mp4"
         _put(clips, kind, corpus / rel, _lrs_txt(words, times), lm, rel)
@@ -103,9 +107,29 @@ def _lrs3_tree(clips, root: Path, lm: Path) -> Path:
 def test_lrs3_stages_1_to_5(clips, tmp_path, recipe_copy):
     corpus = _lrs3_tree(clips, tmp_path, tmp_path / "lrs3_landmarks")
     recipe = recipe_copy("lrs3", tmp_path / "recipe")
-    proc = _run(recipe, ["./run.sh", "--setting", "low", "--model", "base", "--nj", "2", "--max_len", "1.0",
-                         "--valid_size", "1", "--landmarks_dir", str(tmp_path / "lrs3_landmarks"),
-                         "--stop_stage", "5", "--nbpe", "20"], _env(LRS3=str(corpus)))
+    proc = _run(
+        recipe,
+        [
+            "./run.sh",
+            "--setting",
+            "low",
+            "--model",
+            "base",
+            "--nj",
+            "2",
+            "--max_len",
+            "1.0",
+            "--valid_size",
+            "1",
+            "--landmarks_dir",
+            str(tmp_path / "lrs3_landmarks"),
+            "--stop_stage",
+            "5",
+            "--nbpe",
+            "20",
+        ],
+        _env(LRS3=str(corpus)),
+    )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     # stage 1: the 2.4 s pretrain clip is split at word boundaries into <= 1 s segments
     segs = (recipe / "data" / "pretrain" / "segments").read_text().splitlines()
@@ -137,11 +161,13 @@ def _lrs2_tree(clips, top: Path) -> Path:
     """LRS2 as downloaded: mvlrs_v1/{main,pretrain}/ and the split lists next to it."""
     root = top / "mvlrs_v1"
     two = (["HELLO", "THERE"], [(0.1, 0.5), (0.6, 1.0)])
-    rows = [("pretrain", "5535415699068794046", "00001", "long", WORDS, TIMES),
-            ("main", "5535415699068794046", "00002", "short", *two),
-            ("main", "5535415699068794046", "00003", "short", ["WE", "DO"], None),
-            ("main", "6300370419826092098", "00001", "short", *two),
-            ("main", "6331559613336179781", "00001", "short", ["WHAT", "NOW"], None)]
+    rows = [
+        ("pretrain", "5535415699068794046", "00001", "long", WORDS, TIMES),
+        ("main", "5535415699068794046", "00002", "short", *two),
+        ("main", "5535415699068794046", "00003", "short", ["WE", "DO"], None),
+        ("main", "6300370419826092098", "00001", "short", *two),
+        ("main", "6331559613336179781", "00001", "short", ["WHAT", "NOW"], None),
+    ]
     for sub, vid, clip, kind, words, times in rows:
         _put(clips, kind, root / sub / vid / f"{clip}.mp4", _lrs_txt(words, times))
     # split lists next to mvlrs_v1/, as in the download; test.txt lines carry a tag
@@ -155,8 +181,9 @@ def _lrs2_tree(clips, top: Path) -> Path:
 def test_lrs2_stages_1_to_5(clips, tmp_path, recipe_copy):
     root = _lrs2_tree(clips, tmp_path / "lrs2")
     recipe = recipe_copy("lrs2", tmp_path / "recipe")
-    proc = _run(recipe, ["./run.sh", "--nj", "2", "--max_len", "1.0", "--stop_stage", "5", "--nbpe", "20"],
-                _env(LRS2=str(root)))
+    proc = _run(
+        recipe, ["./run.sh", "--nj", "2", "--max_len", "1.0", "--stop_stage", "5", "--nbpe", "20"], _env(LRS2=str(root))
+    )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     assert len(_keys(recipe / "data" / "pretrain" / "segments")) == 3
     _check_dump_dir(recipe / "dump" / "pretrain", 3, labelled=False)
@@ -169,16 +196,18 @@ def test_lrs2_stages_1_to_5(clips, tmp_path, recipe_copy):
 # ------------------------------------------------------------------ VoxCeleb2
 def test_vox2_stages_1_to_4_and_length_buckets(clips, tmp_path, recipe_copy):
     root = tmp_path / "voxceleb2"
-    for rel, kind in (("id00012/21Uxsk56VDQ/00001", "long"), ("id00012/21Uxsk56VDQ/00002", "short"),
-                      ("id00015/0a1B2c3D4e5/00001", "short")):
+    for rel, kind in (
+        ("id00012/21Uxsk56VDQ/00001", "long"),
+        ("id00012/21Uxsk56VDQ/00002", "short"),
+        ("id00015/0a1B2c3D4e5/00001", "short"),
+    ):
         _put(clips, kind, root / "dev" / "mp4" / f"{rel}.mp4")
     en = tmp_path / "vox2_en.lst"  # English ids only (AV-HuBERT format); one listed clip is missing
     en.write_text("id00012/21Uxsk56VDQ/00001\nid00012/21Uxsk56VDQ/00002\nid00099/zzzzzzzzzzz/00001\n")
     asr = tmp_path / "vox2_text.txt"
     asr.write_text("id00012/21Uxsk56VDQ/00001 SO WHAT DO WE DO NOW\n")
     recipe = recipe_copy("vox2", tmp_path / "recipe")
-    proc = _run(recipe, ["./run.sh", "--nj", "2"],
-                _env(VOXCELEB2=str(root), VOX2_EN_LIST=str(en), VOX2_TEXT=str(asr)))
+    proc = _run(recipe, ["./run.sh", "--nj", "2"], _env(VOXCELEB2=str(root), VOX2_EN_LIST=str(en), VOX2_TEXT=str(asr)))
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     assert "1 listed but missing" in proc.stdout
     ids = _check_dump_dir(recipe / "dump" / "vox2", 2, labelled=False)

@@ -5,6 +5,7 @@ wrote and the RESULTS.md table. About 4-8 minutes on 2 CPU cores.
 
 Marked ``recipe``: ``pytest -m "not recipe"`` leaves it out of a quick run.
 """
+
 from __future__ import annotations
 
 import os
@@ -138,8 +139,13 @@ def slurm_run(ci_run, tmp_path_factory, recipe_copy):
     sbatch = recipe / "fake_sbatch"
     sbatch.write_text(FAKE_SBATCH)
     sbatch.chmod(0o755)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "slurm",
-           "SBATCH": str(sbatch), "MINI_LRS3": str(local_recipe / "downloads" / "mini_lrs3")}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "USR2_CMD_BACKEND": "slurm",
+        "SBATCH": str(sbatch),
+        "MINI_LRS3": str(local_recipe / "downloads" / "mini_lrs3"),
+    }
     cmd = ["./run.sh", *RUN_OPTS, "--test_sets", "test test_long", "--stop_stage", "10"]
     first = subprocess.run(cmd, cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
     again = subprocess.run([*cmd, "--stage", "2"], cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
@@ -153,8 +159,11 @@ def test_cluster_path_resumes_a_killed_task_and_gives_the_local_lists(slurm_run)
     assert first.returncode != 0 and "ROI extraction of" in first.stderr, first.stderr[-2000:]
     assert again.returncode == 0, (again.stdout[-3000:], again.stderr[-3000:])
     # the resubmitted task 2 took its finished utterances from the journal
-    resumed = [p for p in (recipe / "dump" / "extract").glob("*/log/roi.2.log")
-               if "done by an earlier run (journal)" in p.read_text()]
+    resumed = [
+        p
+        for p in (recipe / "dump" / "extract").glob("*/log/roi.2.log")
+        if "done by an earlier run (journal)" in p.read_text()
+    ]
     assert len(resumed) == 1, [p.read_text()[-500:] for p in (recipe / "dump" / "extract").glob("*/log/roi.2.log")]
     assert "#SBATCH --array=1-2" in (resumed[0].parent / "q" / "roi.sh").read_text()
     for s in ("trainval_train", "valid", "pretrain", "test", "test_long"):

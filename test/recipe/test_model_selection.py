@@ -1,5 +1,6 @@
 """espnet_usr2.utils.model_selection (and its command, usr2_model_selection): the model file name a training config makes ESPnet's
 trainer write, and finding it in an experiment directory (with a clear error when missing)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,14 +23,20 @@ ACC_AV = {"best_model_criterion": [["valid", "acc_av", "max"]], "keep_nbest_mode
 LOSS1 = {"best_model_criterion": [["valid", "loss", "min"], ["valid", "acc", "max"]], "keep_nbest_models": 1}
 
 
-@pytest.mark.parametrize("config, name", [
-    (ACC_AV, "valid.acc_av.ave.pth"),
-    (LOSS1, "valid.loss.best.pth"),  # one kept model: the best epoch itself
-    ({"best_model_criterion": [["valid", "cer_ctc_a", "min"]], "keep_nbest_models": [1, 3]}, "valid.cer_ctc_a.ave.pth"),
-    ({"best_model_criterion": [["valid", "acc", "max"]], "keep_nbest_models": 0}, "valid.acc.best.pth"),
-    ({"best_model_criterion": ["valid,acc_av_teacher,max"]}, "valid.acc_av_teacher.ave.pth"),  # CLI form
-    ({}, "train.loss.ave.pth"),  # ESPnet's defaults: first criterion train/loss/min, 10 kept
-])
+@pytest.mark.parametrize(
+    "config, name",
+    [
+        (ACC_AV, "valid.acc_av.ave.pth"),
+        (LOSS1, "valid.loss.best.pth"),  # one kept model: the best epoch itself
+        (
+            {"best_model_criterion": [["valid", "cer_ctc_a", "min"]], "keep_nbest_models": [1, 3]},
+            "valid.cer_ctc_a.ave.pth",
+        ),
+        ({"best_model_criterion": [["valid", "acc", "max"]], "keep_nbest_models": 0}, "valid.acc.best.pth"),
+        ({"best_model_criterion": ["valid,acc_av_teacher,max"]}, "valid.acc_av_teacher.ave.pth"),  # CLI form
+        ({}, "train.loss.ave.pth"),  # ESPnet's defaults: first criterion train/loss/min, 10 kept
+    ],
+)
 def test_default_inference_model(config, name):
     assert default_inference_model(config) == name
 
@@ -44,13 +51,16 @@ def test_espnet_defaults_match_espnet():
     assert list(parser.get_default("keep_nbest_models")) == ESPNET_DEFAULT_KEEP_NBEST_MODELS
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"best_model_criterion": [["valid", "acc"]]}, "is not [phase, criterion, mode]"),
-    ({"best_model_criterion": [["valid", "acc", "best"]]}, "mode must be min or max"),
-    ({"best_model_criterion": []}, "non-empty list"),
-    ({"best_model_criterion": "valid,acc,max"}, "non-empty list"),
-    ({"best_model_criterion": [["valid", "acc", "max"]], "keep_nbest_models": "5"}, "keep_nbest_models"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"best_model_criterion": [["valid", "acc"]]}, "is not [phase, criterion, mode]"),
+        ({"best_model_criterion": [["valid", "acc", "best"]]}, "mode must be min or max"),
+        ({"best_model_criterion": []}, "non-empty list"),
+        ({"best_model_criterion": "valid,acc,max"}, "non-empty list"),
+        ({"best_model_criterion": [["valid", "acc", "max"]], "keep_nbest_models": "5"}, "keep_nbest_models"),
+    ],
+)
 def test_bad_selection_keys_are_named(config, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         default_inference_model(config)
@@ -136,6 +146,9 @@ def test_cli(tmp_path, capsys):
     assert "valid.acc_av.ave.pth" in capsys.readouterr().err
     (tmp_path / "valid.acc_av.ave.pth").write_bytes(b"x")
     # as usr2.sh calls it: a fresh interpreter, no torch import needed
-    proc = subprocess.run([sys.executable, "-m", "espnet_usr2.bin.usr2_model_selection", "--exp_dir", str(tmp_path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet_usr2.bin.usr2_model_selection", "--exp_dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "valid.acc_av.ave.pth"), proc.stderr

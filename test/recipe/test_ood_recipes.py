@@ -2,6 +2,7 @@
 egs2/librispeech/usr2 (flac + <speaker>-<chapter>.trans.txt, audio only) and egs2/wildvsr/usr2
 (videos/ + labels.json, or a Kaldi-style list; video only): local/data.sh, preparation,
 decoding of a given tiny model (--model_dir) in the corpus's modality, scoring, RESULTS.md."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,12 @@ pytestmark = pytest.mark.recipe  # slow: leave out of a quick run with -m "not r
 
 
 def _run(recipe: Path, args: list, **env: str) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                "USR2_CMD_BACKEND": "local", "OMP_NUM_THREADS": "1"}
+    full_env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "USR2_CMD_BACKEND": "local",
+        "OMP_NUM_THREADS": "1",
+    }
     for var in ("LIBRISPEECH", "WILDVSR", "WILDVSR_LIST"):
         full_env.pop(var, None)
     proc = subprocess.run(args, cwd=recipe, env={**full_env, **env}, capture_output=True, text=True, timeout=600)
@@ -35,17 +40,20 @@ def _keys(path: Path) -> list:
 def _flac(path: Path, seconds: float, seed: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    soundfile.write(str(path), (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000,
-                    format="FLAC")
+    soundfile.write(
+        str(path), (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000, format="FLAC"
+    )
 
 
 def _librispeech_tree(root: Path) -> Path:
     """test-clean: speakers 1089 (chapter 134686, 2 utterances) and 121 (chapter 121726, 1 + a
     flac without a transcript line); test-other: speaker 1688, 1 utterance."""
     corpus = root / "LibriSpeech"
-    rows = {("test-clean", "1089", "134686"): {"0000": "HE HOPED THERE WOULD BE STEW", "0001": "STUFF IT INTO YOU"},
-            ("test-clean", "121", "121726"): {"0000": "ALSO A POPULAR CONTRIVANCE"},
-            ("test-other", "1688", "142285"): {"0000": "THERE WAS A SOUND"}}
+    rows = {
+        ("test-clean", "1089", "134686"): {"0000": "HE HOPED THERE WOULD BE STEW", "0001": "STUFF IT INTO YOU"},
+        ("test-clean", "121", "121726"): {"0000": "ALSO A POPULAR CONTRIVANCE"},
+        ("test-other", "1688", "142285"): {"0000": "THERE WAS A SOUND"},
+    }
     for n, ((split, spk, chapter), utts) in enumerate(rows.items()):
         d = corpus / split / spk / chapter
         for k, utt in enumerate(utts):
@@ -58,8 +66,11 @@ def _librispeech_tree(root: Path) -> Path:
 def test_librispeech_test_sets_decode_audio_only(tiny_model_dir, tmp_path, recipe_copy):
     corpus = _librispeech_tree(tmp_path)
     recipe = recipe_copy("librispeech", tmp_path / "recipe")
-    proc = _run(recipe, ["./run.sh", "--model_dir", str(tiny_model_dir), "--nj", "2", "--inference_nj", "2"],
-                LIBRISPEECH=str(corpus))
+    proc = _run(
+        recipe,
+        ["./run.sh", "--model_dir", str(tiny_model_dir), "--nj", "2", "--inference_nj", "2"],
+        LIBRISPEECH=str(corpus),
+    )
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
     clean = ["1089-134686-0000", "1089-134686-0001", "121-121726-0000"]
     data = recipe / "data" / "test_clean"
@@ -98,8 +109,11 @@ def test_librispeech_decodes_a_model_another_recipe_trained(tiny_model_dir, tmp_
     shutil.copy(tiny_model_dir / "model.pth", exp / "valid.loss.best.pth")
     corpus = _librispeech_tree(tmp_path)
     recipe = recipe_copy("librispeech", tmp_path / "recipe")
-    proc = _run(recipe, ["./run.sh", "--model_dir", "../mini_lrs3/usr2/exp/usr2_tiny", "--nj", "1",
-                         "--inference_nj", "1"], LIBRISPEECH=str(corpus))
+    proc = _run(
+        recipe,
+        ["./run.sh", "--model_dir", "../mini_lrs3/usr2/exp/usr2_tiny", "--nj", "1", "--inference_nj", "1"],
+        LIBRISPEECH=str(corpus),
+    )
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
     assert "Stage 13: scored test_clean audio (3 of 3 utterances)" in proc.stdout
 
@@ -127,8 +141,11 @@ def wildvsr_tree(clips, tmp_path_factory):
 
 def test_wildvsr_release_layout_decodes_video_only(wildvsr_tree, tiny_model_dir, tmp_path, recipe_copy):
     recipe = recipe_copy("wildvsr", tmp_path / "recipe")
-    proc = _run(recipe, ["./run.sh", "--model_dir", str(tiny_model_dir), "--nj", "2", "--inference_nj", "1"],
-                WILDVSR=str(wildvsr_tree))
+    proc = _run(
+        recipe,
+        ["./run.sh", "--model_dir", str(tiny_model_dir), "--nj", "2", "--inference_nj", "1"],
+        WILDVSR=str(wildvsr_tree),
+    )
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
     data = recipe / "data" / "test"
     utts = ["wildvsr_0000", "wildvsr_0001"]
@@ -146,8 +163,9 @@ def test_wildvsr_release_layout_decodes_video_only(wildvsr_tree, tiny_model_dir,
 def test_wildvsr_kaldi_list_is_accepted(wildvsr_tree, tmp_path, recipe_copy):
     recipe = recipe_copy("wildvsr", tmp_path / "recipe")
     listing = tmp_path / "wildvsr.list"
-    listing.write_text(f"clip_b {wildvsr_tree / 'videos' / '0001.mp4'} SO NEXT\nclip_a {wildvsr_tree}/videos/0000.mp4 "
-                       "HELLO THERE\n")
+    listing.write_text(
+        f"clip_b {wildvsr_tree / 'videos' / '0001.mp4'} SO NEXT\nclip_a {wildvsr_tree}/videos/0000.mp4 HELLO THERE\n"
+    )
     proc = _run(recipe, ["local/data.sh"], WILDVSR_LIST=str(listing))
     assert proc.returncode == 0, proc.stderr
     assert (recipe / "data" / "test" / "text").read_text() == "clip_a HELLO THERE\nclip_b SO NEXT\n"

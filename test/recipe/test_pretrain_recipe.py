@@ -1,5 +1,6 @@
 """usr2.sh --pretrain_config: self-supervised pre-training inside stage 11, before the first
 recognition run, whose encoder file that run starts from (the --pretrained_encoder path)."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,12 @@ ENCODER_PARTS = ("audio_frontend.", "video_frontend.", "fusion.", "encoder.block
 
 
 def _usr2(recipe: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "USR2_CMD_BACKEND": "local", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "USR2_CMD_BACKEND": "local",
+        "OMP_NUM_THREADS": "1",
+    }
     return subprocess.run(["./usr2.sh", *args], cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -35,9 +40,20 @@ def recipe(write_toy_corpus, tmp_path_factory) -> Path:
     for name, n, seed in (("train", 8, 0), ("valid", 3, 1), ("unl", 8, 2)):
         write_toy_corpus(recipe / "dump" / name, num_utts=n, seed=seed, prefix=name)
     (recipe / "dump" / "unl" / "text").unlink()
-    proc = subprocess.run([sys.executable, str(TEMPLATE / "pyscripts" / "make_bpe.py"), "--text",
-                           str(recipe / "dump" / "train" / "text"), "--outdir", str(root / "tok"), "--nbpe", "12"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(TEMPLATE / "pyscripts" / "make_bpe.py"),
+            "--text",
+            str(recipe / "dump" / "train" / "text"),
+            "--outdir",
+            str(root / "tok"),
+            "--nbpe",
+            "12",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     (recipe / "conf").mkdir()
     supervised = yaml.safe_load(CI_SUP.read_text())
@@ -55,10 +71,29 @@ def recipe(write_toy_corpus, tmp_path_factory) -> Path:
 
 def test_stage_11_pretrains_and_starts_recognition_from_its_encoder(recipe):
     tok = recipe.parent / "tok"
-    proc = _usr2(recipe, "--stage", "10", "--stop_stage", "11", "--labelled_sets", "train", "--valid_set", "valid",
-                 "--token_list", str(tok / "tokens.txt"), "--bpemodel", str(tok / "bpe.model"),
-                 "--train_config", "conf/sup.yaml", "--tag", "sup",
-                 "--pretrain_config", "conf/pretrain.yaml", "--pretrain_sets", "train unl")
+    proc = _usr2(
+        recipe,
+        "--stage",
+        "10",
+        "--stop_stage",
+        "11",
+        "--labelled_sets",
+        "train",
+        "--valid_set",
+        "valid",
+        "--token_list",
+        str(tok / "tokens.txt"),
+        "--bpemodel",
+        str(tok / "bpe.model"),
+        "--train_config",
+        "conf/sup.yaml",
+        "--tag",
+        "sup",
+        "--pretrain_config",
+        "conf/pretrain.yaml",
+        "--pretrain_sets",
+        "train unl",
+    )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     pt_exp = recipe / "exp" / "pretrain_pretrain_train+unl"
     assert (recipe / "dump" / "train+unl" / "video.scp").read_text().count("\n") == 16
@@ -79,9 +114,28 @@ def test_stage_11_pretrains_and_starts_recognition_from_its_encoder(recipe):
 def test_pretrain_config_and_pretrained_encoder_exclude_each_other(recipe, tmp_path):
     tok = recipe.parent / "tok"
     (tmp_path / "enc.pth").write_bytes(b"x")
-    proc = _usr2(recipe, "--stage", "11", "--stop_stage", "11", "--labelled_sets", "train", "--valid_set", "valid",
-                 "--token_list", str(tok / "tokens.txt"), "--bpemodel", str(tok / "bpe.model"),
-                 "--train_config", "conf/sup.yaml", "--tag", "both", "--pretrain_config", "conf/pretrain.yaml",
-                 "--pretrained_encoder", str(tmp_path / "enc.pth"))
+    proc = _usr2(
+        recipe,
+        "--stage",
+        "11",
+        "--stop_stage",
+        "11",
+        "--labelled_sets",
+        "train",
+        "--valid_set",
+        "valid",
+        "--token_list",
+        str(tok / "tokens.txt"),
+        "--bpemodel",
+        str(tok / "bpe.model"),
+        "--train_config",
+        "conf/sup.yaml",
+        "--tag",
+        "both",
+        "--pretrain_config",
+        "conf/pretrain.yaml",
+        "--pretrained_encoder",
+        str(tmp_path / "enc.pth"),
+    )
     assert proc.returncode != 0
     assert "give --pretrain_config or --pretrained_encoder, not both" in proc.stdout + proc.stderr

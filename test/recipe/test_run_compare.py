@@ -12,6 +12,7 @@ were files.
 
 Marked ``recipe``: ``pytest -m "not recipe"`` leaves it out of a quick run.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs2" / "mini_lrs3" / "usr2"
-GEN_OPTS = ("--n_pretrain 10 --n_trainval 18 --n_test 4 --n_long 2 --n_speakers 3 --n_test_speakers 2 "
-            "--max_words 5 --long_min_words 8 --long_max_words 10 --size 128")
+GEN_OPTS = (
+    "--n_pretrain 10 --n_trainval 18 --n_test 4 --n_long 2 --n_speakers 3 --n_test_speakers 2 "
+    "--max_words 5 --long_min_words 8 --long_max_words 10 --size 128"
+)
 METHODS = ("sup_comat", "pt_usr1")
 SEMI = {"sup_comat": None, "pt_usr1": "usr1"}
 STEPS_PER_EPOCH, EPOCHS = 2, 2
@@ -43,8 +46,9 @@ pytestmark = pytest.mark.recipe
 
 def _run_compare(recipe: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "USR2_CMD_BACKEND": "local"}
-    return subprocess.run(["./run_compare.sh", *args], cwd=recipe, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        ["./run_compare.sh", *args], cwd=recipe, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _ci_pretrain_config(path: Path) -> Path:
@@ -62,12 +66,44 @@ def _ci_pretrain_config(path: Path) -> Path:
 
 def _miniature_args(pretrain_config: Path, methods=METHODS):
     decodes = " ".join(f"{t}={c}" for t, c in DECODES.items())
-    return ("--gen_opts", GEN_OPTS, "--seeds", "1", "--methods", " ".join(methods),
-            "--steps_per_epoch", str(STEPS_PER_EPOCH), "--epochs", str(EPOCHS), "--valid_size", "4", "--nbpe", "40",
-            "--warmup_config", "conf/train_usr2_ci_sup.yaml", "--train_config", "conf/train_usr2_ci.yaml",
-            "--decodes", decodes, "--noise_config", "conf/decode_ci.yaml", "--snrs", "0", "--batch_frames", "300",
-            "--jobs", "2", "--use_lm", "true", "--lm_config", "conf/train_lm_tiny.yaml",
-            "--lm_train_text", "dump_cmp/pretrain/text", "--pretrain_config", str(pretrain_config))
+    return (
+        "--gen_opts",
+        GEN_OPTS,
+        "--seeds",
+        "1",
+        "--methods",
+        " ".join(methods),
+        "--steps_per_epoch",
+        str(STEPS_PER_EPOCH),
+        "--epochs",
+        str(EPOCHS),
+        "--valid_size",
+        "4",
+        "--nbpe",
+        "40",
+        "--warmup_config",
+        "conf/train_usr2_ci_sup.yaml",
+        "--train_config",
+        "conf/train_usr2_ci.yaml",
+        "--decodes",
+        decodes,
+        "--noise_config",
+        "conf/decode_ci.yaml",
+        "--snrs",
+        "0",
+        "--batch_frames",
+        "300",
+        "--jobs",
+        "2",
+        "--use_lm",
+        "true",
+        "--lm_config",
+        "conf/train_lm_tiny.yaml",
+        "--lm_train_text",
+        "dump_cmp/pretrain/text",
+        "--pretrain_config",
+        str(pretrain_config),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +149,9 @@ def test_comat_distils_the_stage_2_lm(compare_run):
     exp = recipe / "exp_cmp"
     lm = exp / LM_DIR
     # LM text: the labelled transcripts and --lm_train_text (the unlabelled clips' transcripts)
-    n_text = sum(len((recipe / "dump_cmp" / s / "text").read_text().splitlines()) for s in ("trainval_train", "pretrain"))
+    n_text = sum(
+        len((recipe / "dump_cmp" / s / "text").read_text().splitlines()) for s in ("trainval_train", "pretrain")
+    )
     assert len((lm / "data" / "train.txt").read_text().splitlines()) == n_text
     assert float((lm / "perplexity_valid" / "ppl").read_text()) > 1
     config = yaml.safe_load((exp / "sup_comat_seed1" / "config.yaml").read_text())
@@ -168,24 +206,37 @@ def test_the_report_has_a_row_per_method_the_step_cost_and_the_timing(compare_ru
         assert steps[name]["mean"] > 0, name
     assert list(out.glob("*.png")), "no plots"
     timing = dict(line.split("\t") for line in (recipe / "exp_cmp" / "timing.tsv").read_text().splitlines()[1:])
-    for what in ("corpus", "prepare", "lm", "warmup", "pretrain", "warmup_pt", "decode_warmup_pt",
-                 "train_sup_comat_seed1", "decode_pt_usr1_seed1", "noise_pt_usr1_seed1"):
+    for what in (
+        "corpus",
+        "prepare",
+        "lm",
+        "warmup",
+        "pretrain",
+        "warmup_pt",
+        "decode_warmup_pt",
+        "train_sup_comat_seed1",
+        "decode_pt_usr1_seed1",
+        "noise_pt_usr1_seed1",
+    ):
         assert int(timing[what]) >= 0, what
     assert "min in all" in stdout
 
 
-@pytest.mark.parametrize("args, error", [
-    (("--methods", "usr2_comat"), "give --use_lm true"),
-    (("--methods", "usr2_comatpl"), "give --use_lm true"),
-    (("--methods", "sup_comatpl", "--use_lm", "true"), "COMAT on pseudo-labels needs a usr2 method"),
-    (("--methods", "pt_usr2"), "give --pretrain_config"),
-    (("--methods", "usr3"), "unknown method 'usr3': no conf/compare/usr3.yaml. The methods: "),
-    (("--methods", "pt_usr3_comat"), "unknown method 'pt_usr3_comat': no conf/compare/usr3.yaml."),
-    (("--decodes", "beam_lm=conf/decode_mini_lm.yaml"), "sets lm_weight > 0 (shallow fusion): give --use_lm true"),
-    (("--decodes", "greedy"), "'greedy' is not TAG=YAML"),
-    (("--decodes", "a=conf/decode_mini.yaml a=conf/decode_ci.yaml"), "tag 'a' is given twice"),
-    (("--decodes", "b=conf/no_such.yaml"), "conf/no_such.yaml, does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (("--methods", "usr2_comat"), "give --use_lm true"),
+        (("--methods", "usr2_comatpl"), "give --use_lm true"),
+        (("--methods", "sup_comatpl", "--use_lm", "true"), "COMAT on pseudo-labels needs a usr2 method"),
+        (("--methods", "pt_usr2"), "give --pretrain_config"),
+        (("--methods", "usr3"), "unknown method 'usr3': no conf/compare/usr3.yaml. The methods: "),
+        (("--methods", "pt_usr3_comat"), "unknown method 'pt_usr3_comat': no conf/compare/usr3.yaml."),
+        (("--decodes", "beam_lm=conf/decode_mini_lm.yaml"), "sets lm_weight > 0 (shallow fusion): give --use_lm true"),
+        (("--decodes", "greedy"), "'greedy' is not TAG=YAML"),
+        (("--decodes", "a=conf/decode_mini.yaml a=conf/decode_ci.yaml"), "tag 'a' is given twice"),
+        (("--decodes", "b=conf/no_such.yaml"), "conf/no_such.yaml, does not exist"),
+    ],
+)
 def test_bad_arms_fail_before_any_work(tmp_path, args, error, recipe_copy):
     recipe = recipe_copy("mini_lrs3", tmp_path / "usr2")
     proc = _run_compare(recipe, *args, timeout=120)
@@ -202,8 +253,15 @@ def test_rerunning_a_stage_skips_what_is_done(compare_run):
     hyps = sorted(run.glob("*/test*/*/text"))
     assert len(hyps) == len(DECODES) * 2 * 3
     before = {h: h.stat().st_mtime_ns for h in hyps}
-    proc = _run_compare(recipe, *_miniature_args(recipe.parent / "pretrain_ci.yaml", methods=("pt_usr1",)),
-                        "--stage", "4", "--stop_stage", "4", timeout=600)
+    proc = _run_compare(
+        recipe,
+        *_miniature_args(recipe.parent / "pretrain_ci.yaml", methods=("pt_usr1",)),
+        "--stage",
+        "4",
+        "--stop_stage",
+        "4",
+        timeout=600,
+    )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     log = (recipe / "exp_cmp" / "pt_usr1_seed1.log").read_text()
     for tag in DECODES:
@@ -212,8 +270,22 @@ def test_rerunning_a_stage_skips_what_is_done(compare_run):
     # stage 2 again, same settings: the prepared data is kept (runs may be reading its shapes)
     shapes = sorted((recipe / "exp_cmp").glob("stats_*/train/*_shape"))
     before = {p: p.stat().st_mtime_ns for p in shapes}
-    proc = _run_compare(recipe, "--gen_opts", GEN_OPTS, "--valid_size", "4", "--nbpe", "40",
-                        "--train_config", "conf/train_usr2_ci.yaml", "--stage", "2", "--stop_stage", "2", timeout=120)
+    proc = _run_compare(
+        recipe,
+        "--gen_opts",
+        GEN_OPTS,
+        "--valid_size",
+        "4",
+        "--nbpe",
+        "40",
+        "--train_config",
+        "conf/train_usr2_ci.yaml",
+        "--stage",
+        "2",
+        "--stop_stage",
+        "2",
+        timeout=120,
+    )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     assert "already prepared with these settings" in proc.stdout, proc.stdout[-2000:]
     assert shapes and {p: p.stat().st_mtime_ns for p in shapes} == before
@@ -238,10 +310,30 @@ def test_every_method_resolves_to_its_options_before_the_confs(tmp_path, recipe_
     rows = [line.split("\t") for line in OPTIONS_BEFORE.read_text().splitlines() if not line.startswith("#")]
     methods = list(dict.fromkeys(r[0] for r in rows))
     recipe = recipe_copy("mini_lrs3", tmp_path / "usr2")
-    proc = _run_compare(recipe, "--methods", " ".join(methods), "--seeds", "1 3", "--dry_run", "true",
-                        "--use_lm", "true", "--pretrain_config", "conf/pretrain_usr2_mini.yaml",
-                        "--steps_per_epoch", "7", "--epochs", "2", "--train_args", "--num_workers 0",
-                        "--sup_batch_size", "5", "--comat_weight", "0.5", timeout=600)
+    proc = _run_compare(
+        recipe,
+        "--methods",
+        " ".join(methods),
+        "--seeds",
+        "1 3",
+        "--dry_run",
+        "true",
+        "--use_lm",
+        "true",
+        "--pretrain_config",
+        "conf/pretrain_usr2_mini.yaml",
+        "--steps_per_epoch",
+        "7",
+        "--epochs",
+        "2",
+        "--train_args",
+        "--num_workers 0",
+        "--sup_batch_size",
+        "5",
+        "--comat_weight",
+        "0.5",
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     now = {(r[0], r[1]): r for r in (line.split("\t") for line in proc.stdout.splitlines())}
     assert len(now) == len(rows) == 2 * len(methods)
@@ -269,12 +361,15 @@ def test_a_method_conf_reads_as_option_words(tmp_path):
     from espnet_usr2.bin.usr2_compare_conf import fuses_lm, method_options
 
     conf = tmp_path / "arm.yaml"
-    conf.write_text("usr2_sh: {unlabelled_sets: '', semi_type: usr2}\n"
-                    "usr2_train: {batch_size: '${n}', semi_conf: {seed: '${seed}', heads: false, w: {a: 0.5}}}\n")
+    conf.write_text(
+        "usr2_sh: {unlabelled_sets: '', semi_type: usr2}\n"
+        "usr2_train: {batch_size: '${n}', semi_conf: {seed: '${seed}', heads: false, w: {a: 0.5}}}\n"
+    )
     settings = {"seed": "3", "n": "5"}
     assert method_options(str(conf), "usr2_sh", settings) == ["--unlabelled_sets=", "--semi_type", "usr2"]
     assert " ".join(method_options(str(conf), "usr2_train", settings)) == (
-        "--batch_size 5 --semi_conf seed=3 --semi_conf heads=false --semi_conf w.a=0.5")
+        "--batch_size 5 --semi_conf seed=3 --semi_conf heads=false --semi_conf w.a=0.5"
+    )
     with pytest.raises(ValueError, match="no harness setting 'seed'"):
         method_options(str(conf), "usr2_train", {"n": "5"})
     conf.write_text("usr2_train: {semi: two words}\n")

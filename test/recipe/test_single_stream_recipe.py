@@ -3,6 +3,7 @@ video without an audio track and an audio file: the training sets keep only audi
 utterances (stage 4 lists and counts the others), the test set keeps all; each test
 utterance is decoded (a given tiny model, --model_dir) in the modalities it has, and scored
 per modality over those utterances, with the counts in the log and RESULTS.md."""
+
 from __future__ import annotations
 
 import os
@@ -52,13 +53,44 @@ def run(clips, tiny_model_dir, tmp_path_factory):
         (d / "text").write_text("".join(f"{u} a b c\n" for u in utts))
         (d / "utt2spk").write_text("".join(f"{u} {u.split('-')[0]}\n" for u in utts))
     model = tiny_model_dir
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "USR2_CMD_BACKEND": "local", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(["./usr2.sh", "--stage", "2", "--stop_stage", "13", "--nj", "2", "--allow_single_stream",
-                           "true", "--labelled_sets", "train", "--valid_set", "valid", "--test_sets", "test",
-                           "--model_dir", str(model), "--inference_config", "conf/decode_greedy.yaml",
-                           "--inference_nj", "2", "--min_frames", "5"],
-                          cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "USR2_CMD_BACKEND": "local",
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.run(
+        [
+            "./usr2.sh",
+            "--stage",
+            "2",
+            "--stop_stage",
+            "13",
+            "--nj",
+            "2",
+            "--allow_single_stream",
+            "true",
+            "--labelled_sets",
+            "train",
+            "--valid_set",
+            "valid",
+            "--test_sets",
+            "test",
+            "--model_dir",
+            str(model),
+            "--inference_config",
+            "conf/decode_greedy.yaml",
+            "--inference_nj",
+            "2",
+            "--min_frames",
+            "5",
+        ],
+        cwd=recipe,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     (recipe / "run.log").write_text(proc.stdout + proc.stderr)
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
     return recipe, proc.stdout

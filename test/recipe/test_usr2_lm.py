@@ -1,5 +1,6 @@
 """usr2.sh stages 6-8: LM text, ESPnet's LM training and the perplexity, on a toy corpus's text;
 an LM given with --lm_exp is checked against the recipe's token list."""
+
 from __future__ import annotations
 
 import math
@@ -18,15 +19,20 @@ WORDS = ["ABOUT", "BLUE", "CAT", "DOG", "EAT", "FISH", "GO", "HOME", "IT", "JUMP
 
 
 def _env() -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "USR2_CMD_BACKEND": "local", "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "USR2_CMD_BACKEND": "local",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def _write_text(path: Path, prefix: str, n: int, seed: int) -> None:
     rng = random.Random(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{prefix}_{i:03d} {' '.join(rng.choices(WORDS, k=rng.randint(2, 6)))}\n"
-                            for i in range(n)))
+    path.write_text(
+        "".join(f"{prefix}_{i:03d} {' '.join(rng.choices(WORDS, k=rng.randint(2, 6)))}\n" for i in range(n))
+    )
 
 
 @pytest.fixture()
@@ -45,14 +51,31 @@ def recipe(tmp_path: Path) -> Path:
 
 
 def _usr2(recipe: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["./usr2.sh", "--labelled_sets", "tr", "--valid_set", "va", "--use_lm", "true", *args],
-                          cwd=recipe, env=_env(), capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        ["./usr2.sh", "--labelled_sets", "tr", "--valid_set", "va", "--use_lm", "true", *args],
+        cwd=recipe,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.recipe
 def test_lm_stages_write_an_lm_and_its_perplexity(recipe):
-    p = _usr2(recipe, "--stage", "5", "--stop_stage", "8", "--nbpe", "30", "--lm_config", "conf/train_lm_tiny.yaml",
-              "--lm_train_text", "ext.txt")
+    p = _usr2(
+        recipe,
+        "--stage",
+        "5",
+        "--stop_stage",
+        "8",
+        "--nbpe",
+        "30",
+        "--lm_config",
+        "conf/train_lm_tiny.yaml",
+        "--lm_train_text",
+        "ext.txt",
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     lm_exp = recipe / "exp" / "lm_train_lm_tiny"
     train = (lm_exp / "data" / "train.txt").read_text().splitlines()
@@ -80,8 +103,9 @@ def test_given_lm_with_another_token_list_is_refused(recipe):
     (bpedir / "bpe.model").write_text("not read by stage 8's check\n")
     lm = recipe / "lm_elsewhere"
     lm.mkdir()
-    (lm / "config.yaml").write_text(yaml.safe_dump({"lm": "transformer",
-                                                    "token_list": ["<blank>", "<unk>", "\u2581B", "<sos/eos>"]}))
+    (lm / "config.yaml").write_text(
+        yaml.safe_dump({"lm": "transformer", "token_list": ["<blank>", "<unk>", "\u2581B", "<sos/eos>"]})
+    )
     p = _usr2(recipe, "--stage", "8", "--stop_stage", "8", "--nbpe", "30", "--lm_exp", str(lm))
     assert p.returncode != 0
     assert "token 2 is '\u2581B' in the LM and '\u2581A' in the model" in p.stderr, p.stderr
@@ -94,6 +118,7 @@ def test_lm_stages_need_a_config_and_the_text(recipe):
     p = _usr2(recipe, "--stage", "7", "--stop_stage", "7", "--lm_config", "conf/train_lm_tiny.yaml")
     assert p.returncode != 0 and "missing input exp/lm_train_lm_tiny/stats/train/text_shape.bpe" in p.stderr
     # --use_lm false (the default): stages 6-8 do nothing
-    p = subprocess.run(["./usr2.sh", "--stage", "6", "--stop_stage", "8"], cwd=recipe, env=_env(),
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        ["./usr2.sh", "--stage", "6", "--stop_stage", "8"], cwd=recipe, env=_env(), capture_output=True, text=True
+    )
     assert p.returncode == 0 and "Stage 6" not in p.stdout, p.stderr

@@ -9,6 +9,7 @@ The shipped configs are grouped by their selection settings (best_model_criterio
 keep_nbest_models); one pipeline per group runs a tiny model with that group's settings
 (about 1-2 minutes each on 2 cores; marked ``recipe``).
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,10 @@ def _selection_key(config) -> tuple:
 def test_groups_cover_every_shipped_config():
     shipped = sorted(EGS.glob("*/usr2/conf/train_usr2*.yaml"))  # train_lm_*.yaml: ESPnet's LM task (stage 7)
     names = {p.name for p in shipped}
-    assert {f"train_usr2_{m}.yaml" for m in ("base", "base_plus", "large", "huge", "tiny", "mini", "mini_sup",
-                                              "ci", "ci_sup")} <= names, names
+    assert {
+        f"train_usr2_{m}.yaml"
+        for m in ("base", "base_plus", "large", "huge", "tiny", "mini", "mini_sup", "ci", "ci_sup")
+    } <= names, names
     covered = {_selection_key(c): g for g, c in GROUPS.items()}
     assert len(covered) == len(GROUPS), "two groups with the same selection"
     missing = [str(p.relative_to(EGS.parent)) for p in shipped if _selection_key(p) not in covered]
@@ -58,8 +61,12 @@ def test_groups_cover_every_shipped_config():
 
 # ------------------------------------------------------------------ setup
 def _env() -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "USR2_CMD_BACKEND": "local", "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "USR2_CMD_BACKEND": "local",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def _recipe_dir(dst: Path) -> Path:
@@ -71,8 +78,7 @@ def _recipe_dir(dst: Path) -> Path:
 
 
 def _usr2(recipe: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["./usr2.sh", *args], cwd=recipe, env=_env(), capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(["./usr2.sh", *args], cwd=recipe, env=_env(), capture_output=True, text=True, timeout=timeout)
     with open(recipe / "usr2_calls.log", "a") as log:
         log.write(f"$ ./usr2.sh {shlex.join(args)}\n{proc.stdout}{proc.stderr}\n")
     return proc
@@ -97,18 +103,44 @@ def corpus(write_toy_corpus, tmp_path_factory) -> Path:
     for name, (n, seed) in SETS.items():
         write_toy_corpus(root / "dump" / name, num_utts=n, seed=seed, prefix=name)
     (root / "dump" / "unl" / "text").unlink()  # unlabelled
-    proc = subprocess.run([sys.executable, str(TEMPLATE / "pyscripts" / "make_bpe.py"), "--text",
-                           str(root / "dump" / "train" / "text"), "--outdir", str(root / "tok"), "--nbpe", "12"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(TEMPLATE / "pyscripts" / "make_bpe.py"),
+            "--text",
+            str(root / "dump" / "train" / "text"),
+            "--outdir",
+            str(root / "tok"),
+            "--nbpe",
+            "12",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     return root
 
 
 def _data_args(corpus: Path) -> list:
     """The sets and the given tokenizer (stage 5 is not run)."""
-    return ["--labelled_sets", "train", "--unlabelled_sets", "unl", "--valid_set", "valid", "--test_sets", "test",
-            "--token_list", str(corpus / "tok" / "tokens.txt"), "--bpemodel", str(corpus / "tok" / "bpe.model"),
-            "--labelled_batch_frames", "300", "--unlabelled_batch_frames", "300"]
+    return [
+        "--labelled_sets",
+        "train",
+        "--unlabelled_sets",
+        "unl",
+        "--valid_set",
+        "valid",
+        "--test_sets",
+        "test",
+        "--token_list",
+        str(corpus / "tok" / "tokens.txt"),
+        "--bpemodel",
+        str(corpus / "tok" / "bpe.model"),
+        "--labelled_batch_frames",
+        "300",
+        "--unlabelled_batch_frames",
+        "300",
+    ]
 
 
 DECODE_ARGS = ["--inference_config", "conf/decode_ci.yaml", "--inference_nj", "1"]
@@ -127,15 +159,33 @@ def _run_pipeline(group: str, recipe: Path, corpus: Path) -> dict:
     every model) runs with the first group; later groups start at stage 11."""
     (recipe / "conf" / f"{group}.yaml").write_text(yaml.safe_dump(_derived_config(GROUPS[group])))
     first = "11" if (recipe / "exp" / "stats_train" / "train" / "video_shape").is_file() else "10"
-    proc = _usr2(recipe, "--stage", first, "--stop_stage", "14", *_data_args(corpus),
-                 "--sup_train_config", f"conf/{group}.yaml", "--train_config", f"conf/{group}.yaml", *DECODE_ARGS)
+    proc = _usr2(
+        recipe,
+        "--stage",
+        first,
+        "--stop_stage",
+        "14",
+        *_data_args(corpus),
+        "--sup_train_config",
+        f"conf/{group}.yaml",
+        "--train_config",
+        f"conf/{group}.yaml",
+        *DECODE_ARGS,
+    )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     assert f"Successfully finished stages {first}-14" in proc.stdout
     model = default_inference_model(GROUPS[group])
     tag = f"{group}_train_semi_unl"
-    return dict(group=group, recipe=recipe, corpus=corpus, model=model, tag=tag, exp=recipe / "exp" / tag,
-                decode=f"decode_ci_{model[:-len('.pth')]}", args=[*_data_args(corpus), "--train_config",
-                                                                   f"conf/{group}.yaml", *DECODE_ARGS])
+    return dict(
+        group=group,
+        recipe=recipe,
+        corpus=corpus,
+        model=model,
+        tag=tag,
+        exp=recipe / "exp" / tag,
+        decode=f"decode_ci_{model[: -len('.pth')]}",
+        args=[*_data_args(corpus), "--train_config", f"conf/{group}.yaml", *DECODE_ARGS],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +235,9 @@ def test_every_hand_over_uses_the_selected_model(pipeline):
 @pytest.mark.recipe
 def test_missing_model_names_the_files_that_exist(paper_pipeline):
     recipe, model = paper_pipeline["recipe"], paper_pipeline["model"]
-    proc = _usr2(recipe, "--stage", "12", "--stop_stage", "12", "--inference_model", "nope.pth",
-                 *paper_pipeline["args"])
+    proc = _usr2(
+        recipe, "--stage", "12", "--stop_stage", "12", "--inference_model", "nope.pth", *paper_pipeline["args"]
+    )
     assert proc.returncode != 0
     assert f"exp/{paper_pipeline['tag']}/nope.pth (given) does not exist" in proc.stderr, proc.stderr
     assert model in proc.stderr and "checkpoint.pth" in proc.stderr
@@ -202,8 +253,14 @@ def test_exp_run_sh_redecodes_the_same(paper_pipeline):
     assert "nope.pth" not in script  # a failed run (test_missing_model_...) records nothing
     assert (exp / paper_pipeline["decode"] / "run.sh").read_text().splitlines()[-1] == script.splitlines()[-1]
     # from anywhere: the script goes to the recipe directory itself
-    proc = subprocess.run([str(exp / "run.sh"), "--stage", "12", "--stop_stage", "12", "--inference_tag", "again"],
-                          cwd="/", env=_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(exp / "run.sh"), "--stage", "12", "--stop_stage", "12", "--inference_tag", "again"],
+        cwd="/",
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _hyps(exp / "again") == _hyps(exp / paper_pipeline["decode"])
 
@@ -217,8 +274,23 @@ def test_model_dir_decodes_a_given_model(paper_pipeline, tmp_path):
     given.mkdir()
     shutil.copy(exp / "config.yaml", given / "config.yaml")
     shutil.copy((exp / paper_pipeline["model"]).resolve(), given / "model.pth")
-    proc = _usr2(recipe, "--stage", "5", "--stop_stage", "13", "--model_dir", str(given), "--test_sets", "test",
-                 "--modalities", "av", "--inference_config", "conf/decode_ci.yaml", "--inference_nj", "1")
+    proc = _usr2(
+        recipe,
+        "--stage",
+        "5",
+        "--stop_stage",
+        "13",
+        "--model_dir",
+        str(given),
+        "--test_sets",
+        "test",
+        "--modalities",
+        "av",
+        "--inference_config",
+        "conf/decode_ci.yaml",
+        "--inference_nj",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "stages 5, 10 and 11 (tokenizer, training) are skipped" in proc.stdout
     out = recipe / "exp" / "released_base"
@@ -245,12 +317,27 @@ def test_pretrained_encoder_reaches_student_and_teacher(single_pipeline, tmp_pat
     (recipe / "conf" / "lr0.yaml").write_text(yaml.safe_dump(config))
     model = build_model_from_config(recipe / "conf" / "lr0.yaml", corpus / "tok" / "tokens.txt")
     g = torch.Generator().manual_seed(7)
-    init = {k: torch.randn(v.shape, generator=g) for k, v in model.named_parameters()
-            if k.startswith(ENCODER_PREFIXES) and not k.startswith("encoder.after_norm.")}
+    init = {
+        k: torch.randn(v.shape, generator=g)
+        for k, v in model.named_parameters()
+        if k.startswith(ENCODER_PREFIXES) and not k.startswith("encoder.after_norm.")
+    }
     assert any(k.startswith("encoder.blocks.") for k in init) and any(k.startswith("fusion.") for k in init)
     torch.save(init, tmp_path / "encoder.pth")
-    proc = _usr2(recipe, "--stage", "11", "--stop_stage", "11", "--tag", "pre", *_data_args(corpus),
-                 "--train_config", "conf/lr0.yaml", "--pretrained_encoder", str(tmp_path / "encoder.pth"))
+    proc = _usr2(
+        recipe,
+        "--stage",
+        "11",
+        "--stop_stage",
+        "11",
+        "--tag",
+        "pre",
+        *_data_args(corpus),
+        "--train_config",
+        "conf/lr0.yaml",
+        "--pretrained_encoder",
+        str(tmp_path / "encoder.pth"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = recipe / "exp" / "pre"
     assert f"--init_param {tmp_path / 'encoder.pth'}" in (exp / "train.log").read_text()

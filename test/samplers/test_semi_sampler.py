@@ -1,4 +1,5 @@
 """The semi-supervised sampler: budgets, coverage, repetition, redraw, DDP sharding, skipping."""
+
 import argparse
 import logging
 from collections import Counter
@@ -87,8 +88,14 @@ def test_batches_are_redrawn_each_epoch_and_reproducible(pools):
 
 def test_redraw_also_happens_with_equal_lengths():
     # many ties (as in the toy corpus): a plain stable sort would give the same batches forever
-    s = SemiSupervisedBatchSampler({f"l{i}": 10 for i in range(20)}, {f"u{i}": 10 * (1 + i % 3) for i in range(60)},
-                                   40, 100, seed=0, length_jitter=0.0)
+    s = SemiSupervisedBatchSampler(
+        {f"l{i}": 10 for i in range(20)},
+        {f"u{i}": 10 * (1 + i % 3) for i in range(60)},
+        40,
+        100,
+        seed=0,
+        length_jitter=0.0,
+    )
     assert {frozenset(x.unlabelled) for x in s.epoch_steps(1)} != {frozenset(x.unlabelled) for x in s.epoch_steps(2)}
 
 
@@ -173,7 +180,7 @@ def test_iter_factory_num_iters_per_epoch_walks_through_passes(sampler):
     assert all(len(factory.epoch_steps(e)) == 7 for e in range(1, 4))
     assert stream == full[:21]
     far = len(full) // 7 + 1  # a window that crosses from pass 2 into pass 3
-    assert factory.epoch_steps(far) == (full + sampler.rank_steps(3))[(far - 1) * 7: far * 7]
+    assert factory.epoch_steps(far) == (full + sampler.rank_steps(3))[(far - 1) * 7 : far * 7]
 
 
 def test_read_frame_lengths_and_shape_file_choice(tmp_path):
@@ -189,8 +196,16 @@ def test_arguments_allow_the_semi_supervised_batch_type():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch_type", default="folded", choices=["folded", "numel"])
     add_semi_supervised_arguments(parser)
-    args = parser.parse_args(["--batch_type", "semi_supervised", "--unlabelled_shape_file", "s",
-                              "--unlabelled_data_path_and_name_and_type", "v.scp,video,roi_video"])
+    args = parser.parse_args(
+        [
+            "--batch_type",
+            "semi_supervised",
+            "--unlabelled_shape_file",
+            "s",
+            "--unlabelled_data_path_and_name_and_type",
+            "v.scp,video,roi_video",
+        ]
+    )
     assert args.batch_type == "semi_supervised" and args.labelled_batch_frames == 600
     assert args.unlabelled_batch_frames == 4400
     assert args.unlabelled_data_path_and_name_and_type == [("v.scp", "video", "roi_video")]

@@ -1,4 +1,5 @@
 """Confidence masks (eqs. 11-13): ``>=`` keeps a value exactly at tau; options are validated."""
+
 import pytest
 import torch
 
@@ -38,10 +39,15 @@ def test_token_sequence_confidence_is_geometric_mean_of_valid_tokens():
     torch.testing.assert_close(out, torch.tensor([0.6, 0.0]))
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(threshold=1.2), "threshold"), (dict(threshold=-0.1), "threshold"),
-    (dict(ctc_average="tokens"), "ctc_average"), (dict(all_blank="drop"), "all_blank"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(threshold=1.2), "threshold"),
+        (dict(threshold=-0.1), "threshold"),
+        (dict(ctc_average="tokens"), "ctc_average"),
+        (dict(all_blank="drop"), "all_blank"),
+    ],
+)
 def test_config_validation_names_the_option(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ConfidenceConfig(**kwargs)

@@ -1,4 +1,5 @@
 """CTC knowledge distillation with blank selection (Hilmes et al.; semi/ctc_kd.py) on hand-built posteriors."""
+
 import pytest
 import torch
 
@@ -8,8 +9,10 @@ V = 5
 #            t: 0  1  2  3  4  5  6  7  8  9 | padding
 PATH = [[0, 0, 0, 2, 0, 0, 0, 3, 3, 0, 0, 0], [0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]]
 LENGTHS = torch.tensor([10, 6])
-BLANK_P = [[0.99, 0.95, 0.85, 0.1, 0.7, 0.99, 0.97, 0.1, 0.1, 0.92, 0.5, 0.5],
-           [0.99, 0.1, 0.99, 0.99, 0.99, 0.99, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
+BLANK_P = [
+    [0.99, 0.95, 0.85, 0.1, 0.7, 0.99, 0.97, 0.1, 0.1, 0.92, 0.5, 0.5],
+    [0.99, 0.1, 0.99, 0.99, 0.99, 0.99, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+]
 
 
 def teacher_log_probs():
@@ -42,11 +45,14 @@ def test_all_and_blank_elimination():
     assert frames(s[0]) == [3, 7, 8] and frames(s[1]) == [1]
 
 
-@pytest.mark.parametrize("n, row0, row1", [
-    (1, [2, 3, 4, 6, 7, 8, 9], [0, 1, 2]),
-    (2, [1, 2, 3, 4, 5, 6, 7, 8, 9], [0, 1, 2, 3]),   # never beyond the valid length 10
-    (5, list(range(10)), list(range(6))),
-])
+@pytest.mark.parametrize(
+    "n, row0, row1",
+    [
+        (1, [2, 3, 4, 6, 7, 8, 9], [0, 1, 2]),
+        (2, [1, 2, 3, 4, 5, 6, 7, 8, 9], [0, 1, 2, 3]),  # never beyond the valid length 10
+        (5, list(range(10)), list(range(6))),
+    ],
+)
 def test_symmetric_selection(n, row0, row1):
     s = sel(dict(selection="symmetric", symmetric_n=n))
     assert frames(s[0]) == row0 and frames(s[1]) == row1
@@ -79,8 +85,10 @@ def test_random_selection_count_and_reproducibility(ratio):
 
 
 def test_random_selection_varies_with_the_generator():
-    draws = {tuple(frames(sel(dict(selection="random", random_ratio=1.0),
-                              generator=torch.Generator().manual_seed(s))[0])) for s in range(10)}
+    draws = {
+        tuple(frames(sel(dict(selection="random", random_ratio=1.0), generator=torch.Generator().manual_seed(s))[0]))
+        for s in range(10)
+    }
     assert len(draws) > 1
 
 
@@ -116,10 +124,16 @@ def test_teacher_zero_probabilities_give_no_nan_and_gradient_reaches_student_onl
     assert torch.isfinite(loss) and torch.isfinite(student.grad).all()
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(selection="every"), "selection"), (dict(scale=1.1), "scale"), (dict(symmetric_n=-1), "symmetric_n"),
-    (dict(blank_threshold=2.0), "blank_threshold"), (dict(random_ratio=-1.0), "random_ratio"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(selection="every"), "selection"),
+        (dict(scale=1.1), "scale"),
+        (dict(symmetric_n=-1), "symmetric_n"),
+        (dict(blank_threshold=2.0), "blank_threshold"),
+        (dict(random_ratio=-1.0), "random_ratio"),
+    ],
+)
 def test_config_validation_names_the_option(kwargs, name):
     with pytest.raises(ValueError, match=name):
         CTCKDConfig(**kwargs)

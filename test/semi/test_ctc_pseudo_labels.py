@@ -1,5 +1,6 @@
 """CTC pseudo-labels: greedy path, collapse B(.), sequence confidence (eqs. 3, 12-13) and
 USR v1 frame-level PLs (eqs. 1, 11)."""
+
 import math
 
 import pytest
@@ -30,10 +31,14 @@ def peaked_log_probs(paths, probs=None, vocab=V, fill=-1):
 
 
 def test_collapse_merges_repeats_then_drops_blanks():
-    ids = torch.tensor([[0, 3, 3, 0, 3, 4, 4, 0],     # a a _ a b b _ -> 3 3 4
-                        [2, 2, 2, 2, 2, 2, 2, 2],     # one long run  -> 2
-                        [0, 0, 0, 0, 0, 0, 0, 0],     # all blank     -> empty
-                        [5, 1, 5, 1, 9, 9, 9, 9]])    # padding beyond length 4 ignored
+    ids = torch.tensor(
+        [
+            [0, 3, 3, 0, 3, 4, 4, 0],  # a a _ a b b _ -> 3 3 4
+            [2, 2, 2, 2, 2, 2, 2, 2],  # one long run  -> 2
+            [0, 0, 0, 0, 0, 0, 0, 0],  # all blank     -> empty
+            [5, 1, 5, 1, 9, 9, 9, 9],
+        ]
+    )  # padding beyond length 4 ignored
     lengths = torch.tensor([8, 8, 8, 4])
     tokens, lens = ctc_collapse(ids, lengths, blank_id=0, ignore_id=-1)
     assert lens.tolist() == [3, 1, 0, 4]

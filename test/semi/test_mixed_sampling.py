@@ -1,4 +1,5 @@
 """Mixed sampling of AR vs CTC-driven mode: reproducible from (seed, step), schedules."""
+
 import math
 
 import pytest
@@ -56,9 +57,14 @@ def test_step_generator_is_deterministic():
     assert not torch.equal(a, torch.rand(4, generator=step_generator(42, 11)))
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(p_ar=1.5), "p_ar"), (dict(schedule="step"), "schedule"), (dict(p_ar_end=-0.5), "p_ar_end"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(p_ar=1.5), "p_ar"),
+        (dict(schedule="step"), "schedule"),
+        (dict(p_ar_end=-0.5), "p_ar_end"),
+    ],
+)
 def test_config_validation_names_the_option(kwargs, name):
     with pytest.raises(ValueError, match=name):
         MixedSamplingConfig(**kwargs)

@@ -1,4 +1,5 @@
 """The unlabelled objectives wired into the model: mixed sampling, views, weights, stats."""
+
 import pytest
 import torch
 
@@ -18,6 +19,7 @@ def _semi_model(tiny_config, token_list, *extra, semi="usr2"):
 @pytest.fixture
 def mixed_batch(make_av_batch, token_list):
     """``mixed_batch(n_labelled=2)``: a batch of 4, the first ``n_labelled`` with transcripts."""
+
     def make(n_labelled: int = 2):
         batch = make_av_batch(FRAMES, TOKENS, len(token_list))
         labelled = torch.tensor([1] * n_labelled + [0] * (len(FRAMES) - n_labelled)).unsqueeze(1)
@@ -46,8 +48,9 @@ def test_mode_follows_p_ar_and_stats_keys_do_not_depend_on_it(mixed_batch, tiny_
 
 @pytest.mark.parametrize("schedule, step, expected_p", [("linear", 5, 0.5), ("cosine", 10, 1.0), ("linear", 0, 0.0)])
 def test_p_ar_schedule_follows_training_progress(mixed_batch, tiny_config, token_list, schedule, step, expected_p):
-    model = _semi_model(tiny_config, token_list, "--semi_conf", f"p_ar_schedule={schedule}",
-                        "--teacher_conf", "total_steps=10")
+    model = _semi_model(
+        tiny_config, token_list, "--semi_conf", f"p_ar_schedule={schedule}", "--teacher_conf", "total_steps=10"
+    )
     model.teacher.num_updates.fill_(step)
     _, stats, _ = _forward(model, mixed_batch())
     assert stats["p_ar"].item() == pytest.approx(expected_p)
@@ -78,10 +81,11 @@ def test_keep_fraction_is_logged_under_both_confidence_averages(mixed_batch, tin
     """Mostly-blank PLs pass the all-frames average and fail the emitting-frames one; both
     fractions are logged whichever is configured (the configured one also as pl_ctc_keep)."""
     configured = "emitting"
-    model = _semi_model(tiny_config, token_list, "--semi_conf", "p_ar=0.0",
-                        "--semi_conf", f"ctc_confidence_average={configured}")
+    model = _semi_model(
+        tiny_config, token_list, "--semi_conf", "p_ar=0.0", "--semi_conf", f"ctc_confidence_average={configured}"
+    )
     probs = torch.full((len(FRAMES), max(FRAMES), len(token_list)), 0.01 / (len(token_list) - 1))
-    probs[:, :, 0] = 0.99                                 # confident blanks ...
+    probs[:, :, 0] = 0.99  # confident blanks ...
     probs[1:, 1, 0], probs[1:, 1, 3] = 0.5 / (len(token_list) - 1), 0.5  # ... and one unsure token
     probs[0, :, 0], probs[0, :, 2] = probs[0, :, 1], 0.99  # row 0: a confident token everywhere
     model.teacher.model.ctc_head("av").log_softmax = lambda enc: probs[:, : enc.size(1)].log()
@@ -100,6 +104,7 @@ def _frontend_inputs(model) -> dict:
         def hook(_module, args, kwargs):
             seen.setdefault(key, args[0])  # the first call (the unlabelled step has one per network)
             seen.setdefault(key + ("masked",), kwargs.get("masked_frames"))
+
         return hook
 
     for who, net in (("student", model), ("teacher", model.teacher.model)):
@@ -108,17 +113,38 @@ def _frontend_inputs(model) -> dict:
     return seen
 
 
-@pytest.mark.parametrize("semi, view, image_size", [("usr2", "clean", 96), ("usr2", "augmented", 88),
-                                                   ("usr1", "augmented", 88)])
-def test_teacher_view_is_clean_or_its_own_crop_and_flip_and_never_masked(make_av_batch, tiny_config, token_list,
-                                                                         semi, view, image_size):
-    masking = [f"--augmentation_conf={k}={v}" for k, v in (("video_mask_max_s", 0.4), ("video_mask_every_s", 0.2),
-                                                           ("audio_mask_max_s", 0.2), ("audio_mask_every_s", 0.2))]
-    model = _semi_model(tiny_config, token_list, "--semi_conf", f"teacher_view={view}",
-                        "--augmentation_conf", "flip_prob=1.0", *masking, semi=semi)
+@pytest.mark.parametrize(
+    "semi, view, image_size", [("usr2", "clean", 96), ("usr2", "augmented", 88), ("usr1", "augmented", 88)]
+)
+def test_teacher_view_is_clean_or_its_own_crop_and_flip_and_never_masked(
+    make_av_batch, tiny_config, token_list, semi, view, image_size
+):
+    masking = [
+        f"--augmentation_conf={k}={v}"
+        for k, v in (
+            ("video_mask_max_s", 0.4),
+            ("video_mask_every_s", 0.2),
+            ("audio_mask_max_s", 0.2),
+            ("audio_mask_every_s", 0.2),
+        )
+    ]
+    model = _semi_model(
+        tiny_config,
+        token_list,
+        "--semi_conf",
+        f"teacher_view={view}",
+        "--augmentation_conf",
+        "flip_prob=1.0",
+        *masking,
+        semi=semi,
+    )
     batch = make_av_batch(FRAMES, TOKENS, len(token_list), image_size=image_size)
-    batch = dict(batch, text_lengths=torch.zeros(len(FRAMES), dtype=torch.long),
-                 text=torch.full_like(batch["text"], -1), labelled=torch.zeros(len(FRAMES), 1))
+    batch = dict(
+        batch,
+        text_lengths=torch.zeros(len(FRAMES), dtype=torch.long),
+        text=torch.full_like(batch["text"], -1),
+        labelled=torch.zeros(len(FRAMES), 1),
+    )
     seen = _frontend_inputs(model)
     model.train()
     _forward(model, batch)
@@ -136,8 +162,14 @@ def test_unlabelled_weight_gamma_changes_only_its_modality(mixed_batch, tiny_con
     batch = mixed_batch()
     results = {}
     for gamma_v in (0.97, 0.5):
-        model = _semi_model(tiny_config, token_list, "--semi_conf", "threshold=0.0",
-                            "--semi_conf", f"unlabelled_weights={{v: {gamma_v}}}")
+        model = _semi_model(
+            tiny_config,
+            token_list,
+            "--semi_conf",
+            "threshold=0.0",
+            "--semi_conf",
+            f"unlabelled_weights={{v: {gamma_v}}}",
+        )
         results[gamma_v] = _forward(model, batch)[:2]
     (loss_a, stats_a), (loss_b, stats_b) = results[0.97], results[0.5]
     for m in ("a", "av"):
@@ -175,8 +207,14 @@ def test_confident_pseudo_labels_give_nonzero_unlabelled_loss_and_masks_remove_i
 
 
 def test_ctc_knowledge_distillation_branch(mixed_batch, tiny_config, token_list):
-    model = _semi_model(tiny_config, token_list, "--semi_conf", "ctc_branch=kd",
-                        "--semi_conf", "ctc_kd_conf={selection: symmetric, symmetric_n: 1, scale: 1.0}")
+    model = _semi_model(
+        tiny_config,
+        token_list,
+        "--semi_conf",
+        "ctc_branch=kd",
+        "--semi_conf",
+        "ctc_kd_conf={selection: symmetric, symmetric_n: 1, scale: 1.0}",
+    )
     loss, stats, _ = _forward(model, mixed_batch())
     assert torch.isfinite(loss).all()
     # teacher == student at the start, but the student sees augmented input: KL > 0
@@ -184,8 +222,9 @@ def test_ctc_knowledge_distillation_branch(mixed_batch, tiny_config, token_list)
 
 
 @pytest.mark.parametrize("semi", ["usr1", "usr2"])
-def test_unlabelled_heads_learn_from_pseudo_labels_and_the_models_heads_do_not(mixed_batch, tiny_config, token_list,
-                                                                                semi):
+def test_unlabelled_heads_learn_from_pseudo_labels_and_the_models_heads_do_not(
+    mixed_batch, tiny_config, token_list, semi
+):
     """USR's out_layer_unlabelled_*: on by default, trained by the unlabelled losses only,
     absent from the teacher (so pseudo-labels come from heads trained on labels)."""
     torch.manual_seed(0)
@@ -217,9 +256,18 @@ def test_unlabelled_heads_start_random_or_as_copies_of_the_labelled_heads(mixed_
     assert not torch.equal(fresh.unlabelled_objective.ctc_heads["v"].weight, fresh.ctc_head("v").ctc_lo.weight)
 
 
-@pytest.mark.parametrize("option", ["p_ar=1.5", "threshold=-0.1", "alpha=2", "ctc_branch=magic",
-                                    "unlabelled_weights={v: 1.5}", "teacher_view=noisy",
-                                    "ctc_target_lsm_weight=1.0"])
+@pytest.mark.parametrize(
+    "option",
+    [
+        "p_ar=1.5",
+        "threshold=-0.1",
+        "alpha=2",
+        "ctc_branch=magic",
+        "unlabelled_weights={v: 1.5}",
+        "teacher_view=noisy",
+        "ctc_target_lsm_weight=1.0",
+    ],
+)
 def test_out_of_range_options_fail_at_start_up(tiny_config, token_list, option):
     with pytest.raises(ValueError):
         build_model_from_config(tiny_config, token_list, ["--semi", "usr2", "--semi_conf", option])

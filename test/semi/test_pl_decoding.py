@@ -1,5 +1,6 @@
 """Attention pseudo-labels of the teacher decoder: CTC-driven teacher forcing (eq. 4) and
 AR greedy decoding with / without key-value cache."""
+
 import pytest
 import torch
 
@@ -35,22 +36,24 @@ def test_teacher_forcing_gives_L_plus_1_aligned_targets_equal_to_stepwise_argmax
     memory, mem_lens = _memory([12, 9, 7], tiny.encoder.output_size())
     ctc_tokens = torch.tensor([[3, 4, 5, 3], [6, 2, -1, -1], [-1, -1, -1, -1]])
     ctc_lens = torch.tensor([4, 2, 0])  # the last one is an empty CTC PL (all-blank)
-    pl = ctc_driven_teacher_forcing(tiny.decoder, memory, mem_lens, ctc_tokens, ctc_lens, tiny.sos, tiny.eos,
-                                    threshold=0.8, modality="av")
+    pl = ctc_driven_teacher_forcing(
+        tiny.decoder, memory, mem_lens, ctc_tokens, ctc_lens, tiny.sos, tiny.eos, threshold=0.8, modality="av"
+    )
     assert pl.tokens.shape == (3, 5)
     assert pl.lengths.tolist() == [5, 3, 1]
     ys_in, _ = prepend_sos(ctc_tokens, ctc_lens, tiny.sos, tiny.eos)
     for b in range(3):
         n = int(mem_lens[b])
         for pos in range(int(pl.lengths[b])):
-            prefix = ys_in[b:b + 1, : pos + 1]
+            prefix = ys_in[b : b + 1, : pos + 1]
             mask = torch.tril(torch.ones(1, pos + 1, pos + 1, dtype=torch.bool))
             with torch.no_grad():
-                logp, _ = tiny.decoder.forward_one_step(prefix, mask, memory[b:b + 1, :n],
-                                                        torch.ones(1, 1, n, dtype=torch.bool), modality="av")
+                logp, _ = tiny.decoder.forward_one_step(
+                    prefix, mask, memory[b : b + 1, :n], torch.ones(1, 1, n, dtype=torch.bool), modality="av"
+                )
             assert int(logp.argmax(-1)) == int(pl.tokens[b, pos])
             assert float(logp.max().exp()) == pytest.approx(float(pl.confidence[b, pos]), abs=1e-5)
-        assert (pl.tokens[b, int(pl.lengths[b]):] == -1).all()
+        assert (pl.tokens[b, int(pl.lengths[b]) :] == -1).all()
     assert torch.equal(pl.mask, (pl.confidence >= 0.8) & (pl.tokens != -1))
 
 
@@ -112,8 +115,9 @@ def test_ar_greedy_stops_at_eos_per_sequence_and_at_the_step_limit(use_cache):
     dec = ScriptedDecoder(script, vocab=8)
     memory = torch.zeros(3, 20, 4)
     cfg = ARDecodingConfig(max_len_ratio=0.2)  # T // 5 -> 4, 4, 2 steps
-    pl = ar_greedy_pseudo_labels(dec, memory, torch.tensor([20, 20, 10]), sos=eos, eos=eos, config=cfg,
-                                 threshold=0.85, use_cache=use_cache)
+    pl = ar_greedy_pseudo_labels(
+        dec, memory, torch.tensor([20, 20, 10]), sos=eos, eos=eos, config=cfg, threshold=0.85, use_cache=use_cache
+    )
     assert pl.tokens.tolist() == [[3, 4, eos], [eos, -1, -1], [2, 2, -1]]
     assert pl.lengths.tolist() == [3, 1, 2]
     assert dec.calls == 3  # all rows finished after 3 steps: no 4th step

@@ -1,6 +1,7 @@
 """Unlabelled losses of USR 2.0 (eqs. 5, 6, 16) and USR v1 (eqs. 14-15): weights, masks,
 label smoothing and normalisation -- through the functions the objectives call
 (``*_loss_terms``, then eq. 16 in ``unlabelled_loss``)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -49,9 +50,12 @@ def ar_mode_total(ctc_logits, enc_lengths, dec_logits, ctc_pl, att_pl, sos, eos,
 @pytest.fixture
 def pls():
     """A batch of 3: CTC PLs (row 1 fails its sequence mask), TF attention PLs (L+1)."""
-    ctc = CTCPseudoLabels(tokens=torch.tensor([[3, 4, 5], [2, 3, -1], [-1, -1, -1]]),
-                          lengths=torch.tensor([3, 2, 0]), confidence=torch.tensor([0.9, 0.5, 0.95]),
-                          mask=torch.tensor([True, False, True]))
+    ctc = CTCPseudoLabels(
+        tokens=torch.tensor([[3, 4, 5], [2, 3, -1], [-1, -1, -1]]),
+        lengths=torch.tensor([3, 2, 0]),
+        confidence=torch.tensor([0.9, 0.5, 0.95]),
+        mask=torch.tensor([True, False, True]),
+    )
     att_tokens = torch.tensor([[3, 4, 6, EOS], [2, 3, EOS, -1], [EOS, -1, -1, -1]])
     conf = torch.tensor([[0.9, 0.7, 0.95, 0.99], [0.9, 0.9, 0.9, 0.0], [0.85, 0, 0, 0]])
     att = AttentionPseudoLabels(att_tokens, torch.tensor([4, 3, 1]), conf, (conf >= 0.8) & (att_tokens != -1))
@@ -110,14 +114,22 @@ def test_ctc_driven_terms_by_hand(pls):
     torch.testing.assert_close(s["loss_unl_att_yatt"], expected_att)
     # y_ctc + [eos]; row 1 is masked out, row 2 (empty) only has <eos>
     ctc_targets = torch.tensor([[3, 4, 5, EOS], [-1, -1, -1, -1], [EOS, -1, -1, -1]])
-    expected_ctc_ce = F.cross_entropy(dec_logits.reshape(-1, V), ctc_targets.reshape(-1), ignore_index=-1,
-                                      reduction="sum") / 3
+    expected_ctc_ce = (
+        F.cross_entropy(dec_logits.reshape(-1, V), ctc_targets.reshape(-1), ignore_index=-1, reduction="sum") / 3
+    )
     torch.testing.assert_close(s["loss_unl_att_yctc"], expected_ctc_ce)
     # CTC: rows 0 and 2 kept; ESPnet's CTC on those rows gives their sum / 2
     head = CTC(V, 4)
     kept = [0, 2]
-    ref_sum = head.loss_fn(ctc_logits[kept].log_softmax(-1).transpose(0, 1),
-                           torch.tensor([3, 4, 5]), torch.tensor([10, 6]), torch.tensor([3, 0])) * 2
+    ref_sum = (
+        head.loss_fn(
+            ctc_logits[kept].log_softmax(-1).transpose(0, 1),
+            torch.tensor([3, 4, 5]),
+            torch.tensor([10, 6]),
+            torch.tensor([3, 0]),
+        )
+        * 2
+    )
     torch.testing.assert_close(s["loss_unl_ctc"], ref_sum / 3)
 
 
@@ -144,11 +156,13 @@ def test_masked_token_contributes_nothing():
 def test_masked_ctc_loss_all_dropped_is_zero_and_empty_targets_work():
     logits = _rand(2, 6, V, seed=3).requires_grad_()
     lens = torch.tensor([6, 4])
-    zero = masked_ctc_loss(logits, lens, torch.tensor([[1, 2], [3, -1]]), torch.tensor([2, 1]),
-                           torch.tensor([False, False]))
+    zero = masked_ctc_loss(
+        logits, lens, torch.tensor([[1, 2], [3, -1]]), torch.tensor([2, 1]), torch.tensor([False, False])
+    )
     assert zero.item() == 0.0
-    empty = masked_ctc_loss(logits, lens, torch.zeros(2, 0, dtype=torch.long), torch.tensor([0, 0]),
-                            torch.tensor([True, True]))
+    empty = masked_ctc_loss(
+        logits, lens, torch.zeros(2, 0, dtype=torch.long), torch.tensor([0, 0]), torch.tensor([True, True])
+    )
     blank_nll = -(logits.log_softmax(-1)[0, :6, 0].sum() + logits.log_softmax(-1)[1, :4, 0].sum()) / 2
     torch.testing.assert_close(empty, blank_nll)
     empty.backward()
@@ -157,8 +171,12 @@ def test_masked_ctc_loss_all_dropped_is_zero_and_empty_targets_work():
 
 @pytest.fixture
 def ar_pls():
-    ctc = CTCPseudoLabels(tokens=torch.tensor([[3, 4], [2, -1]]), lengths=torch.tensor([2, 1]),
-                          confidence=torch.tensor([0.9, 0.9]), mask=torch.tensor([True, True]))
+    ctc = CTCPseudoLabels(
+        tokens=torch.tensor([[3, 4], [2, -1]]),
+        lengths=torch.tensor([2, 1]),
+        confidence=torch.tensor([0.9, 0.9]),
+        mask=torch.tensor([True, True]),
+    )
     tokens = torch.tensor([[3, 4, 5, EOS], [2, 0, 6, -1]])  # row 1: no eos (step limit), a stray blank id
     conf = torch.tensor([[0.9, 0.9, 0.9, 0.9], [0.9, 0.5, 0.6, 0.0]])
     att = AttentionPseudoLabels(tokens, torch.tensor([4, 3]), conf, (conf >= 0.8) & (tokens != -1))
@@ -168,8 +186,9 @@ def ar_pls():
 def _ar(ar_pls, cfg):
     ctc, att = ar_pls
     ys_in, ys_lens = ar_decoder_input(att, SOS, EOS)
-    return ar_mode_total(_rand(2, 9, V), torch.tensor([9, 7]), _rand(2, ys_in.size(1), V, seed=1),
-                          ctc, att, SOS, EOS, cfg)
+    return ar_mode_total(
+        _rand(2, 9, V), torch.tensor([9, 7]), _rand(2, ys_in.size(1), V, seed=1), ctc, att, SOS, EOS, cfg
+    )
 
 
 def test_ar_decoder_input_is_sos_plus_y_att_without_last(ar_pls):
@@ -211,17 +230,21 @@ def test_ar_ctc_on_y_att_strips_eos_and_blank_and_uses_a_sequence_mask(ar_pls):
 
 
 def test_usr_v1_frame_ce_and_decoupled_attention():
-    frame = FramePseudoLabels(labels=torch.tensor([[0, 3, 3, 0], [2, 0, -1, -1]]),
-                              confidence=torch.tensor([[0.9, 0.9, 0.5, 0.9], [0.9, 0.9, 0, 0]]),
-                              mask=torch.tensor([[True, True, False, True], [True, True, False, False]]))
-    att = AttentionPseudoLabels(torch.tensor([[3, EOS], [2, EOS]]), torch.tensor([2, 2]),
-                                torch.ones(2, 2), torch.ones(2, 2, dtype=torch.bool))
+    frame = FramePseudoLabels(
+        labels=torch.tensor([[0, 3, 3, 0], [2, 0, -1, -1]]),
+        confidence=torch.tensor([[0.9, 0.9, 0.5, 0.9], [0.9, 0.9, 0, 0]]),
+        mask=torch.tensor([[True, True, False, True], [True, True, False, False]]),
+    )
+    att = AttentionPseudoLabels(
+        torch.tensor([[3, EOS], [2, EOS]]), torch.tensor([2, 2]), torch.ones(2, 2), torch.ones(2, 2, dtype=torch.bool)
+    )
     ctc_logits, dec = _rand(2, 4, V), _rand(2, 2, V, seed=1)
     cfg = PLLossConfig(ctc_weight=0.3)
     loss, s = _mixed(cfg, usr_v1_loss_terms(ctc_logits, frame, dec, att, cfg))
     targets = frame.labels.masked_fill(~frame.mask, -1)
-    expected_frame = F.cross_entropy(ctc_logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1,
-                                     reduction="sum") / 2
+    expected_frame = (
+        F.cross_entropy(ctc_logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1, reduction="sum") / 2
+    )
     torch.testing.assert_close(s["loss_unl_ctc"], expected_frame)  # no collapse, plain CE, sum / B
     torch.testing.assert_close(loss, 0.3 * s["loss_unl_ctc"] + 0.7 * s["loss_unl_att"])
 
@@ -232,10 +255,16 @@ def tiny(tiny_config, token_list):
     return build_model_from_config(tiny_config, token_list).eval()
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(beta=1.5), "beta"), (dict(alpha=-0.1), "alpha"), (dict(ctc_weight=2.0), "ctc_weight"),
-    (dict(lsm_weight=1.0), "lsm_weight"), (dict(att_ctc_mask="some"), "att_ctc_mask"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(beta=1.5), "beta"),
+        (dict(alpha=-0.1), "alpha"),
+        (dict(ctc_weight=2.0), "ctc_weight"),
+        (dict(lsm_weight=1.0), "lsm_weight"),
+        (dict(att_ctc_mask="some"), "att_ctc_mask"),
+    ],
+)
 def test_config_validation_names_the_option(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PLLossConfig(**kwargs)
@@ -256,8 +285,9 @@ def test_pipeline_from_teacher_posteriors_to_student_gradients(tiny, all_empty):
         log_probs = torch.zeros_like(log_probs).index_fill(-1, torch.tensor([0]), 10.0).log_softmax(-1)
     ctc = ctc_pseudo_labels(log_probs, lens, ConfidenceConfig(threshold=0.0))
     assert (ctc.lengths == 0).all() == all_empty
-    tf = ctc_driven_teacher_forcing(tiny.decoder, teacher_enc, lens, ctc.tokens, ctc.lengths, tiny.sos, tiny.eos,
-                                    threshold=0.0)
+    tf = ctc_driven_teacher_forcing(
+        tiny.decoder, teacher_enc, lens, ctc.tokens, ctc.lengths, tiny.sos, tiny.eos, threshold=0.0
+    )
     ar = ar_greedy_pseudo_labels(tiny.decoder, teacher_enc, lens, tiny.sos, tiny.eos, ARDecodingConfig(), 0.0)
     student = _rand(2, 15, d, seed=6).requires_grad_()
     encoded = {m: (student, lens) for m in ("v", "a", "av")}

@@ -3,6 +3,7 @@ teacher decoder ONCE, in parallel, whatever the PL length; AR greedy runs it onc
 
 Counted at the decoder's first layer (a forward hook), so both the parallel ``forward`` and
 ESPnet's incremental ``forward_one_step`` are seen, and at the two entry points."""
+
 import pytest
 import torch
 
@@ -62,8 +63,9 @@ def test_ctc_driven_pl_is_one_parallel_decoder_pass_whatever_its_length(tiny, co
     memory, lengths = _memory(150, 3, tiny.encoder.output_size())
     tokens = torch.randint(2, len(tiny.token_list) - 2, (3, max(pl_length, 1)))
     tokens[:, pl_length:] = -1  # L = 0: an all-blank CTC PL
-    pl = ctc_driven_teacher_forcing(tiny.decoder, memory, lengths, tokens, torch.full((3,), pl_length),
-                                    tiny.sos, tiny.eos, modality="av")
+    pl = ctc_driven_teacher_forcing(
+        tiny.decoder, memory, lengths, tokens, torch.full((3,), pl_length), tiny.sos, tiny.eos, modality="av"
+    )
     assert pl.lengths.tolist() == [pl_length + 1] * 3  # L + 1 targets ...
     assert (counted.forward, counted.one_step, counted.layer0) == (1, 0, 1)  # ... from one decoder pass
 
@@ -72,8 +74,9 @@ def test_ctc_driven_pl_is_one_parallel_decoder_pass_whatever_its_length(tiny, co
 def test_ar_greedy_pl_runs_the_decoder_once_per_step(tiny, counted, n_frames):
     memory, lengths = _memory(n_frames, 3, tiny.encoder.output_size())
     config = ARDecodingConfig(max_len_ratio=0.2)
-    pl = ar_greedy_pseudo_labels(tiny.decoder, memory, lengths, tiny.sos, tiny.eos, config, modality="av",
-                                 use_cache=True, incremental=False)
+    pl = ar_greedy_pseudo_labels(
+        tiny.decoder, memory, lengths, tiny.sos, tiny.eos, config, modality="av", use_cache=True, incremental=False
+    )
     steps = n_frames // 5
     assert pl.lengths.tolist() == [steps] * 3 and not (pl.tokens == tiny.eos).any()
     assert (counted.forward, counted.one_step, counted.layer0) == (0, steps, steps)
@@ -85,8 +88,9 @@ def test_incremental_ar_greedy_matches_espnet_cache_without_per_step_decoder_cal
     config = ARDecodingConfig(max_len_ratio=0.2)
     fast = ar_greedy_pseudo_labels(tiny.decoder, memory, lengths, tiny.sos, tiny.eos, config, modality="v")
     assert (counted.forward, counted.one_step) == (0, 0)  # memory K/V projected once, layers stepped directly
-    reference = ar_greedy_pseudo_labels(tiny.decoder, memory, lengths, tiny.sos, tiny.eos, config, modality="v",
-                                        incremental=False)
+    reference = ar_greedy_pseudo_labels(
+        tiny.decoder, memory, lengths, tiny.sos, tiny.eos, config, modality="v", incremental=False
+    )
     assert torch.equal(fast.tokens, reference.tokens) and torch.equal(fast.lengths, reference.lengths)
     torch.testing.assert_close(fast.confidence, reference.confidence, atol=1e-5, rtol=1e-5)
 

@@ -1,4 +1,5 @@
 """The EMA teacher: cosine momentum schedule, update rule, batch norm and buffers, dropout, checkpoint state."""
+
 import copy
 import math
 
@@ -29,8 +30,10 @@ class _Net(nn.Module):
 def test_update_is_the_ema_of_parameters_and_copies_buffers_only_in_running_mode():
     torch.manual_seed(0)
     student = _Net()
-    teachers = {mode: EMATeacher(student, momentum_start=0.9, momentum_end=0.9, total_steps=10, batch_norm=mode)
-                for mode in ("batch", "running")}
+    teachers = {
+        mode: EMATeacher(student, momentum_start=0.9, momentum_end=0.9, total_steps=10, batch_norm=mode)
+        for mode in ("batch", "running")
+    }
     for teacher in teachers.values():
         teacher.sync_from(student)
     before = teachers["batch"].model.linear.weight.clone()
@@ -99,8 +102,9 @@ def test_update_before_initialisation_is_an_error():
         EMATeacher(student).update(student)
 
 
-@pytest.mark.parametrize("kwargs", [dict(momentum_start=1.2), dict(momentum_start=0.999, momentum_end=0.99),
-                                    dict(total_steps=-1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(momentum_start=1.2), dict(momentum_start=0.999, momentum_end=0.99), dict(total_steps=-1)]
+)
 def test_out_of_range_configuration_is_rejected(kwargs):
     with pytest.raises(ValueError, match="teacher"):
         EMATeacher(_Net(), **kwargs)

@@ -1,5 +1,6 @@
 """Fixtures of the training tests: a run interrupted mid-epoch and resumed (resume tests), a free TCP
 port and video shape files (DDP tests)."""
+
 import socket
 import subprocess
 from pathlib import Path
@@ -22,6 +23,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def write_video_shapes():
     """``write_video_shapes(data_dir)`` writes ``data_dir/video_shape`` (uid T,H,W) from video.scp."""
+
     def write(data_dir: Path) -> Path:
         lines = []
         for line in (data_dir / "video.scp").read_text().splitlines():
@@ -41,10 +43,16 @@ def resumed_matches_uninterrupted(usr2_train):
     epoch's checkpoint exists -- what a crash leaves -- resumes it with ``--resume true``, and
     asserts that every tensor of the final model equals ``full_exp``'s (the uninterrupted run's).
     Returns that model's state dict."""
+
     def check(args: Sequence[str], root: Path, full_exp: Path, epoch: int = 2) -> Dict[str, torch.Tensor]:
         exp = root / "exp_resumed"
-        proc = subprocess.Popen([*usr2_train.cmd, *args, "--output_dir", str(exp)], cwd=root,
-                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            [*usr2_train.cmd, *args, "--output_dir", str(exp)],
+            cwd=root,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
         killed_mid_epoch = False
         for line in proc.stderr:
             if f"{epoch}epoch:train:" in line:  # the first step of the epoch has run

@@ -7,6 +7,7 @@ A test module keeps its own worker (how it builds the model and the factory); th
 with :func:`join_group`, trains with :func:`train_epoch` and leaves with :func:`leave_group`; the
 test runs it with :func:`run_ranks` and checks with :func:`assert_teachers_identical`.
 """
+
 from __future__ import annotations
 
 import json

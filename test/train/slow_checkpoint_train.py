@@ -1,6 +1,7 @@
 """``usr2_train`` whose second write of ``checkpoint.pth`` is slow: it writes half the bytes, prints
 ``SLOW WRITE <temporary file>`` on stderr and sleeps, so a test can kill the process while the
 resume point is being written (what a preemption during a 15 GB write does)."""
+
 import io
 import sys
 import time
@@ -23,7 +24,7 @@ def _slow_second_checkpoint(obj, stream) -> None:
             stream.flush()
             print(f"SLOW WRITE {stream.name}", file=sys.stderr, flush=True)
             time.sleep(600)
-            stream.write(data[len(data) // 2:])
+            stream.write(data[len(data) // 2 :])
             return
     _fast(obj, stream)
 

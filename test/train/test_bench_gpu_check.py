@@ -1,6 +1,7 @@
 """bench/bench_gpu_check.py and bench/gpu_check.sh: the GPU check a session with the device
 runs in one go (issue 12 point 5) runs end to end on CPU with the tiny config and writes
 every figure it promises."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,21 @@ def positive_finite(x) -> bool:
 @pytest.fixture(scope="module")
 def cpu_run(tmp_path_factory, tiny_config):
     out = tmp_path_factory.mktemp("gpu_check")
-    result = bench_gpu_check.main(["--device", "cpu", "--quick", "--config", str(tiny_config), "--out_dir", str(out),
-                                   "--threads", "1", "--peak_flops", str(PEAK)])
+    result = bench_gpu_check.main(
+        [
+            "--device",
+            "cpu",
+            "--quick",
+            "--config",
+            str(tiny_config),
+            "--out_dir",
+            str(out),
+            "--threads",
+            "1",
+            "--peak_flops",
+            str(PEAK),
+        ]
+    )
     return out, result
 
 
@@ -59,14 +73,21 @@ def test_json_has_every_section_with_positive_finite_figures(cpu_run):
 def test_markdown_summary_has_the_three_tables(cpu_run):
     out, _ = cpu_run
     text = (out / "gpu_check.md").read_text()
-    for name in ("USR 2.0 CTC-driven (p_AR 0)", "USR 2.0 AR mode (p_AR 1)", "USR v1", "AR / CTC-driven",
-                 "fast batched beam search", "ESPnet beam search"):
+    for name in (
+        "USR 2.0 CTC-driven (p_AR 0)",
+        "USR 2.0 AR mode (p_AR 1)",
+        "USR v1",
+        "AR / CTC-driven",
+        "fast batched beam search",
+        "ESPnet beam search",
+    ):
         assert name in text
 
 
 def test_mfu_is_not_reported_on_cpu_without_a_peak(tiny_config, tmp_path):
-    args = bench_gpu_check.parse_args(["--device", "cpu", "--quick", "--config", str(tiny_config),
-                                       "--out_dir", str(tmp_path)])
+    args = bench_gpu_check.parse_args(
+        ["--device", "cpu", "--quick", "--config", str(tiny_config), "--out_dir", str(tmp_path)]
+    )
     assert args.peak_flops is None and args.beam == bench_gpu_check.QUICK["beam"]
     assert bench_gpu_check.parse_args(["--device", "cpu", "--out_dir", str(tmp_path)]).beam == 40
     assert peak_bf16_flops("NVIDIA H200") == 989e12 and peak_bf16_flops("NVIDIA A100-SXM4-80GB") == 312e12
@@ -92,8 +113,21 @@ def test_profile_train_step_splits_the_step_and_ranks_operators(tiny_config, tmp
     the step, their sum, and the operator tables."""
     import profile_train_step
 
-    report = profile_train_step.main(["--device", "cpu", "--quick", "--config", str(tiny_config),
-                                      "--out_dir", str(tmp_path), "--mode", "usr1", "--rows", "5"])
+    report = profile_train_step.main(
+        [
+            "--device",
+            "cpu",
+            "--quick",
+            "--config",
+            str(tiny_config),
+            "--out_dir",
+            str(tmp_path),
+            "--mode",
+            "usr1",
+            "--rows",
+            "5",
+        ]
+    )
     assert (tmp_path / "profile.md").read_text() == report
     seconds = {}
     for line in report.splitlines():
@@ -112,8 +146,20 @@ def test_channels_last_option_reaches_the_front_end_and_is_checked_against_the_d
     """--channels_last: the layout section compares the video front-end with and without it on
     the same weights; on CPU the front-end ignores the option (PyTorch's CPU channels-last
     backward corrupted the heap here), so the two agree exactly."""
-    result = bench_gpu_check.main(["--device", "cpu", "--quick", "--config", str(tiny_config), "--out_dir",
-                                   str(tmp_path), "--threads", "1", "--channels_last"])
+    result = bench_gpu_check.main(
+        [
+            "--device",
+            "cpu",
+            "--quick",
+            "--config",
+            str(tiny_config),
+            "--out_dir",
+            str(tmp_path),
+            "--threads",
+            "1",
+            "--channels_last",
+        ]
+    )
     layout = result["layout"]
     assert layout["applied"] is False
     assert layout["max_abs_output_diff"] == 0.0 and layout["max_abs_stem_grad_diff"] == 0.0

@@ -1,5 +1,6 @@
 """Atomic checkpoint writes, resume-point helpers and the stop request (the pieces; the end-to-end
 runs are in test_semi_train_cli.py)."""
+
 import os
 import signal
 import types
@@ -90,11 +91,14 @@ def test_stop_request_catches_its_signals_only_inside_the_block():
     assert signal.getsignal(signal.SIGUSR1) == before
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--keep_last_n", "2"], "give --save_every_n_steps too"),
-    (["--save_every_n_steps", "-1"], "0 or more"),
-    (["--stop_signals", "SIGNOPE"], "SIGNOPE"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--keep_last_n", "2"], "give --save_every_n_steps too"),
+        (["--save_every_n_steps", "-1"], "0 or more"),
+        (["--stop_signals", "SIGNOPE"], "SIGNOPE"),
+    ],
+)
 def test_trainer_options_are_checked_before_training(tiny_config, token_list, extra, message):
     args = parse_training_args(tiny_config, token_list, extra)
     with pytest.raises(ValueError, match=message):
@@ -102,7 +106,10 @@ def test_trainer_options_are_checked_before_training(tiny_config, token_list, ex
 
 
 def test_trainer_options_carry_the_resume_point_settings(tiny_config, token_list):
-    args = parse_training_args(tiny_config, token_list, ["--save_every_n_steps", "100", "--keep_last_n", "3",
-                                                         "--stop_signals", "SIGTERM,SIGUSR1"])
+    args = parse_training_args(
+        tiny_config,
+        token_list,
+        ["--save_every_n_steps", "100", "--keep_last_n", "3", "--stop_signals", "SIGTERM,SIGUSR1"],
+    )
     options = USR2Trainer.build_options(args)
     assert (options.save_every_n_steps, options.keep_last_n, options.stop_signals) == (100, 3, "SIGTERM,SIGUSR1")

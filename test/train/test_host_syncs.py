@@ -7,6 +7,7 @@ labelled + 2 unlabelled clips, USR 2.0 in both modes and USR v1) and why it is t
 site, or more calls at one, fails -- the way to pass is to remove the wait, or to list it
 here with its reason. ``python bench/count_host_syncs.py`` prints the full report.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -17,24 +18,34 @@ from espnet_usr2.testing.host_syncs import TOKENS, count_training_step, semi_bat
 
 # function -> (most calls in one step, why)
 ALLOWED = {
-    "model/augmentation.py:crop_and_flip": (18, "crop offsets and flips drawn on the CPU generator: host tensors, "
-                                                "no device wait"),
+    "model/augmentation.py:crop_and_flip": (
+        18,
+        "crop offsets and flips drawn on the CPU generator: host tensors, no device wait",
+    ),
     "semi/mixed_sampling.py:use_ar_mode": (1, "the step's mode drawn on a CPU generator: a host tensor"),
     "model/decoder.py:forward": (12, "ESPnet's TransformerDecoder sizes its padding masks from the longest length"),
-    "model/espnet_model.py:_select": (12, "the batch split into labelled and unlabelled parts (boolean mask) and "
-                                          "trimmed to each part's longest clip"),
+    "model/espnet_model.py:_select": (
+        12,
+        "the batch split into labelled and unlabelled parts (boolean mask) and trimmed to each part's longest clip",
+    ),
     "model/espnet_model.py:supervised_losses": (8, "ESPnet's CTC concatenates the targets utterance by utterance"),
-    "model/espnet_model.py:_semi_supervised_loss": (3, "whether the batch has labelled clips, and its labelled "
-                                                       "part (boolean mask)"),
+    "model/espnet_model.py:_semi_supervised_loss": (
+        3,
+        "whether the batch has labelled clips, and its labelled part (boolean mask)",
+    ),
     "model/espnet_model.py:_decoder_logits": (2, "the decoder input of the labelled modalities"),
     "model/espnet_model.py:_labelled_losses": (1, "the transcripts trimmed to the longest"),
     "model/espnet_model.py:forward": (1, "whether the whole batch is labelled"),
-    "data/av_sync.py:check_batch_frame_agreement": (3, "audio and video frame counts checked per modality, with an "
-                                                       "error naming the clips that disagree"),
+    "data/av_sync.py:check_batch_frame_agreement": (
+        3,
+        "audio and video frame counts checked per modality, with an error naming the clips that disagree",
+    ),
     "semi/ctc_pseudo_labels.py:ctc_collapse": (4, "the pseudo-labels are as wide as the longest collapsed label"),
     "semi/pl_losses.py:strip_special": (12, "AR pseudo-labels stripped of sos / eos (AR mode only)"),
-    "semi/ar_pseudo_labels.py:ar_greedy_pseudo_labels": (4, "the AR loop stops once every hypothesis has ended "
-                                                            "(AR mode only)"),
+    "semi/ar_pseudo_labels.py:ar_greedy_pseudo_labels": (
+        4,
+        "the AR loop stops once every hypothesis has ended (AR mode only)",
+    ),
 }
 
 
@@ -46,9 +57,11 @@ def _per_function(counter) -> dict:
     return totals
 
 
-@pytest.mark.parametrize("extra", [["--semi", "usr2", "--semi_conf", "p_ar=0.0"],
-                                   ["--semi", "usr2", "--semi_conf", "p_ar=1.0"], ["--semi", "usr1"]],
-                         ids=["usr2_ctc_driven", "usr2_ar", "usr1"])
+@pytest.mark.parametrize(
+    "extra",
+    [["--semi", "usr2", "--semi_conf", "p_ar=0.0"], ["--semi", "usr2", "--semi_conf", "p_ar=1.0"], ["--semi", "usr1"]],
+    ids=["usr2_ctc_driven", "usr2_ar", "usr1"],
+)
 def test_waits_for_the_device_are_the_listed_ones(tiny_config, extra):
     torch.manual_seed(0)
     model = build_model_from_config(tiny_config, TOKENS, extra)
@@ -60,5 +73,7 @@ def test_waits_for_the_device_are_the_listed_ones(tiny_config, extra):
     _, ops = count_training_step(model, batch)
     found = _per_function(ops)
     unexpected = {f: n for f, n in found.items() if f not in ALLOWED or n > ALLOWED[f][0]}
-    assert not unexpected, (f"new or more waits for the device: {unexpected}; remove them or list them in "
-                            f"ALLOWED with the reason (full report: python bench/count_host_syncs.py)")
+    assert not unexpected, (
+        f"new or more waits for the device: {unexpected}; remove them or list them in "
+        f"ALLOWED with the reason (full report: python bench/count_host_syncs.py)"
+    )

@@ -1,4 +1,5 @@
 """The ``warmupcosine`` lr schedule: linear warm-up, cosine to min_lr at the run's end."""
+
 import math
 
 import pytest
@@ -55,8 +56,10 @@ def test_registered_as_an_espnet_scheduler_choice():
     assert args.scheduler == SCHEDULER_NAME
 
 
-@pytest.mark.parametrize("option, expected_warmup", [({"warmup_fraction": 0.2667}, 80), ({"warmup_epochs": 20}, 80),
-                                                     ({"warmup_steps": 7}, 7)])
+@pytest.mark.parametrize(
+    "option, expected_warmup",
+    [({"warmup_fraction": 0.2667}, 80), ({"warmup_epochs": 20}, 80), ({"warmup_steps": 7}, 7)],
+)
 def test_warm_up_as_a_fraction_or_in_epochs_is_fitted_to_the_run(option, expected_warmup):
     """USR's semi-supervised schedule: 20 of 75 epochs of warm-up, cosine to 0 at the end."""
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)

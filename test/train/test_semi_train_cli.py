@@ -4,6 +4,7 @@ One uninterrupted run, and runs stopped in the middle -- killed mid-epoch, kille
 a checkpoint, stopped by SIGTERM at a resume point -- and resumed: each resumed run must end
 with exactly the same student and teacher weights.
 """
+
 import os
 import signal
 import subprocess
@@ -36,23 +37,60 @@ def semi_setup(tiny_config, token_list, write_toy_corpus, usr2_train, tmp_path_f
     write_toy_corpus(root / "unl", num_utts=24, seed=2, prefix="unl")
     (root / "unl" / "text").unlink()  # unlabelled data has no transcripts
     (root / "tokens.txt").write_text("\n".join(token_list) + "\n")
-    base = ["--config", str(tiny_config), "--token_list", str(root / "tokens.txt"), "--token_type", "char", *usr2_train.quiet]
-    for name, data in (("lab", _entries("--train_data_path_and_name_and_type", root / "lab")),
-                       ("unl", _entries("--train_data_path_and_name_and_type", root / "unl", with_text=False))):
-        usr2_train([*base, "--collect_stats", "true", "--output_dir", str(root / f"stats_{name}"), *data,
-              *_entries("--valid_data_path_and_name_and_type", root / "valid"),
-              "--train_shape_file", str(root / name / "wav.scp"), "--valid_shape_file", str(root / "valid" / "text")],
-             root)
+    base = [
+        "--config",
+        str(tiny_config),
+        "--token_list",
+        str(root / "tokens.txt"),
+        "--token_type",
+        "char",
+        *usr2_train.quiet,
+    ]
+    for name, data in (
+        ("lab", _entries("--train_data_path_and_name_and_type", root / "lab")),
+        ("unl", _entries("--train_data_path_and_name_and_type", root / "unl", with_text=False)),
+    ):
+        usr2_train(
+            [
+                *base,
+                "--collect_stats",
+                "true",
+                "--output_dir",
+                str(root / f"stats_{name}"),
+                *data,
+                *_entries("--valid_data_path_and_name_and_type", root / "valid"),
+                "--train_shape_file",
+                str(root / name / "wav.scp"),
+                "--valid_shape_file",
+                str(root / "valid" / "text"),
+            ],
+            root,
+        )
     train = [
-        *base, "--semi", "usr2", "--batch_type", "semi_supervised",
-        "--labelled_batch_frames", "60", "--unlabelled_batch_frames", "100", "--max_epoch", str(MAX_EPOCH),
-        "--log_interval", "1", "--scheduler_conf", "warmup_steps=5",
+        *base,
+        "--semi",
+        "usr2",
+        "--batch_type",
+        "semi_supervised",
+        "--labelled_batch_frames",
+        "60",
+        "--unlabelled_batch_frames",
+        "100",
+        "--max_epoch",
+        str(MAX_EPOCH),
+        "--log_interval",
+        "1",
+        "--scheduler_conf",
+        "warmup_steps=5",
         *_entries("--train_data_path_and_name_and_type", root / "lab"),
         *_entries("--unlabelled_data_path_and_name_and_type", root / "unl", with_text=False),
         *_entries("--valid_data_path_and_name_and_type", root / "valid"),
-        "--train_shape_file", str(root / "stats_lab" / "train" / "video_shape"),
-        "--unlabelled_shape_file", str(root / "stats_unl" / "train" / "video_shape"),
-        "--valid_shape_file", str(root / "stats_lab" / "valid" / "video_shape"),
+        "--train_shape_file",
+        str(root / "stats_lab" / "train" / "video_shape"),
+        "--unlabelled_shape_file",
+        str(root / "stats_unl" / "train" / "video_shape"),
+        "--valid_shape_file",
+        str(root / "stats_lab" / "valid" / "video_shape"),
     ]
     usr2_train([*train, "--output_dir", str(root / "exp_full")], root)
     return root, train
@@ -84,8 +122,10 @@ def test_teacher_follows_every_optimiser_step_and_is_saved(semi_setup):
     total_steps = int(state["teacher.total_steps"])
     assert num_updates == total_steps > 0  # one update per step, schedule = all steps
     assert bool(state["teacher.initialized"])
-    student, teacher = state["encoder.blocks.0.feed_forward.w_1.weight"], state[
-        "teacher.model.encoder.blocks.0.feed_forward.w_1.weight"]
+    student, teacher = (
+        state["encoder.blocks.0.feed_forward.w_1.weight"],
+        state["teacher.model.encoder.blocks.0.feed_forward.w_1.weight"],
+    )
     assert not torch.equal(student, teacher)  # the teacher lags behind the student
 
 
@@ -106,12 +146,17 @@ def _assert_same_weights(full_exp: Path, exp: Path) -> None:
 def test_killed_while_writing_a_checkpoint_keeps_the_previous_one_and_resumes(semi_setup, usr2_train):
     root, train = semi_setup
     exp = root / "exp_killed_writing"
-    proc = subprocess.Popen([sys.executable, str(SLOW_WRITE_TRAIN), *train, "--output_dir", str(exp)], cwd=root,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SLOW_WRITE_TRAIN), *train, "--output_dir", str(exp)],
+        cwd=root,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     partial = None
     for line in proc.stderr:
         if line.startswith("SLOW WRITE "):  # half of epoch 2's checkpoint is on disk
-            partial = Path(line[len("SLOW WRITE "):].strip())
+            partial = Path(line[len("SLOW WRITE ") :].strip())
             proc.kill()
             break
     proc.wait()
@@ -131,8 +176,13 @@ def test_sigterm_mid_epoch_writes_a_resume_point_and_the_resumed_run_matches(sem
     root, train = semi_setup
     options = ["--stop_signals", "SIGTERM", "--save_every_n_steps", "2", "--keep_last_n", "2"]
     exp = root / "exp_sigterm"
-    proc = subprocess.Popen([*usr2_train.cmd, *train, *options, "--output_dir", str(exp)], cwd=root,
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [*usr2_train.cmd, *train, *options, "--output_dir", str(exp)],
+        cwd=root,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     for line in proc.stderr:
         if "2epoch:train:" in line:  # the first step of epoch 2 has run
             proc.send_signal(signal.SIGTERM)
@@ -158,13 +208,37 @@ def _launch_ranks(train, options, exp: Path, root: Path, port: int, world: int =
     exp.mkdir(parents=True, exist_ok=True)
     procs, logs = [], []
     for rank in range(world):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE=str(world),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            OMP_NUM_THREADS="1",
+        )
         log = exp / f"rank{rank}.log"
         with open(log, "a") as stream:
-            procs.append(subprocess.Popen(
-                [*train, *options, "--output_dir", str(exp), "--ngpu", "0", "--multiprocessing_distributed", "false",
-                 "--dist_backend", "gloo"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=stream))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        *train,
+                        *options,
+                        "--output_dir",
+                        str(exp),
+                        "--ngpu",
+                        "0",
+                        "--multiprocessing_distributed",
+                        "false",
+                        "--dist_backend",
+                        "gloo",
+                    ],
+                    cwd=root,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stream,
+                )
+            )
         logs.append(log)
     return procs, logs
 

@@ -13,15 +13,51 @@ def trained(tiny_config, token_list, write_toy_corpus, usr2_train, tmp_path_fact
     write_toy_corpus(root / "train", num_utts=48, seed=0)
     write_toy_corpus(root / "valid", num_utts=12, seed=1, prefix="val")
     (root / "tokens.txt").write_text("\n".join(token_list) + "\n")
-    common = ["--config", str(tiny_config), "--token_list", str(root / "tokens.txt"), "--token_type", "char",
-              *usr2_train.data_args(root), *usr2_train.quiet]
-    usr2_train([*common, "--collect_stats", "true", "--output_dir", str(root / "stats"),
-          "--train_shape_file", str(root / "train" / "text"), "--valid_shape_file", str(root / "valid" / "text")],
-         root)
-    shapes = ["--train_shape_file", str(root / "stats" / "train" / "video_shape"),
-              "--valid_shape_file", str(root / "stats" / "valid" / "video_shape")]
-    log = usr2_train([*common, *shapes, "--output_dir", str(root / "exp"), "--max_epoch", "4", "--batch_size", "4",
-                "--scheduler_conf", "warmup_steps=10"], root)
+    common = [
+        "--config",
+        str(tiny_config),
+        "--token_list",
+        str(root / "tokens.txt"),
+        "--token_type",
+        "char",
+        *usr2_train.data_args(root),
+        *usr2_train.quiet,
+    ]
+    usr2_train(
+        [
+            *common,
+            "--collect_stats",
+            "true",
+            "--output_dir",
+            str(root / "stats"),
+            "--train_shape_file",
+            str(root / "train" / "text"),
+            "--valid_shape_file",
+            str(root / "valid" / "text"),
+        ],
+        root,
+    )
+    shapes = [
+        "--train_shape_file",
+        str(root / "stats" / "train" / "video_shape"),
+        "--valid_shape_file",
+        str(root / "stats" / "valid" / "video_shape"),
+    ]
+    log = usr2_train(
+        [
+            *common,
+            *shapes,
+            "--output_dir",
+            str(root / "exp"),
+            "--max_epoch",
+            "4",
+            "--batch_size",
+            "4",
+            "--scheduler_conf",
+            "warmup_steps=10",
+        ],
+        root,
+    )
     return root, common + shapes, log
 
 
@@ -66,8 +102,22 @@ def test_saved_model_reloads_strictly_with_identical_outputs(token_list, make_av
 
 def test_resume_continues_from_the_last_epoch(usr2_train, trained):
     root, common, _ = trained
-    log = usr2_train([*common, "--output_dir", str(root / "exp"), "--max_epoch", "5", "--batch_size", "4",
-                "--scheduler_conf", "warmup_steps=10", "--resume", "true"], root)
+    log = usr2_train(
+        [
+            *common,
+            "--output_dir",
+            str(root / "exp"),
+            "--max_epoch",
+            "5",
+            "--batch_size",
+            "4",
+            "--scheduler_conf",
+            "warmup_steps=10",
+            "--resume",
+            "true",
+        ],
+        root,
+    )
     assert "5epoch results" in log and "1epoch results" not in log
     assert (root / "exp" / "5epoch.pth").exists()
 
@@ -76,9 +126,24 @@ def test_warmupcosine_schedule_spans_the_whole_run(usr2_train, tmp_path, trained
     """total_steps is derived from max_epoch x steps per epoch; the lr ends at min_lr."""
     root, common, _ = trained
     out = tmp_path / "cosine"
-    usr2_train([*common, "--output_dir", str(out), "--max_epoch", "2", "--batch_size", "4",
-                    "--batch_type", "unsorted", "--scheduler", "warmupcosine",
-                    "--scheduler_conf", "{warmup_steps: 3, min_lr: 1.0e-5}"], tmp_path)
+    usr2_train(
+        [
+            *common,
+            "--output_dir",
+            str(out),
+            "--max_epoch",
+            "2",
+            "--batch_size",
+            "4",
+            "--batch_type",
+            "unsorted",
+            "--scheduler",
+            "warmupcosine",
+            "--scheduler_conf",
+            "{warmup_steps: 3, min_lr: 1.0e-5}",
+        ],
+        tmp_path,
+    )
     state = torch.load(out / "checkpoint.pth", weights_only=False)
     steps_per_epoch = 48 // 4
     assert state["schedulers"][0]["total_steps"] == 2 * steps_per_epoch

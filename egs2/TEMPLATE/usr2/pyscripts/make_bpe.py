@@ -5,6 +5,7 @@ tokens.txt, one token per line, line number = id: ``<blank>`` (0, CTC blank), ``
 (1), every piece of the model in SentencePiece's order (its own <unk>/<s>/</s> left out),
 ``<sos/eos>`` last, as ESPnet's asr.sh does it.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -38,17 +39,24 @@ def main(argv=None) -> int:
     # hard_vocab_limit=false: on a small corpus (the mini recipe) --nbpe is an upper
     # bound instead of an error when the text cannot support that many pieces.
     spm.SentencePieceTrainer.train(
-        input=str(train_txt), model_prefix=str(args.outdir / "bpe"), vocab_size=args.nbpe,
-        model_type=args.model_type, character_coverage=args.character_coverage,
-        input_sentence_size=args.input_sentence_size, shuffle_input_sentence=True,
-        hard_vocab_limit=False, minloglevel=2)
+        input=str(train_txt),
+        model_prefix=str(args.outdir / "bpe"),
+        vocab_size=args.nbpe,
+        model_type=args.model_type,
+        character_coverage=args.character_coverage,
+        input_sentence_size=args.input_sentence_size,
+        shuffle_input_sentence=True,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
     sp = spm.SentencePieceProcessor(model_file=str(args.outdir / "bpe.model"))
-    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())
-              if not (sp.is_unknown(i) or sp.is_control(i))]
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if not (sp.is_unknown(i) or sp.is_control(i))]
     tokens = ["<blank>", "<unk>", *pieces, "<sos/eos>"]
     (args.outdir / "tokens.txt").write_text("\n".join(tokens) + "\n", encoding="utf-8")
-    print(f"make_bpe.py: {n} sentences -> {args.outdir}/bpe.model ({sp.get_piece_size()} pieces), "
-          f"{args.outdir}/tokens.txt ({len(tokens)} tokens)")
+    print(
+        f"make_bpe.py: {n} sentences -> {args.outdir}/bpe.model ({sp.get_piece_size()} pieces), "
+        f"{args.outdir}/tokens.txt ({len(tokens)} tokens)"
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ works from there. ``meta.yaml`` lists the files as ESPnet's ``pack`` does (``yam
 train_config``, ``files: model_file``, so ESPnet's ``unpack`` reads the archive) and records
 versions and the packing time.
 """
+
 import argparse
 import datetime
 import os
@@ -53,13 +54,18 @@ def main(argv=None) -> int:
         files[_rel(extra)] = extra
     try:
         from importlib.metadata import version
+
         versions = {m: version(m) for m in ("espnet", "torch", "espnet_usr2")}
     except Exception:  # a package without metadata: record what is known
         versions = {}
     # ESPnet's meta.yaml keys: espnet2.main_funcs.pack_funcs.unpack (used by
     # USR2Speech2Text.from_pretrained and usr2_transcribe) finds the files through them.
-    meta = {"yaml_files": {"train_config": _rel(args.train_config)}, "files": {"model_file": _rel(args.model_file)},
-            "versions": versions, "timestamp": datetime.datetime.now().isoformat(timespec="seconds")}
+    meta = {
+        "yaml_files": {"train_config": _rel(args.train_config)},
+        "files": {"model_file": _rel(args.model_file)},
+        "versions": versions,
+        "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
 
     Path(args.outpath).parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(args.outpath, "w", compression=zipfile.ZIP_DEFLATED) as z:

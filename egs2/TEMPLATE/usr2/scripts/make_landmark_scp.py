@@ -19,6 +19,7 @@ stderr; usr2_prepare_roi then runs the face detector for them (listed in
 ``landmark_fallback.list``; ``--missing_landmarks skip`` skips them instead). All sets go to one list:
 stage 2 passes the same ``--roi_opts`` to every set, and uttids are unique across sets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,8 +100,11 @@ def main(argv=None) -> int:
                 rows[utt] = str(src)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(f"{k} {rows[k]}\n" for k in sorted(rows)), encoding="utf-8")
-    print(f"make_landmark_scp.py: {len(rows)} utterances with landmarks -> {args.out}"
-          f" ({missing} without a landmark file under {lm_dir})", file=sys.stderr)
+    print(
+        f"make_landmark_scp.py: {len(rows)} utterances with landmarks -> {args.out}"
+        f" ({missing} without a landmark file under {lm_dir})",
+        file=sys.stderr,
+    )
     return 0
 
 

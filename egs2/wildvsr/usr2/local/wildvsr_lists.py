@@ -8,6 +8,7 @@ list of ``uttid path-to-mp4 WORDS...`` lines, and writes ``video_src.scp``, ``te
 Transcripts are upper-cased (the LRS3 vocabulary's case); a listed clip whose video is
 missing, or one with an empty transcript, is left out and counted on stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ def from_list(path: Path) -> List[Entry]:
         if len(fields) < 2:
             raise SystemExit(f"wildvsr_lists: {path}:{n}: expected 'uttid path WORDS', got {line!r}")
         video = Path(fields[1])
-        entries.append((fields[0], video if video.is_absolute() else path.parent / video,
-                        fields[2] if len(fields) > 2 else ""))
+        entries.append(
+            (fields[0], video if video.is_absolute() else path.parent / video, fields[2] if len(fields) > 2 else "")
+        )
     return entries
 
 
@@ -63,8 +65,11 @@ def write_data_dir(entries: List[Entry], out: Path) -> Tuple[int, int]:
         raise SystemExit("wildvsr_lists: no clip with a video file and a transcript")
     out.mkdir(parents=True, exist_ok=True)
     ids = sorted(kept, key=lambda u: u.encode("utf-8"))  # LC_ALL=C order
-    for name, value in (("video_src.scp", lambda u: str(kept[u][0])), ("text", lambda u: kept[u][1]),
-                        ("utt2spk", lambda u: u)):
+    for name, value in (
+        ("video_src.scp", lambda u: str(kept[u][0])),
+        ("text", lambda u: kept[u][1]),
+        ("utt2spk", lambda u: u),
+    ):
         (out / name).write_text("".join(f"{u} {value(u)}\n" for u in ids), encoding="utf-8")
     return no_video, no_text
 
@@ -79,8 +84,10 @@ def main() -> None:
     entries = from_release(args.root) if args.root else from_list(args.list)
     no_video, no_text = write_data_dir(entries, args.out)
     if no_video or no_text:
-        print(f"wildvsr_lists: left out {no_video} clips without a video file and {no_text} with an empty "
-              "transcript", file=sys.stderr)
+        print(
+            f"wildvsr_lists: left out {no_video} clips without a video file and {no_text} with an empty transcript",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":
