@@ -456,7 +456,8 @@ def markdown(result: Dict) -> str:
         "",
         f"{env['device_name']} ({env['device']}), torch {env['torch']}, CUDA {env['cuda']}; "
         f"cudnn.benchmark {'on' if env.get('cudnn_benchmark') else 'off'}, "
-        f"channels-last front-end {'on' if result['options'].get('channels_last') else 'off'}; whole run {result['total_s']:.0f} s",
+        f"channels-last front-end {'on' if result['options'].get('channels_last') else 'off'}; "
+        f"whole run {result['total_s']:.0f} s",
         "",
         f"## Training step ({train['step']}, {train['precision']}), "
         f"{result['options']['batch']} labelled + {result['options']['batch']} unlabelled x "

@@ -10,8 +10,9 @@ manifest's directory or absolute).  Reads each run's ``checkpoint.pth`` (trainin
 ``<exp_dir>/<tag>/<set>/<video|audio|audiovisual>/text`` and, where present,
 ``<exp_dir>/noise/decode/snr<label>/<audio|audiovisual>/text``; references from
 ``<ref_dir>/<set>/{text,utt2num_frames}``; ``--step_cost_dirs NAME=DIR`` adds runs outside
-the manifest (e.g. the pre-training) to the table of seconds per training step.  Writes ``results.md``, ``summary.json``,
-``valid_vs_time.png``, ``wer_vs_length.png`` and ``wer_vs_snr.png`` to ``--out_dir``
+the manifest (e.g. the pre-training) to the table of seconds per training step.  Writes
+``results.md``, ``summary.json``, ``valid_vs_time.png``, ``wer_vs_length.png`` and
+``wer_vs_snr.png`` to ``--out_dir``
 (see :mod:`espnet_usr2.analysis.comparison`).
 """
 

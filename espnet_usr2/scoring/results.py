@@ -13,7 +13,8 @@ the file gets, per metric, the table ESPnet users know::
 
 (the numbers are the ``Sum/Avg`` line as sclite printed it), preceded by a compact
 "error rate per modality" table (one row per decode/test set, one column per modality), the
-number of utterances each modality was scored on, and headed by the environment lines (date, python / espnet / torch versions, git hash).
+number of utterances each modality was scored on, and headed by the environment lines (date,
+python / espnet / torch versions, git hash).
 """
 
 from __future__ import annotations

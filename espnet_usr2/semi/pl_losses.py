@@ -25,7 +25,8 @@ of eq. 11):
 Normalisation (same as the supervised loss in ``espnet_model.py``): every term is a sum
 over the kept units (tokens, frames, or whole sequences for CTC) divided by the batch
 size B -- masked units count in B but add nothing, exactly like ESPnet's
-``LabelSmoothingLoss(normalize_length=False)`` (computed on the device: ``model/token_losses.py``) and ``CTC`` (sum / B). With
+``LabelSmoothingLoss(normalize_length=False)`` (computed on the device:
+``model/token_losses.py``) and ``CTC`` (sum / B). With
 ``normalize_length=True`` the cross-entropy terms are divided by the number of kept
 tokens instead (like ESPnet's option); the CTC terms stay sum / B as in ESPnet's CTC.
 

@@ -1,5 +1,6 @@
-"""espnet_usr2.utils.model_selection (and its command, usr2_model_selection): the model file name a training config makes ESPnet's
-trainer write, and finding it in an experiment directory (with a clear error when missing)."""
+"""espnet_usr2.utils.model_selection (and its command, usr2_model_selection): the model file
+name a training config makes ESPnet's trainer write, and finding it in an experiment directory
+(with a clear error when missing)."""
 
 from __future__ import annotations
 

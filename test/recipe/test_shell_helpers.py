@@ -48,7 +48,8 @@ inference_args=""
 use_x=true
 help_message="usage: demo"
 . utils/parse_options.sh
-echo "stage=${stage} stop_stage=${stop_stage} train_config=${train_config} inference_args=[${inference_args}] use_x=${use_x} rest=[$*]"
+echo "stage=${stage} stop_stage=${stop_stage} train_config=${train_config}" \
+    "inference_args=[${inference_args}] use_x=${use_x} rest=[$*]"
 """
 
 
@@ -163,7 +164,10 @@ def test_run_local_default_uses_the_cpus_not_omp_num_threads(tmp_path):
     # path.sh exports OMP_NUM_THREADS=1 (the jobs' own threads); GNU nproc honours it, which
     # once ran every ROI-extraction and decoding job one after the other. Each job here
     # waits (up to 10 s) for the other to have started: only two at once can both succeed.
-    job = "touch started.JOB; for i in $(seq 100); do [ -e started.1 ] && [ -e started.2 ] && exit 0; sleep 0.1; done; exit 1"
+    job = (
+        "touch started.JOB; for i in $(seq 100); do [ -e started.1 ] && [ -e started.2 ] && exit 0; sleep 0.1; done;"
+        " exit 1"
+    )
     p = subprocess.run(
         [str(UTILS / "run_local.sh"), "JOB=1:2", "log/w.JOB.log", "bash", "-c", job],
         cwd=tmp_path,
