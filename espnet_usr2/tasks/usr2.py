@@ -46,6 +46,7 @@ from espnet_usr2.samplers.semi_iter_factory import (
     build_semi_supervised_iter_factory,
 )
 from espnet_usr2.semi.objective import USR1Objective, USR2Objective
+from espnet_usr2.train.optimizer_options import fused_on_cuda
 from espnet_usr2.train.scheduler import register_with_espnet as register_scheduler
 from espnet_usr2.train.trainer import USR2Trainer
 
@@ -267,6 +268,15 @@ class USR2Task(AbsTask):
             budget = args.valid_batch_bins or args.labelled_batch_frames
             kwargs = {"batch_type": "length", "batch_bins": budget, **(kwargs or {})}
         return super().build_iter_factory(args, distributed_option, mode, kwargs)
+
+    @classmethod
+    def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> List[torch.optim.Optimizer]:
+        """ESPnet's optimizer, fused on CUDA unless the config says otherwise (optimizer_options)."""
+        conf = fused_on_cuda(args.optim, args.optim_conf, model.parameters())
+        if conf is args.optim_conf:
+            return super().build_optimizers(args, model)
+        # a copy of the options: config.yaml keeps the user's optim_conf
+        return super().build_optimizers(argparse.Namespace(**{**vars(args), "optim_conf": conf}), model)
 
     @classmethod
     def build_preprocess_fn(
