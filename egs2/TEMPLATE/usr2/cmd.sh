@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the *_cmd variables are read by the script that sources this
 # Job runners of the usr2 recipes (sourced). Stages run their parallel work as
 #     ${train_cmd}  [--gpu N] log/train.log  python -m ...
 #     ${decode_cmd} JOB=1:N   log/decode.JOB.log python -m ... --key_file keys.JOB.scp
@@ -47,6 +49,8 @@ case "${cmd_backend}" in
         ;;
     *)
         echo "cmd.sh: unknown cmd_backend '${cmd_backend}' (local or slurm)" >&2
+        # sourced: return; run as a script by mistake: exit
+        # shellcheck disable=SC2317
         return 1 2>/dev/null || exit 1
         ;;
 esac

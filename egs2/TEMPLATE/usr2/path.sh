@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Environment of the usr2 recipes (sourced). Activates the repository's venv when it
 # exists (tools/install.sh builds it), puts sclite (Debian sctk) on PATH, and keeps
 # Python output unbuffered so that job logs fill while a job runs.

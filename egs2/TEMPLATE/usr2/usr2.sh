@@ -243,8 +243,8 @@ for s in ${labelled_sets} ${unlabelled_sets} ${valid_set} ${test_sets}; do
     esac
 done
 # Several training sets are combined into one directory named after all of them.
-lab_train="$(echo ${labelled_sets} | tr ' ' '+')"
-unlab_train="$(echo ${unlabelled_sets} | tr ' ' '+')"
+lab_train="$(plus_joined "${labelled_sets}")"
+unlab_train="$(plus_joined "${unlabelled_sets}")"
 train_sets_all="${labelled_sets} ${unlabelled_sets} ${valid_set}"
 
 # The tokenizer: stage 5's, or one given with --token_list and --bpemodel (stage 5 skipped).
@@ -488,6 +488,8 @@ filter_set() {
     need_file "${src}/utt2num_frames" "stage 3"
     [ "${labelled}" = false ] || need_file "${src}/text" "stage 3 (labelled set ${s} has no text)"
     mkdir -p "${dst}"
+    local text_list=()  # a labelled set's transcripts: utterances without one are dropped
+    [ "${labelled}" = true ] && text_list=("${src}/text")
     awk -v lo="${min_frames}" -v hi="${max_frames}" -v lab="${labelled}" -v out="${dst}/dropped.tsv" '
         BEGIN { print "uttid\tframes\treason" > out }
         FILENAME ~ /text$/ { if (NF > 1) has_text[$1] = 1; next }
@@ -500,7 +502,7 @@ filter_set() {
             else if ($2 > hi) reason = "longer than " hi " frames"
             else if (lab == "true" && !($1 in has_text)) reason = "empty transcript"
             if (reason == "") print $1; else print $1 "\t" $2 "\t" reason > out
-        }' $([ "${labelled}" = true ] && echo "${src}/text") "${src}/wav.scp" "${src}/video.scp" \
+        }' "${text_list[@]}" "${src}/wav.scp" "${src}/video.scp" \
         "${src}/utt2num_frames" >"${dst}/.keep"
     for f in video.scp wav.scp utt2num_frames utt2spk text; do
         [ -f "${src}/${f}" ] || continue
@@ -540,10 +542,11 @@ if run_stage 4; then
     log "Stage 4: length filtering (${min_frames} <= frames <= ${max_frames})"
     for s in ${labelled_sets} ${valid_set}; do filter_set "${s}" true; done
     for s in ${unlabelled_sets}; do filter_set "${s}" false; done
+    # several sets are combined into one directory (one argument per set); one is read where it is
     # shellcheck disable=SC2086
-    [ "${lab_train}" != "${labelled_sets}" ] && [ -n "${lab_train}" ] && combine_sets "${lab_train}" ${labelled_sets}
+    [[ "${lab_train}" != *+* ]] || combine_sets "${lab_train}" ${labelled_sets}
     # shellcheck disable=SC2086
-    [ "${unlab_train}" != "${unlabelled_sets}" ] && [ -n "${unlab_train}" ] && combine_sets "${unlab_train}" ${unlabelled_sets}
+    [[ "${unlab_train}" != *+* ]] || combine_sets "${unlab_train}" ${unlabelled_sets}
     log "Stage 4 wrote ${dumpdir}/<set>/ (+ dropped.tsv) for: ${train_sets_all}"
 fi
 
@@ -777,13 +780,14 @@ run_pretraining() {
     [ -z "${pretrained_encoder}" ] || die "give --pretrain_config or --pretrained_encoder, not both"
     need_file "${pretrain_config}" "--pretrain_config"
     local sets pt_train pt_exp pt_stats s
-    sets="$(echo ${pretrain_sets:-${labelled_sets} ${unlabelled_sets}})"
+    sets="${pretrain_sets:-${labelled_sets} ${unlabelled_sets}}"
     for s in ${sets}; do
         need_file "${dumpdir}/${s}/video.scp" "stage 4 (a --pretrain_sets set must be a labelled or unlabelled set)"
     done
-    pt_train="$(echo ${sets} | tr ' ' '+')"
+    pt_train="$(plus_joined "${sets}")"
+    # one set is read where it is; several are combined (one argument per set)
     # shellcheck disable=SC2086
-    [ "${pt_train}" = "${sets}" ] || combine_sets "${pt_train}" ${sets}
+    [[ "${pt_train}" != *+* ]] || combine_sets "${pt_train}" ${sets}
     pt_exp="${expdir}/pretrain_$(basename "${pretrain_config}" .yaml)_${pt_train}"
     pt_stats="${expdir}/stats_pretrain_${pt_train}"
     local data
@@ -926,15 +930,15 @@ if run_stage 13; then
             n_all=$(wc -l <"$(utt_list_of "${dumpdir}/${s}")")
             stream_utts "${dumpdir}/${s}" "${m}" >"${d}/.scored_utts"
             n_m=$(wc -l <"${d}/.scored_utts")
-            utt_opt=""
-            [ "${n_m}" -eq "${n_all}" ] || utt_opt="--utt_list ${d}/.scored_utts"
+            utt_opt=()
+            [ "${n_m}" -eq "${n_all}" ] || utt_opt=(--utt_list "${d}/.scored_utts")
             if [ "${n_m}" -eq 0 ]; then
                 rm -f "${d}/.scored_utts"
                 log "Stage 13: ${s} ${m}: no utterance has its streams, not scored"
                 continue
             fi
             ${python} -m espnet_usr2.bin.usr2_score --ref_text "${dumpdir}/${s}/text" --hyp_text "${d}/text" \
-                --utt2spk "${dumpdir}/${s}/utt2spk" --out_dir "${d}" ${cer_opt} ${utt_opt} >"${d}/score.log" 2>&1 \
+                --utt2spk "${dumpdir}/${s}/utt2spk" --out_dir "${d}" ${cer_opt} "${utt_opt[@]}" >"${d}/score.log" 2>&1 \
                 || { cat "${d}/score.log" >&2; die "scoring ${d} failed"; }
             rm -f "${d}/.scored_utts"
             log "Stage 13: scored ${s} ${m} (${n_m} of ${n_all} utterances):" \

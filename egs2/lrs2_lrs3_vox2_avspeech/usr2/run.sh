@@ -21,10 +21,9 @@ max_len=16
 valid_size=1200
 nj=8
 data_opts=""
-lrs2_landmarks_dir=""
-lrs3_landmarks_dir=""
-vox2_landmarks_dir=""
-avspeech_landmarks_dir=""
+# read by name below ("${!dir_var}")
+# shellcheck disable=SC2034
+lrs2_landmarks_dir="" lrs3_landmarks_dir="" vox2_landmarks_dir="" avspeech_landmarks_dir=""
 help_message="Usage: $0 [options]
   --model M                  model size: conf/train_usr2_<M>.yaml [${model}]
 $(. scripts/run_help.sh; corpus_options_help max_len valid_size nj data_opts lrs2_landmarks_dir lrs3_landmarks_dir vox2_landmarks_dir avspeech_landmarks_dir)"

@@ -66,7 +66,7 @@ trap 'rm -f "${marker}"' EXIT
     "${passthrough_args[@]}"
 
 # The WER table of the RESULTS.md this run wrote (stage 13), as the last thing printed.
-for results in $(find exp -name RESULTS.md -newer "${marker}" 2>/dev/null); do
+find exp -name RESULTS.md -newer "${marker}" 2>/dev/null | while IFS= read -r results; do
     echo
     echo "run.sh: WER (%) on the mini test set, from ${results}:"
     awk '/^### WER \(%\) per modality/ { on = 1; next } on && /^###/ { exit } on && NF' "${results}"

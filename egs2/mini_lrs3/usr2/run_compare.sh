@@ -170,6 +170,7 @@ help_message="Usage: $0 [options]
 [ "$#" -eq 0 ] || { echo "$0: unexpected arguments: $*" >&2; echo "${help_message}" >&2; exit 1; }
 
 . ./path.sh
+. scripts/data_dir_utils.sh  # plus_joined
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run_compare.sh) $*"; }
 die() { echo "run_compare.sh: error: $*" >&2; exit 1; }
 
@@ -240,7 +241,7 @@ case "${use_lm}" in true | false) ;; *) die "--use_lm must be true or false (got
 lm_exp="${expdir}/lm_$(basename "${lm_config}" .yaml)"
 lm_file=""  # its model file, known once stage 2 trained it
 [ -z "${pretrain_config}" ] || [ -f "${pretrain_config}" ] || die "--pretrain_config ${pretrain_config} does not exist"
-pt_exp="${expdir}/pretrain_$(basename "${pretrain_config:-none}" .yaml)_$(echo ${pretrain_sets} | tr ' ' '+')"
+pt_exp="${expdir}/pretrain_$(basename "${pretrain_config:-none}" .yaml)_$(plus_joined "${pretrain_sets}")"
 for m in ${methods}; do
     method_conf "${m}" >/dev/null  # unknown names and unreadable confs fail before any work
     method_opts "${m}" >/dev/null
@@ -458,8 +459,9 @@ fi
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     log "Stage 6: report -> ${expdir}/compare"
     step_cost=()  # the pre-training's seconds per step beside the methods'
-    # shellcheck disable=SC2086
     [ -z "${pretrain_config}" ] || [ ! -f "${pt_exp}/checkpoint.pth" ] || step_cost=(--step_cost_dirs "pretrain=${pt_exp}")
+    # --sets and --snrs take one argument per set / SNR
+    # shellcheck disable=SC2086
     python3 -m espnet_usr2.bin.usr2_compare_report --manifest "${manifest}" --ref_dir "${dumpdir}" \
         --warmup_dir "${expdir}/warmup" --decode_tags "${decode_tags[@]}" --bootstrap_tag "${bootstrap_tag}" \
         --sets ${test_sets} --snrs ${snrs} --out_dir "${expdir}/compare" "${step_cost[@]}"

@@ -116,7 +116,8 @@ awk -v tol="${tolerance}" -v clips="${clips_dir}" -v count_file="${tmp}/n_rows" 
 n_rows=$(cat "${tmp}/n_rows")
 
 # 3. Durations of the whole videos used: a segment must lie inside its video (a download
-#    cut short would otherwise give a short or empty cut).
+#    cut short would otherwise give a short or empty cut). "$1" is the inner sh's argument.
+# shellcheck disable=SC2016
 awk -F'\t' '$1 == "S" { print $9 }' "${tmp}/rows" | LC_ALL=C sort -u | tr '\n' '\0' |
     xargs -0 -r -n 1 -P "${nj}" sh -c \
         'printf "%s\t%s\n" "$1" "$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$1" 2>/dev/null)"' _ \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Checks of corpus paths set in db.sh (sourced by local/data.sh of the real-corpus recipes).
 #
 #   . scripts/corpus_check.sh

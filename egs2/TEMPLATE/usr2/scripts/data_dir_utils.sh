@@ -1,4 +1,13 @@
+# shellcheck shell=bash
 # Helpers for Kaldi-style data directories (sourced by the corpus preparation scripts).
+
+# plus_joined "a  b c" -> a+b+c: the name of the directory that combines several sets.
+plus_joined() {
+    local -a words
+    read -ra words <<<"$1"
+    local IFS=+
+    echo "${words[*]}"
+}
 
 # spk2utt_of <utt2spk>: speakers in first-appearance order with their utterances.
 spk2utt_of() {

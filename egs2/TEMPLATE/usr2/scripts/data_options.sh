@@ -11,8 +11,8 @@
 # parameters of the data.sh, which a file sourced without arguments shares. Then db.sh gives
 # the corpus paths, scripts/corpus_check.sh the checks of them (require_corpus, require_file)
 # and scripts/data_dir_utils.sh the data-directory helpers.
-nj=4
-datadir=data
+# shellcheck disable=SC2034  # read by the data.sh that sources this
+nj=4 datadir=data
 
 . utils/parse_options.sh
 . ./db.sh

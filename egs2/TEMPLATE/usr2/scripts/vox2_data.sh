@@ -71,7 +71,9 @@ grep -v '^MISSING ' "${dst}/.clips" | LC_ALL=C sort -k1,1 >"${dst}/.found" || tr
 [ -s "${dst}/.found" ] || { echo "$0: none of the ids of ${list} is a clip under ${corpus}/{dev,test}/mp4" >&2; exit 1; }
 awk '{ print $1, $3 }' "${dst}/.found" >"${dst}/recordings.scp"
 
-# Durations (seconds) of every clip: chunking and the length buckets need them.
+# Durations (seconds) of every clip: chunking and the length buckets need them. "$1" is the
+# inner sh's argument.
+# shellcheck disable=SC2016
 tr '\n' '\0' < <(awk '{ print $3 }' "${dst}/.found") |
     xargs -0 -n 1 -P "${nj}" sh -c 'printf "%s %s\n" "$1" "$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$1")"' _ \
     >"${dst}/.dur"

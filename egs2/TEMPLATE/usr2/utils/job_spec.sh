@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the variables set here are read by the script that sources this
 # Sourced (not run) by run_local.sh and run_slurm.sh once their own options are parsed.
 # Parses the rest of the command line, "[JOB=a:b | JOB=n] LOGTEMPLATE command ...", in the
 # caller's positional parameters and sets:

@@ -90,7 +90,7 @@ done
 while [ "${#pid2job[@]}" -gt 0 ]; do reap_one; done
 
 if [ "${#failed[@]}" -gt 0 ]; then
-    IFS=$'\n' sorted=($(printf '%s\n' "${failed[@]}" | sort -n)); unset IFS
+    mapfile -t sorted < <(printf '%s\n' "${failed[@]}" | sort -n)
     echo "$0: ${#failed[@]} of $((last - first + 1)) job(s) failed: see $(substitute "${logtemplate}" "${sorted[0]}")" \
         "(failed: ${sorted[*]})" >&2
     exit 1

@@ -17,6 +17,7 @@ set -euo pipefail
 landmarks_dir=""
 . scripts/data_options.sh  # + --nj, --datadir; parses the options, reads db.sh
 
+# shellcheck disable=SC2016  # the layout names db.sh's variable as written there
 layout='${AVSPEECH}/clips/<youtube_id>.mp4                 whole downloaded videos (.mkv/.webm too), or
 ${AVSPEECH}/clips/<youtube_id>_<start>_<end>.mp4   clips cut to one CSV row ("<start>-<end>" too; seconds)
 ${AVSPEECH_CSV} (default ${AVSPEECH}/avspeech_train.csv): no header, lines "youtube_id,start,end,face_x,face_y"

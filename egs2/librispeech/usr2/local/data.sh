@@ -17,6 +17,7 @@ datadir=data
 . scripts/corpus_check.sh
 . scripts/data_dir_utils.sh
 
+# shellcheck disable=SC2016  # the layout names db.sh's variable as written there
 layout='${LIBRISPEECH}/<split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac
 ${LIBRISPEECH}/<split>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt  ("<uttid> WORDS" per line)
 <split>: test-clean, test-other (the LibriSpeech directory holding them, e.g. .../LibriSpeech)'

@@ -16,6 +16,7 @@ max_len=16
 landmarks_dir=""
 . scripts/data_options.sh  # + --nj, --datadir; parses the options, reads db.sh
 
+# shellcheck disable=SC2016  # the layout names db.sh's variable as written there
 layout='${LRS2}/main/<video>/<clip>.mp4 + <clip>.txt ("Text:  WORDS")
 ${LRS2}/pretrain/<video>/<clip>.mp4 + <clip>.txt
 pretrain.txt train.txt val.txt test.txt (lines "<video>/<clip>") in ${LRS2} or its parent'
@@ -61,8 +62,9 @@ done
 
 if [ -n "${landmarks_dir}" ]; then
     [ -d "${landmarks_dir}" ] || { echo "$0: --landmarks_dir ${landmarks_dir} is not a directory" >&2; exit 1; }
-    # shellcheck disable=SC2086
+    set_dirs=()
+    for s in ${sets}; do set_dirs+=("${datadir}/${s}"); done
     python3 scripts/make_landmark_scp.py --corpus "${root}" --landmarks_dir "${landmarks_dir}" \
-        --out "${datadir}/lm.scp" $(for s in ${sets}; do echo "${datadir}/${s}"; done)
+        --out "${datadir}/lm.scp" "${set_dirs[@]}"
 fi
 for s in ${sets}; do echo "$(basename "$0"): $(data_dir_summary "${datadir}/${s}")"; done

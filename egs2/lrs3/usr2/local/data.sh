@@ -21,6 +21,7 @@ vox2=false
 vox2_landmarks_dir=""
 . scripts/data_options.sh  # + --nj, --datadir; parses the options, reads db.sh
 
+# shellcheck disable=SC2016  # the layout names db.sh's variable as written there
 layout='${LRS3}/pretrain/<speaker>/<clip>.mp4 + <clip>.txt ("Text:  WORDS", word timings)
 ${LRS3}/trainval/<speaker>/<clip>.mp4 + <clip>.txt
 ${LRS3}/test/<speaker>/<clip>.mp4 + <clip>.txt'
@@ -54,6 +55,7 @@ fi
 lm_sets="pretrain trainval test"
 [ "${valid_size}" -gt 0 ] && lm_sets+=" valid"
 if [ "${vox2}" = true ]; then
+    # shellcheck disable=SC2016  # the layout names db.sh's variables as written there
     vox_layout='${VOXCELEB2}/dev/mp4/<id>/<video>/<clip>.mp4; ${VOX2_EN_LIST}: lines "<id>/<video>/<clip>"'
     require_corpus VOXCELEB2 "${vox_layout}" dev/mp4
     require_file VOX2_EN_LIST "${vox_layout}"
@@ -63,9 +65,10 @@ fi
 
 if [ -n "${landmarks_dir}" ]; then
     [ -d "${landmarks_dir}" ] || { echo "$0: --landmarks_dir ${landmarks_dir} is not a directory" >&2; exit 1; }
-    # shellcheck disable=SC2086
+    set_dirs=()
+    for s in ${lm_sets}; do set_dirs+=("${datadir}/${s}"); done
     python3 scripts/make_landmark_scp.py --corpus "${root}" --landmarks_dir "${landmarks_dir}" \
-        --out "${datadir}/lm.scp" $(for s in ${lm_sets}; do echo "${datadir}/${s}"; done)
+        --out "${datadir}/lm.scp" "${set_dirs[@]}"
     if [ "${vox2}" = true ] && [ -n "${vox2_landmarks_dir}" ]; then
         python3 scripts/make_landmark_scp.py --corpus "${VOXCELEB2}" --landmarks_dir "${vox2_landmarks_dir}" \
             --out "${datadir}/lm_vox2.scp" "${datadir}/vox2"

@@ -14,6 +14,7 @@ max_len=16
 landmarks_dir=""
 . scripts/data_options.sh  # + --nj, --datadir; parses the options, reads db.sh
 
+# shellcheck disable=SC2016  # the layout names db.sh's variable as written there
 layout='${VOXCELEB2}/dev/mp4/<id>/<video>/<clip>.mp4
 ${VOX2_EN_LIST}: English-only ids, lines "dev/<id>/<video>/<clip>" (AV-HuBERT vox-en.id, .gz too)
 ${VOX2_TEXT} (optional): lines "<id>/<video>/<clip> WORDS"'

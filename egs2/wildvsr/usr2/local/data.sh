@@ -15,6 +15,7 @@ datadir=data
 . scripts/corpus_check.sh
 . scripts/data_dir_utils.sh
 
+# shellcheck disable=SC2016  # the layout names db.sh's variable as written there
 layout='${WILDVSR}/videos/<clip>.mp4 and ${WILDVSR}/labels.json ({"<clip>.mp4": "TRANSCRIPT", ...})
 or WILDVSR_LIST: a file of "uttid path-to-mp4 WORDS" lines'
 d="${datadir}/test"
