@@ -133,17 +133,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     args = parser.parse_args(cmd)
     logging.basicConfig(level=args.log_level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     try:
-        opts = DecodeOptions(
-            method=args.method,
-            beam_impl=args.beam_impl,
-            beam_size=args.beam_size,
-            ctc_weight=args.ctc_weight,
-            penalty=args.penalty,
-            maxlenratio=args.maxlenratio,
-            minlenratio=args.minlenratio,
-            nbest=args.nbest,
-            lm_weight=args.lm_weight,
-        )
+        opts = DecodeOptions.from_namespace(args)
         out_dirs = inference(
             output_dir=args.output_dir,
             data_path_and_name_and_type=args.data_path_and_name_and_type,

@@ -54,16 +54,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
     args = get_parser().parse_args(cmd)
-    opts = DecodeOptions(
-        method=args.method,
-        beam_impl=args.beam_impl,
-        beam_size=args.beam_size,
-        ctc_weight=args.ctc_weight,
-        penalty=args.penalty,
-        maxlenratio=args.maxlenratio,
-        minlenratio=args.minlenratio,
-        nbest=args.nbest,
-    )
+    opts = DecodeOptions.from_namespace(args)
     s2t = USR2Speech2Text(
         args.train_config,
         args.model_file,

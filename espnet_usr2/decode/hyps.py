@@ -17,8 +17,9 @@ uses it), which only matters for ``minlenratio > 0`` (its settings all use 0).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 METHODS = ("beam", "greedy_att", "greedy_ctc")
 BEAM_IMPLS = ("fast", "espnet")
@@ -43,6 +44,12 @@ class DecodeOptions:
     nbest: int = 1
     pre_beam_ratio: float = 1.5
     lm_weight: float = 0.0
+
+    @classmethod
+    def from_namespace(cls, args: Any) -> "DecodeOptions":
+        """The options a command line parsed (its attributes named as the fields; any it
+        lacks keep their defaults)."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
