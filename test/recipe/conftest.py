@@ -35,16 +35,6 @@ def clips(tmp_path_factory):
 def tiny_model_dir(tiny_config, token_list, tmp_path_factory):
     """The tiny model with random weights as training leaves it (config.yaml + model.pth),
     for recipes that decode a given model (--model_dir); char tokens."""
-    import torch
-    import yaml
+    from espnet_usr2.testing.recipes import random_model_dir
 
-    from espnet_usr2.tasks.config import parse_training_args
-    from espnet_usr2.tasks.usr2 import USR2Task
-
-    out = tmp_path_factory.mktemp("models") / "given_model"
-    out.mkdir()
-    torch.manual_seed(0)
-    args = parse_training_args(tiny_config, token_list, ["--token_type", "char"])
-    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)))
-    torch.save(USR2Task.build_model(args).state_dict(), out / "model.pth")
-    return out
+    return random_model_dir(tmp_path_factory.mktemp("models") / "given_model", tiny_config, token_list, "char")
