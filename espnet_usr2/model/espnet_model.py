@@ -27,12 +27,14 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from torch import nn
 
+from espnet_usr2.model import mixed_batch
 from espnet_usr2.model.augmentation import StudentAugmentation, TimeMasks
 from espnet_usr2.model.comat import COMATLoss
 from espnet_usr2.model.decoder import USR2TransformerDecoder
 from espnet_usr2.model.encoder_stack import Encoded, EncoderStack
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
+from espnet_usr2.model.mixed_batch import MixedBatch, labelled_mask, read_layout
 from espnet_usr2.model.token_losses import LabelSmoothingCrossEntropy, token_accuracy
 from espnet_usr2.semi.teacher import EMATeacher, EMATeacherMixin
 from espnet_usr2.utils.modalities import (
@@ -268,9 +270,10 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
                 "--train_data_path_and_name_and_type <dir>/text,text,text"
             )
         batch = dict(speech=speech, speech_lengths=speech_lengths, video=video, video_lengths=video_lengths)
-        is_labelled = _labelled_mask(labelled, text_lengths)
-        if bool(is_labelled.all()):
-            losses, stats = self._labelled_losses(batch, text, text_lengths)
+        is_labelled = labelled_mask(labelled, text_lengths)
+        layout = read_layout(batch, is_labelled, text_lengths)  # the one wait for the device to split it
+        if layout.all_labelled:
+            losses, stats = self._labelled_losses(batch, text, text_lengths, layout.longest_labelled["text"])
             loss = self._weighted_sum(losses)
             if not self.training:
                 stats.update(self._teacher_validation_stats(batch, text, text_lengths))
@@ -280,12 +283,14 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
                     "the batch has unlabelled utterances but the model has no semi-supervised objective; "
                     "set 'semi: usr2' (or usr1) in the training config"
                 )
-            loss, stats = self._semi_supervised_loss(batch, text, text_lengths, is_labelled)
+            loss, stats = self._semi_supervised_loss(batch, text, text_lengths, is_labelled, layout)
         stats["loss"] = loss.detach()
         return force_gatherable((loss, stats, text.size(0)), loss.device)
 
-    def _labelled_losses(self, batch, text, text_lengths):
-        text = text[:, : max(1, int(text_lengths.max()))]
+    def _labelled_losses(self, batch, text, text_lengths, longest_text: Optional[int] = None):
+        """``longest_text``: the longest transcript when the caller knows it (no device read)."""
+        longest = int(text_lengths.max()) if longest_text is None else longest_text
+        text = text[:, : max(1, longest)]
         encoded = self.encode(**batch)
         return self.supervised_losses(encoded, text, text_lengths)
 
@@ -305,10 +310,14 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             stats["loss"] = teacher.model._weighted_sum(losses)
         return {f"{name}_teacher": value.detach() for name, value in stats.items()}
 
-    def _semi_supervised_loss(self, batch, text, text_lengths, is_labelled):
-        lab = _select(batch, is_labelled)
-        if bool(is_labelled.any()):
-            sup_losses, stats = self._labelled_losses(lab, text[is_labelled], text_lengths[is_labelled])
+    def _semi_supervised_loss(self, batch, text, text_lengths, is_labelled, layout: MixedBatch):
+        if layout.any_labelled:
+            sup_losses, stats = self._labelled_losses(
+                mixed_batch.select(batch, layout, is_labelled, labelled=True),
+                mixed_batch.rows(text, layout, is_labelled, labelled=True),
+                mixed_batch.rows(text_lengths, layout, is_labelled, labelled=True),
+                layout.longest_labelled["text"],
+            )
         else:  # a step without labelled utterances: only the unlabelled term (stats as NaN)
             sup_losses = {m: torch.zeros((), device=text.device) for m in self.modalities}
             unused = self._labelled_heads_zero()  # DDP: parameters only labelled losses reach get a gradient
@@ -326,7 +335,7 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             teacher=self.teacher.model,
             step=self.teacher.steps_done,
             total_steps=self.teacher.schedule_steps,
-            **_select(batch, ~is_labelled),
+            **mixed_batch.select(batch, layout, is_labelled, labelled=False),
         )
         stats.update(unl_stats)
         stats["ema_momentum"] = torch.tensor(self.teacher.current_momentum())
@@ -440,23 +449,3 @@ def word_boundary_symbol(token_list: Sequence[str]) -> str:
     if any(t.startswith(SENTENCEPIECE_BOUNDARY) for t in token_list):
         return SENTENCEPIECE_BOUNDARY
     return "<space>"
-
-
-def _labelled_mask(labelled: Optional[torch.Tensor], text_lengths: torch.Tensor) -> torch.Tensor:
-    if labelled is None:
-        return torch.ones_like(text_lengths, dtype=torch.bool)
-    return labelled.reshape(-1).bool()
-
-
-def _select(batch: Dict[str, Optional[torch.Tensor]], mask: torch.Tensor) -> Dict[str, Optional[torch.Tensor]]:
-    """Rows of every input where ``mask`` is true, trimmed to the longest selected row."""
-    out: Dict[str, Optional[torch.Tensor]] = {}
-    for name in ("speech", "video"):
-        x, lengths = batch[name], batch[f"{name}_lengths"]
-        if x is None:
-            out[name], out[f"{name}_lengths"] = None, None
-            continue
-        lengths = lengths[mask]
-        out[name] = x[mask][:, : int(lengths.max()) if lengths.numel() else 0]
-        out[f"{name}_lengths"] = lengths
-    return out

@@ -24,18 +24,8 @@ ALLOWED = {
     ),
     "semi/mixed_sampling.py:use_ar_mode": (1, "the step's mode drawn on a CPU generator: a host tensor"),
     "model/decoder.py:forward": (12, "ESPnet's TransformerDecoder sizes its padding masks from the longest length"),
-    "model/espnet_model.py:_select": (
-        12,
-        "the batch split into labelled and unlabelled parts (boolean mask) and trimmed to each part's longest clip",
-    ),
     "model/espnet_model.py:supervised_losses": (8, "ESPnet's CTC concatenates the targets utterance by utterance"),
-    "model/espnet_model.py:_semi_supervised_loss": (
-        3,
-        "whether the batch has labelled clips, and its labelled part (boolean mask)",
-    ),
     "model/espnet_model.py:_decoder_logits": (2, "the decoder input of the labelled modalities"),
-    "model/espnet_model.py:_labelled_losses": (1, "the transcripts trimmed to the longest"),
-    "model/espnet_model.py:forward": (1, "whether the whole batch is labelled"),
     "data/av_sync.py:check_batch_frame_agreement": (
         3,
         "audio and video frame counts checked per modality, with an error naming the clips that disagree",
