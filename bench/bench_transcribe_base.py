@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Dict
 
+import soundfile
 import torch
 import yaml
 
@@ -42,20 +43,34 @@ from espnet_usr2.inference.model_dir import resolve_model_dir
 from espnet_usr2.inference.speech2text import USR2Speech2Text
 from espnet_usr2.prep.roi_pipeline import RoiConfig
 from espnet_usr2.testing.recipes import TEMPLATE, random_model_dir
-from espnet_usr2.testing.roi_synth import make_clip
+from espnet_usr2.testing.roi_synth import make_clip, tone
 
 
 def long_recording(root: Path, minutes: float, clip_seconds: float, size: int) -> Path:
-    """A talking-face video of ``minutes``: one generated clip repeated by stream copy."""
-    clip = make_clip(root / "clip.mp4", seconds=clip_seconds, size=size, seed=3, sample_rate=16000, channels=1).path
+    """A talking-face video of ``minutes``: one generated clip's frames repeated by stream copy,
+    with one continuous audio track of the whole length (joining clips with their own AAC
+    tracks drifts by each track's priming samples, and the audio would no longer match)."""
+    clip = make_clip(root / "clip.mp4", seconds=clip_seconds, size=size, seed=3, with_audio=False).path
     repeats = max(1, round(minutes * 60 / clip_seconds))
     listing = root / "concat.txt"
     listing.write_text("".join(f"file '{clip}'\n" for _ in range(repeats)))
+    soundfile.write(root / "tone.wav", tone(repeats * clip_seconds, 16000, 1)[0], 16000)
     out = root / "recording.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(out)],
-        check=True,
-    )
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(listing),
+        "-i",
+        str(root / "tone.wav"),
+    ]
+    subprocess.run([*cmd, "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(out)], check=True)
     return out
 
 
