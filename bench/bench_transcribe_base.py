@@ -42,7 +42,8 @@ from espnet_usr2.bin.usr2_transcribe import Segmenting, transcribe_file
 from espnet_usr2.inference.model_dir import resolve_model_dir
 from espnet_usr2.inference.speech2text import USR2Speech2Text
 from espnet_usr2.prep.roi_pipeline import RoiConfig
-from espnet_usr2.testing.recipes import TEMPLATE, random_model_dir
+from espnet_usr2.tasks.config import write_untrained_model_dir
+from espnet_usr2.testing.recipes import TEMPLATE
 from espnet_usr2.testing.roi_synth import make_clip, tone
 
 
@@ -77,7 +78,7 @@ def long_recording(root: Path, minutes: float, clip_seconds: float, size: int) -
 def base_model_dir(root: Path, config: Path, vocab: int) -> Path:
     """``config`` with random weights and a word list of ``vocab`` tokens, as training leaves it."""
     tokens = ["<blank>", "<unk>", *[f"W{i}" for i in range(vocab - 3)], "<sos/eos>"]
-    return random_model_dir(root / "model", config, tokens, "word")
+    return write_untrained_model_dir(root / "model", config, tokens, "word")
 
 
 def bounded_search(root: Path, inference_config: Path, tokens_per_frame: float) -> Path:

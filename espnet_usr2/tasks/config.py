@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 import torch
+import yaml
 
 from espnet_usr2.model.espnet_model import ESPnetUSR2Model
 from espnet_usr2.tasks.usr2 import USR2Task
@@ -42,3 +43,19 @@ def build_model_from_config(
     args = parse_training_args(config, token_list, extra)
     with torch.device("meta") if meta else nullcontext():
         return USR2Task.build_model(args)
+
+
+def write_untrained_model_dir(
+    out: Union[str, Path], config: Union[str, Path], tokens: Sequence[str], token_type: str, seed: int = 0
+) -> Path:
+    """A model directory as training leaves it (``config.yaml`` + ``model.pth``) for ``config``
+    with random weights (``seed``) and ``tokens``: what ``--model_dir`` and ``usr2_transcribe``
+    read. For timing a model size before any is trained (bench/bench_transcribe_base.py) and
+    for tests of the decoding entry points."""
+    out = Path(out)
+    out.mkdir(parents=True)
+    torch.manual_seed(seed)
+    args = parse_training_args(config, list(tokens), ["--token_type", token_type])
+    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)))
+    torch.save(USR2Task.build_model(args).state_dict(), out / "model.pth")
+    return out

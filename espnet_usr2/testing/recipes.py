@@ -12,7 +12,7 @@ A test or benchmark runs a recipe in a scratch directory so that what the recipe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 EGS = Path(__file__).resolve().parents[2] / "egs2"
 TEMPLATE = EGS / "TEMPLATE" / "usr2"
@@ -74,20 +74,3 @@ def link_template(dst: Path, names: Iterable[str] = TEMPLATE_SHARED) -> Path:
     for name in names:
         (dst / name).symlink_to(TEMPLATE / name)
     return dst
-
-
-def random_model_dir(out: Path, config: Path, tokens: Sequence[str], token_type: str) -> Path:
-    """A model directory as training leaves it (config.yaml + model.pth) for ``config`` with
-    random weights (seed 0) and ``tokens``: what ``--model_dir`` / ``usr2_transcribe`` read."""
-    import torch
-    import yaml
-
-    from espnet_usr2.tasks.config import parse_training_args
-    from espnet_usr2.tasks.usr2 import USR2Task
-
-    out.mkdir(parents=True)
-    torch.manual_seed(0)
-    args = parse_training_args(config, list(tokens), ["--token_type", token_type])
-    (out / "config.yaml").write_text(yaml.safe_dump(vars(args)))
-    torch.save(USR2Task.build_model(args).state_dict(), out / "model.pth")
-    return out

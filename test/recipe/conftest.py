@@ -35,6 +35,6 @@ def clips(tmp_path_factory):
 def tiny_model_dir(tiny_config, token_list, tmp_path_factory):
     """The tiny model with random weights as training leaves it (config.yaml + model.pth),
     for recipes that decode a given model (--model_dir); char tokens."""
-    from espnet_usr2.testing.recipes import random_model_dir
+    from espnet_usr2.tasks.config import write_untrained_model_dir
 
-    return random_model_dir(tmp_path_factory.mktemp("models") / "given_model", tiny_config, token_list, "char")
+    return write_untrained_model_dir(tmp_path_factory.mktemp("models") / "given_model", tiny_config, token_list, "char")
