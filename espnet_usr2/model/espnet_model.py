@@ -20,7 +20,6 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from espnet.nets.e2e_asr_common import ErrorCalculator
-from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.torch_utils.device_funcs import force_gatherable
@@ -35,7 +34,8 @@ from espnet_usr2.model.encoder_stack import Encoded, EncoderStack
 from espnet_usr2.model.frontends import AbsModalityFrontend
 from espnet_usr2.model.fusion import ConcatProjectionFusion
 from espnet_usr2.model.mixed_batch import MixedBatch, labelled_mask, read_layout
-from espnet_usr2.model.token_losses import LabelSmoothingCrossEntropy, token_accuracy
+from espnet_usr2.model.padded_ctc import PaddedTargetsCTC
+from espnet_usr2.model.token_losses import LabelSmoothingCrossEntropy, decoder_targets, token_accuracy
 from espnet_usr2.semi.teacher import EMATeacher, EMATeacherMixin
 from espnet_usr2.utils.modalities import (
     AUDIO,
@@ -129,7 +129,7 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
         d_model = encoder.output_size()
         ctc_names = MODALITIES if per_modality_ctc else (SHARED_CTC,)
         self.per_modality_ctc = per_modality_ctc
-        self.ctc = nn.ModuleDict({m: CTC(vocab_size, d_model, **(ctc_conf or {})) for m in ctc_names})
+        self.ctc = nn.ModuleDict({m: PaddedTargetsCTC(vocab_size, d_model, **(ctc_conf or {})) for m in ctc_names})
         self.criterion_att = LabelSmoothingCrossEntropy(vocab_size, ignore_id, lsm_weight, length_normalized_loss)
         self.error_calculator = (
             ErrorCalculator(
@@ -368,8 +368,8 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
     ) -> Tuple[Dict[str, torch.Tensor], Dict[str, torch.Tensor]]:
         """L_lab^m = lambda CTC_m + (1 - lambda) CE_m per modality, and statistics."""
         modalities = list(encoded)
-        att_logits = self._decoder_logits(encoded, text, text_lengths)
-        _, ys_out = add_sos_eos(text, self.sos, self.eos, self.ignore_id)
+        ys_in, ys_out = decoder_targets(text, text_lengths, self.sos, self.eos, self.ignore_id)
+        att_logits = self.decoder.forward_modalities(encoded, ys_in, text_lengths + 1)
         losses: Dict[str, torch.Tensor] = {}
         stats: Dict[str, torch.Tensor] = {}
         for m, logits in zip(modalities, att_logits):
@@ -387,11 +387,6 @@ class ESPnetUSR2Model(EncoderStack, EMATeacherMixin, AbsESPnetModel):
             if not self.training and self.error_calculator is not None:
                 stats.update(self._error_rates(m, enc, logits, text))
         return losses, stats
-
-    def _decoder_logits(self, encoded: Encoded, text: torch.Tensor, text_lengths: torch.Tensor) -> List[torch.Tensor]:
-        """Teacher-forced decoder logits of every modality from one stacked decoder pass."""
-        ys_in, _ = add_sos_eos(text, self.sos, self.eos, self.ignore_id)
-        return self.decoder.forward_modalities(encoded, ys_in, text_lengths + 1)
 
     def _error_rates(
         self, m: str, enc: torch.Tensor, logits: torch.Tensor, text: torch.Tensor

@@ -18,12 +18,11 @@ from __future__ import annotations
 from typing import Dict, Mapping, Tuple
 
 import torch
-from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
-from espnet2.asr.ctc import CTC
 from torch import nn
 
 from espnet_usr2.model.decoder import USR2TransformerDecoder
-from espnet_usr2.model.token_losses import LabelSmoothingCrossEntropy, token_accuracy
+from espnet_usr2.model.padded_ctc import PaddedTargetsCTC
+from espnet_usr2.model.token_losses import LabelSmoothingCrossEntropy, decoder_targets, token_accuracy
 from espnet_usr2.utils.modalities import MODALITIES
 
 Encoded = Mapping[str, Tuple[torch.Tensor, torch.Tensor]]
@@ -57,7 +56,7 @@ class SupervisedProbes(nn.Module):
         self.weight = float(weight)
         self.sos = self.eos = vocab_size - 1
         self.ctc = nn.ModuleDict(
-            {m: CTC(vocab_size, encoder_output_size, dropout_rate=ctc_dropout) for m in MODALITIES}
+            {m: PaddedTargetsCTC(vocab_size, encoder_output_size, dropout_rate=ctc_dropout) for m in MODALITIES}
         )
         self.decoder = decoder
         self.criterion = LabelSmoothingCrossEntropy(vocab_size, -1, lsm_weight, normalize_length=False)
@@ -74,7 +73,7 @@ class SupervisedProbes(nn.Module):
         text, text_lengths = text[has_text], text_lengths[has_text]
         text = text[:, : int(text_lengths.max())]
         feats = {m: (enc[has_text].detach(), lens[has_text]) for m, (enc, lens) in encoded.items()}
-        ys_in, ys_out = add_sos_eos(text, self.sos, self.eos, -1)
+        ys_in, ys_out = decoder_targets(text, text_lengths, self.sos, self.eos, -1)
         logits = self.decoder.forward_modalities(feats, ys_in, text_lengths + 1)
         loss, stats = 0.0, {}
         for (m, (enc, lens)), m_logits in zip(feats.items(), logits):

@@ -64,3 +64,23 @@ def token_accuracy(logits: torch.Tensor, target: torch.Tensor, ignore_id: int) -
     scored = target != ignore_id
     correct = (logits.argmax(dim=-1) == target) & scored
     return correct.sum() / scored.sum().clamp(min=1)
+
+
+def decoder_targets(
+    text: torch.Tensor, text_lengths: torch.Tensor, sos: int, eos: int, ignore_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ESPnet's ``add_sos_eos`` without a per-utterance read: ``(ys_in, ys_out)``, (B, L + 1).
+
+    ``ys_in`` = ``<sos> y_1 .. y_n`` padded with ``<eos>``, ``ys_out`` = ``y_1 .. y_n <eos>``
+    padded with ``ignore_id``, where ``n`` = ``text_lengths`` and ``text`` (B, L) is padded past
+    each length. ESPnet pads to the longest transcript + 1; this pads to ``L + 1``, the same
+    when ``text`` is cut to its longest transcript, as the training paths cut it.
+    """
+    width = text.size(1) + 1
+    pos = torch.arange(width, device=text.device)[None, :]
+    lengths = text_lengths[:, None]
+    tokens = torch.nn.functional.pad(text, (0, 1), value=eos)  # (B, L + 1)
+    ys_out = torch.where(pos < lengths, tokens, torch.where(pos == lengths, eos, ignore_id))
+    shifted = torch.nn.functional.pad(text, (1, 0), value=sos)  # <sos> y_1 .. y_L
+    ys_in = torch.where((pos == 0) | (pos <= lengths), shifted, eos)
+    return ys_in, ys_out

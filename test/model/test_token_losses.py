@@ -50,3 +50,19 @@ def test_accuracy_equals_th_accuracy_as_a_tensor():
     accuracy = token_accuracy(logits, targets, -1)
     assert isinstance(accuracy, torch.Tensor) and accuracy.dim() == 0
     assert accuracy.item() == pytest.approx(th_accuracy(logits.reshape(-1, V), targets, -1), abs=1e-7)
+
+
+def test_decoder_targets_equal_espnets_add_sos_eos():
+    from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
+
+    from espnet_usr2.model.token_losses import decoder_targets
+
+    g = torch.Generator().manual_seed(0)
+    for lengths in ([5, 3, 1, 4], [2, 2], [7], [6, 0, 2]):
+        lengths = torch.tensor(lengths)
+        text = torch.randint(1, 30, (len(lengths), int(lengths.max())), generator=g)
+        text[torch.arange(text.size(1))[None] >= lengths[:, None]] = -1
+        expected = add_sos_eos(text, 31, 31, -1)
+        got = decoder_targets(text, lengths, 31, 31, -1)
+        for e, o in zip(expected, got):
+            assert torch.equal(e, o), (lengths, e, o)

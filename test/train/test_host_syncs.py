@@ -24,8 +24,6 @@ ALLOWED = {
     ),
     "semi/mixed_sampling.py:use_ar_mode": (1, "the step's mode drawn on a CPU generator: a host tensor"),
     "model/decoder.py:forward": (12, "ESPnet's TransformerDecoder sizes its padding masks from the longest length"),
-    "model/espnet_model.py:supervised_losses": (8, "ESPnet's CTC concatenates the targets utterance by utterance"),
-    "model/espnet_model.py:_decoder_logits": (2, "the decoder input of the labelled modalities"),
     "data/av_sync.py:check_batch_frame_agreement": (
         3,
         "audio and video frame counts checked per modality, with an error naming the clips that disagree",
