@@ -215,6 +215,11 @@ def test_vox2_stages_1_to_4_and_length_buckets(clips, tmp_path, recipe_copy):
     bucket = recipe / "data" / "vox2_test_len50_100"  # the 2.4 s clip: 60 frames
     assert _keys(bucket / "text") == ["id00012_21Uxsk56VDQ_00001"] == _keys(bucket / "video_src.scp")
     assert sorted(p.name for p in (recipe / "data").iterdir() if p.name.startswith("vox2_test_len")) == [bucket.name]
+    # a --landmarks_dir that is not a directory stops with its name (it used to give an empty lm.scp)
+    env = _env(VOXCELEB2=str(root), VOX2_EN_LIST=str(en), VOX2_TEXT=str(asr))
+    proc = _run(recipe, ["./local/data.sh", "--nj", "2", "--landmarks_dir", str(tmp_path / "nowhere")], env)
+    assert proc.returncode != 0 and f"'{tmp_path / 'nowhere'}' is not a directory" in proc.stderr, proc.stderr
+    assert not (recipe / "data" / "lm.scp").exists()
 
 
 # ------------------------------------------------------------------ db.sh errors

@@ -9,6 +9,24 @@ plus_joined() {
     echo "${words[*]}"
 }
 
+# require_landmarks_dir DIR: stop the script unless DIR (a --landmarks_dir option) is a directory.
+require_landmarks_dir() {
+    [ -d "$1" ] || { echo "$0: the landmarks directory '$1' is not a directory" >&2; exit 1; }
+}
+
+# landmark_scp CORPUS LANDMARKS_DIR DATADIR OUT SET...: DATADIR/OUT lists the precomputed
+# landmark file of every utterance of DATADIR/SET... (scripts/make_landmark_scp.py; the
+# landmarks laid out as CORPUS's videos). Stops unless LANDMARKS_DIR is a directory.
+landmark_scp() {
+    local corpus="$1" landmarks_dir="$2" datadir="$3" out="$4" s
+    shift 4
+    require_landmarks_dir "${landmarks_dir}"
+    local set_dirs=()
+    for s in "$@"; do set_dirs+=("${datadir}/${s}"); done
+    python3 scripts/make_landmark_scp.py --corpus "${corpus}" --landmarks_dir "${landmarks_dir}" \
+        --out "${datadir}/${out}" "${set_dirs[@]}"
+}
+
 # spk2utt_of <utt2spk>: speakers in first-appearance order with their utterances.
 spk2utt_of() {
     awk '{ if (!($2 in u)) { o[++n] = $2; u[$2] = $1 } else u[$2] = u[$2] " " $1 }

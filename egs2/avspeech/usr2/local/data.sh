@@ -32,10 +32,7 @@ if [ -n "${AVSPEECH_TEXT:-}" ]; then
     text_opts="--text ${AVSPEECH_TEXT} --test_dir ${datadir}/avspeech_test"
     sets+=" avspeech_test"
 fi
-if [ -n "${landmarks_dir}" ] && [ ! -d "${landmarks_dir}" ]; then
-    echo "$0: --landmarks_dir ${landmarks_dir} is not a directory" >&2
-    exit 1
-fi
+[ -z "${landmarks_dir}" ] || require_landmarks_dir "${landmarks_dir}"
 
 mkdir -p "${datadir}"
 # shellcheck disable=SC2086

@@ -61,10 +61,8 @@ for split in pretrain train val test; do
 done
 
 if [ -n "${landmarks_dir}" ]; then
-    [ -d "${landmarks_dir}" ] || { echo "$0: --landmarks_dir ${landmarks_dir} is not a directory" >&2; exit 1; }
-    set_dirs=()
-    for s in ${sets}; do set_dirs+=("${datadir}/${s}"); done
-    python3 scripts/make_landmark_scp.py --corpus "${root}" --landmarks_dir "${landmarks_dir}" \
-        --out "${datadir}/lm.scp" "${set_dirs[@]}"
+    # one argument per set
+    # shellcheck disable=SC2086
+    landmark_scp "${root}" "${landmarks_dir}" "${datadir}" lm.scp ${sets}
 fi
 for s in ${sets}; do echo "$(basename "$0"): $(data_dir_summary "${datadir}/${s}")"; done

@@ -64,14 +64,11 @@ if [ "${vox2}" = true ]; then
 fi
 
 if [ -n "${landmarks_dir}" ]; then
-    [ -d "${landmarks_dir}" ] || { echo "$0: --landmarks_dir ${landmarks_dir} is not a directory" >&2; exit 1; }
-    set_dirs=()
-    for s in ${lm_sets}; do set_dirs+=("${datadir}/${s}"); done
-    python3 scripts/make_landmark_scp.py --corpus "${root}" --landmarks_dir "${landmarks_dir}" \
-        --out "${datadir}/lm.scp" "${set_dirs[@]}"
+    # one argument per set
+    # shellcheck disable=SC2086
+    landmark_scp "${root}" "${landmarks_dir}" "${datadir}" lm.scp ${lm_sets}
     if [ "${vox2}" = true ] && [ -n "${vox2_landmarks_dir}" ]; then
-        python3 scripts/make_landmark_scp.py --corpus "${VOXCELEB2}" --landmarks_dir "${vox2_landmarks_dir}" \
-            --out "${datadir}/lm_vox2.scp" "${datadir}/vox2"
+        landmark_scp "${VOXCELEB2}" "${vox2_landmarks_dir}" "${datadir}" lm_vox2.scp vox2
         LC_ALL=C sort -k1,1 -m "${datadir}/lm.scp" "${datadir}/lm_vox2.scp" -o "${datadir}/lm.scp"
     fi
 fi

@@ -38,8 +38,6 @@ if [ -s "${datadir}/vox2/text" ]; then
     sets+=" vox2_test"
 fi
 if [ -n "${landmarks_dir}" ]; then
-    # shellcheck disable=SC2086
-    python3 scripts/make_landmark_scp.py --corpus "${VOXCELEB2}" --landmarks_dir "${landmarks_dir}" \
-        --out "${datadir}/lm.scp" "${datadir}/vox2"
+    landmark_scp "${VOXCELEB2}" "${landmarks_dir}" "${datadir}" lm.scp vox2
 fi
 for s in ${sets}; do echo "$(basename "$0"): $(data_dir_summary "${datadir}/${s}")"; done
