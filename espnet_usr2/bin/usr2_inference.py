@@ -133,7 +133,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     args = parser.parse_args(cmd)
     logging.basicConfig(level=args.log_level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     try:
-        opts = DecodeOptions.from_namespace(args)
+        opts = DecodeOptions.from_mapping(vars(args))
         out_dirs = inference(
             output_dir=args.output_dir,
             data_path_and_name_and_type=args.data_path_and_name_and_type,

@@ -54,7 +54,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
     args = get_parser().parse_args(cmd)
-    opts = DecodeOptions.from_namespace(args)
+    opts = DecodeOptions.from_mapping(vars(args))
     s2t = USR2Speech2Text(
         args.train_config,
         args.model_file,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, List, Tuple
+from typing import Any, List, Mapping, Tuple
 
 METHODS = ("beam", "greedy_att", "greedy_ctc")
 BEAM_IMPLS = ("fast", "espnet")
@@ -46,10 +46,14 @@ class DecodeOptions:
     lm_weight: float = 0.0
 
     @classmethod
-    def from_namespace(cls, args: Any) -> "DecodeOptions":
-        """The options a command line parsed (its attributes named as the fields; any it
-        lacks keep their defaults)."""
-        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+    def field_names(cls) -> frozenset:
+        return frozenset(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> "DecodeOptions":
+        """The search options among ``options`` (a decoding YAML, a parsed command line's
+        ``vars``); other keys are left to their readers, missing fields keep their defaults."""
+        return cls(**{k: v for k, v in options.items() if k in cls.field_names()})
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

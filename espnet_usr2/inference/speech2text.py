@@ -13,7 +13,6 @@ directory give the same hypotheses.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -101,7 +100,7 @@ def _read_decode_yaml(path: PathLike) -> Dict[str, Any]:
         conf = yaml.safe_load(f) or {}
     if not isinstance(conf, dict):
         raise ValueError(f"decoding config {path}: expected a mapping of options, got {type(conf).__name__}")
-    known = {f.name for f in dataclasses.fields(DecodeOptions)}
+    known = DecodeOptions.field_names()
     unknown = sorted(set(conf) - known - set(DECODE_YAML_OTHER_KEYS) - set(DECODE_YAML_LM_KEYS))
     if unknown:
         raise ValueError(f"decoding config {path}: unknown option(s) {unknown}; known: {sorted(known)}")
@@ -114,8 +113,7 @@ def decode_options_from_yaml(path: PathLike) -> DecodeOptions:
     Keys that are batch-decoding options (``batch_size``) or LM files (:func:`lm_files_from_yaml`)
     are ignored; anything else that is not a :class:`DecodeOptions` field is an error naming it.
     """
-    known = {f.name for f in dataclasses.fields(DecodeOptions)}
-    return DecodeOptions(**{k: v for k, v in _read_decode_yaml(path).items() if k in known})
+    return DecodeOptions.from_mapping(_read_decode_yaml(path))
 
 
 def lm_files_from_yaml(path: PathLike) -> Dict[str, str]:
@@ -262,7 +260,7 @@ class USR2Speech2Text:
         cls, files: ModelFiles, inference_config: Optional[PathLike] = None, **kwargs: Any
     ) -> "USR2Speech2Text":
         """:meth:`from_pretrained` for already resolved :class:`ModelFiles`."""
-        search_keys = {f.name for f in dataclasses.fields(DecodeOptions)} | {"opts"}
+        search_keys = DecodeOptions.field_names() | {"opts"}
         decode_config = inference_config or files.decode_config
         if decode_config is not None and not search_keys & set(kwargs):
             log.info("decoding config: %s", decode_config)

@@ -82,5 +82,5 @@ def decoder_targets(
     tokens = torch.nn.functional.pad(text, (0, 1), value=eos)  # (B, L + 1)
     ys_out = torch.where(pos < lengths, tokens, torch.where(pos == lengths, eos, ignore_id))
     shifted = torch.nn.functional.pad(text, (1, 0), value=sos)  # <sos> y_1 .. y_L
-    ys_in = torch.where((pos == 0) | (pos <= lengths), shifted, eos)
+    ys_in = torch.where(pos <= lengths, shifted, eos)  # position 0 (<sos>) is always kept
     return ys_in, ys_out
