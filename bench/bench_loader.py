@@ -31,6 +31,7 @@ from typing import Dict, List
 import numpy as np
 import soundfile
 import torch
+from bench_common import SAMPLES_PER_FRAME
 from espnet2.train.distributed_utils import DistributedOption
 
 from espnet_usr2.data.roi_io import save_roi
@@ -38,7 +39,6 @@ from espnet_usr2.tasks.config import parse_training_args
 from espnet_usr2.tasks.usr2 import USR2Task
 from espnet_usr2.testing.recipes import TEMPLATE
 
-SAMPLES_PER_FRAME = 640
 ROI_SIZE = 96
 H200_FRAMES_PER_S = 10_500  # bench/results/h200_2026-11-29: Base step, 16 + 16 clips x 150 frames in 0.455 s
 CHARS = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ '")

@@ -37,6 +37,7 @@ from typing import Dict
 import soundfile
 import torch
 import yaml
+from bench_common import token_list
 
 from espnet_usr2.bin.usr2_transcribe import Segmenting, transcribe_file
 from espnet_usr2.inference.model_dir import resolve_model_dir
@@ -77,8 +78,7 @@ def long_recording(root: Path, minutes: float, clip_seconds: float, size: int) -
 
 def base_model_dir(root: Path, config: Path, vocab: int) -> Path:
     """``config`` with random weights and a word list of ``vocab`` tokens, as training leaves it."""
-    tokens = ["<blank>", "<unk>", *[f"W{i}" for i in range(vocab - 3)], "<sos/eos>"]
-    return write_untrained_model_dir(root / "model", config, tokens, "word")
+    return write_untrained_model_dir(root / "model", config, token_list(vocab), "word")
 
 
 def bounded_search(root: Path, inference_config: Path, tokens_per_frame: float) -> Path:
