@@ -649,6 +649,14 @@ printf '%s\\n' "$@" > usr2_args.txt
 """
 
 
+def _tracked_entries(directory: Path) -> set[str]:
+    """The names directly under ``directory`` that git tracks (files, folders, links)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--", "."], cwd=directory, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return {Path(path).parts[0] for path in listed}
+
+
 @pytest.mark.parametrize(
     "corpus, own, effect",
     [
@@ -677,9 +685,10 @@ def test_corpus_run_sh_parses_both_forms_and_passes_the_rest(corpus, own, effect
     src = REPO / "egs2" / corpus / "usr2"
     d = tmp_path / "recipe"
     d.mkdir()
-    for entry in src.iterdir():
-        if entry.name != "usr2.sh":
-            (d / entry.name).symlink_to(entry.resolve())
+    # What a clean clone has: outputs of an earlier run here (exp/, dump/) must not change it.
+    for name in _tracked_entries(src):
+        if name != "usr2.sh":
+            (d / name).symlink_to((src / name).resolve())
     (d / "usr2.sh").write_text(FAKE_USR2)
     (d / "usr2.sh").chmod(0o755)
     passed = ["--stage", "10", "--pretrained_encoder=/x/enc.pth", "--ngpu", "2", "--tag", "a b"]

@@ -65,7 +65,9 @@ trap 'rm -f "${marker}"' EXIT
     --inference_config conf/decode_mini.yaml \
     "${passthrough_args[@]}"
 
-# The WER table of the RESULTS.md this run wrote (stage 13), as the last thing printed.
+# The WER table of the RESULTS.md this run wrote (stage 13), as the last thing printed
+# (none when the stages asked for stopped before any wrote exp/).
+[ -d exp ] || exit 0
 find exp -name RESULTS.md -newer "${marker}" 2>/dev/null | while IFS= read -r results; do
     echo
     echo "run.sh: WER (%) on the mini test set, from ${results}:"
