@@ -255,13 +255,17 @@ class ResNet3DVideoFrontend(AbsModalityFrontend):
         if masked_frames is not None:
             zeroed = zeroed | masked_frames[:, :frames].to(x.device)
         x = x.masked_fill(zeroed[:, :, None, None], 0.0)
-        x = x.unsqueeze(1)  # (B, 1, T, H, W)
-        channels_last = self.channels_last and x.is_cuda
+        x = self.encode_frames(x, channels_last=self.channels_last and x.is_cuda)
+        return x.view(batch, frames, -1), video_lengths
+
+    def encode_frames(self, pixels: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        """Normalised frames (B, T, H, W) -> (B * T, D): the 3-D stem, then the 2-D trunk per
+        frame, on channels-last tensors when ``channels_last`` (same function, other kernels)."""
+        x = pixels.unsqueeze(1)  # (B, 1, T, H, W)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         x = self.stem(x)  # (B, C, T, H', W')
         x = x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H', W')
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        x = self.trunk(x).mean(dim=(2, 3))
-        return x.view(batch, frames, -1), video_lengths
+        return self.trunk(x).mean(dim=(2, 3))

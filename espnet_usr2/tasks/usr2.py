@@ -46,6 +46,7 @@ from espnet_usr2.samplers.semi_iter_factory import (
     build_semi_supervised_iter_factory,
 )
 from espnet_usr2.semi.objective import USR1Objective, USR2Objective
+from espnet_usr2.train.compilation import TimeBucketedCollate
 from espnet_usr2.train.optimizer_options import fused_on_cuda
 from espnet_usr2.train.scheduler import register_with_espnet as register_scheduler
 from espnet_usr2.train.trainer import USR2Trainer
@@ -244,7 +245,10 @@ class USR2Task(AbsTask):
     ) -> Callable[[Collection[Tuple[str, Dict[str, np.ndarray]]]], Tuple[List[str], Dict[str, torch.Tensor]]]:
         # text padded with -1 (ignore id); audio and video frames with 0; the semi-supervised
         # dataset's per-utterance flag is one value, not a sequence (no labelled_lengths)
-        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1, not_sequence=["labelled"])
+        collate = CommonCollateFn(float_pad_value=0.0, int_pad_value=-1, not_sequence=["labelled"])
+        if getattr(args, "compile", False) and getattr(args, "compile_pad_frames", 0) > 0:
+            return TimeBucketedCollate(collate, args.compile_pad_frames, _samples_per_frame(args))
+        return collate
 
     @classmethod
     def build_iter_factory(

@@ -46,6 +46,7 @@ from espnet2.train.distributed_utils import DistributedOption
 from espnet2.train.reporter import Reporter, SubReporter
 from espnet2.train.trainer import Trainer, TrainerOptions
 from espnet2.utils.build_dataclass import build_dataclass
+from espnet2.utils.types import str2bool
 
 from espnet_usr2.train.checkpoints import (
     EpochPosition,
@@ -60,6 +61,7 @@ from espnet_usr2.train.checkpoints import (
     skip_batches,
     sub_reporter_state,
 )
+from espnet_usr2.train.compilation import COMPILE_MODES, compile_for_training
 from espnet_usr2.train.scheduler import WarmupCosineLR
 from espnet_usr2.train.stop_signal import StopRequest, TrainingPreempted, parse_signals
 from espnet_usr2.utils.distributed import rank_and_world
@@ -72,6 +74,9 @@ class USR2TrainerOptions(TrainerOptions):
     save_every_n_steps: int = 0
     keep_last_n: int = 0
     stop_signals: str = ""
+    compile: bool = False
+    compile_mode: str = "default"
+    compile_pad_frames: int = 0
 
 
 class USR2Trainer(Trainer):
@@ -98,6 +103,29 @@ class USR2Trainer(Trainer):
             help="Signals that stop training cleanly, e.g. SIGTERM,SIGUSR1: at the next step "
             "the run writes a resume point and exits with code 75 (empty: none caught)",
         )
+        group = parser.add_argument_group("Compilation (espnet_usr2/train/compilation.py)")
+        group.add_argument(
+            "--compile",
+            type=str2bool,
+            default=False,
+            help="torch.compile the front-ends' ResNets, the encoder blocks and the decoder "
+            "layers (student and EMA teacher) for training, as USR's code compiles its model",
+        )
+        group.add_argument(
+            "--compile_mode",
+            type=str,
+            default="default",
+            choices=COMPILE_MODES,
+            help="torch.compile mode (reduce-overhead: CUDA graphs, one per batch shape)",
+        )
+        group.add_argument(
+            "--compile_pad_frames",
+            type=int,
+            default=0,
+            help="With --compile true: pad every batch's time axis to a multiple of N video "
+            "frames (audio to the same duration) so a run sees a handful of shapes; the "
+            "front-ends' batch norm sees the extra zero frames (0: no padding)",
+        )
 
     @classmethod
     def build_options(cls, args: argparse.Namespace) -> USR2TrainerOptions:
@@ -106,6 +134,8 @@ class USR2Trainer(Trainer):
         if args.keep_last_n and not args.save_every_n_steps:
             raise ValueError("--keep_last_n keeps step resume points: give --save_every_n_steps too")
         parse_signals(args.stop_signals)  # a misspelt signal fails here, not at the first step
+        if args.compile_pad_frames < 0:
+            raise ValueError(f"--compile_pad_frames must be 0 or more, got {args.compile_pad_frames}")
         return build_dataclass(USR2TrainerOptions, args)
 
     @classmethod
@@ -138,6 +168,8 @@ class USR2Trainer(Trainer):
                 teacher.total_steps.fill_(total)
                 logging.info(f"EMA teacher: momentum schedule over {total} optimiser steps")
         handles = [opt.register_step_post_hook(_ema_hook(model)) for opt in optimizers] if teacher is not None else []
+        if trainer_options.compile:
+            compile_for_training(model, trainer_options.compile_mode)
         points = ResumePoints.for_run(trainer_options, distributed_option)
         trainer_options.resume_points = points  # train_one_epoch reads it
         try:
