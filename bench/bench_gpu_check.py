@@ -22,7 +22,7 @@ Model: ``--config`` (default ``train_usr2_base.yaml``, 86 M parameters) with ran
 does its work), on synthetic audio / video. Every figure is measured in this run.
 
 1. **Training step** (forward + backward + AdamW step + EMA teacher update) on ``--batch``
-   labelled + ``--batch`` unlabelled utterances of ``--frames`` frames (default 8 + 8 x 150,
+   labelled + ``--batch`` unlabelled utterances of ``--frames`` frames (default 16 + 16 x 150, issue 23's setting;
    6 s each), modalities v, a, av, for three unlabelled objectives on the same weights:
    USR 2.0 CTC-driven mode (p_AR = 0, eq. 5), USR 2.0 AR mode (p_AR = 1, eq. 6) and USR v1
    (``--semi usr1``: AR PLs, frame-level CTC PLs). The teacher's CTC head is biased so its
@@ -48,6 +48,19 @@ does its work), on synthetic audio / video. Every figure is measured in this run
    0.1, ``maxlenratio`` 0.2 so both run T/5 steps), fp32; RTF = search time / input
    duration, the ratio and whether the 1-best agree.
 
+4. **Layout** (``--channels_last``): the video front-end with and without channels-last on
+   the batch, the largest output and stem-gradient differences.
+5. **Default vs optimised path** (``--compare_paths``, on in ``gpu_check.sh``; issue 23
+   point 6): per mode, two fresh models from the same seed train ``--path_steps`` (20) steps
+   on the same batch, with each step's augmentation and dropout drawn from the same seed:
+   the default path (no compilation, default layout, cuDNN heuristics, PyTorch's default
+   foreach AdamW -- the 2026-11-29 H200 check's setting) and the optimised one
+   (``--compile true`` layers, channels-last video front-end, ``cudnn.benchmark``, fused
+   AdamW). Reported: median step time from step 6, the speed-up, MFU (the FLOPs of section
+   1), peak memory, the first (compiling) step's time, the largest relative loss
+   difference and the losses step by step. The compiled path draws its random numbers as
+   eager mode does (inductor's ``fallback_random``), so the losses differ by arithmetic only.
+
 Writes ``<out_dir>/gpu_check.json`` (every figure, the environment, the options) and
 ``<out_dir>/gpu_check.md`` (the same as tables), and prints the tables.
 """
@@ -55,6 +68,7 @@ Writes ``<out_dir>/gpu_check.json`` (every figure, the environment, the options)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -64,6 +78,7 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from unittest import mock
 
 import torch
 
@@ -77,7 +92,7 @@ from bench_semi import PL_MODALITY, force_realistic_pl_lengths  # noqa: E402
 
 MODES = {"usr2_ctc": "USR 2.0 CTC-driven (p_AR 0)", "usr2_ar": "USR 2.0 AR mode (p_AR 1)", "usr1": "USR v1"}
 TOKENS_PER_FRAME = 0.2  # PL / hypothesis length per frame: USR's AR limit T // 5, ~LRS3's BPE token rate
-FULL = dict(batch=8, frames=150, steps=10, beam=40, decode_utts=4, vocab=1000, decode_frames=(75, 150))
+FULL = dict(batch=16, frames=150, steps=10, beam=40, decode_utts=4, vocab=1000, decode_frames=(75, 150))
 QUICK = dict(batch=1, frames=25, steps=1, beam=4, decode_utts=2, vocab=100, decode_frames=(20, 30))
 
 
@@ -117,12 +132,30 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         action="store_true",
         help="let cuDNN time its convolution algorithms (ESPnet's --cudnn_benchmark true)",
     )
+    p.add_argument(
+        "--compare_paths",
+        action="store_true",
+        help="also run the default and the optimised training path side by side (section 5)",
+    )
+    p.add_argument("--path_steps", type=int, default=20, help="steps per mode and path of --compare_paths (20)")
+    p.add_argument(
+        "--path_modes",
+        nargs="+",
+        default=list(MODES),
+        choices=list(MODES),
+        help="the modes --compare_paths runs (all three)",
+    )
+    p.add_argument(
+        "--compile_backend",
+        default="inductor",
+        help="torch.compile backend of the optimised path (inductor; aot_eager for a quick CPU check)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
-    for key in ("batch", "frames", "steps", "beam", "decode_utts"):
+    for key in ("batch", "frames", "steps", "beam", "decode_utts", "path_steps"):
         if getattr(args, key) < 1:
             p.error(f"--{key} must be >= 1, got {getattr(args, key)}")
     if args.vocab < 4:
@@ -449,6 +482,146 @@ def layout_section(args, device: torch.device, model, batch) -> Dict[str, float]
     }
 
 
+# ----------------------------------------------------------------------------- 5. default vs optimised
+PATH_STEPS_TIMED_FROM = 5  # steps before this one are warm-up in the step-time median (allocator, autotuning)
+
+
+def set_channels_last(model: torch.nn.Module, on: bool) -> None:
+    """The channels-last option of every video front-end (the student's and the teacher's)."""
+    from espnet_usr2.model.frontends import ResNet3DVideoFrontend
+
+    for module in model.modules():
+        if isinstance(module, ResNet3DVideoFrontend):
+            module.channels_last = on
+
+
+def path_options(optimised: bool, device: torch.device, backend: str) -> Dict[str, object]:
+    """What each path turns on. Default: what a config gets without asking (no compilation,
+    default layout, cuDNN heuristics) with PyTorch's default (foreach) AdamW, as the
+    2026-11-29 H200 check ran; optimised: every issue-23 option."""
+    return {
+        "compile": backend if optimised else None,
+        "channels_last": optimised,
+        "cudnn_benchmark": optimised,
+        "adamw": ("fused" if device.type == "cuda" else "foreach") if optimised else "foreach (PyTorch default)",
+    }
+
+
+def run_path(args, device: torch.device, mode: str, options: Dict[str, object], batch) -> Dict[str, object]:
+    """``--path_steps`` training steps of ``mode`` from the seed's weights: losses, step times,
+    peak memory. Each step draws its augmentation and dropout from ``seed + step`` (the
+    compiled path draws them as eager mode does: inductor's ``fallback_random``), so the
+    two paths' losses differ by arithmetic only."""
+    import torch._dynamo
+    import torch._inductor.config as inductor_config
+
+    from espnet_usr2.train.compilation import compile_for_training
+
+    model, objectives = build_model(args, device)
+    model.unlabelled_objective = objectives[mode]
+    set_channels_last(model, bool(options["channels_last"]))
+    torch.backends.cudnn.benchmark = bool(options["cudnn_benchmark"])
+    optimizer = prepare_training(args, device, model, batch)
+    if options["adamw"] == "fused":
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, fused=True)
+    if options["compile"]:
+        torch._dynamo.reset()  # each mode's compilation measured from an empty cache
+        compile_for_training(model, backend=str(options["compile"]))
+
+    def step(k: int) -> float:
+        torch.manual_seed(args.seed + k)
+        with autocast(device):
+            loss, _, _ = model(**batch)
+        loss.backward()
+        optimizer.step()
+        model.update_teacher()
+        model.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    peak_memory_reset(device)
+    losses, times = [], []
+    with mock.patch.object(inductor_config, "fallback_random", True):
+        for k in range(args.path_steps):
+            loss, seconds = timed(functools.partial(step, k), device)
+            losses.append(float(loss))
+            times.append(seconds)
+    timed_steps = times[PATH_STEPS_TIMED_FROM:] or times[-1:]
+    result = {
+        "options": options,
+        "losses": losses,
+        "step_times_s": times,
+        "step_s": statistics.median(timed_steps),
+        "first_step_s": times[0],
+        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+    }
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    return result
+
+
+def paths_section(args, device: torch.device, batch, flops: Dict[str, float], peak: Optional[float]) -> Dict:
+    """Per mode: the default and the optimised path from the same weights on the same batch,
+    their median step time, speed-up, MFU (FLOPs of the training section), peak memory and
+    the largest relative loss difference over the steps."""
+    results = {}
+    for mode in args.path_modes:
+        paths = {
+            name: run_path(args, device, mode, path_options(name == "optimised", device, args.compile_backend), batch)
+            for name in ("default", "optimised")
+        }
+        if device.type == "cuda":
+            torch.cuda.empty_cache()  # the two paths' models are gone: their cached blocks too
+        for path in paths.values():
+            path["mfu"] = flops[mode] / path["step_s"] / peak if peak else None
+        default, optimised = paths["default"], paths["optimised"]
+        results[mode] = {
+            "name": MODES[mode],
+            **paths,
+            "speedup": default["step_s"] / optimised["step_s"],
+            "max_rel_loss_diff": max(abs(a - b) / abs(a) for a, b in zip(default["losses"], optimised["losses"])),
+        }
+        print(
+            f"paths {mode}: default {default['step_s']:.3f} s, optimised {optimised['step_s']:.3f} s "
+            f"(first step {optimised['first_step_s']:.1f} s), x{results[mode]['speedup']:.2f}",
+            flush=True,
+        )
+    return {"modes": results, "steps": args.path_steps, "timed_from_step": PATH_STEPS_TIMED_FROM}
+
+
+def paths_markdown(paths: Dict) -> List[str]:
+    lines = [
+        f"## Default vs optimised training path (same weights and batch, {paths['steps']} steps each, "
+        f"median from step {paths['timed_from_step'] + 1})",
+        "",
+        "| mode | default step (s) | optimised step (s) | speed-up | MFU default | MFU optimised "
+        "| peak MB default | peak MB optimised | max rel. loss diff |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in paths["modes"].values():
+        d, o = m["default"], m["optimised"]
+        lines.append(
+            f"| {m['name']} | {d['step_s']:.3f} | {o['step_s']:.3f} | **{m['speedup']:.2f}x** | "
+            f"{fmt(d['mfu'], '.1%')} | {fmt(o['mfu'], '.1%')} | {fmt(d['peak_memory_mb'], '.0f')} | "
+            f"{fmt(o['peak_memory_mb'], '.0f')} | {m['max_rel_loss_diff']:.2e} |"
+        )
+    first = next(iter(paths["modes"].values()))
+    options = first["optimised"]["options"]
+    lines += [
+        "",
+        f"Optimised: compile {options['compile']}, channels-last {options['channels_last']}, "
+        f"cudnn.benchmark {options['cudnn_benchmark']}, AdamW {options['adamw']}; first optimised step "
+        f"(compilation) {first['optimised']['first_step_s']:.1f} s.",
+        "",
+        f"Losses of {first['name']}, step by step (default / optimised):",
+        "",
+        "| step | " + " | ".join(str(k + 1) for k in range(len(first["default"]["losses"]))) + " |",
+        "|---|" + "---|" * len(first["default"]["losses"]),
+        "| default | " + " | ".join(f"{x:.4f}" for x in first["default"]["losses"]) + " |",
+        "| optimised | " + " | ".join(f"{x:.4f}" for x in first["optimised"]["losses"]) + " |",
+        "",
+    ]
+    return lines
+
+
 def markdown(result: Dict) -> str:
     env, train, pl, dec = result["environment"], result["train"], result["pl"], result["decode"]
     lines = [
@@ -501,6 +674,8 @@ def markdown(result: Dict) -> str:
         f"/{dec['utterances']}.",
         "",
     ]
+    if "paths" in result:
+        lines += paths_markdown(result["paths"])
     if "layout" in result:
         lay = result["layout"]
         lines += [
@@ -533,6 +708,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         ("pl", lambda: pl_section(args, device, model, batch)),
         ("decode", lambda: decode_section(args, device, model)),
     ]
+    if args.compare_paths:
+        sections.append(
+            (
+                "paths",
+                lambda: paths_section(
+                    args,
+                    device,
+                    batch,
+                    {m: r["flops_per_step"] for m, r in result["train"]["modes"].items()},
+                    result["train"]["peak_flops"],
+                ),
+            )
+        )
     if args.channels_last:
         sections.append(("layout", lambda: layout_section(args, device, model, batch)))
     for name, section in sections:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # GPU check (issue 12 point 5): the Base model's training step in bf16 for USR 2.0 CTC-driven
 # mode, AR mode and USR v1 (step time, video frames/s, peak memory, MFU), the pseudo-label
-# generation ratio (CTC-driven vs AR greedy) and the decoding real-time factor of the fast
-# beam search vs ESPnet's at beam 40, in one run of at most 8 minutes.
+# generation ratio (CTC-driven vs AR greedy), the decoding real-time factor of the fast
+# beam search vs ESPnet's at beam 40, and (issue 23 point 6) the default and the optimised
+# training path side by side (step-time ratio, MFU, peak memory, the first 20 losses of
+# both), in one run of at most 8 minutes.
 #
 #   bash bench/gpu_check.sh [OUT_DIR] [bench_gpu_check.py options...]
 #   bash bench/gpu_check.sh exp/gpu_check                 # OUT_DIR/gpu_check.{json,md}, log.txt
@@ -46,6 +48,6 @@ if [ "${left}" -le 0 ]; then
     exit 124
 fi
 timeout --kill-after=10 "${left}" python3 bench/bench_gpu_check.py \
-    --config egs2/TEMPLATE/usr2/conf/train_usr2_base.yaml --device cuda --out_dir "${out_dir}" "$@" \
+    --config egs2/TEMPLATE/usr2/conf/train_usr2_base.yaml --device cuda --out_dir "${out_dir}" --compare_paths "$@" \
     2>&1 | tee "${out_dir}/log.txt"
 echo "gpu_check: ${SECONDS} s; summary in ${out_dir}/gpu_check.md and ${out_dir}/gpu_check.json"

@@ -42,9 +42,36 @@ def cpu_run(tmp_path_factory, tiny_config):
             "1",
             "--peak_flops",
             str(PEAK),
+            "--compare_paths",
+            "--path_steps",
+            "3",
+            "--path_modes",
+            "usr2_ctc",
+            "--compile_backend",
+            "aot_eager",
         ]
     )
     return out, result
+
+
+def test_default_and_optimised_paths_side_by_side_with_their_losses(cpu_run):
+    out, result = cpu_run
+    paths = json.loads((out / "gpu_check.json").read_text())["paths"]
+    assert list(paths["modes"]) == ["usr2_ctc"]
+    mode = paths["modes"]["usr2_ctc"]
+    default, optimised = mode["default"], mode["optimised"]
+    assert default["options"]["compile"] is None and optimised["options"]["compile"] == "aot_eager"
+    assert optimised["options"]["channels_last"] and optimised["options"]["cudnn_benchmark"]
+    assert len(default["losses"]) == len(optimised["losses"]) == 3
+    assert all(positive_finite(x) for x in default["losses"] + optimised["losses"])
+    # on the CPU the two paths compute the same arithmetic: equal losses
+    assert mode["max_rel_loss_diff"] < 1e-5, (default["losses"], optimised["losses"])
+    assert mode["speedup"] == pytest.approx(default["step_s"] / optimised["step_s"])
+    assert default["mfu"] == pytest.approx(
+        result["train"]["modes"]["usr2_ctc"]["flops_per_step"] / default["step_s"] / PEAK
+    )
+    text = (out / "gpu_check.md").read_text()
+    assert "## Default vs optimised training path" in text and "| optimised |" in text
 
 
 def test_json_has_every_section_with_positive_finite_figures(cpu_run):
