@@ -14,9 +14,12 @@ from __future__ import annotations
 from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.utils.checkpoint
+from espnet.nets.pytorch_backend.transformer.mask import subsequent_mask
 from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
 from torch import nn
 
+from espnet_usr2.utils.masks import valid_mask
 from espnet_usr2.utils.modalities import AUDIOVISUAL, MODALITIES, canonical_modality
 
 ModalitySpec = Union[str, Sequence[str]]
@@ -86,7 +89,7 @@ class USR2TransformerDecoder(TransformerDecoder):
         modality: Optional[ModalitySpec] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced pass: logits (B, L, V) and output lengths."""
-        hidden, olens = super().forward(hs_pad, hlens, ys_in_pad, ys_in_lens, return_all_hs=return_all_hs)
+        hidden, olens = self.hidden_states(hs_pad, hlens, ys_in_pad, ys_in_lens, return_all_hs=return_all_hs)
         if return_all_hs:
             hidden, intermediate = hidden
             return (self.project(hidden, modality), intermediate), olens
@@ -94,6 +97,39 @@ class USR2TransformerDecoder(TransformerDecoder):
         if return_hs:
             return (logits, hidden), olens
         return logits, olens
+
+    def hidden_states(
+        self,
+        hs_pad: torch.Tensor,
+        hlens: torch.Tensor,
+        ys_in_pad: torch.Tensor,
+        ys_in_lens: torch.Tensor,
+        return_all_hs: bool = False,
+    ):
+        """ESPnet's ``TransformerDecoder.forward`` (this decoder has no output layer there) with
+        its masks built on the device: ESPnet's ``make_pad_mask`` reads the lengths on the host,
+        two waits for the GPU per call (issue 23 point 3). The masks are as wide as the inputs
+        (ESPnet's target mask is as wide as the longest length: the same when, as everywhere
+        here, the input is no wider). Returns what ESPnet's does: the hidden states (with
+        ``return_all_hs`` also every layer's) and ``olens``."""
+        width = ys_in_pad.size(1)
+        causal = subsequent_mask(width, device=ys_in_pad.device).unsqueeze(0)
+        tgt_mask = valid_mask(ys_in_lens.to(ys_in_pad.device), width)[:, None, :] & causal
+        memory, memory_mask = hs_pad, valid_mask(hlens.to(hs_pad.device), hs_pad.size(1))[:, None, :]
+        x = self.embed(ys_in_pad)
+        every_layer = []
+        for index, layer in enumerate(self.decoders):
+            if index + 1 in self.gradient_checkpoint_layers:
+                x, tgt_mask, memory, memory_mask = torch.utils.checkpoint.checkpoint(
+                    layer, x, tgt_mask, memory, memory_mask, use_reentrant=False
+                )
+            else:
+                x, tgt_mask, memory, memory_mask = layer(x, tgt_mask, memory, memory_mask)
+            every_layer.append(x)
+        if self.normalize_before:
+            x = self.after_norm(x)
+        olens = tgt_mask.sum(1)
+        return ((x, every_layer) if return_all_hs else x), olens
 
     def forward_modalities(
         self,

@@ -23,7 +23,6 @@ ALLOWED = {
         "crop offsets and flips drawn on the CPU generator: host tensors, no device wait",
     ),
     "semi/mixed_sampling.py:use_ar_mode": (1, "the step's mode drawn on a CPU generator: a host tensor"),
-    "model/decoder.py:forward": (12, "ESPnet's TransformerDecoder sizes its padding masks from the longest length"),
     "data/av_sync.py:check_batch_frame_agreement": (
         3,
         "audio and video frame counts checked per modality, with an error naming the clips that disagree",
