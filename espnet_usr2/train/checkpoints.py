@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from espnet_usr2.train.deferred_stats import resolve
+
 PathLike = Union[str, os.PathLike]
 TMP_SUFFIX = ".tmp"  # the temporary name: .<name>.tmp<pid> beside the target
 POSITION_KEY = "position"
@@ -142,6 +144,7 @@ def set_rng_states(states: Dict[str, Any]) -> None:
 
 def sub_reporter_state(sub_reporter: Any) -> Dict[str, Any]:
     """The statistics an ESPnet ``SubReporter`` has gathered in this epoch so far."""
+    resolve(sub_reporter)
     return {
         "stats": {k: list(v) for k, v in sub_reporter.stats.items()},
         "count": sub_reporter.count,

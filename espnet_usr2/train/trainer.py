@@ -62,6 +62,7 @@ from espnet_usr2.train.checkpoints import (
     sub_reporter_state,
 )
 from espnet_usr2.train.compilation import COMPILE_MODES, compile_for_training
+from espnet_usr2.train.deferred_stats import defer_reads, resolve
 from espnet_usr2.train.scheduler import WarmupCosineLR
 from espnet_usr2.train.stop_signal import StopRequest, TrainingPreempted, parse_signals
 from espnet_usr2.utils.distributed import rank_and_world
@@ -375,12 +376,21 @@ class ResumePoints:
 
 @contextmanager
 def _reporter_seen_by(points: ResumePoints) -> Iterator[None]:
-    """ESPnet's ``run`` builds its Reporter as a local; a resume point needs its finished epochs."""
+    """ESPnet's ``run`` builds its Reporter as a local; a resume point needs its finished
+    epochs. Its sub-reporters read the step statistics on the host once per log interval
+    (``deferred_stats``), not at every step."""
 
     class SeenReporter(Reporter):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             points.reporter = self
+
+        def start_epoch(self, key: str, epoch: Optional[int] = None) -> SubReporter:
+            return defer_reads(super().start_epoch(key, epoch))
+
+        def finish_epoch(self, sub_reporter: SubReporter) -> None:
+            resolve(sub_reporter)
+            super().finish_epoch(sub_reporter)
 
     module = espnet2.train.trainer
     original = module.Reporter
