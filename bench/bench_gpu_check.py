@@ -54,10 +54,13 @@ does its work), on synthetic audio / video. Every figure is measured in this run
    point 6): per mode, two fresh models from the same seed train ``--path_steps`` (20) steps
    on the same batch, with each step's augmentation and dropout drawn from the same seed:
    the default path (no compilation, default layout, cuDNN heuristics, PyTorch's default
-   foreach AdamW -- the 2026-11-29 H200 check's setting) and the optimised one
-   (``--compile true`` layers, channels-last video front-end, ``cudnn.benchmark``, fused
-   AdamW). Reported: median step time from step 6, the speed-up, MFU (the FLOPs of section
-   1), peak memory, the first (compiling) step's time, the largest relative loss
+   foreach AdamW -- the 2026-11-29 H200 check's setting; statistics read every step, as
+   ESPnet's reporter reads them) and the optimised one (``--compile true`` layers,
+   channels-last video front-end, ``cudnn.benchmark``, fused AdamW, statistics read once
+   per log interval). A step is what ESPnet's loop does: forward, statistics to a reporter,
+   backward, gradient clipping (3.0) and its finiteness check, AdamW, EMA update.
+   Reported: median step time from step 6, the speed-up, MFU (the FLOPs of section 1),
+   peak memory, the first (compiling) step's time, the largest relative loss
    difference and the losses step by step. The compiled path draws its random numbers as
    eager mode does (inductor's ``fallback_random``), so the losses differ by arithmetic only.
 
@@ -483,6 +486,7 @@ def layout_section(args, device: torch.device, model, batch) -> Dict[str, float]
 
 
 # ----------------------------------------------------------------------------- 5. default vs optimised
+GRAD_CLIP = 3.0  # the paper configs' grad_clip
 PATH_STEPS_TIMED_FROM = 5  # steps before this one are warm-up in the step-time median (allocator, autotuning)
 
 
@@ -504,6 +508,7 @@ def path_options(optimised: bool, device: torch.device, backend: str) -> Dict[st
         "channels_last": optimised,
         "cudnn_benchmark": optimised,
         "adamw": ("fused" if device.type == "cuda" else "foreach") if optimised else "foreach (PyTorch default)",
+        "deferred_stats": optimised,
     }
 
 
@@ -514,8 +519,10 @@ def run_path(args, device: torch.device, mode: str, options: Dict[str, object], 
     two paths' losses differ by arithmetic only."""
     import torch._dynamo
     import torch._inductor.config as inductor_config
+    from espnet2.train.reporter import Reporter
 
     from espnet_usr2.train.compilation import compile_for_training
+    from espnet_usr2.train.deferred_stats import defer_reads
 
     model, objectives = build_model(args, device)
     model.unlabelled_objective = objectives[mode]
@@ -528,14 +535,26 @@ def run_path(args, device: torch.device, mode: str, options: Dict[str, object], 
         torch._dynamo.reset()  # each mode's compilation measured from an empty cache
         compile_for_training(model, backend=str(options["compile"]))
 
-    def step(k: int) -> float:
+    reporter = Reporter().start_epoch("train", 1)
+    if options["deferred_stats"]:
+        defer_reads(reporter)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def step(k: int) -> torch.Tensor:
+        """What ESPnet's training loop does per step: forward, statistics to the reporter,
+        backward, gradient clipping and its finiteness check, optimiser, EMA (our hook)."""
         torch.manual_seed(args.seed + k)
         with autocast(device):
-            loss, _, _ = model(**batch)
+            loss, stats, weight = model(**batch)
+        reporter.register({k: v for k, v in stats.items() if v is not None}, weight)
         loss.backward()
-        optimizer.step()
-        model.update_teacher()
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm=GRAD_CLIP)
+        if torch.isfinite(grad_norm):
+            reporter.register({"grad_norm": grad_norm})
+            optimizer.step()
+            model.update_teacher()
         model.zero_grad(set_to_none=True)
+        reporter.next()
         return loss.detach()
 
     peak_memory_reset(device)
@@ -543,8 +562,10 @@ def run_path(args, device: torch.device, mode: str, options: Dict[str, object], 
     with mock.patch.object(inductor_config, "fallback_random", True):
         for k in range(args.path_steps):
             loss, seconds = timed(functools.partial(step, k), device)
-            losses.append(float(loss))
+            losses.append(loss)  # read after the steps: no extra wait inside them
             times.append(seconds)
+    losses = [float(x) for x in losses]
+    reporter.log_message()  # the statistics are read (the deferred ones here, once)
     timed_steps = times[PATH_STEPS_TIMED_FROM:] or times[-1:]
     result = {
         "options": options,
@@ -608,7 +629,8 @@ def paths_markdown(paths: Dict) -> List[str]:
     lines += [
         "",
         f"Optimised: compile {options['compile']}, channels-last {options['channels_last']}, "
-        f"cudnn.benchmark {options['cudnn_benchmark']}, AdamW {options['adamw']}; first optimised step "
+        f"cudnn.benchmark {options['cudnn_benchmark']}, AdamW {options['adamw']}, statistics read "
+        f"{'once per log interval' if options['deferred_stats'] else 'every step'}; first optimised step "
         f"(compilation) {first['optimised']['first_step_s']:.1f} s.",
         "",
         f"Losses of {first['name']}, step by step (default / optimised):",
