@@ -46,9 +46,9 @@ def check_batch_frame_agreement(
     Raises :class:`AVLengthMismatchError` naming the batch positions that disagree by more
     than ``tolerance_frames``.
     """
-    diff = (audio_frames - video_frames).abs()
-    bad = (diff > tolerance_frames).nonzero().flatten().tolist()
-    if bad:
+    beyond = (audio_frames - video_frames).abs() > tolerance_frames
+    if beyond.any():  # one read on the host; the positions only when there is an error to name
+        bad = beyond.nonzero().flatten().tolist()
         details = ", ".join(f"#{i}: audio {int(audio_frames[i])} vs video {int(video_frames[i])} frames" for i in bad)
         raise AVLengthMismatchError(
             f"audio and video lengths disagree beyond {tolerance_frames} frames in batch positions {details}"
