@@ -602,7 +602,10 @@ def paths_section(args, device: torch.device, batch, flops: Dict[str, float], pe
         }
         print(
             f"paths {mode}: default {default['step_s']:.3f} s, optimised {optimised['step_s']:.3f} s "
-            f"(first step {optimised['first_step_s']:.1f} s), x{results[mode]['speedup']:.2f}",
+            f"(first step {optimised['first_step_s']:.1f} s), x{results[mode]['speedup']:.2f}, "
+            f"MFU {fmt(default['mfu'], '.1%')} -> {fmt(optimised['mfu'], '.1%')}, peak MB "
+            f"{fmt(default['peak_memory_mb'], '.0f')} -> {fmt(optimised['peak_memory_mb'], '.0f')}, "
+            f"max rel. loss diff {results[mode]['max_rel_loss_diff']:.2e}",
             flush=True,
         )
     return {"modes": results, "steps": args.path_steps, "timed_from_step": PATH_STEPS_TIMED_FROM}
@@ -745,14 +748,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         )
     if args.channels_last:
         sections.append(("layout", lambda: layout_section(args, device, model, batch)))
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, section in sections:
         t0 = time.perf_counter()
         result[name] = section()
         print(f"{name}: {time.perf_counter() - t0:.1f} s", flush=True)
-    result["total_s"] = time.perf_counter() - t_start
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "gpu_check.json").write_text(json.dumps(result, indent=1, default=str))
+        result["total_s"] = time.perf_counter() - t_start
+        # after every section: a run stopped by its time limit keeps what it measured
+        (out_dir / "gpu_check.json").write_text(json.dumps(result, indent=1, default=str))
     report = markdown(result)
     (out_dir / "gpu_check.md").write_text(report)
     print(report)
