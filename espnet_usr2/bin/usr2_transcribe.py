@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Transcribe talking-face videos with a USR 2.0 model: every modality the file allows.
+"""Transcribe talking-face videos and audio files with a USR 2.0 model.
 
     python -m espnet_usr2.bin.usr2_transcribe talk.mp4 interview.mkv --model_dir exp/usr2_base \\
         --json transcripts.json
@@ -9,10 +9,11 @@ transcribed in A; so is a video in which no face is ever found, with a warning.
 
 For each video (any container and frame rate PyAV reads, with or without an audio track):
 mouth ROIs at 25 fps (MediaPipe face mesh, or ``--landmarks``), the audio at 16 kHz on
-the video's clock, one encoder pass, and the transcript of every modality the file
-allows -- video (V) always, audio (A) and audio-visual (AV) when it has a usable audio
-track. Printed one line per file and modality (``<uttid> <V|A|AV>: <text>``); ``--json``
-also writes the scores and timings. A file that cannot be used (unreadable, no face)
+the video's clock, one encoder pass, and one transcript in the best modality the file allows:
+audio-visual (AV) when it has a usable audio track, else video (V). ``--modalities all`` (or
+any of ``v a av``) decodes every modality asked for that the file allows -- one search each.
+Printed one line per file and modality (``<uttid> <V|A|AV>: <text>``); ``--json`` also writes
+the scores and timings. A file that cannot be used (unreadable, no face)
 gets one line on stderr; the exit status is non-zero only when nothing was transcribed.
 
 A recording longer than ``--max_segment`` seconds is cut into segments the model was trained
@@ -59,11 +60,12 @@ with open(os.devnull, "w") as _quiet, contextlib.redirect_stdout(_quiet):
     from espnet_usr2.prep.media import SAMPLE_RATE, check_damage, probe_streams, read_audio
     from espnet_usr2.prep.roi_errors import SkipUtterance
     from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_clip
-    from espnet_usr2.utils.modalities import MODALITIES
+    from espnet_usr2.utils.modalities import BEST_FIRST, MODALITIES, best_modality
 
 log = logging.getLogger("usr2_transcribe")
 PROG = "usr2_transcribe"
 SHORT_NAMES = {"v": "V", "a": "A", "av": "AV"}
+BEST, ALL = "best", "all"  # --modalities choices besides the modality names
 FPS = 25
 
 
@@ -103,8 +105,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--modalities",
         nargs="+",
-        default=list(MODALITIES),
-        help="any of v a av (video audio audiovisual); those the file allows are decoded",
+        default=[BEST],
+        help=f"{BEST}: one transcript per file, in the best modality it allows (AV, else A, else V); "
+        f"{ALL}: every modality it allows; or any of v a av (video audio audiovisual), those the file "
+        "allows (one search per modality: all three cost 1.4x the time of one, bench/results/"
+        "transcribe_base_2026-12-06.md)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
@@ -242,8 +247,10 @@ def transcribe_file(
     landmarks: Optional[str],
     progress_interval: float,
     segmenting: Optional[Segmenting] = None,
+    best_only: bool = False,
 ) -> FileOutcome:
-    """Mouth ROIs + audio of one file, then every modality it allows; bad input -> ``skipped``."""
+    """Mouth ROIs + audio of one file, then every modality it allows (``best_only``: the best of
+    them); bad input -> ``skipped``."""
     outcome = FileOutcome(uttid, path)
     segmenting = segmenting or Segmenting()
     start = time.perf_counter()
@@ -261,7 +268,7 @@ def transcribe_file(
             )
         else:
             log.info("%s: %.2f s of audio in %.1f s, %s", uttid, len(media.audio) / SAMPLE_RATE, roi_s, media.note)
-        result = decode_recording(s2t, media, segmenting)
+        result = decode_recording(s2t, media, segmenting, best_only)
     except SkipUtterance as skip:
         outcome.skipped = dict(reason=skip.reason, detail=skip.detail)
         return outcome
@@ -298,13 +305,19 @@ class Decoded:
     num_frames: int
 
 
-def decode_recording(s2t: USR2Speech2Text, media: Media, segmenting: Segmenting) -> Decoded:
-    """One pass for a recording within ``max_segment``; segments decoded in batches beyond it."""
+def decode_recording(s2t: USR2Speech2Text, media: Media, segmenting: Segmenting, best_only: bool = False) -> Decoded:
+    """One pass for a recording within ``max_segment``; segments decoded in batches beyond it.
+
+    Decodes the modalities ``s2t`` was built for that the recording allows; ``best_only``: only
+    the best of those (AV, else A, else V), the one a person's transcript carries.
+    """
     wanted = s2t.modalities_for(media.audio is not None, media.frames is not None)
+    if best_only:
+        wanted = (best_modality(wanted),)
     spf = s2t.samples_per_frame
     num_frames = len(media.frames) if media.frames is not None else len(media.audio) // spf
     if num_frames <= segmenting.max_segment * FPS:
-        result = s2t.transcribe(speech=media.audio, video=media.frames)  # the modalities the input allows
+        result = s2t.transcribe(speech=media.audio, video=media.frames, modalities=wanted)
         whole = long_form.Segment(0, result.num_frames)
         best = {m: nbest[0] for m, nbest in result.nbest.items()}
         return Decoded(
@@ -395,14 +408,11 @@ def _records(uttid: str, path: str, result: Decoded, roi_s: float, has_audio: bo
     return records
 
 
-BEST_FIRST = ("AV", "A", "V")  # the modality a person's transcript and subtitles carry
-
-
 def write_outputs(out_dir: str, outcome: FileOutcome, formats: Sequence[str]) -> List[Path]:
     """``<uttid>.<format>`` for each format: text and subtitles of the best modality decoded, JSON
     with every modality's text and segments. Returns the files written."""
     by_modality = {r["modality"]: r for r in outcome.records}
-    best = by_modality[next(m for m in BEST_FIRST if m in by_modality)]
+    best = by_modality[next(SHORT_NAMES[m] for m in BEST_FIRST if SHORT_NAMES[m] in by_modality)]
     pieces = subtitles.cues_from_records(best["segments"])
     contents = {
         "txt": lambda: subtitles.to_txt(best["text"]),
@@ -437,12 +447,26 @@ def write_json(out: str, outcomes: Sequence[FileOutcome], model: dict) -> None:
     Path(out).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def requested_modalities(choice: Sequence[str]) -> Sequence[str]:
+    """The modalities the model is asked to decode: all of them for ``best`` and ``all`` (each file
+    then gets those it allows, or the best of them)."""
+    if BEST in choice or ALL in choice:
+        if len(choice) > 1:
+            raise ValueError(f"--modalities {BEST} or {ALL} stands alone, got {' '.join(choice)}")
+        return MODALITIES
+    return choice
+
+
 def load_model(args: argparse.Namespace) -> tuple:
     """(USR2Speech2Text, a description of what was loaded for the JSON)."""
     files = resolve_model_dir(args.model_dir, args.model_file, args.unpack_dir)
     start = time.perf_counter()
     s2t = USR2Speech2Text.from_model_files(
-        files, args.inference_config, modalities=args.modalities, device=args.device, model_role=args.model_role
+        files,
+        args.inference_config,
+        modalities=requested_modalities(args.modalities),
+        device=args.device,
+        model_role=args.model_role,
     )
     load_s = time.perf_counter() - start
     log.info(
@@ -474,6 +498,11 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         )
         return 2
     try:
+        requested_modalities(args.modalities)
+    except ValueError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    try:
         s2t, model_info = load_model(args)
     except (ModelDirError, FileNotFoundError, ValueError, RuntimeError) as e:  # incl. a model/config mismatch
         print(f"{PROG}: error: {e}", file=sys.stderr)
@@ -493,7 +522,9 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     outcomes = []
     for n, (path, uttid, lm) in enumerate(zip(args.videos, uttids_for(args.videos), landmarks), 1):
         log.info("[%d/%d] %s", n, len(args.videos), path)
-        outcome = transcribe_file(s2t, path, uttid, cfg, lm, args.progress_interval, segmenting)
+        outcome = transcribe_file(
+            s2t, path, uttid, cfg, lm, args.progress_interval, segmenting, best_only=args.modalities == [BEST]
+        )
         outcomes.append(outcome)
         if outcome.skipped:
             print(skip_line(outcome), file=sys.stderr, flush=True)

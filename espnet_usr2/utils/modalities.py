@@ -11,6 +11,9 @@ AUDIO = "a"
 AUDIOVISUAL = "av"
 MODALITIES: Tuple[str, ...] = (VIDEO, AUDIO, AUDIOVISUAL)
 LONG_NAMES: Dict[str, str] = {VIDEO: "video", AUDIO: "audio", AUDIOVISUAL: "audiovisual"}
+# the modality one transcript of a recording carries, best first (every released model's WER:
+# AV <= A < V, paper Table 2)
+BEST_FIRST: Tuple[str, ...] = (AUDIOVISUAL, AUDIO, VIDEO)
 _BY_ANY_NAME = {**{m: m for m in MODALITIES}, **{v: k for k, v in LONG_NAMES.items()}}
 
 
@@ -28,6 +31,12 @@ def canonical_modalities(names: Iterable[str]) -> Tuple[str, ...]:
     if not wanted:
         raise ValueError("at least one modality is needed")
     return tuple(m for m in MODALITIES if m in wanted)
+
+
+def best_modality(allowed: Iterable[str]) -> str:
+    """The first of :data:`BEST_FIRST` among ``allowed`` (any modality names)."""
+    names = set(canonical_modalities(allowed))
+    return next(m for m in BEST_FIRST if m in names)
 
 
 def needs_video(modalities: Iterable[str]) -> bool:

@@ -83,6 +83,16 @@ def _run(capsys, *args) -> tuple:
     return status, out.splitlines(), [line for line in err.splitlines() if line.startswith("usr2_transcribe:")]
 
 
+def test_one_transcript_per_file_in_the_best_modality_it_allows(decode_setup, clips, capsys):
+    """The default: AV for a video with audio, V without, A for an audio file -- one search each."""
+    model_dir = Path(decode_setup["forced"][0]).parent
+    files = [clips / "talk.mp4", clips / "silent.mkv", clips / "speech.flac"]
+    status, out, err = _run(capsys, *files, "--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml")
+    assert status == 0 and err == [] and out == ["talk AV: ab", "silent V: ab", "speech A: ab"]
+    status, out, err = _run(capsys, files[0], "--model_dir", model_dir, "--modalities", "best", "a")
+    assert status == 2 and out == [] and "stands alone" in err[0]
+
+
 def test_every_modality_the_file_allows(decode_setup, clips, tmp_path, capsys):
     model_dir = Path(decode_setup["forced"][0]).parent  # config.yaml + model.pth
     status, out, err = _run(
@@ -93,6 +103,8 @@ def test_every_modality_the_file_allows(decode_setup, clips, tmp_path, capsys):
         model_dir,
         "--inference_config",
         clips / "greedy_att.yaml",
+        "--modalities",
+        "all",
         "--json",
         tmp_path / "out.json",
     )
@@ -146,7 +158,7 @@ def test_bad_files_get_one_line_and_the_exit_status_says_whether_anything_was_do
     bad = [clips / "noface_silent.mkv", clips / "corrupt.mp4", clips / "absent.mp4"]
     common = ["--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml"]
     status, out, err = _run(capsys, *bad, clips / "talk.mp4", *common)
-    assert status == 0 and out == ["talk V: ab", "talk A: ab", "talk AV: ab"]
+    assert status == 0 and out == ["talk AV: ab"]
     reasons = (E.NO_FACE, E.UNREADABLE_VIDEO, E.FILE_NOT_FOUND)
     assert len(err) == 3
     for line, path, reason in zip(err, bad, reasons):
@@ -187,7 +199,7 @@ def test_damaged_audio_is_concealed_or_left_out_by_the_threshold(decode_setup, c
     model_dir = Path(decode_setup["forced"][0]).parent
     damaged = tmp_path / "glitch.mp4"
     assert len(damage_packets(clips / "talk.mp4", damaged, "audio", range(2, 22, 4))) == 5
-    common = ["--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml"]
+    common = ["--model_dir", model_dir, "--inference_config", clips / "greedy_att.yaml", "--modalities", "all"]
     status, out, err = _run(capsys, damaged, *common, "--max_damaged_fraction", "1.0")
     assert status == 0 and err == [] and out == ["glitch V: ab", "glitch A: ab", "glitch AV: ab"]
     status, out, err = _run(capsys, damaged, *common, "--json", tmp_path / "v.json")
@@ -208,7 +220,7 @@ def test_precomputed_landmarks_replace_face_detection(decode_setup, clips, tmp_p
     status, out, _ = _run(
         capsys, clips / "talk.mp4", clips / "silent.mkv", *common, "--landmarks", landmarks, landmarks
     )
-    assert status == 0 and out == ["talk V: ab", "talk A: ab", "talk AV: ab", "silent V: ab"]
+    assert status == 0 and out == ["talk AV: ab", "silent V: ab"]
     status, _, err = _run(capsys, clips / "talk.mp4", clips / "silent.mkv", *common, "--landmarks", landmarks)
     assert status == 2 and "one per video" in err[0]
 
@@ -287,6 +299,8 @@ def test_module_entry_point_on_a_packed_model(packed_recipe, clips, tmp_path):
             str(packed_recipe["zip"]),
             "--unpack_dir",
             str(tmp_path / "unpacked"),
+            "--modalities",
+            "all",
         ],
         capture_output=True,
         text=True,
