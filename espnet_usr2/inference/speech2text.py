@@ -79,7 +79,8 @@ class Transcription:
 
 
 def select_network(model: torch.nn.Module, role: str) -> torch.nn.Module:
-    """The student (the model itself) or its EMA teacher (``model.teacher``)."""
+    """The student (the model itself) or the network its EMA teacher holds (``model.teacher.model``:
+    the teacher itself is the EMA wrapper, with the schedule's state, not the recogniser)."""
     if role not in MODEL_ROLES:
         raise ValueError(f"unknown model_role {role!r}; expected one of {MODEL_ROLES}")
     if role == "student":
@@ -90,7 +91,7 @@ def select_network(model: torch.nn.Module, role: str) -> torch.nn.Module:
             "--model_role teacher: this model has no EMA teacher (model.teacher); it was not "
             "trained semi-supervised. Decode it with --model_role student"
         )
-    return teacher
+    return teacher.model
 
 
 def _read_decode_yaml(path: PathLike) -> Dict[str, Any]:

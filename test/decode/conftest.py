@@ -84,6 +84,18 @@ def decode_setup(write_toy_corpus, tmp_path_factory, tiny_config, token_list):
 
 
 @pytest.fixture(scope="session")
+def semi_teacher_setup(tmp_path_factory, tiny_config, token_list):
+    """(config.yaml, model.pth) of a semi-supervised tiny model whose EMA teacher is forced (as
+    ``forced``: CTC "c", decoder "ab") and whose student has random weights."""
+    torch.manual_seed(1)
+    args = parse_training_args(tiny_config, token_list, ["--token_type", "char", "--semi", "usr2"])
+    model = USR2Task.build_model(args)
+    force_output(model.teacher.model, len(token_list))
+    model.teacher.initialized.fill_(True)
+    return save_model(model, args, tmp_path_factory.mktemp("semi_teacher"))
+
+
+@pytest.fixture(scope="session")
 def packed_recipe(tmp_path_factory, decode_setup):
     """A recipe dir with exp/usr2_tiny (the forced model under the name the tiny config selects,
     valid.loss.best.pth), conf/decode_greedy_att.yaml, and the zip stage 14 packs of them."""

@@ -75,3 +75,16 @@ def test_the_forced_teachers_labels_of_each_kind(decode_setup, tmp_path, capsys)
     assert (out / "wer_vs_length.png").stat().st_size > 0
     assert "ar_limit=batch" in (out / "results.md").read_text()
     assert capsys.readouterr().out.strip().endswith("wer_vs_length.png")
+
+
+def test_a_semi_supervised_runs_ema_teacher_makes_the_labels(semi_teacher_setup, decode_setup, tmp_path):
+    """--model_role teacher scores the EMA teacher's network (forced here), not the student's."""
+    config, model_file = semi_teacher_setup
+    out = tmp_path / "pl"
+    common = ["--train_config", str(config), "--model_file", str(model_file), "--data_dir", str(decode_setup["data"])]
+    usr2_pl_quality.main(common + ["--out_dir", str(out), "--model_role", "teacher", "--log_level", "WARNING"])
+    (table,) = json.loads((out / "results.json").read_text()).values()  # one teacher setting
+    overall = table["all"]
+    texts = decode_setup["texts"]
+    assert overall["ctc"]["wer"] == pytest.approx(100.0 * sum(t != "c" for t in texts.values()) / len(texts))
+    assert overall["ar"]["wer"] == pytest.approx(100.0 * sum(t != "ab" for t in texts.values()) / len(texts))
