@@ -53,7 +53,7 @@ class Panel:
 
 def plot_panels(panels: Sequence[Panel], path: PathLike, xlabel: str, title: str, ncols: int = 2) -> Path:
     """Panels on a grid (matplotlib Agg), one line per method, the band = ±1 std over seeds."""
-    plt = rb._pyplot()
+    plt = rb.agg_pyplot()
     ncols = min(ncols, len(panels))
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols + 2.0, 4.0 * nrows + 0.4), dpi=120, squeeze=False)
