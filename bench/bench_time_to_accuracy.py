@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from espnet_usr2.analysis import comparison as cmp
+from espnet_usr2.analysis.compare_runs import ComparisonInputError, read_curve, read_manifest
+from espnet_usr2.analysis.time_to_accuracy import TimeToAccuracy, time_to_accuracy, tta_markdown
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -33,18 +34,18 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(cmd: Optional[List[str]] = None) -> cmp.TimeToAccuracy:
+def main(cmd: Optional[List[str]] = None) -> TimeToAccuracy:
     args = get_parser().parse_args(cmd)
     try:
-        runs = cmp.read_manifest(args.manifest)
-        curves = {r: cmp.read_curve(r.exp_dir) for r in runs if r.method in args.methods}
-        start = cmp.read_curve(args.warmup_dir).final_valid(args.metric) if args.warmup_dir else None
-        tta = cmp.time_to_accuracy(curves, tuple(args.methods), args.metric, args.target_acc, start)
-    except cmp.ComparisonInputError as e:
+        runs = read_manifest(args.manifest)
+        curves = {r: read_curve(r.exp_dir) for r in runs if r.method in args.methods}
+        start = read_curve(args.warmup_dir).final_valid(args.metric) if args.warmup_dir else None
+        tta = time_to_accuracy(curves, tuple(args.methods), args.metric, args.target_acc, start)
+    except ComparisonInputError as e:
         print(f"bench_time_to_accuracy: error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     print(f"manifest: {Path(args.manifest)}; warm-up: {args.warmup_dir or '(none: curves start at epoch 1)'}")
-    print(cmp.tta_markdown(tta))
+    print(tta_markdown(tta))
     return tta
 
 

@@ -24,7 +24,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 import numpy as np
 
 from espnet_usr2.data.babble import SAMPLE_RATE
-from espnet_usr2.scoring.sclite import ErrorCounts, ScoringInputError, _name_ids, count_errors, match_hypotheses
+from espnet_usr2.scoring.sclite import ErrorCounts, ScoringInputError, count_errors, ids_excerpt, match_hypotheses
 
 PathLike = Union[str, Path]
 
@@ -134,7 +134,7 @@ def utterance_counts(
 def _require_frames(ids: Iterable[str], frames: Mapping[str, int], what: str) -> None:
     missing = [u for u in ids if u not in frames]
     if missing:
-        raise ScoringInputError(f"{what}: no frame count for {len(missing)} utterances: {_name_ids(missing)}")
+        raise ScoringInputError(f"{what}: no frame count for {len(missing)} utterances: {ids_excerpt(missing)}")
 
 
 @dataclass
@@ -302,7 +302,7 @@ def noise_markdown(table: NoiseTable) -> str:
 # =========================================================================== plots
 
 
-def _pyplot():
+def agg_pyplot():
     """matplotlib with the file-only Agg backend (no display on servers / CI)."""
     import matplotlib
 
@@ -318,7 +318,7 @@ def save_figure(
     """Write ``fig`` to ``path`` (parents created) and close it; with ``legend_ax``, one figure
     legend of that axes' lines at the right (outside the panels, where it hides no point) and
     ``title`` over all panels."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     if legend_ax is not None:
         handles, labels = legend_ax.get_legend_handles_labels()
         fig.legend(handles, labels, title=legend_title, loc="center right")
@@ -335,7 +335,7 @@ def save_figure(
 
 def plot_wer_vs_length(table: LengthTable, path: PathLike, title: str = "WER vs input length") -> Path:
     """One line per condition over the length buckets; x ticks show the bucket sizes."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(9.5, 4.5), dpi=120)
     x = np.arange(len(table.buckets))
     for cond in table.conditions:
@@ -354,7 +354,7 @@ def plot_wer_vs_length(table: LengthTable, path: PathLike, title: str = "WER vs 
 
 def plot_wer_vs_snr(table: NoiseTable, path: PathLike, title: str = "WER vs SNR (babble noise)") -> Path:
     """One panel per subset, one line per condition; 'clean' sits right of the highest SNR."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     noisy = sorted(s for s in table.snrs if not math.isinf(s))
     has_clean = any(math.isinf(s) for s in table.snrs)
     if noisy:

@@ -13,7 +13,7 @@ manifest's directory or absolute).  Reads each run's ``checkpoint.pth`` (trainin
 the manifest (e.g. the pre-training) to the table of seconds per training step.  Writes
 ``results.md``, ``summary.json``, ``valid_vs_time.png``, ``wer_vs_length.png`` and
 ``wer_vs_snr.png`` to ``--out_dir``
-(see :mod:`espnet_usr2.analysis.comparison`).
+(see :mod:`espnet_usr2.analysis.compare_report`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from espnet_usr2.analysis import comparison as cmp
 from espnet_usr2.analysis import robustness as rb
+from espnet_usr2.analysis.compare_collect import ReportConfig
+from espnet_usr2.analysis.compare_report import write_report
 from espnet_usr2.scoring.sclite import ScoringInputError
 
 
@@ -93,8 +94,8 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> cmp.ReportConfig:
-    return cmp.ReportConfig(
+def config_from_args(args: argparse.Namespace) -> ReportConfig:
+    return ReportConfig(
         manifest=Path(args.manifest),
         ref_dir=Path(args.ref_dir),
         out_dir=Path(args.out_dir),
@@ -121,7 +122,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     args = get_parser().parse_args(cmd)
     try:
-        written = cmp.write_report(config_from_args(args))
+        written = write_report(config_from_args(args))
     except (ScoringInputError, ValueError) as e:
         print(f"usr2_compare_report: error: {e}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -81,7 +81,7 @@ class FallbackUnsupportedError(ValueError):
 # --------------------------------------------------------------------------- input files
 
 
-def _name_ids(ids: Sequence[str], limit: int = 10) -> str:
+def ids_excerpt(ids: Sequence[str], limit: int = 10) -> str:
     """``'a', 'b' ... (and N more)`` -- enough ids to find the problem, not a wall of text."""
     shown = ", ".join(repr(i) for i in list(ids)[:limit])
     rest = len(ids) - limit
@@ -113,7 +113,7 @@ def read_kaldi_text(path: PathLike, what: str = "text") -> Dict[str, str]:
         raise ScoringInputError(f"{what} file {str(p)!r} is empty: it lists no utterances")
     if duplicates:
         raise ScoringInputError(
-            f"{what} file {str(p)!r} lists these utterance ids more than once: {_name_ids(duplicates)}"
+            f"{what} file {str(p)!r} lists these utterance ids more than once: {ids_excerpt(duplicates)}"
         )
     return entries
 
@@ -123,7 +123,9 @@ def read_utt2spk(path: PathLike) -> Dict[str, str]:
     mapping = read_kaldi_text(path, what="utt2spk")
     bad = [u for u, s in mapping.items() if len(s.split()) != 1]
     if bad:
-        raise ScoringInputError(f"utt2spk {str(path)!r}: these lines do not have exactly one speaker: {_name_ids(bad)}")
+        raise ScoringInputError(
+            f"utt2spk {str(path)!r}: these lines do not have exactly one speaker: {ids_excerpt(bad)}"
+        )
     return mapping
 
 
@@ -157,23 +159,23 @@ def match_hypotheses(
     if missing and missing_hyp == "error":
         problems.append(
             f"{len(missing)} of {len(ref)} reference utterances have no hypothesis: "
-            f"{_name_ids(missing)} (use missing_hyp='empty' / --missing_hyp empty "
+            f"{ids_excerpt(missing)} (use missing_hyp='empty' / --missing_hyp empty "
             f"to score them as empty hypotheses)"
         )
     if extra and extra_hyp == "error":
         problems.append(
             f"{len(extra)} hypothesis utterances are not in the reference: "
-            f"{_name_ids(extra)} (use extra_hyp='ignore' / --extra_hyp ignore to drop them)"
+            f"{ids_excerpt(extra)} (use extra_hyp='ignore' / --extra_hyp ignore to drop them)"
         )
     if problems:
         raise ScoringInputError("; ".join(problems))
     notes = []
     if missing:
         notes.append(
-            f"{len(missing)} utterances had no hypothesis and were scored as empty hypotheses: {_name_ids(missing)}"
+            f"{len(missing)} utterances had no hypothesis and were scored as empty hypotheses: {ids_excerpt(missing)}"
         )
     if extra:
-        notes.append(f"{len(extra)} hypotheses without a reference were ignored: {_name_ids(extra)}")
+        notes.append(f"{len(extra)} hypotheses without a reference were ignored: {ids_excerpt(extra)}")
     ids = list(ref)
     return MatchedTexts(ids=ids, ref=dict(ref), hyp={u: hyp.get(u, "") for u in ids}, notes=notes)
 
@@ -183,10 +185,10 @@ def _check_trn_ids(ids: Iterable[str], utt2spk: Mapping[str, str]) -> None:
     ids = list(ids)
     no_spk = [u for u in ids if u not in utt2spk]
     if no_spk:
-        raise ScoringInputError(f"utt2spk has no speaker for these utterances: {_name_ids(no_spk)}")
+        raise ScoringInputError(f"utt2spk has no speaker for these utterances: {ids_excerpt(no_spk)}")
     bad = [u for u in ids if any(c in u + utt2spk[u] for c in "()")]
     if bad:
-        raise ScoringInputError(f"utterance or speaker ids contain '(' or ')', which break trn ids: {_name_ids(bad)}")
+        raise ScoringInputError(f"utterance or speaker ids contain '(' or ')', which break trn ids: {ids_excerpt(bad)}")
 
 
 # --------------------------------------------------------------------------- trn files
@@ -757,7 +759,7 @@ def python_sclite_report(ref_trn: PathLike, hyp_trn: PathLike, title: Optional[s
             seen[u.uttid] = seen.get(u.uttid, 0) + 1
         repeated = [i for i, n in seen.items() if n > 1]
         if repeated:
-            raise ScoringInputError(f"{name} lists these ids more than once: {_name_ids(repeated)}")
+            raise ScoringInputError(f"{name} lists these ids more than once: {ids_excerpt(repeated)}")
     refs = {u.uttid: u for u in ref_list}
     hyp_ids = {u.uttid for u in hyps}
     missing = [i for i in refs if i not in hyp_ids]
@@ -765,7 +767,7 @@ def python_sclite_report(ref_trn: PathLike, hyp_trn: PathLike, title: Optional[s
     if missing or extra:
         raise ScoringInputError(
             f"{ref_trn} and {hyp_trn} differ in utterances: only in ref: "
-            f"{_name_ids(missing)}; only in hyp: {_name_ids(extra)}"
+            f"{ids_excerpt(missing)}; only in hyp: {ids_excerpt(extra)}"
         )
     speakers: Dict[str, _SpeakerScore] = {}
     paths: Dict[str, List[Tuple[str, List[AlignedPair]]]] = {}
@@ -934,7 +936,7 @@ def _select_utterances(ref: Dict[str, str], utt_list: PathLike) -> Tuple[Dict[st
     wanted = [line.split(maxsplit=1)[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     unknown = [u for u in wanted if u not in ref]
     if unknown:
-        raise ScoringInputError(f"{len(unknown)} utterances of {str(path)!r} have no reference: {_name_ids(unknown)}")
+        raise ScoringInputError(f"{len(unknown)} utterances of {str(path)!r} have no reference: {ids_excerpt(unknown)}")
     keep = set(wanted)
     return (
         {u: t for u, t in ref.items() if u in keep},

@@ -14,7 +14,10 @@ import pytest
 import torch
 from espnet2.train.reporter import Reporter
 
-from espnet_usr2.analysis import comparison as cmp
+from espnet_usr2.analysis.compare_collect import compare
+from espnet_usr2.analysis.compare_runs import ComparisonInputError, read_manifest
+from espnet_usr2.analysis.compare_stats import paired_bootstrap
+from espnet_usr2.analysis.time_to_accuracy import time_to_reach, tta_markdown
 from espnet_usr2.bin import usr2_compare_report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,11 +202,11 @@ def test_run_that_never_reaches_the_target_is_reported(cmp_dir):
             "--bootstrap_pairs",
         ]
     )
-    comp = cmp.compare(usr2_compare_report.config_from_args(args))  # the numbers only, no plots
+    comp = compare(usr2_compare_report.config_from_args(args))  # the numbers only, no plots
     assert comp.tta.seconds["usr2"]["1"] == pytest.approx(120 + 0.9 * 60)
     assert comp.tta.seconds["usr1"] == {"1": None, "2": None}  # kept, not dropped
     assert comp.tta.ratios() == {} and not comp.noise and not comp.bootstrap
-    assert "| 1 | 2.90 | not reached | - |" in cmp.tta_markdown(comp.tta)
+    assert "| 1 | 2.90 | not reached | - |" in tta_markdown(comp.tta)
 
 
 def test_missing_decode_text_names_the_path(cmp_dir, capsys):
@@ -217,31 +220,31 @@ def test_missing_decode_text_names_the_path(cmp_dir, capsys):
 
 def test_time_to_reach_interpolates_between_epochs():
     times, values = [60.0, 120.0, 180.0], [0.5, 0.7, 0.9]
-    assert cmp.time_to_reach(times, values, 0.8, start=(0.0, 0.3)) == pytest.approx(150.0)
-    assert cmp.time_to_reach(times, values, 0.4, start=(0.0, 0.3)) == pytest.approx(60 * 0.5)
-    assert cmp.time_to_reach(times, values, 0.2, start=(0.0, 0.3)) == 0.0
-    assert cmp.time_to_reach(times, values, 0.95) is None
-    assert cmp.time_to_reach(times, [0.5, math.nan, 0.9], 0.7) == pytest.approx(120.0)  # NaN epoch skipped
+    assert time_to_reach(times, values, 0.8, start=(0.0, 0.3)) == pytest.approx(150.0)
+    assert time_to_reach(times, values, 0.4, start=(0.0, 0.3)) == pytest.approx(60 * 0.5)
+    assert time_to_reach(times, values, 0.2, start=(0.0, 0.3)) == 0.0
+    assert time_to_reach(times, values, 0.95) is None
+    assert time_to_reach(times, [0.5, math.nan, 0.9], 0.7) == pytest.approx(120.0)  # NaN epoch skipped
 
 
 def test_paired_bootstrap_spread():
     ref = {f"u{i}": "a b c d" for i in range(20)}
     hyp_a = {u: ("a b c x" if i % 3 else "a b c d") for i, u in enumerate(ref)}
-    same = cmp.paired_bootstrap(ref, hyp_a, dict(hyp_a), n_draws=300)
+    same = paired_bootstrap(ref, hyp_a, dict(hyp_a), n_draws=300)
     assert (same.diff, same.std, same.n_utts, same.n_words) == (0.0, 0.0, 20, 80)
-    other = cmp.paired_bootstrap(ref, hyp_a, ref, n_draws=300)
+    other = paired_bootstrap(ref, hyp_a, ref, n_draws=300)
     assert other.diff == pytest.approx(100 * 13 / 80) and other.std > 0
-    assert cmp.paired_bootstrap(ref, hyp_a, ref, n_draws=300).std == other.std  # fixed seed
+    assert paired_bootstrap(ref, hyp_a, ref, n_draws=300).std == other.std  # fixed seed
 
 
 def test_manifest_errors(tmp_path):
     bad = tmp_path / "runs.tsv"
     bad.write_text("method\tseed\n", encoding="utf-8")
-    with pytest.raises(cmp.ComparisonInputError, match="first line"):
-        cmp.read_manifest(bad)
+    with pytest.raises(ComparisonInputError, match="first line"):
+        read_manifest(bad)
     bad.write_text("method\tseed\texp_dir\nusr2\t1\tnowhere\n", encoding="utf-8")
-    with pytest.raises(cmp.ComparisonInputError, match="nowhere"):
-        cmp.read_manifest(bad)
+    with pytest.raises(ComparisonInputError, match="nowhere"):
+        read_manifest(bad)
 
 
 def test_bench_time_to_accuracy(cmp_dir, capsys):

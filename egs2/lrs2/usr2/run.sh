@@ -33,18 +33,15 @@ esac
 local_opts="--max_len ${max_len} --nj ${nj} ${data_opts}"
 
 # usr2.sh; --landmarks_dir, if given, to local/data.sh and the mouth-ROI stage (no ROI options else)
+# and the paper's training options (scripts/paper_training.sh) with this setting's frames per GPU
 . scripts/corpus_usr2.sh
+. scripts/paper_training.sh
+paper_training_opts "${model}" "${lab_frames}" "${unlab_frames}"
 corpus_usr2 "${landmarks_dir}" "${local_opts}" "" \
     --nj "${nj}" \
     --labelled_sets "${lab}" \
     --unlabelled_sets "${unlab}" \
     --valid_set val \
     --test_sets test \
-    --min_frames 10 \
-    --max_frames 400 \
-    --nbpe 1000 \
-    --train_config "conf/train_usr2_${model}.yaml" \
-    --labelled_batch_frames "${lab_frames}" \
-    --unlabelled_batch_frames "${unlab_frames}" \
-    --inference_config conf/decode_beam30.yaml \
+    "${training_opts[@]}" \
     "${passthrough_args[@]}"

@@ -47,6 +47,8 @@ done
 # Utterances missing from data/lm.scp (e.g. a corpus without landmarks) get face detection.
 [ "${any_landmarks}" = false ] || roi_opts+=" --landmarks data/lm.scp"
 
+. scripts/paper_training.sh
+paper_training_opts "${model}" 700 2400  # frames per GPU, labelled / unlabelled
 ./usr2.sh \
     --nj "${nj}" \
     --local_data_opts "${local_opts}" \
@@ -55,11 +57,5 @@ done
     --unlabelled_sets "vox2 avspeech" \
     --valid_set lrs3_valid \
     --test_sets "lrs3_test lrs2_test" \
-    --min_frames 10 \
-    --max_frames 400 \
-    --nbpe 1000 \
-    --train_config "conf/train_usr2_${model}.yaml" \
-    --labelled_batch_frames 700 \
-    --unlabelled_batch_frames 2400 \
-    --inference_config conf/decode_beam30.yaml \
+    "${training_opts[@]}" \
     "${passthrough_args[@]}"
