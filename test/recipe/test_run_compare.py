@@ -41,7 +41,8 @@ LM_DIR = "lm_train_lm_tiny"
 OPTIONS_BEFORE = Path(__file__).parent / "data" / "run_compare_options_before.tsv"
 PT_DIR = "pretrain_pretrain_ci_trainval_train+pretrain"
 
-pytestmark = pytest.mark.recipe
+# the whole miniature runs in the first test's fixture: its limit is the subprocess's
+pytestmark = [pytest.mark.recipe, pytest.mark.timeout(1500)]
 
 
 def _run_compare(recipe: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
@@ -191,6 +192,23 @@ def test_every_run_is_decoded_each_way_the_lm_only_where_fused(compare_run):
     for run in [f"{m}_seed1" for m in METHODS] + ["warmup_pt"]:
         for m in ("audio", "audiovisual"):
             assert len((exp / run / "noise" / "decode" / "snr0" / m / "text").read_text().splitlines()) == 4
+
+
+def test_the_teachers_pseudo_labels_are_scored_where_every_teacher_starts_and_ends(compare_run):
+    """The warm-ups as teachers (stage 3) and each semi-supervised run's EMA teacher (stage 4), on
+    the unlabelled clips and the long set; supervised runs have no teacher to score."""
+    recipe, _ = compare_run
+    exp = recipe / "exp_cmp"
+    for run in ["warmup", "warmup_pt"] + [f"{m}_seed1" for m in METHODS]:
+        for s, n in (("pretrain", 10), ("test_long", 2)):
+            results = exp / run / "pl_quality" / s / "results.json"
+            if run.startswith("sup"):
+                assert not results.exists(), results
+                continue
+            (table,) = json.loads(results.read_text()).values()
+            assert {table["all"][k]["utterances"] for k in ("ctc", "att_tf", "ar")} == {n}, (run, s)
+    for run, role in (("warmup", "student"), ("pt_usr1_seed1", "teacher")):
+        assert f"({role}) on 10 clips" in (exp / run / "pl_quality" / "pretrain" / "results.md").read_text()
 
 
 def test_the_report_has_a_row_per_method_the_step_cost_and_the_timing(compare_run):

@@ -58,6 +58,8 @@
 #      --use_lm true: the LM (usr2.sh 6-8, --lm_config) on the labelled transcripts
 #      (+ --lm_train_text)                                -> exp_cmp/lm_<lm config name>/
 #   3  supervised warm-up (usr2.sh 11), decoded (12-13)   -> exp_cmp/warmup/
+#      the pseudo-labels it makes as a teacher (where every run's teacher starts), scored
+#      per length bucket on --pl_sets (usr2_pl_quality) -> exp_cmp/warmup/pl_quality/<set>/
 #      --pretrain_config: self-supervised pre-training on --pretrain_sets (video and audio,
 #      no text; usr2.sh 11 --pretrain_config), then the same warm-up from its encoder,
 #      decoded the same ways                             -> exp_cmp/pretrain_<config>_<sets>/,
@@ -65,8 +67,10 @@
 #                                                           after stage 4's)
 #   4  each method x seed from the warm-up (usr2.sh 11-13: each --decodes TAG=YAML on test
 #      and test_long)                                     -> exp_cmp/<method>_seed<k>/<TAG>/
-#      (a finished run resumes as finished; a decoding scored after its model was written is
-#      skipped: rerunning a stage redoes only what is missing)
+#      and a semi-supervised run's EMA teacher's pseudo-labels scored as the warm-up's were
+#                                                         -> exp_cmp/<method>_seed<k>/pl_quality/<set>/
+#      (a finished run resumes as finished; a decoding or scoring done after its model was
+#      written is skipped: rerunning a stage redoes only what is missing)
 #   5  babble-noise sweep (A, AV; --noise_config)         -> exp_cmp/<method>_seed<k>/noise/
 #   6  report: tables, plots, failure counts, time to accuracy, seconds per training step
 #                                                         -> exp_cmp/compare/
@@ -120,8 +124,11 @@ train_nthreads=1
 warmup_nthreads=$(( $(nproc) < 4 ? $(nproc) : 4 ))  # the warm-up trains alone
 nj=2              # mouth-ROI extraction jobs
 valid_size=20
+model_args=""     # usr2_train arguments of the warm-ups and every continuation (e.g. a larger decoder)
 warmup_args=""    # extra usr2_train arguments of the warm-up
 train_args=""     # extra usr2_train arguments of every continuation
+pl_sets="pretrain test_long"  # sets whose transcripts score the teachers' pseudo-labels ("": none)
+pl_utts=300       # clips scored per set (a random subset of the larger sets)
 batch_frames=600  # labelled and unlabelled frames per semi-supervised step
 sup_batch_size=8  # labelled clips per supervised step (about batch_frames of labelled clips)
 datadir=data_cmp
@@ -162,7 +169,12 @@ help_message="Usage: $0 [options]
   --nj N                       mouth-ROI extraction jobs [${nj}]
   --valid_size N               trainval clips held out for validation [${valid_size}]
   --nbpe N                     SentencePiece vocabulary [${nbpe}]
+  --model_args \"...\"           usr2_train arguments of the warm-ups and continuations: the model [${model_args}]
   --warmup_args / --train_args \"...\"  extra usr2_train arguments [] []
+  --pl_sets \"A B\"              sets (with transcripts) on which each teacher's pseudo-labels are scored,
+                               per length bucket: the warm-up (every teacher's start) in stage 3,
+                               each semi-supervised run's EMA teacher at its end in stage 4 [${pl_sets}]
+  --pl_utts N                  clips scored per set (random subset) [${pl_utts}]
   --batch_frames N             labelled (and unlabelled) frames per semi-supervised step [${batch_frames}]
   --sup_batch_size N           labelled clips per step of 'sup' [${sup_batch_size}]
   --datadir / --dumpdir / --expdir DIR  [${datadir} / ${dumpdir} / ${expdir}]"
@@ -213,7 +225,7 @@ method_train_args() {
     local conf own args
     conf="$(method_conf "$1")"
     own="$(compare_conf options "${conf}" usr2_train --set "seed=$2" --set "sup_batch_size=${sup_batch_size}")"
-    args="--seed $2 --num_iters_per_epoch ${steps_per_epoch} --max_epoch ${epochs} ${train_args}"
+    args="--seed $2 --num_iters_per_epoch ${steps_per_epoch} --max_epoch ${epochs} ${model_args} ${train_args}"
     [ -z "${own}" ] || args+=" ${own}"
     # COMAT: the stage-2 LM reads the transcripts; its hidden states are the PLM targets
     if uses_comat "$1"; then
@@ -351,6 +363,30 @@ decode_run() {
     done
 }
 
+# pl_quality RUN ROLE: the pseudo-labels RUN's network makes acting as the EMA teacher (ROLE
+# student: a warm-up, where every run's teacher starts; teacher: a semi-supervised run's EMA
+# teacher at its end), scored per length bucket against the transcripts training never reads,
+# on each --pl_sets set -> exp_cmp/RUN/pl_quality/<set>/ (skipped when scored after the model)
+pl_quality() {
+    local model s out
+    model="$(model_of "${expdir}/$1")" || return 1
+    for s in ${pl_sets}; do
+        out="${expdir}/$1/pl_quality/${s}"
+        mkdir -p "${out%/*}"
+        if [ "${out}/results.json" -nt "${model}" ]; then
+            log "  ${1}: pseudo-labels on ${s} are already scored, skipped"
+            continue
+        fi
+        python3 -m espnet_usr2.bin.usr2_pl_quality --train_config "${expdir}/$1/config.yaml" --model_file "${model}" \
+            --model_role "$2" --data_dir "${dumpdir}/${s}" --max_utts "${pl_utts}" --out_dir "${out}" \
+            --log_level WARNING >"${out}.log" 2>&1 || { echo "pseudo-label scoring failed: ${out}.log" >&2; return 1; }
+    done
+}
+# has_teacher METHOD: whether its runs train an EMA teacher (a semi-supervised method)
+has_teacher() {
+    compare_conf value "$(method_conf "$1")" usr2_sh.semi_type >/dev/null 2>&1
+}
+
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: the low-resource mini corpus (${gen_opts}) -> ${corpus}"
     # shellcheck disable=SC2086
@@ -384,24 +420,27 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     log "Stage 3: supervised warm-up (${warmup_config}) -> ${expdir}/warmup"
     # shellcheck disable=SC2086
     timed warmup usr2 --stage 11 --stop_stage 11 --tag warmup --unlabelled_sets= --train_config "${warmup_config}" \
-        --train_nthreads "${warmup_nthreads}" --train_args "${warmup_args}"
+        --train_nthreads "${warmup_nthreads}" --train_args "${model_args} ${warmup_args}"
     timed decode_warmup decode_run warmup
+    timed pl_quality_warmup pl_quality warmup student
     if [ -n "${pretrain_config}" ]; then
         log "Stage 3: pre-training (${pretrain_config}) on ${pretrain_sets} -> ${pt_exp}, then the same warm-up" \
             "from its encoder -> ${expdir}/warmup_pt"
         t0=$(date +%s)
         usr2 --stage 11 --stop_stage 11 --tag warmup_pt --unlabelled_sets= --train_config "${warmup_config}" \
-            --train_nthreads "${warmup_nthreads}" --train_args "${warmup_args}" \
+            --train_nthreads "${warmup_nthreads}" --train_args "${model_args} ${warmup_args}" \
             --pretrain_config "${pretrain_config}" --pretrain_sets "${pretrain_sets}" --pretrain_args "${pretrain_args}"
         # the encoder file ends pre-training: wall-clock before it is pre-training, after it the warm-up
         t_pt=$(stat -c %Y "${pt_exp}/encoder/encoder.pth") || die "pre-training wrote no ${pt_exp}/encoder/encoder.pth"
         record pretrain $(( t_pt - t0 ))
         record warmup_pt $(( $(date +%s) - t_pt ))
         timed decode_warmup_pt decode_run warmup_pt
+        timed pl_quality_warmup_pt pl_quality warmup_pt student
     fi
 fi
 
-# one continuation: train (11), decode (12-13); its log in exp_cmp/<tag>.log
+# one continuation: train (11), decode (12-13), its teacher's pseudo-labels scored; its log in
+# exp_cmp/<tag>.log
 run_one() {
     local m="$1" seed="$2" tag="$1_seed$2" init opts args
     init="$(model_of "${expdir}/$(warmup_of "${m}")")"
@@ -411,7 +450,9 @@ run_one() {
     # shellcheck disable=SC2086
     { timed "train_${tag}" usr2 --stage 11 --stop_stage 11 --tag "${tag}" --train_config "${train_config}" \
           --init_param "${init}" ${opts} --train_args "${args}" \
-      && timed "decode_${tag}" decode_run "${tag}"; } >>"${expdir}/${tag}.log" 2>&1  # a rerun appends
+      && timed "decode_${tag}" decode_run "${tag}" \
+      && { ! has_teacher "${m}" || timed "pl_quality_${tag}" pl_quality "${tag}" teacher; }; } \
+        >>"${expdir}/${tag}.log" 2>&1  # a rerun appends
 }
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
