@@ -3,8 +3,9 @@
 The paper's claims are comparative (USR 2.0 vs supervised-only and USR v1, and its
 ablations; Sec. 5, Fig. 3-5, Tables 1 and 10-12).  :func:`compare` reads what
 ``egs2/mini_lrs3/usr2/run_compare.sh`` leaves behind (:mod:`espnet_usr2.analysis.compare_runs`)
-and gathers the WER tables, failures, time to accuracy, pseudo-labels kept, the cost of a step
-and the paired bootstraps; :mod:`espnet_usr2.analysis.compare_report` writes them out.
+and gathers the WER tables, failures, time to accuracy, pseudo-labels kept, the teachers'
+pseudo-labels scored against the truth, the cost of a step and the paired bootstraps;
+:mod:`espnet_usr2.analysis.compare_report` writes them out.
 
 The cost of a training step is ESPnet's ``train_time`` statistic (the reporter's mean per
 epoch of each optimiser step's wall-clock), its median over epochs.
@@ -12,6 +13,7 @@ epoch of each optimiser step's wall-clock), its median over epochs.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from espnet_usr2.analysis.compare_runs import (
 )
 from espnet_usr2.analysis.compare_stats import Bootstrap, Stat, paired_bootstrap
 from espnet_usr2.analysis.failures import count_failures
+from espnet_usr2.analysis.pseudo_labels import RESULTS_JSON
 from espnet_usr2.analysis.time_to_accuracy import TimeToAccuracy, time_to_accuracy
 from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, VIDEO
 
@@ -52,6 +55,10 @@ PL_KEEP_PATTERN = re.compile(r"^pl_(\w+_)?keep(_\w+)?$")
 # backward, update) as ``train_time``; the reporter keeps its mean per epoch
 STEP_TIME_KEY = "train_time"
 WARMUP_ROW = "warm-up"
+# run_compare.sh scores each teacher's pseudo-labels into <run>/pl_quality/<set>/ (usr2_pl_quality)
+PL_QUALITY_DIR = "pl_quality"
+PL_QUALITY_FIELDS = ("utterances", "wer", "loops", "omissions", "kept")
+ALL_BUCKETS = "all"
 
 
 @dataclass
@@ -99,6 +106,9 @@ class Comparison:
     length_outside: int
     tta: Optional[TimeToAccuracy]
     pl_keep: Dict[Tuple[str, str], Stat]  # (method, stats key)
+    # (set, teacher, kind, length bucket or "all", field): the warm-up (WARMUP_ROW: where every
+    # teacher starts) and each method's EMA teachers at the end, scored against the truth
+    pl_quality: Dict[Tuple[str, str, str, str, str], Stat]
     step_time: Dict[str, Stat]  # method (or warm-up / --step_cost_dirs name) -> seconds per step
     bootstrap: Dict[Tuple[str, str], Dict[str, Bootstrap]]  # (a, b) -> seed -> result
     notes: List[str]
@@ -225,6 +235,34 @@ def collect_pl_keep(runs: Sequence[Run], curves: Mapping[Run, Curve]) -> Dict[Tu
     return {k: Stat(v) for k, v in values.items()}
 
 
+def read_pl_quality(exp_dir: Path) -> Dict[str, Dict[str, Dict[str, Dict[str, float]]]]:
+    """``{set: {bucket: {kind: row}}}`` of a run's scored pseudo-labels (none: empty); one teacher
+    setting per file, as run_compare.sh scores them."""
+    out = {}
+    for path in sorted((exp_dir / PL_QUALITY_DIR).glob(f"*/{RESULTS_JSON}")):
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        if len(settings) != 1:
+            raise ComparisonInputError(f"{path}: {len(settings)} teacher settings; the report compares one per run")
+        out[path.parent.name] = next(iter(settings.values()))
+    return out
+
+
+def collect_pl_quality(cfg: ReportConfig, runs: Sequence[Run]) -> Dict[Tuple[str, str, str, str, str], Stat]:
+    """The teachers' pseudo-labels against the truth: the warm-up as :data:`WARMUP_ROW` (one
+    value), each method's runs' EMA teachers (mean over seeds); runs with no teacher (supervised)
+    have no scores and no rows."""
+    sources = [(WARMUP_ROW, "-", cfg.warmup_dir)] if cfg.warmup_dir is not None else []
+    sources += [(r.method, r.seed, r.exp_dir) for r in runs]
+    values: Dict[Tuple[str, str, str, str, str], Dict[str, float]] = {}
+    for teacher, seed, exp_dir in sources:
+        for set_name, table in read_pl_quality(exp_dir).items():
+            for bucket, rows in table.items():
+                for kind, row in rows.items():
+                    for f in PL_QUALITY_FIELDS:
+                        values.setdefault((set_name, teacher, kind, bucket, f), {})[seed] = float(row[f])
+    return {k: Stat(v) for k, v in values.items()}
+
+
 def median_step_seconds(curve: Curve) -> float:
     """Median over epochs of the reporter's mean ``train_time`` per epoch (seconds per
     optimiser step); the median leaves out a first epoch slowed by start-up. NaN if not logged."""
@@ -308,6 +346,7 @@ def compare(cfg: ReportConfig) -> Comparison:
         length_outside=outside,
         tta=tta,
         pl_keep=collect_pl_keep(runs, curves),
+        pl_quality=collect_pl_quality(cfg, runs),
         step_time=collect_step_time(cfg, runs, curves, warmup_curve),
         bootstrap=collect_bootstrap(cfg, runs, refs[cfg.long_set], notes) if cfg.bootstrap_pairs else {},
         notes=notes,

@@ -14,17 +14,20 @@ import numpy as np
 
 from espnet_usr2.analysis import robustness as rb
 from espnet_usr2.analysis.compare_collect import (
+    ALL_BUCKETS,
     FAILURE_MODALITIES,
     LENGTH_MODALITIES,
     NOISE_MODALITIES,
     STEP_TIME_KEY,
     TABLE_MODALITIES,
+    WARMUP_ROW,
     Comparison,
     ReportConfig,
     compare,
 )
 from espnet_usr2.analysis.compare_runs import PathLike, runs_of_method
 from espnet_usr2.analysis.compare_stats import Stat, fmt_num, json_float
+from espnet_usr2.analysis.pseudo_labels import KINDS
 from espnet_usr2.analysis.time_to_accuracy import tta_markdown
 from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, VIDEO
 
@@ -143,7 +146,43 @@ def plot_report(comp: Comparison, out_dir: Path) -> Dict[str, Path]:
             "SNR (dB)",
             f"WER in babble noise ({cfg.noise_set})",
         )
+    if comp.pl_quality:
+        written["pl_length"] = plot_pl_quality(comp, out_dir / "pl_wer_vs_length.png")
     return written
+
+
+def pl_teachers(comp: Comparison) -> List[str]:
+    """The teachers whose pseudo-labels were scored: the warm-up first, then the methods."""
+    scored = {t for _, t, *_ in comp.pl_quality}
+    return [t for t in [WARMUP_ROW, *comp.methods] if t in scored]
+
+
+def pl_buckets(comp: Comparison) -> List[Tuple[str, str]]:
+    """(set, length bucket) pairs scored, shortest first (buckets are "lo-hi" in frames)."""
+    pairs = {(s, b) for s, _, _, b, _ in comp.pl_quality if b != ALL_BUCKETS}
+    return sorted(pairs, key=lambda p: (int(p[1].split("-")[0]), p[0]))
+
+
+def plot_pl_quality(comp: Comparison, path: Path) -> Path:
+    """Pseudo-label WER against input length, a panel per kind of label, a line per teacher: the
+    paper's length-generalisation figure in miniature (every scored set on one length axis)."""
+    buckets = pl_buckets(comp)
+    centres = [sum(map(int, b.split("-"))) / 2 for _, b in buckets]
+    panels = []
+    for kind in KINDS:
+        series: Series = {}
+        for t in pl_teachers(comp):
+            stats = [comp.pl_quality.get((s, t, kind, b, "wer")) for s, b in buckets]
+            points = [(x, st) for x, st in zip(centres, stats) if st is not None]
+            series[t] = ([x for x, _ in points], *_stat_lists([st for _, st in points]))
+        panels.append(Panel(f"{kind} pseudo-labels", series, "WER (%)", from_zero=True))
+    return plot_panels(
+        panels,
+        path,
+        "input length (video frames, 25 fps)",
+        "teachers' pseudo-label WER vs length",
+        ncols=3,
+    )
 
 
 def _stat_lists(stats: Sequence[Stat]) -> Tuple[List[float], List[float]]:
@@ -262,6 +301,49 @@ def pl_keep_markdown(comp: Comparison) -> List[str]:
     return out + _table(["method"] + keys, rows) + [""]
 
 
+def pl_quality_markdown(comp: Comparison) -> List[str]:
+    """Per scored set: WER, failures and the share each confidence filter keeps, per kind of
+    pseudo-label and teacher; then WER per length bucket."""
+    out = ["## The teachers' pseudo-labels against the truth", ""]
+    if not comp.pl_quality:
+        return out + ["No teacher's pseudo-labels were scored (run_compare.sh --pl_sets).", ""]
+    out += [
+        f"Each teacher labels clips whose transcripts training never reads: `{WARMUP_ROW}` is the warm-up "
+        "acting as the teacher (every run's EMA teacher starts as it), a method's row its runs' EMA "
+        "teachers at the end (mean ± std over seeds). `ctc`: greedy CTC, collapsed; `att_tf`: CTC-driven "
+        "teacher forcing (USR 2.0); `ar`: autoregressive greedy within the length limit. Loops and "
+        "omissions are counts of clips; kept: the share of each label the confidence filter keeps.",
+        "",
+    ]
+    teachers = pl_teachers(comp)
+    q = comp.pl_quality
+
+    def cell(s: str, t: str, kind: str, bucket: str, f: str, digits: int = 1) -> str:
+        st = q.get((s, t, kind, bucket, f))
+        return "-" if st is None else st.text(digits)
+
+    for s in sorted({k[0] for k in q}):
+        n = next(st for (s2, _, _, b, f), st in q.items() if s2 == s and b == ALL_BUCKETS and f == "utterances")
+        out += [f"### {s} ({n.mean:.0f} clips)", ""]
+        rows = [
+            [t]
+            + [cell(s, t, k, ALL_BUCKETS, "wer") for k in KINDS]
+            + [
+                cell(s, t, k, ALL_BUCKETS, f, 2 if f == "kept" else 1)
+                for f in ("loops", "omissions", "kept")
+                for k in KINDS
+            ]
+            for t in teachers
+        ]
+        header = ["teacher"] + [f"{k} WER" for k in KINDS]
+        header += [f"{k} {f}" for f in ("loops", "omissions", "kept") for k in KINDS]
+        out += _table(header, rows) + [""]
+    out += ["WER (%) per length bucket (video frames):", ""]
+    rows = [[s, b] + [cell(s, t, k, b, "wer") for k in KINDS for t in teachers] for s, b in pl_buckets(comp)]
+    out += _table(["set", "frames"] + [f"{k} {t}" for k in KINDS for t in teachers], rows, left=2) + [""]
+    return out
+
+
 def step_time_markdown(comp: Comparison) -> List[str]:
     out = [f"## Cost per training step (ESPnet's `{STEP_TIME_KEY}`: median over epochs, seconds)", ""]
     if not any(st.n for st in comp.step_time.values()):
@@ -300,7 +382,7 @@ def report_markdown(comp: Comparison, plots: Mapping[str, Path]) -> str:
     md += ["## Clean WER", ""] + wer_markdown(comp) + noise_markdown(comp) + failures_markdown(comp)
     md += bootstrap_markdown(comp) + ["## Time to accuracy", ""]
     md += [tta_markdown(comp.tta), ""] if comp.tta is not None else ["Not computed (see notes).", ""]
-    md += pl_keep_markdown(comp) + step_time_markdown(comp) + ["## Plots", ""]
+    md += pl_keep_markdown(comp) + pl_quality_markdown(comp) + step_time_markdown(comp) + ["## Plots", ""]
     md += [f"![{name}]({p.name})" for name, p in plots.items()] + [""]
     if comp.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in comp.notes] + [""]
@@ -335,6 +417,7 @@ def summary_dict(comp: Comparison) -> Dict[str, object]:
         "length_outside": comp.length_outside,
         "time_to_accuracy": comp.tta.as_dict() if comp.tta is not None else None,
         "pl_keep": _nested(comp.pl_keep),
+        "pl_quality": _nested(comp.pl_quality),
         "step_seconds": {k: st.as_dict() for k, st in comp.step_time.items()},
         "bootstrap": {
             f"{a} - {b}": {s: vars(r) for s, r in per_seed.items()} for (a, b), per_seed in comp.bootstrap.items()

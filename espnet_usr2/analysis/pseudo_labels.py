@@ -39,6 +39,7 @@ from espnet_usr2.semi.teacher_forcing import AttentionPseudoLabels, ctc_driven_t
 from espnet_usr2.utils.modalities import AUDIOVISUAL
 
 KINDS = ("ctc", "att_tf", "ar")
+RESULTS_JSON = "results.json"  # {teacher setting: {length bucket | "all": {kind: row}}}
 VIEWS = ("clean", "augmented")
 
 
@@ -234,7 +235,7 @@ def write_report(
 ) -> List[Path]:
     """``results.md``, ``results.json`` and ``wer_vs_length.png`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    md, js, png = out_dir / "results.md", out_dir / "results.json", out_dir / "wer_vs_length.png"
+    md, js, png = out_dir / "results.md", out_dir / RESULTS_JSON, out_dir / "wer_vs_length.png"
     md.write_text((header + "\n\n" if header else "") + markdown(results), encoding="utf-8")
     js.write_text(json.dumps(results, indent=1), encoding="utf-8")
     plot_wer_vs_length(results, png)

@@ -283,3 +283,40 @@ def test_step_cost_dirs_needs_name_and_dir(cmp_dir, capsys):
     with pytest.raises(SystemExit):
         run_report(cmp_dir, "--step_cost_dirs", "no_equals_sign")
     assert "expected NAME=EXP_DIR" in capsys.readouterr().err
+
+
+def _pl_table(wer: Dict[str, float], loops: int = 0) -> dict:
+    """One teacher setting of usr2_pl_quality's results.json: two length buckets and "all"."""
+    rows = {k: {"utterances": 4, "wer": w, "loops": loops, "omissions": 0, "kept": 0.5} for k, w in wer.items()}
+    return {"bn=batch view=clean ar_limit=utterance": {"0-49": rows, "200-249": rows, "all": rows}}
+
+
+def test_the_teachers_pseudo_labels_against_the_truth(cmp_dir):
+    """The warm-up (where every teacher starts) and each semi-supervised run's EMA teacher at its
+    end, as run_compare.sh scores them into <run>/pl_quality/<set>/results.json."""
+    tables = {
+        "warmup": _pl_table({"ctc": 40.0, "att_tf": 35.0, "ar": 60.0}, loops=2),
+        "usr2_seed1": _pl_table({"ctc": 20.0, "att_tf": 18.0, "ar": 30.0}),
+        "usr2_seed2": _pl_table({"ctc": 30.0, "att_tf": 22.0, "ar": 50.0}),
+    }
+    for run, table in tables.items():
+        path = cmp_dir / run / "pl_quality" / "pretrain" / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(table))
+    out = run_report(cmp_dir)
+    pl = json.loads((out / "summary.json").read_text())["pl_quality"]["pretrain"]
+    assert pl["usr2"]["att_tf"]["all"]["wer"]["mean"] == pytest.approx(20.0)
+    assert pl["usr2"]["ar"]["200-249"]["wer"]["std"] == pytest.approx(math.sqrt(200))
+    assert pl["warm-up"]["ar"]["all"]["loops"]["mean"] == 2 and "usr1" not in pl  # usr1 runs scored nothing
+    md = (out / "results.md").read_text()
+    assert "### pretrain (4 clips)" in md
+    assert "| warm-up | 40.0 | 35.0 | 60.0 | 2.0 | 2.0 | 2.0 |" in md
+    assert "| usr2 | 25.0 ± 7.1 | 20.0 ± 2.8 | 40.0 ± 14.1 |" in md
+    assert "| pretrain | 200-249 | 40.0 | 25.0 ± 7.1 |" in md
+    assert (out / "pl_wer_vs_length.png").stat().st_size > 1000
+    # two teacher settings in one file: the report does not guess which one to compare
+    (cmp_dir / "warmup" / "pl_quality" / "pretrain" / "results.json").write_text(
+        json.dumps({**tables["warmup"], "bn=running view=clean ar_limit=utterance": {}})
+    )
+    with pytest.raises(SystemExit):
+        run_report(cmp_dir)
