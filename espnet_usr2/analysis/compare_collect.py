@@ -86,6 +86,8 @@ class ReportConfig:
     buckets: Sequence[rb.Bucket] = field(default_factory=rb.make_buckets)
     missing_hyp: str = "error"
     step_cost_dirs: Sequence[Tuple[str, Path]] = ()  # more runs for the step cost (e.g. pre-training)
+    gpu_step_seconds: Mapping[str, float] = field(default_factory=dict)  # method -> s / step on a GPU
+    gpu_step_source: str = ""
 
 
 @dataclass
@@ -322,7 +324,9 @@ def compare(cfg: ReportConfig) -> Comparison:
     tta = None
     if all(any(r.method == m for r in runs) for m in cfg.tta_methods):
         start = warmup_curve.final_valid(cfg.tta_metric) if warmup_curve is not None else None
-        tta = time_to_accuracy(curves, cfg.tta_methods, cfg.tta_metric, cfg.target, start)
+        tta = time_to_accuracy(
+            curves, cfg.tta_methods, cfg.tta_metric, cfg.target, start, cfg.gpu_step_seconds, cfg.gpu_step_source
+        )
     else:
         notes.append(f"time to accuracy: needs runs of both {cfg.tta_methods[0]!r} and {cfg.tta_methods[1]!r}")
     length, outside = collect_length(cfg, runs, refs)

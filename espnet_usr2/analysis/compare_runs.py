@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import datetime
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -98,6 +98,7 @@ class Curve:
     train_seconds: List[float]
     train: Dict[str, List[float]]
     valid: Dict[str, List[float]]
+    steps: List[float] = field(default_factory=list)  # optimiser steps done by each epoch's end (NaN: unknown)
 
     @property
     def cum_seconds(self) -> List[float]:
@@ -146,19 +147,22 @@ def read_reporter_stats(exp_dir: PathLike) -> Dict[int, Dict[str, Dict[str, obje
 def training_curve(stats: Mapping[int, Mapping[str, Mapping[str, object]]], where: str = "") -> Curve:
     """Epoch times and statistics in epoch order; an epoch without ``train`` time is an error."""
     epochs = sorted(stats)
-    seconds, train, valid = [], {}, {}
+    seconds, steps, train, valid = [], [], {}, {}
     for i, e in enumerate(epochs):
         entry = stats[e]
         t = entry.get("train", {}).get("time")
         if not isinstance(t, datetime.timedelta):
             raise ComparisonInputError(f"{where}: epoch {e} has no train time in the reporter")
         seconds.append(t.total_seconds())
+        # ESPnet's reporter counts the run's training iterations (from 0 at its start) in total_count
+        count = _number(entry["train"].get("total_count"))
+        steps.append(math.nan if count is None else count)
         for split, out in (("train", train), ("valid", valid)):
             for key, value in entry.get(split, {}).items():
                 x = _number(value)
                 if x is not None and key not in ("total_count",):
                     out.setdefault(key, [math.nan] * len(epochs))[i] = x
-    return Curve(epochs, seconds, train, valid)
+    return Curve(epochs, seconds, train, valid, steps)
 
 
 def read_curve(exp_dir: PathLike) -> Curve:

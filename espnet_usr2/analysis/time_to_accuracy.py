@@ -3,12 +3,17 @@
 Time 0 is the end of the warm-up; its last epoch's validation values start every curve.  Time
 to accuracy interpolates linearly between epochs (the first crossing of the target between two
 validation points); a run that never reaches the target is reported as such, not dropped.
+
+The same crossing is also found in optimiser steps.  The steps ratio times the ratio of the two
+methods' cost per step measured on a GPU (``bench/results/``) is the time to accuracy a GPU user
+would pay -- a product of two measurements on different machines, reported as such next to the
+CPU wall-clock ratio (a CPU prices the autoregressive pseudo-labelling loop differently).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from espnet_usr2.analysis.compare_runs import ComparisonInputError, Curve, Run
@@ -48,11 +53,28 @@ class TimeToAccuracy:
     seconds: Dict[str, Dict[str, Optional[float]]]  # method -> seed -> seconds (None: never)
     total_seconds: Dict[str, Dict[str, float]]  # method -> seed -> whole training time
     best: Dict[str, Dict[str, float]]  # method -> seed -> best value reached
+    steps: Dict[str, Dict[str, Optional[float]]] = field(default_factory=dict)  # method -> seed -> steps
+    # method -> seconds per step measured on a GPU, and where (the product's second factor)
+    gpu_step_seconds: Mapping[str, float] = field(default_factory=dict)
+    gpu_step_source: str = ""
 
     def ratios(self) -> Dict[str, float]:
-        """Per seed both methods ran and reached the target."""
-        num, den = (self.seconds.get(m, {}) for m in self.methods)
-        return {s: num[s] / den[s] for s in num if s in den and num[s] is not None and den[s]}
+        """Wall-clock ratio per seed both methods ran and reached the target."""
+        return _ratios(self.seconds, self.methods)
+
+    def step_ratios(self) -> Dict[str, float]:
+        """Optimiser-steps ratio per seed both methods ran and reached the target."""
+        return _ratios(self.steps, self.methods)
+
+    def gpu_cost_ratio(self) -> Optional[float]:
+        """``methods[0] / methods[1]`` seconds per step on the GPU, if both were given."""
+        a, b = (self.gpu_step_seconds.get(m) for m in self.methods)
+        return a / b if a and b else None
+
+    def gpu_ratios(self) -> Dict[str, float]:
+        """Per seed: steps ratio x GPU per-step cost ratio (empty without the GPU figures)."""
+        cost = self.gpu_cost_ratio()
+        return {} if cost is None else {s: r * cost for s, r in self.step_ratios().items()}
 
     def as_dict(self) -> Dict[str, object]:
         return {
@@ -64,8 +86,18 @@ class TimeToAccuracy:
             "total_seconds": self.total_seconds,
             "best": self.best,
             "ratio": Stat(self.ratios()).as_dict(),
-            "interpolation": "linear in time between validation points",
+            "steps": self.steps,
+            "steps_ratio": Stat(self.step_ratios()).as_dict(),
+            "gpu_step_seconds": dict(self.gpu_step_seconds),
+            "gpu_step_source": self.gpu_step_source,
+            "gpu_product_ratio": Stat(self.gpu_ratios()).as_dict(),
+            "interpolation": "linear in time (in steps) between validation points",
         }
+
+
+def _ratios(values: Mapping[str, Mapping[str, Optional[float]]], methods: Tuple[str, str]) -> Dict[str, float]:
+    num, den = (values.get(m, {}) for m in methods)
+    return {s: num[s] / den[s] for s in num if s in den and num[s] is not None and den[s]}
 
 
 def default_target(curves: Mapping[Run, Curve], metric: str) -> float:
@@ -88,9 +120,12 @@ def time_to_accuracy(
     metric: str = "acc_av",
     target: Optional[float] = None,
     start_value: Optional[float] = None,
+    gpu_step_seconds: Optional[Mapping[str, float]] = None,
+    gpu_step_source: str = "",
 ) -> TimeToAccuracy:
     """Time to accuracy of the runs of ``methods`` (e.g. ("usr2", "usr1")); ``target`` defaults
-    to :func:`default_target` over those runs.  ``start_value`` is the warm-up's, at time 0."""
+    to :func:`default_target` over those runs.  ``start_value`` is the warm-up's, at time 0;
+    ``gpu_step_seconds``: each method's seconds per step measured on a GPU (``gpu_step_source``)."""
     chosen = {r: c for r, c in curves.items() if r.method in methods}
     for m in methods:
         if not any(r.method == m for r in chosen):
@@ -102,12 +137,26 @@ def time_to_accuracy(
     seconds: Dict[str, Dict[str, Optional[float]]] = {m: {} for m in methods}
     total: Dict[str, Dict[str, float]] = {m: {} for m in methods}
     best: Dict[str, Dict[str, float]] = {m: {} for m in methods}
+    steps: Dict[str, Dict[str, Optional[float]]] = {m: {} for m in methods}
     for run, c in chosen.items():
         values = c.valid_values(metric)
         seconds[run.method][run.seed] = time_to_reach(c.cum_seconds, values, target, start)
         total[run.method][run.seed] = float(sum(c.train_seconds))
         best[run.method][run.seed] = _best(values)
-    return TimeToAccuracy(metric, float(target), is_default, tuple(methods), seconds, total, best)
+        known = not any(math.isnan(x) for x in c.steps) and len(c.steps) == len(values)
+        steps[run.method][run.seed] = time_to_reach(c.steps, values, target, start) if known else None
+    return TimeToAccuracy(
+        metric,
+        float(target),
+        is_default,
+        tuple(methods),
+        seconds,
+        total,
+        best,
+        steps,
+        dict(gpu_step_seconds or {}),
+        gpu_step_source,
+    )
 
 
 def _minutes(seconds: Optional[float]) -> str:
@@ -138,5 +187,45 @@ def tta_markdown(tta: TimeToAccuracy) -> str:
     lines += [
         "",
         f"Ratio {a} / {b}: **{Stat(ratios).text(2)}** over {len(ratios)} seed(s) where both reached the target.",
+        "",
+        _steps_markdown(tta),
+    ]
+    return "\n".join(lines)
+
+
+def _steps(value: Optional[float]) -> str:
+    return "not reached" if value is None else f"{value:.1f}"
+
+
+def _steps_markdown(tta: TimeToAccuracy) -> str:
+    """Optimiser steps to the target, their ratio, and the GPU product when the costs are given."""
+    a, b = tta.methods
+    steps_ratios = tta.step_ratios()
+    seeds = list(dict.fromkeys([*tta.steps.get(a, {}), *tta.steps.get(b, {})]))
+    rows = [
+        f"| {s} | {_steps(tta.steps[a].get(s))} | {_steps(tta.steps[b].get(s))} | {steps_ratios[s]:.2f} |"
+        if s in steps_ratios
+        else f"| {s} | {_steps(tta.steps[a].get(s))} | {_steps(tta.steps[b].get(s))} | - |"
+        for s in seeds
+    ]
+    lines = [
+        "In optimiser steps (the same crossing):",
+        "",
+        f"| seed | {a} (steps) | {b} (steps) | {a} / {b} |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        f"Steps ratio {a} / {b}: **{Stat(steps_ratios).text(2)}**.",
+    ]
+    cost = tta.gpu_cost_ratio()
+    if cost is None:
+        return "\n".join(lines + [f"No GPU cost per step given for both {a} and {b}: no GPU product."])
+    product = Stat(tta.gpu_ratios())
+    lines += [
+        "",
+        f"**Time to accuracy on a GPU, as a product** (not measured on a GPU): steps ratio x GPU seconds per "
+        f"step {a} {tta.gpu_step_seconds[a]:.3f} / {b} {tta.gpu_step_seconds[b]:.3f} = {cost:.3f} "
+        f"({tta.gpu_step_source or 'source not given'}): **{product.text(2)}**, against "
+        f"{Stat(tta.ratios()).text(2)} in CPU wall-clock above.",
     ]
     return "\n".join(lines)

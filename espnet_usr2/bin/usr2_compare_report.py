@@ -46,6 +46,18 @@ def _named_dir(spec: str) -> Tuple[str, Path]:
     return name, Path(path)
 
 
+def _method_seconds(spec: str) -> Tuple[str, float]:
+    """``method=seconds`` -> (method, seconds > 0)."""
+    name, sep, value = spec.partition("=")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not sep or not name or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{spec!r}: expected METHOD=SECONDS (> 0), e.g. usr2=0.643")
+    return name, seconds
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, help="runs.tsv: method, seed, exp_dir")
@@ -91,6 +103,16 @@ def get_parser() -> argparse.ArgumentParser:
         metavar="NAME=EXP_DIR",
         help="more exp dirs whose seconds per training step the report lists (e.g. pre-training)",
     )
+    p.add_argument(
+        "--gpu_step_seconds",
+        nargs="*",
+        type=_method_seconds,
+        default=[],
+        metavar="METHOD=SECONDS",
+        help="seconds per training step of the time-to-accuracy methods measured on a GPU: the steps "
+        "ratio times their ratio is reported as the GPU time-to-accuracy product",
+    )
+    p.add_argument("--gpu_step_source", default="", help="where the GPU figures were measured (said in the report)")
     return p
 
 
@@ -115,6 +137,8 @@ def config_from_args(args: argparse.Namespace) -> ReportConfig:
         buckets=rb.make_buckets(args.bucket_lo, args.bucket_hi, args.bucket_step),
         missing_hyp=args.missing_hyp,
         step_cost_dirs=args.step_cost_dirs,
+        gpu_step_seconds=dict(args.gpu_step_seconds),
+        gpu_step_source=args.gpu_step_source,
     )
 
 

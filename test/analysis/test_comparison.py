@@ -320,3 +320,23 @@ def test_the_teachers_pseudo_labels_against_the_truth(cmp_dir):
     )
     with pytest.raises(SystemExit):
         run_report(cmp_dir)
+
+
+def test_steps_to_accuracy_and_the_gpu_product(cmp_dir):
+    """The same crossing in optimiser steps (ESPnet's total_count: one step an epoch here), and
+    the steps ratio times the GPU per-step cost ratio, labelled as the product it is."""
+    out = run_report(cmp_dir, "--gpu_step_seconds", "usr2=0.6", "usr1=0.8", "--gpu_step_source", "an H200 run")
+    tta = json.loads((out / "summary.json").read_text())["time_to_accuracy"]
+    # target 0.8 from 0.3 at step 0: usr2 (0.5, 0.7, 0.9) at 2.5 steps; usr1 seed 1 (.., 0.8) at 3,
+    # seed 2 (.., 0.85) at 2.8
+    assert tta["steps"] == {"usr2": {"1": 2.5, "2": 2.5}, "usr1": {"1": 3.0, "2": pytest.approx(2.8)}}
+    steps_ratio = (2.5 / 3.0 + 2.5 / 2.8) / 2
+    assert tta["steps_ratio"]["mean"] == pytest.approx(steps_ratio)
+    assert tta["gpu_product_ratio"]["mean"] == pytest.approx(steps_ratio * 0.75)
+    md = (out / "results.md").read_text()
+    assert "| 2 | 2.5 | 2.8 | 0.89 |" in md
+    assert "0.600 / usr1 0.800 = 0.750 (an H200 run): **0.65 ± 0.03**" in md
+    bare = (run_report(cmp_dir) / "results.md").read_text()
+    assert "no GPU product" in bare
+    with pytest.raises(SystemExit):
+        usr2_compare_report.get_parser().parse_args(["--gpu_step_seconds", "usr2=fast"])

@@ -129,6 +129,12 @@ warmup_args=""    # extra usr2_train arguments of the warm-up
 train_args=""     # extra usr2_train arguments of every continuation
 pl_sets="pretrain test_long"  # sets whose transcripts score the teachers' pseudo-labels ("": none)
 pl_utts=300       # clips scored per set (a random subset of the larger sets)
+# seconds per Base training step on a GPU (H200, 16 + 16 x 150 frames, bf16;
+# bench/results/h200_2026-11-29/gpu_check_batch16.md): USR v1 0.694; USR 2.0 with p_AR 0.5 is
+# half CTC-driven steps (0.486) and half AR steps (0.800), 0.643 on average. The report
+# multiplies the steps-to-accuracy ratio by their ratio: the time to accuracy a GPU user pays.
+gpu_step_seconds="usr2=0.643 usr1=0.694"
+gpu_step_source="H200, Base, 16 + 16 x 150 frames: bench/results/h200_2026-11-29/gpu_check_batch16.md"
 batch_frames=600  # labelled and unlabelled frames per semi-supervised step
 sup_batch_size=8  # labelled clips per supervised step (about batch_frames of labelled clips)
 datadir=data_cmp
@@ -175,6 +181,8 @@ help_message="Usage: $0 [options]
                                per length bucket: the warm-up (every teacher's start) in stage 3,
                                each semi-supervised run's EMA teacher at its end in stage 4 [${pl_sets}]
   --pl_utts N                  clips scored per set (random subset) [${pl_utts}]
+  --gpu_step_seconds \"M=S ...\"  seconds per step on a GPU of the time-to-accuracy methods [${gpu_step_seconds}]
+  --gpu_step_source \"...\"      where they were measured [${gpu_step_source}]
   --batch_frames N             labelled (and unlabelled) frames per semi-supervised step [${batch_frames}]
   --sup_batch_size N           labelled clips per step of 'sup' [${sup_batch_size}]
   --datadir / --dumpdir / --expdir DIR  [${datadir} / ${dumpdir} / ${expdir}]"
@@ -505,7 +513,8 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     # shellcheck disable=SC2086
     python3 -m espnet_usr2.bin.usr2_compare_report --manifest "${manifest}" --ref_dir "${dumpdir}" \
         --warmup_dir "${expdir}/warmup" --decode_tags "${decode_tags[@]}" --bootstrap_tag "${bootstrap_tag}" \
-        --sets ${test_sets} --snrs ${snrs} --out_dir "${expdir}/compare" "${step_cost[@]}"
+        --sets ${test_sets} --snrs ${snrs} --out_dir "${expdir}/compare" "${step_cost[@]}" \
+        --gpu_step_seconds ${gpu_step_seconds} --gpu_step_source "${gpu_step_source}"
     log "Wall-clock per stage and run (${timing}): $(awk -F'\t' 'NR > 1 { s += $2 } END { printf "%d min in all", s / 60 }' "${timing}")"
     cat "${expdir}/compare/results.md"
 fi
