@@ -39,6 +39,9 @@ _HELPS = {
     "long_max_words": "target upper bound for test_long (a final sentence may overshoot it)",
     "size": "square video frame side in pixels (even)",
     "crf": "H.264 constant rate factor (lower: better quality, bigger files)",
+    "pretrain_long_share": "share of pretrain/ clips made of several sentences (longer than any labelled clip)",
+    "pretrain_long_min_words": "fewest words of such a clip (> max_words)",
+    "pretrain_long_max_words": "target upper bound of such a clip (a final sentence may overshoot it)",
 }
 
 

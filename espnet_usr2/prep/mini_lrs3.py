@@ -43,7 +43,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -194,6 +194,12 @@ class CorpusConfig:
     long_max_words: int = 32
     size: int = 192  # square frame side in pixels
     crf: int = 23  # H.264 quality (lower = better, bigger)
+    # unlabelled clips longer than any labelled one, as LRS3's pretrain set and VoxCeleb2 are
+    # longer than LRS3's trainval: this share of pretrain/ becomes several sentences run together
+    # (drawn apart from everything else, so the other splits stay as they are without it)
+    pretrain_long_share: float = 0.0
+    pretrain_long_min_words: int = 9
+    pretrain_long_max_words: int = 20
 
     def check(self) -> None:
         """Raise ``ValueError`` on inconsistent sizes."""
@@ -204,6 +210,13 @@ class CorpusConfig:
             raise ValueError("need at least one training and one test speaker")
         if self.long_min_words <= self.max_words or self.long_max_words < self.long_min_words:
             raise ValueError("long utterances need long_max_words >= long_min_words > max_words")
+        if not 0.0 <= self.pretrain_long_share <= 1.0:
+            raise ValueError("pretrain_long_share must be in [0, 1]")
+        if (
+            self.pretrain_long_min_words <= self.max_words
+            or self.pretrain_long_max_words < self.pretrain_long_min_words
+        ):
+            raise ValueError("long pretrain clips need pretrain_long_max_words >= pretrain_long_min_words > max_words")
         if self.size % 2 or self.size < 64:
             raise ValueError("size must be even and >= 64")
 
@@ -304,7 +317,29 @@ def plan_corpus(cfg: CorpusConfig) -> list[ClipSpec]:
     for spk in _spread(cfg.n_long, test_spk):
         words = tuple(make_long_text(rng, cfg.long_min_words, cfg.long_max_words))
         specs.append(_spec(LONG_SPLIT, spk, next_clip, words, rng, cfg))
-    return specs
+    return _lengthen_pretrain(specs, cfg) if cfg.pretrain_long_share > 0 else specs
+
+
+def _lengthen_pretrain(specs: list[ClipSpec], cfg: CorpusConfig) -> list[ClipSpec]:
+    """A ``pretrain_long_share`` of the pretrain clips re-worded as several sentences run together.
+
+    Drawn from a generator of its own (seeded from ``cfg.seed``), after the whole plan, so every
+    other clip is what it is without this option; no test sentence is among the new ones (the
+    model would hear test sentences in its unlabelled data otherwise)."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    test_sentences = {spec.words for spec in specs if spec.split == "test"}
+    out = []
+    for spec in specs:
+        if spec.split == "pretrain" and rng.random() < cfg.pretrain_long_share:
+            target = int(rng.integers(cfg.pretrain_long_min_words, cfg.pretrain_long_max_words + 1))
+            words: list[str] = []
+            while len(words) < target:
+                sentence = make_sentence(rng, cfg.min_words, cfg.max_words)
+                if tuple(sentence) not in test_sentences:
+                    words += sentence
+            spec = replace(spec, words=tuple(words))
+        out.append(spec)
+    return out
 
 
 def _spec(
@@ -526,6 +561,14 @@ def existing_config(root: Path) -> Optional[dict]:
     return json.loads(info.read_text()).get("config")
 
 
+def same_config(recorded: Optional[dict], cfg: CorpusConfig) -> bool:
+    """Whether a recorded config is ``cfg``; a field it predates counts as its default value."""
+    if recorded is None:
+        return False
+    defaults = asdict(CorpusConfig())
+    return {**{k: v for k, v in defaults.items() if k not in recorded}, **recorded} == asdict(cfg)
+
+
 def write_corpus(cfg: CorpusConfig, root: Path, nj: int = 1, overwrite: bool = False) -> dict:
     """Generate the corpus under ``root``; return the info written to corpus_info.json.
 
@@ -534,7 +577,7 @@ def write_corpus(cfg: CorpusConfig, root: Path, nj: int = 1, overwrite: bool = F
     deletes only this generator's split directories and info file.
     """
     root = Path(root)
-    if existing_config(root) == asdict(cfg) and not overwrite:
+    if same_config(existing_config(root), cfg) and not overwrite:
         LOG.info("%s already holds this corpus; nothing to do", root)
         return json.loads((root / INFO_FILE).read_text())
     ours = [root / s for s in SPLITS + (LONG_SPLIT,)] + [root / INFO_FILE]

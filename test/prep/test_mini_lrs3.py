@@ -186,6 +186,31 @@ def test_plan_is_deterministic_from_seed() -> None:
     assert [s.words for s in other] != [s.words for s in m.plan_corpus(cfg)]
 
 
+def test_long_unlabelled_clips_leave_every_other_clip_as_it_was() -> None:
+    """pretrain_long_share re-words a share of pretrain/ as several sentences (longer than any
+    labelled clip, no test sentence among them); every other clip is planned as without it."""
+    base = m.CorpusConfig(**{**TINY, "n_pretrain": 40}, seed=5)
+    longer = m.CorpusConfig(**{**TINY, "n_pretrain": 40}, seed=5, pretrain_long_share=0.5)
+    before, after = m.plan_corpus(base), m.plan_corpus(longer)
+    assert [(s.split, s.clip, s.seed) for s in before] == [(s.split, s.clip, s.seed) for s in after]
+    changed = [(b, a) for b, a in zip(before, after) if a.words != b.words]
+    assert all(a.split == "pretrain" for _, a in changed) and 10 <= len(changed) <= 30
+    test = {s.words for s in after if s.split == "test"}
+    for _, a in changed:
+        assert len(a.words) >= longer.pretrain_long_min_words > longer.max_words
+        assert not any(a.words[i : i + len(t)] == t for t in test for i in range(len(a.words)))
+    with pytest.raises(ValueError, match="pretrain_long_share"):
+        m.CorpusConfig(pretrain_long_share=1.5).check()
+
+
+def test_a_corpus_recorded_before_a_new_setting_is_still_recognised(tmp_path: Path) -> None:
+    """corpus_info.json written before pretrain_long_* existed: the same corpus at their defaults."""
+    cfg = m.CorpusConfig(**TINY, seed=3)
+    recorded = {k: v for k, v in m.asdict(cfg).items() if not k.startswith("pretrain_long")}
+    assert m.same_config(recorded, cfg)
+    assert not m.same_config(recorded, m.CorpusConfig(**TINY, seed=3, pretrain_long_share=0.2))
+
+
 def test_rendering_is_deterministic_and_independent_of_nj(tmp_path: Path, corpus: Path) -> None:
     """Same seed, other worker count: the same clips (test_long is planned last)."""
     cfg = m.CorpusConfig(**{**TINY, "n_long": 0}, seed=3)
