@@ -376,8 +376,10 @@ decode_run() {
 # teacher at its end), scored per length bucket against the transcripts training never reads,
 # on each --pl_sets set -> exp_cmp/RUN/pl_quality/<set>/ (skipped when scored after the model)
 pl_quality() {
-    local model s out
+    local model s out ratio
     model="$(model_of "${expdir}/$1")" || return 1
+    # the AR pseudo-labels' length limit the continuations train with (USR's T // 5 if unset)
+    ratio="$(compare_conf value "${train_config}" semi_conf.ar_max_len_ratio 2>/dev/null)" || ratio=0.2
     for s in ${pl_sets}; do
         out="${expdir}/$1/pl_quality/${s}"
         mkdir -p "${out%/*}"
@@ -386,7 +388,8 @@ pl_quality() {
             continue
         fi
         python3 -m espnet_usr2.bin.usr2_pl_quality --train_config "${expdir}/$1/config.yaml" --model_file "${model}" \
-            --model_role "$2" --data_dir "${dumpdir}/${s}" --max_utts "${pl_utts}" --out_dir "${out}" \
+            --model_role "$2" --data_dir "${dumpdir}/${s}" --max_utts "${pl_utts}" --ar_max_len_ratio "${ratio}" \
+            --out_dir "${out}" \
             --log_level WARNING >"${out}.log" 2>&1 || { echo "pseudo-label scoring failed: ${out}.log" >&2; return 1; }
     done
 }
