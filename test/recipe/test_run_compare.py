@@ -106,6 +106,8 @@ def _miniature_args(pretrain_config: Path, methods=METHODS):
         str(pretrain_config),
         "--pl_sets",
         "pretrain",  # one set is enough to check the plumbing (the default adds test_long)
+        "--model_args",
+        "",  # the CI configs' own tiny model
     )
 
 
@@ -353,6 +355,8 @@ def test_every_method_resolves_to_its_options_before_the_confs(tmp_path, recipe_
         "5",
         "--comat_weight",
         "0.5",
+        "--model_args",
+        "",  # the arms' options as they were (the default adds a larger decoder to every run)
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -364,6 +368,21 @@ def test_every_method_resolves_to_its_options_before_the_confs(tmp_path, recipe_
         assert _options(got[3]) == _options(usr2_sh), (method, seed, got[3])
         assert _options(got[4]) == _options(usr2_train), (method, seed, got[4])
     assert not (recipe / "exp_cmp").exists()  # a dry run writes nothing
+
+
+def test_a_comparison_continues_only_with_its_own_settings(tmp_path, recipe_copy):
+    """Stages 3-4 refuse an --expdir whose warm-up was made with other settings (corpus, configs,
+    model), or one older than the settings record, instead of mixing runs of two settings."""
+    recipe = recipe_copy("mini_lrs3", tmp_path / "usr2")
+    (recipe / "exp_cmp").mkdir()
+    (recipe / "exp_cmp" / "settings.txt").write_text("corpus=elsewhere\n")
+    proc = _run_compare(recipe, "--stage", "4", "--stop_stage", "4", "--methods", "sup", timeout=120)
+    assert proc.returncode != 0 and "holds a comparison made with other settings" in proc.stderr, proc.stderr
+    (recipe / "exp_cmp" / "settings.txt").unlink()
+    (recipe / "exp_cmp" / "warmup").mkdir()
+    proc = _run_compare(recipe, "--stage", "3", "--stop_stage", "3", timeout=120)
+    assert proc.returncode != 0 and "predates exp_cmp/settings.txt" in proc.stderr, proc.stderr
+    assert not (recipe / "exp_cmp" / "settings.txt").exists()
 
 
 def test_an_unknown_method_lists_the_conf_files(tmp_path, recipe_copy):

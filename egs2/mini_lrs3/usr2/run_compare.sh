@@ -95,10 +95,14 @@ seeds="1 2 3"
 methods="usr1 usr2 sup usr2_ctc usr2_ar"
 stage=1
 stop_stage=6
-# corpus: 220 trainval clips (200 labelled + 20 valid), 1000 unlabelled (1:5), 60 test clips
-# of 3-8 words, 40 long test clips of 24-32 words (3-4x the longest labelled clip)
-gen_opts="--n_pretrain 1000 --n_trainval 220 --n_test 60 --n_long 40"
-corpus=downloads/mini_lrs3_lowres
+# corpus (issue 21: a setting whose decoder decodes): 620 trainval clips (600 labelled + 20
+# valid) of 3-8 words, 3000 unlabelled (1:5), half of them several sentences (9-20 words: longer
+# than any labelled clip, as LRS3's pretrain set and VoxCeleb2 are), 60 test clips, 40 long
+# test clips of 24-32 words (2-4x the longest labelled clip). The first setting (200 labelled,
+# 1000 short unlabelled: results/compare*/) is
+# --gen_opts "--n_pretrain 1000 --n_trainval 220 --n_test 60 --n_long 40" --model_args ""
+gen_opts="--n_pretrain 3000 --n_trainval 620 --n_test 60 --n_long 40 --pretrain_long_share 0.5"
+corpus=downloads/mini_lrs3_lowres600
 nbpe=64
 # the step budget of every continuation: steps_per_epoch x epochs optimiser steps
 steps_per_epoch=25
@@ -124,7 +128,9 @@ train_nthreads=1
 warmup_nthreads=$(( $(nproc) < 4 ? $(nproc) : 4 ))  # the warm-up trains alone
 nj=2              # mouth-ROI extraction jobs
 valid_size=20
-model_args=""     # usr2_train arguments of the warm-ups and every continuation (e.g. a larger decoder)
+# usr2_train arguments of the warm-ups and every continuation: the configs' model with a 3-block,
+# 512-unit decoder (issue 21: with 1 block greedy attention did not decode)
+model_args="--decoder_conf num_blocks=3 --decoder_conf linear_units=512"
 warmup_args=""    # extra usr2_train arguments of the warm-up
 train_args=""     # extra usr2_train arguments of every continuation
 pl_sets="pretrain test_long"  # sets whose transcripts score the teachers' pseudo-labels ("": none)
@@ -427,7 +433,21 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     fi
 fi
 
+# what the warm-up and so every run depends on: a comparison continues only with the same
+settings="corpus=${corpus} gen_opts=${gen_opts} warmup_config=${warmup_config} model_args=${model_args} warmup_args=${warmup_args}"
+settings_file="${expdir}/settings.txt"
+same_settings() {
+    if [ -f "${settings_file}" ]; then
+        [ "$(cat "${settings_file}")" = "${settings}" ] \
+            || die "${expdir} holds a comparison made with other settings (${settings_file}): give another --expdir, or the same options"
+    elif [ -d "${expdir}/warmup" ]; then
+        die "${expdir}/warmup predates ${settings_file}: give another --expdir (or write the settings line there to continue it: ${settings})"
+    fi
+}
+
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+    same_settings
+    echo "${settings}" >"${settings_file}"
     log "Stage 3: supervised warm-up (${warmup_config}) -> ${expdir}/warmup"
     # shellcheck disable=SC2086
     timed warmup usr2 --stage 11 --stop_stage 11 --tag warmup --unlabelled_sets= --train_config "${warmup_config}" \
@@ -467,6 +487,7 @@ run_one() {
 }
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+    same_settings
     for m in ${methods}; do
         [ -d "${expdir}/$(warmup_of "${m}")" ] || die "no warm-up in ${expdir}/$(warmup_of "${m}") for ${m} (stage 3)"
         if uses_comat "${m}" && [ -z "${lm_file}" ]; then
