@@ -167,14 +167,19 @@ def plot_pl_quality(comp: Comparison, path: Path) -> Path:
     """Pseudo-label WER against input length, a panel per kind of label, a line per teacher: the
     paper's length-generalisation figure in miniature (every scored set on one length axis)."""
     buckets = pl_buckets(comp)
-    centres = [sum(map(int, b.split("-"))) / 2 for _, b in buckets]
+    sets = list(dict.fromkeys(s for s, _ in buckets))
     panels = []
     for kind in KINDS:
         series: Series = {}
         for t in pl_teachers(comp):
-            stats = [comp.pl_quality.get((s, t, kind, b, "wer")) for s, b in buckets]
-            points = [(x, st) for x, st in zip(centres, stats) if st is not None]
-            series[t] = ([x for x, _ in points], *_stat_lists([st for _, st in points]))
+            for set_name in sets:  # a line per teacher and set: the sets' buckets may overlap
+                points = [
+                    (sum(map(int, b.split("-"))) / 2, comp.pl_quality[(s, t, kind, b, "wer")])
+                    for s, b in buckets
+                    if s == set_name and (s, t, kind, b, "wer") in comp.pl_quality
+                ]
+                label = t if len(sets) == 1 else f"{t}, {set_name}"
+                series[label] = ([x for x, _ in points], *_stat_lists([st for _, st in points]))
         panels.append(Panel(f"{kind} pseudo-labels", series, "WER (%)", from_zero=True))
     return plot_panels(
         panels,
