@@ -39,7 +39,7 @@ import torch
 import yaml
 from bench_common import token_list
 
-from espnet_usr2.bin.usr2_transcribe import BEST, Segmenting, requested_modalities, transcribe_file
+from espnet_usr2.bin.usr2_transcribe import BEST, Segmenting, modality_choice, transcribe_file
 from espnet_usr2.inference.model_dir import resolve_model_dir
 from espnet_usr2.inference.speech2text import USR2Speech2Text
 from espnet_usr2.prep.roi_pipeline import RoiConfig
@@ -114,11 +114,11 @@ def main() -> None:
         model_dir = base_model_dir(root, args.config, args.vocab)
         search = bounded_search(root, args.inference_config, args.tokens_per_frame)
         files = resolve_model_dir(str(model_dir))
-        s2t = USR2Speech2Text.from_model_files(files, str(search), modalities=requested_modalities(args.modalities))
+        modalities, best_only = modality_choice(args.modalities)
+        s2t = USR2Speech2Text.from_model_files(files, str(search), modalities=modalities)
         params = sum(p.numel() for p in s2t.model.parameters()) / 1e6
         print(f"prepared in {time.perf_counter() - start:.0f} s: {video.name}, model {params:.1f} M parameters")
         start = time.perf_counter()
-        best_only = args.modalities == [BEST]
         outcome = transcribe_file(s2t, str(video), "recording", RoiConfig(), None, 60.0, Segmenting(), best_only)
         total = time.perf_counter() - start
         if outcome.skipped:

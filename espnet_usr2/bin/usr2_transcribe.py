@@ -43,7 +43,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -60,7 +60,7 @@ with open(os.devnull, "w") as _quiet, contextlib.redirect_stdout(_quiet):
     from espnet_usr2.prep.media import SAMPLE_RATE, check_damage, probe_streams, read_audio
     from espnet_usr2.prep.roi_errors import SkipUtterance
     from espnet_usr2.prep.roi_pipeline import RoiConfig, extract_clip
-    from espnet_usr2.utils.modalities import BEST_FIRST, MODALITIES, best_modality
+    from espnet_usr2.utils.modalities import MODALITIES, best_modality
 
 log = logging.getLogger("usr2_transcribe")
 PROG = "usr2_transcribe"
@@ -412,7 +412,8 @@ def write_outputs(out_dir: str, outcome: FileOutcome, formats: Sequence[str]) ->
     """``<uttid>.<format>`` for each format: text and subtitles of the best modality decoded, JSON
     with every modality's text and segments. Returns the files written."""
     by_modality = {r["modality"]: r for r in outcome.records}
-    best = by_modality[next(SHORT_NAMES[m] for m in BEST_FIRST if SHORT_NAMES[m] in by_modality)]
+    decoded = [m for m, short in SHORT_NAMES.items() if short in by_modality]
+    best = by_modality[SHORT_NAMES[best_modality(decoded)]]
     pieces = subtitles.cues_from_records(best["segments"])
     contents = {
         "txt": lambda: subtitles.to_txt(best["text"]),
@@ -447,26 +448,22 @@ def write_json(out: str, outcomes: Sequence[FileOutcome], model: dict) -> None:
     Path(out).write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def requested_modalities(choice: Sequence[str]) -> Sequence[str]:
-    """The modalities the model is asked to decode: all of them for ``best`` and ``all`` (each file
-    then gets those it allows, or the best of them)."""
+def modality_choice(choice: Sequence[str]) -> Tuple[Sequence[str], bool]:
+    """``--modalities`` as (the modalities the model is asked to decode, whether each file gets
+    only the best it allows): all of them for ``best`` and ``all``, else the names given."""
     if BEST in choice or ALL in choice:
         if len(choice) > 1:
             raise ValueError(f"--modalities {BEST} or {ALL} stands alone, got {' '.join(choice)}")
-        return MODALITIES
-    return choice
+        return MODALITIES, choice[0] == BEST
+    return choice, False
 
 
-def load_model(args: argparse.Namespace) -> tuple:
+def load_model(args: argparse.Namespace, modalities: Sequence[str]) -> tuple:
     """(USR2Speech2Text, a description of what was loaded for the JSON)."""
     files = resolve_model_dir(args.model_dir, args.model_file, args.unpack_dir)
     start = time.perf_counter()
     s2t = USR2Speech2Text.from_model_files(
-        files,
-        args.inference_config,
-        modalities=requested_modalities(args.modalities),
-        device=args.device,
-        model_role=args.model_role,
+        files, args.inference_config, modalities=modalities, device=args.device, model_role=args.model_role
     )
     load_s = time.perf_counter() - start
     log.info(
@@ -498,12 +495,12 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         )
         return 2
     try:
-        requested_modalities(args.modalities)
+        modalities, best_only = modality_choice(args.modalities)
     except ValueError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     try:
-        s2t, model_info = load_model(args)
+        s2t, model_info = load_model(args, modalities)
     except (ModelDirError, FileNotFoundError, ValueError, RuntimeError) as e:  # incl. a model/config mismatch
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
@@ -522,9 +519,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     outcomes = []
     for n, (path, uttid, lm) in enumerate(zip(args.videos, uttids_for(args.videos), landmarks), 1):
         log.info("[%d/%d] %s", n, len(args.videos), path)
-        outcome = transcribe_file(
-            s2t, path, uttid, cfg, lm, args.progress_interval, segmenting, best_only=args.modalities == [BEST]
-        )
+        outcome = transcribe_file(s2t, path, uttid, cfg, lm, args.progress_interval, segmenting, best_only)
         outcomes.append(outcome)
         if outcome.skipped:
             print(skip_line(outcome), file=sys.stderr, flush=True)
