@@ -46,7 +46,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Collection, Iterable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -161,16 +161,24 @@ def make_sentence(rng: np.random.Generator, min_words: int = 3, max_words: int =
     raise ValueError(f"grammar cannot make {min_words}-{max_words} word sentences")
 
 
-def make_long_text(rng: np.random.Generator, min_words: int, max_words: int) -> list[str]:
+def make_long_text(
+    rng: np.random.Generator,
+    min_words: int,
+    max_words: int,
+    sentence_words: tuple[int, int] = (3, 8),
+    exclude: Collection[tuple[str, ...]] = (),
+) -> list[str]:
     """Several sentences run together: ``min_words`` words or more.
 
-    Sentences of 3-8 words are added until the target (drawn in
-    [min_words, max_words]) is reached, so the result may exceed it by up to 7 words.
+    Sentences of ``sentence_words`` words (none of ``exclude``) are added until the target (drawn
+    in [min_words, max_words]) is reached, so the result may exceed it by a sentence less one word.
     """
     target = int(rng.integers(min_words, max_words + 1))
     words: list[str] = []
     while len(words) < target:
-        words += make_sentence(rng, 3, 8)
+        sentence = make_sentence(rng, *sentence_words)
+        if tuple(sentence) not in exclude:
+            words += sentence
     return words
 
 
@@ -331,12 +339,13 @@ def _lengthen_pretrain(specs: list[ClipSpec], cfg: CorpusConfig) -> list[ClipSpe
     out = []
     for spec in specs:
         if spec.split == "pretrain" and rng.random() < cfg.pretrain_long_share:
-            target = int(rng.integers(cfg.pretrain_long_min_words, cfg.pretrain_long_max_words + 1))
-            words: list[str] = []
-            while len(words) < target:
-                sentence = make_sentence(rng, cfg.min_words, cfg.max_words)
-                if tuple(sentence) not in test_sentences:
-                    words += sentence
+            words = make_long_text(
+                rng,
+                cfg.pretrain_long_min_words,
+                cfg.pretrain_long_max_words,
+                (cfg.min_words, cfg.max_words),
+                test_sentences,
+            )
             spec = replace(spec, words=tuple(words))
         out.append(spec)
     return out
