@@ -27,7 +27,7 @@ from espnet_usr2.analysis.compare_collect import (
 )
 from espnet_usr2.analysis.compare_runs import PathLike, runs_of_method
 from espnet_usr2.analysis.compare_stats import Stat, fmt_num, json_float
-from espnet_usr2.analysis.pseudo_labels import KINDS
+from espnet_usr2.analysis.pseudo_labels import KINDS, bucket_centre, bucket_first_frame
 from espnet_usr2.analysis.time_to_accuracy import tta_markdown
 from espnet_usr2.utils.modalities import AUDIO, AUDIOVISUAL, VIDEO
 
@@ -160,7 +160,7 @@ def pl_teachers(comp: Comparison) -> List[str]:
 def pl_buckets(comp: Comparison) -> List[Tuple[str, str]]:
     """(set, length bucket) pairs scored, shortest first (buckets are "lo-hi" in frames)."""
     pairs = {(s, b) for s, _, _, b, _ in comp.pl_quality if b != ALL_BUCKETS}
-    return sorted(pairs, key=lambda p: (int(p[1].split("-")[0]), p[0]))
+    return sorted(pairs, key=lambda p: (bucket_first_frame(p[1]), p[0]))
 
 
 def plot_pl_quality(comp: Comparison, path: Path) -> Path:
@@ -174,7 +174,7 @@ def plot_pl_quality(comp: Comparison, path: Path) -> Path:
         for t in pl_teachers(comp):
             for set_name in sets:  # a line per teacher and set: the sets' buckets may overlap
                 points = [
-                    (sum(map(int, b.split("-"))) / 2, comp.pl_quality[(s, t, kind, b, "wer")])
+                    (bucket_centre(b), comp.pl_quality[(s, t, kind, b, "wer")])
                     for s, b in buckets
                     if s == set_name and (s, t, kind, b, "wer") in comp.pl_quality
                 ]

@@ -133,6 +133,21 @@ def batch_pseudo_labels(
     return tokens, keep, lengths
 
 
+def bucket_label(lo: int, hi: int) -> str:
+    """The results' name of the bucket ``[lo, hi)``: ``"lo-(hi-1)"``, its first and last frame."""
+    return f"{lo}-{hi - 1}"
+
+
+def bucket_first_frame(label: str) -> int:
+    return int(label.split("-")[0])
+
+
+def bucket_centre(label: str) -> float:
+    """The middle frame of a :func:`bucket_label` (where a plot puts its point)."""
+    first, last = map(int, label.split("-"))
+    return (first + last) / 2
+
+
 def bucket_of(frames: int, width: int) -> Tuple[int, int]:
     """The length bucket ``[lo, hi)`` (in frames) a clip falls in."""
     lo = frames // width * width
@@ -182,7 +197,9 @@ def score(
         for kind in KINDS:
             for target in (scores[kind], overall[kind]):
                 target.add(refs[u.key], u.text[kind], u.keep[kind])
-    table = {f"{lo}-{hi - 1}": {k: s.row() for k, s in scores.items()} for (lo, hi), scores in sorted(buckets.items())}
+    table = {
+        bucket_label(lo, hi): {k: s.row() for k, s in scores.items()} for (lo, hi), scores in sorted(buckets.items())
+    }
     table["all"] = {k: s.row() for k, s in overall.items()}
     return table
 
@@ -217,7 +234,7 @@ def plot_wer_vs_length(results: Mapping[str, Mapping[str, Mapping[str, Mapping[s
     fig, ax = plt.subplots(figsize=(7, 4))
     for setting, table in results.items():
         buckets = [b for b in table if b != "all"]
-        centres = [sum(map(int, b.split("-"))) / 2 for b in buckets]
+        centres = [bucket_centre(b) for b in buckets]
         for kind in KINDS:
             label = kind if len(results) == 1 else f"{kind} ({setting})"
             ax.plot(centres, [table[b][kind]["wer"] for b in buckets], marker="o", label=label)

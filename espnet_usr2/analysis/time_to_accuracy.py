@@ -203,9 +203,9 @@ def _steps_markdown(tta: TimeToAccuracy) -> str:
     steps_ratios = tta.step_ratios()
     seeds = list(dict.fromkeys([*tta.steps.get(a, {}), *tta.steps.get(b, {})]))
     rows = [
-        f"| {s} | {_steps(tta.steps[a].get(s))} | {_steps(tta.steps[b].get(s))} | {steps_ratios[s]:.2f} |"
-        if s in steps_ratios
-        else f"| {s} | {_steps(tta.steps[a].get(s))} | {_steps(tta.steps[b].get(s))} | - |"
+        f"| {s} | {_steps(tta.steps[a].get(s))} | {_steps(tta.steps[b].get(s))} | "
+        + (f"{steps_ratios[s]:.2f}" if s in steps_ratios else "-")
+        + " |"
         for s in seeds
     ]
     lines = [
