@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from espnet_usr2.analysis.compare_runs import ComparisonInputError, Curve, Run
 from espnet_usr2.analysis.compare_stats import Stat, fmt_num
@@ -57,6 +57,13 @@ class TimeToAccuracy:
     # method -> seconds per step measured on a GPU, and where (the product's second factor)
     gpu_step_seconds: Mapping[str, float] = field(default_factory=dict)
     gpu_step_source: str = ""
+    start_value: Optional[float] = None  # the warm-up's value at time 0 (None: not known)
+
+    @property
+    def reached_at_start(self) -> bool:
+        """True when the warm-up already meets the target: every run then "reaches" it at time 0
+        and the metric cannot time the continuations."""
+        return self.start_value is not None and self.start_value >= self.target
 
     def ratios(self) -> Dict[str, float]:
         """Wall-clock ratio per seed both methods ran and reached the target."""
@@ -81,6 +88,8 @@ class TimeToAccuracy:
             "metric": self.metric,
             "target": self.target,
             "target_is_default": self.target_is_default,
+            "start_value": self.start_value,
+            "reached_at_start": self.reached_at_start,
             "methods": list(self.methods),
             "seconds": self.seconds,
             "total_seconds": self.total_seconds,
@@ -156,6 +165,7 @@ def time_to_accuracy(
         steps,
         dict(gpu_step_seconds or {}),
         gpu_step_source,
+        None if start is None else start[1],
     )
 
 
@@ -174,6 +184,7 @@ def tta_markdown(tta: TimeToAccuracy) -> str:
         f"(train loop only, validation excluded), linear interpolation between epochs; time 0 = end "
         f"of the warm-up.",
         "",
+        *_reached_at_start_warning(tta),
         f"| seed | {a} (min) | {b} (min) | {a} / {b} | {a} best | {b} best | {a} total | {b} total |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -191,6 +202,19 @@ def tta_markdown(tta: TimeToAccuracy) -> str:
         _steps_markdown(tta),
     ]
     return "\n".join(lines)
+
+
+def _reached_at_start_warning(tta: TimeToAccuracy) -> List[str]:
+    """Lines saying the target is no target (the warm-up meets it); none otherwise."""
+    if not tta.reached_at_start:
+        return []
+    return [
+        f"**The warm-up's own value ({tta.start_value:.4f}) already meets the target**: every run "
+        f"reaches it at time 0, so `{tta.metric}` cannot time these continuations (no ratio). Where "
+        f"the runs fall below the warm-up first and climb back, the training curves show it; pick a "
+        f"metric or a target above the warm-up's value that the runs reach (`--tta_metric`, `--target_acc`).",
+        "",
+    ]
 
 
 def _steps(value: Optional[float]) -> str:

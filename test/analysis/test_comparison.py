@@ -207,6 +207,32 @@ def test_run_that_never_reaches_the_target_is_reported(cmp_dir):
     assert comp.tta.seconds["usr1"] == {"1": None, "2": None}  # kept, not dropped
     assert comp.tta.ratios() == {} and not comp.noise and not comp.bootstrap
     assert "| 1 | 2.90 | not reached | - |" in tta_markdown(comp.tta)
+    assert not comp.tta.reached_at_start and "already meets" not in tta_markdown(comp.tta)
+
+
+def test_a_target_the_warm_up_already_meets_is_flagged_not_timed(cmp_dir):
+    """The continuations of a warm-up that already meets the target all 'reach' it at time 0:
+    the report says the metric cannot time them instead of printing 0-minute crossings."""
+    args = usr2_compare_report.get_parser().parse_args(
+        [
+            "--manifest",
+            str(cmp_dir / "runs.tsv"),
+            "--ref_dir",
+            str(cmp_dir.parent / "dump"),
+            "--warmup_dir",
+            str(cmp_dir / "warmup"),
+            "--out_dir",
+            str(cmp_dir / "unused"),
+            "--target_acc",
+            "0.25",  # the warm-up's acc_av is 0.3
+            "--snrs",
+            "--bootstrap_pairs",
+        ]
+    )
+    tta = compare(usr2_compare_report.config_from_args(args)).tta
+    assert tta.start_value == pytest.approx(0.3) and tta.reached_at_start
+    assert tta.ratios() == {} and tta.as_dict()["reached_at_start"] is True
+    assert "The warm-up's own value (0.3000) already meets the target" in tta_markdown(tta)
 
 
 def test_missing_decode_text_names_the_path(cmp_dir, capsys):

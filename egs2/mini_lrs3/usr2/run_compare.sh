@@ -26,6 +26,7 @@
 #                  the student's running batch-norm statistics, the centre crop for the
 #                  teacher, no unlabelled heads
 #   usr2_hcopy     the unlabelled heads start as copies of the warm-up's heads, not random
+#   usr1_hcopy     the same for USR v1 (both semi-supervised methods from the same start)
 #
 # Language knowledge (issue 14) and pre-training (issue 13) are arms of the same harness, made
 # from any method <m> above by its name (rules of this script, no file of their own):
