@@ -185,7 +185,8 @@ def test_report_figures_match_hand_computation(cmp_dir):
         assert (out / png).stat().st_size > 1000
 
 
-def test_run_that_never_reaches_the_target_is_reported(cmp_dir):
+def _numbers_at_target(cmp_dir, target: str):
+    """The report's numbers only (no plots, noise or bootstrap) with time-to-accuracy target ``target``."""
     args = usr2_compare_report.get_parser().parse_args(
         [
             "--manifest",
@@ -197,12 +198,16 @@ def test_run_that_never_reaches_the_target_is_reported(cmp_dir):
             "--out_dir",
             str(cmp_dir / "unused"),
             "--target_acc",
-            "0.88",
+            target,
             "--snrs",
             "--bootstrap_pairs",
         ]
     )
-    comp = compare(usr2_compare_report.config_from_args(args))  # the numbers only, no plots
+    return compare(usr2_compare_report.config_from_args(args))
+
+
+def test_run_that_never_reaches_the_target_is_reported(cmp_dir):
+    comp = _numbers_at_target(cmp_dir, "0.88")
     assert comp.tta.seconds["usr2"]["1"] == pytest.approx(120 + 0.9 * 60)
     assert comp.tta.seconds["usr1"] == {"1": None, "2": None}  # kept, not dropped
     assert comp.tta.ratios() == {} and not comp.noise and not comp.bootstrap
@@ -213,23 +218,7 @@ def test_run_that_never_reaches_the_target_is_reported(cmp_dir):
 def test_a_target_the_warm_up_already_meets_is_flagged_not_timed(cmp_dir):
     """The continuations of a warm-up that already meets the target all 'reach' it at time 0:
     the report says the metric cannot time them instead of printing 0-minute crossings."""
-    args = usr2_compare_report.get_parser().parse_args(
-        [
-            "--manifest",
-            str(cmp_dir / "runs.tsv"),
-            "--ref_dir",
-            str(cmp_dir.parent / "dump"),
-            "--warmup_dir",
-            str(cmp_dir / "warmup"),
-            "--out_dir",
-            str(cmp_dir / "unused"),
-            "--target_acc",
-            "0.25",  # the warm-up's acc_av is 0.3
-            "--snrs",
-            "--bootstrap_pairs",
-        ]
-    )
-    tta = compare(usr2_compare_report.config_from_args(args)).tta
+    tta = _numbers_at_target(cmp_dir, "0.25").tta  # the warm-up's acc_av is 0.3
     assert tta.start_value == pytest.approx(0.3) and tta.reached_at_start
     assert tta.ratios() == {} and tta.as_dict()["reached_at_start"] is True
     assert "The warm-up's own value (0.3000) already meets the target" in tta_markdown(tta)
