@@ -25,8 +25,11 @@
 #   usr2_prev      USR 2.0 as this project trained it before: the teacher in eval mode with
 #                  the student's running batch-norm statistics, the centre crop for the
 #                  teacher, no unlabelled heads
-#   usr2_hcopy     the unlabelled heads start as copies of the warm-up's heads, not random
-#   usr1_hcopy     the same for USR v1 (both semi-supervised methods from the same start)
+#   usr2_hcopy     the unlabelled heads start as copies of the warm-up's heads (since issue 21
+#   usr1_hcopy     the mini config's default, so these equal usr2 and usr1; kept to pin the choice)
+#   usr2_hrand     the unlabelled heads start random, as USR's code starts them (the default
+#   usr1_hrand     before issue 21; USR's code trains every head from the start, this harness
+#                  continues from a supervised warm-up)
 #
 # Language knowledge (issue 14) and pre-training (issue 13) are arms of the same harness, made
 # from any method <m> above by its name (rules of this script, no file of their own):
