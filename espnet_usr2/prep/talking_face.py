@@ -129,7 +129,7 @@ VISEMES: dict[str, MouthShape] = {
 }
 
 # espeak-ng English phoneme mnemonics -> one viseme, or two for glides/diphthongs.
-_PHONE_VISEMES: dict[str, tuple[str, ...]] = {
+PHONE_VISEMES: dict[str, tuple[str, ...]] = {
     **{p: ("closed",) for p in ("p", "b", "m")},
     **{p: ("lip_teeth",) for p in ("f", "v")},
     **{p: ("teeth",) for p in ("T", "D", "s", "z")},
@@ -167,11 +167,11 @@ def visemes_of(symbol: str) -> tuple[str, ...]:
     core = symbol.strip("'`,;%=")
     if not core:
         return ()
-    if core in _PHONE_VISEMES:
-        return _PHONE_VISEMES[core]
+    if core in PHONE_VISEMES:
+        return PHONE_VISEMES[core]
     for k in range(len(core) - 1, 0, -1):
-        if core[:k] in _PHONE_VISEMES:
-            return _PHONE_VISEMES[core[:k]]
+        if core[:k] in PHONE_VISEMES:
+            return PHONE_VISEMES[core[:k]]
     return ("mid",)
 
 

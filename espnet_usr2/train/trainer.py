@@ -168,7 +168,9 @@ class USR2Trainer(Trainer):
             if teacher_needs_length:
                 teacher.total_steps.fill_(total)
                 logging.info(f"EMA teacher: momentum schedule over {total} optimiser steps")
-        handles = [opt.register_step_post_hook(_ema_hook(model)) for opt in optimizers] if teacher is not None else []
+        handles = (
+            [opt.register_step_post_hook(ema_step_hook(model)) for opt in optimizers] if teacher is not None else []
+        )
         if trainer_options.compile:
             compile_for_training(model, trainer_options.compile_mode)
         points = ResumePoints.for_run(trainer_options, distributed_option)
@@ -401,7 +403,10 @@ def _reporter_seen_by(points: ResumePoints) -> Iterator[None]:
         module.Reporter = original
 
 
-def _ema_hook(model):
+def ema_step_hook(model):
+    """An optimiser step post-hook that updates ``model``'s EMA teacher after every step (so a
+    skipped step -- e.g. a non-finite gradient -- updates nothing)."""
+
     def update_teacher(optimizer, args, kwargs) -> None:
         model.update_teacher()
 

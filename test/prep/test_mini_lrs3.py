@@ -13,7 +13,7 @@ import pytest
 from espnet_usr2.bin import usr2_make_mini_lrs3 as cli
 from espnet_usr2.prep import mini_lrs3 as m
 from espnet_usr2.prep.talking_face import (
-    _PHONE_VISEMES,
+    PHONE_VISEMES,
     VISEMES,
     FaceStyle,
     TalkingFace,
@@ -175,7 +175,7 @@ def test_every_vocabulary_phone_has_a_viseme() -> None:
         for w in utt.words:
             for p in w.phones:
                 core = p.symbol.strip("'`,;%=")
-                assert core == "" or core in _PHONE_VISEMES, (voice, w.word, p.symbol)
+                assert core == "" or core in PHONE_VISEMES, (voice, w.word, p.symbol)
 
 
 # ------------------------------------------------------------------ determinism

@@ -45,11 +45,11 @@ def train_epoch(model: torch.nn.Module, factory, rank: int, observe: Observe) ->
     (``teachers_equal`` and what ``observe`` returns) and the teacher's ``num_updates``."""
     from torch.nn.parallel import DistributedDataParallel
 
-    from espnet_usr2.train.trainer import _ema_hook
+    from espnet_usr2.train.trainer import ema_step_hook
 
     ddp = DistributedDataParallel(model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    optimizer.register_step_post_hook(_ema_hook(model))
+    optimizer.register_step_post_hook(ema_step_hook(model))
     record: dict = {"teachers_equal": []}
     for step, (keys, batch) in enumerate(factory.build_iter(1)):
         torch.manual_seed(100 * rank + step)  # ranks augment and draw masks differently, as in real runs
